@@ -1,0 +1,53 @@
+# Two commands do all set-up: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SIZE ?= small
+
+.PHONY: run test bench lint migrate seed install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+seed: migrate
+	$(BIN)/python manage.py seed_demo --size $(SIZE)
+
+## run: install, migrate, seed demo data, start web server + Celery worker + beat on :8000
+run: seed
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@echo "Back office: http://127.0.0.1:8000/admin/   API docs: http://127.0.0.1:8000/api/docs/"
+	$(BIN)/honcho start -f Procfile
+
+## test: install dev dependencies, run the whole suite (PostgreSQL and Redis when reachable)
+test: install-dev
+	$(BIN)/python manage.py makemigrations --check --dry-run --settings=omnichannel.settings_test > /dev/null
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+## bench: the benchmark table (ratios against a baseline measured in the same run)
+bench: install-dev
+	$(BIN)/python bench/run.py
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var staticfiles

@@ -1,0 +1,93 @@
+import django_filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import serializers, viewsets
+
+from omnichannel.api.filters import MultipleValueFilter
+from omnichannel.auth import api_client_of
+from omnichannel.selectors import channel_scope
+
+from ..models import Product, Variant
+from ..selectors import category_subtree_ids, product_list, variant_lookup
+from .serializers import ProductSerializer, VariantDetailSerializer
+
+CHANNEL_PARAM = OpenApiParameter(
+    "channel",
+    OpenApiTypes.STR,
+    description=(
+        "Channel code whose published products and prices to show. An API client always sees "
+        "its own channel; naming another is 403 `channel_forbidden`."
+    ),
+)
+
+
+class ProductFilter(django_filters.FilterSet):
+    search = django_filters.CharFilter(method="filter_search", max_length=200)
+    category = django_filters.CharFilter(
+        method="filter_category", max_length=120, help_text="Category slug; includes subcategories."
+    )
+    sku = MultipleValueFilter(field_name="variants__sku", lookup_expr="in")
+    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta:
+        model = Product
+        fields = ["search", "category", "sku", "updated_since"]
+
+    def filter_search(self, qs, name, value):
+        for term in value.lower().split()[:10]:
+            qs = qs.filter(search_text__contains=term)
+        return qs
+
+    def filter_category(self, qs, name, value):
+        ids = category_subtree_ids(slug=value)
+        if ids is None:
+            raise serializers.ValidationError({"category": ["No category has that slug."]})
+        return qs.filter(category_id__in=ids)
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[CHANNEL_PARAM]),
+    retrieve=extend_schema(parameters=[CHANNEL_PARAM]),
+)
+class ProductViewSet(viewsets.ReadOnlyModelViewSet):
+    """Products with their variants, priced in the caller's channel."""
+
+    queryset = Product.objects.none()
+    serializer_class = ProductSerializer
+    filterset_class = ProductFilter
+
+    def get_queryset(self):
+        channel = channel_scope(
+            client=api_client_of(self.request), code=self.request.query_params.get("channel")
+        )
+        return product_list(channel=channel)
+
+
+class VariantFilter(django_filters.FilterSet):
+    sku = MultipleValueFilter(field_name="sku", lookup_expr="in")
+    barcode = MultipleValueFilter(field_name="barcode", lookup_expr="in")
+    product = django_filters.NumberFilter(field_name="product_id")
+
+    class Meta:
+        model = Variant
+        fields = ["sku", "barcode", "product"]
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[CHANNEL_PARAM]),
+    retrieve=extend_schema(parameters=[CHANNEL_PARAM]),
+)
+class VariantViewSet(viewsets.ReadOnlyModelViewSet):
+    """The POS scan path: `?barcode=` or `?sku=`; `variants/{sku}/` for one."""
+
+    queryset = Variant.objects.none()
+    serializer_class = VariantDetailSerializer
+    filterset_class = VariantFilter
+    lookup_field = "sku"
+    lookup_value_regex = r"[^/]+"
+
+    def get_queryset(self):
+        channel = channel_scope(
+            client=api_client_of(self.request), code=self.request.query_params.get("channel")
+        )
+        return variant_lookup(channel=channel)

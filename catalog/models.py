@@ -1,0 +1,127 @@
+"""The catalog: a category tree, products, their variants (the sellable SKUs), channel prices."""
+
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+
+sku_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
+    "Letters, digits, '.', '_', '/', '-' (at most 64), starting with a letter or digit.",
+)
+barcode_validator = RegexValidator(r"^[0-9]{8,14}$", "A GTIN: 8 to 14 digits.")
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=120, unique=True)
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+
+    class Meta:
+        ordering = ["slug"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Product(models.Model):
+    code = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[sku_validator],
+        help_text="The style or model number that groups the variants.",
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, related_name="products", null=True, blank=True
+    )
+    is_active = models.BooleanField(default=True)
+    search_text = models.TextField(blank=True, editable=False, help_text="Kept by a task.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    def save(self, *args, **kwargs):
+        self.updated_at = timezone.now()
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "updated_at"}
+        super().save(*args, **kwargs)
+
+
+def touch_product(product_id: int) -> None:
+    """A change to a variant or a price is a change to its product for `updated_since`."""
+    Product.objects.filter(pk=product_id).update(updated_at=timezone.now())
+
+
+class Variant(models.Model):
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
+    sku = models.CharField(max_length=64, unique=True, validators=[sku_validator])
+    barcode = models.CharField(
+        max_length=14, unique=True, null=True, blank=True, validators=[barcode_validator]
+    )
+    name = models.CharField(max_length=200, blank=True)
+    attributes = models.JSONField(default=dict, blank=True, help_text='e.g. {"size": "M"}')
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["sku"]
+
+    def __str__(self) -> str:
+        return self.sku
+
+    def save(self, *args, **kwargs):
+        if self.barcode == "":
+            self.barcode = None
+        super().save(*args, **kwargs)
+        touch_product(self.product_id)
+
+    def delete(self, *args, **kwargs):
+        product_id = self.product_id
+        result = super().delete(*args, **kwargs)
+        touch_product(product_id)
+        return result
+
+
+class ChannelPrice(models.Model):
+    """The price of a variant in a channel (in the channel's currency); unpublished is hidden."""
+
+    variant = models.ForeignKey(Variant, on_delete=models.CASCADE, related_name="prices")
+    channel = models.ForeignKey(
+        "omnichannel.Channel", on_delete=models.CASCADE, related_name="prices"
+    )
+    amount = models.DecimalField(
+        max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0.00"))]
+    )
+    published = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["variant", "channel"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["variant", "channel"], name="uniq_variant_channel_price"
+            ),
+            models.CheckConstraint(condition=models.Q(amount__gte=0), name="price_amount_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.variant_id}@{self.channel_id}: {self.amount}"
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        touch_product(Variant.objects.filter(pk=self.variant_id).values("product_id")[:1])
+
+    def delete(self, *args, **kwargs):
+        variant_id = self.variant_id
+        result = super().delete(*args, **kwargs)
+        touch_product(Variant.objects.filter(pk=variant_id).values("product_id")[:1])
+        return result

@@ -1,0 +1,78 @@
+"""Read queries on the catalog, shaped for a channel: what it publishes and at what price."""
+
+from django.db.models import (
+    DecimalField,
+    Exists,
+    F,
+    FilteredRelation,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+)
+
+from omnichannel.models import Channel
+
+from .models import Category, Product, Variant
+
+
+def variant_list(*, channel: Channel | None) -> QuerySet[Variant]:
+    """Active variants annotated with `price` in `channel`.
+
+    With a channel: only the variants that have a published price there. Without one (staff
+    browsing the whole catalog): every active variant, `price` None.
+    """
+    qs = Variant.objects.filter(is_active=True)
+    if channel is None:
+        return qs.annotate(
+            price=Value(None, output_field=DecimalField(max_digits=12, decimal_places=2))
+        )
+    return (
+        qs.annotate(
+            channel_price=FilteredRelation(
+                "prices", condition=Q(prices__channel=channel, prices__published=True)
+            )
+        )
+        .filter(channel_price__isnull=False)
+        .annotate(price=F("channel_price__amount"))
+    )
+
+
+def product_list(*, channel: Channel | None) -> QuerySet[Product]:
+    """Active products with their category and channel-priced variants, in three queries."""
+    variants = variant_list(channel=channel).order_by("sku")
+    qs = (
+        Product.objects.filter(is_active=True)
+        .select_related("category")
+        .prefetch_related(Prefetch("variants", queryset=variants, to_attr="listed_variants"))
+        .order_by("id")
+    )
+    if channel is not None:
+        qs = qs.filter(Exists(variant_list(channel=channel).filter(product=OuterRef("pk"))))
+    return qs
+
+
+def variant_lookup(*, channel: Channel | None) -> QuerySet[Variant]:
+    """The POS scan path: variants with their product and category."""
+    return variant_list(channel=channel).select_related("product__category").order_by("sku")
+
+
+def category_subtree_ids(*, slug: str) -> list[int] | None:
+    """Ids of the category with `slug` and all below it; None when no such category.
+
+    The tree is small (hundreds of rows), so it is read whole in one query.
+    """
+    rows = list(Category.objects.values_list("id", "slug", "parent_id"))
+    root = next((row[0] for row in rows if row[1] == slug), None)
+    if root is None:
+        return None
+    children: dict[int | None, list[int]] = {}
+    for cid, _slug, parent_id in rows:
+        children.setdefault(parent_id, []).append(cid)
+    found, stack = [], [root]
+    while stack:
+        cid = stack.pop()
+        found.append(cid)
+        stack.extend(children.get(cid, []))
+    return found

@@ -1,0 +1,1 @@
+"""Models of the customers app; filled in by its own issue."""

@@ -1,0 +1,81 @@
+from django.contrib import admin, messages
+
+from . import services
+from .models import ApiClient, Channel, ChannelLocation, Location, WorkerHeartbeat
+
+
+class ChannelLocationInline(admin.TabularInline):
+    model = ChannelLocation
+    extra = 0
+    autocomplete_fields = ["location"]
+    fields = ["priority", "location", "safety_stock"]
+    ordering = ["priority"]
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "kind", "currency"]
+    list_filter = ["kind", "currency"]
+    search_fields = ["code", "name"]
+    inlines = [ChannelLocationInline]
+
+
+@admin.register(Location)
+class LocationAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "kind", "ships", "pickup", "city", "country"]
+    list_filter = ["kind", "ships", "pickup", "country"]
+    search_fields = ["code", "name", "city", "postal_code"]
+    fieldsets = [
+        (None, {"fields": ["code", "name", "kind", "ships", "pickup"]}),
+        (
+            "Address",
+            {
+                "fields": [
+                    "address_line1",
+                    "address_line2",
+                    ("postal_code", "city"),
+                    ("region", "country"),
+                ]
+            },
+        ),
+    ]
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    """Creating a client here shows its token once, in the confirmation message."""
+
+    list_display = ["name", "channel", "location", "key_prefix", "last_used_at", "revoked_at"]
+    list_filter = ["channel", "location", "revoked_at"]
+    search_fields = ["name", "key_prefix"]
+    readonly_fields = ["key_prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = ["name", "channel", "location", *readonly_fields]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # The scope of an existing token never changes: make a new client instead.
+        return [*self.readonly_fields, "channel", "location"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key = services.api_client_issue_token(client=obj)
+        messages.warning(request, f"Token for '{obj.name}' (shown only now, copy it): {key}")
+
+    @admin.action(description="Revoke the selected clients' tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        for client in queryset:
+            services.api_client_revoke(client_id=client.pk)
+        self.message_user(request, f"Revoked {queryset.count()} client(s).")
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ["hostname", "seen_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,51 @@
+"""The one place that turns any API error into the contract's JSON body.
+
+Body: {"code": "<machine_code>", "detail": "<human sentence>", ...extra}. Validation errors are
+400 with code "invalid" and `errors: {field: [messages]}`.
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from ..errors import DomainError
+
+
+def _field_errors(detail: Any) -> dict[str, Any]:
+    if isinstance(detail, dict):
+        return detail
+    if isinstance(detail, list):
+        return {"non_field_errors": detail}
+    return {"non_field_errors": [detail]}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        body = {"code": exc.code, "detail": exc.detail, **exc.extra}
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)  # keeps WWW-Authenticate, Retry-After, ...
+    if response is None:
+        return None  # a bug, not bad input: let it surface as a 500
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {
+            "code": "invalid",
+            "detail": "The request has invalid fields.",
+            "errors": _field_errors(exc.detail),
+        }
+        return response
+    assert isinstance(exc, exceptions.APIException)
+    detail = exc.detail
+    code = getattr(detail, "code", None) or exc.default_code
+    if code in ("error", None):
+        code = exc.default_code
+    response.data = {"code": str(code), "detail": str(detail)}
+    return response

@@ -1,0 +1,70 @@
+"""Who is calling: an API client (token) or a staff member (session), and what they may do."""
+
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import DjangoModelPermissions
+
+from . import services
+from .models import ApiClient
+
+# last_used_at is written at most this often per client, not on every request.
+LAST_USED_RESOLUTION_SECONDS = 60
+
+
+class ApiClientTokenAuthentication(BaseAuthentication):
+    keyword = b"token"
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Use 'Authorization: Token <key>'.")
+        try:
+            key = parts[1].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed("The token has invalid characters.") from exc
+        client = services.api_client_authenticate(key=key)
+        if client is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked token.")
+        now = timezone.now()
+        if (
+            client.last_used_at is None
+            or (now - client.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECONDS
+        ):
+            ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
+        return (client, client)
+
+    def authenticate_header(self, request) -> str:
+        return "Token"
+
+
+def api_client_of(request) -> ApiClient | None:
+    user = getattr(request, "user", None)
+    return user if isinstance(user, ApiClient) else None
+
+
+class ClientOrStaffPermission(DjangoModelPermissions):
+    """API clients pass (each view confines them to their channel and location); staff need
+    the Django model permission for the operation, `view` included for reads."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+    def has_permission(self, request, view) -> bool:
+        if api_client_of(request) is not None:
+            return True
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        if not (user.is_active and user.is_staff):
+            return False
+        if getattr(view, "_ignore_model_permissions", False):
+            return True
+        if getattr(view, "queryset", None) is None and not hasattr(view, "get_queryset"):
+            return True
+        return super().has_permission(request, view)

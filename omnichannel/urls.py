@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from catalog.api.views import ProductViewSet, VariantViewSet
+
+from .api.views import ChannelViewSet, LocationViewSet
+from .health import healthz
+
+router = DefaultRouter()
+router.register("channels", ChannelViewSet, basename="channel")
+router.register("locations", LocationViewSet, basename="location")
+router.register("products", ProductViewSet, basename="product")
+router.register("variants", VariantViewSet, basename="variant")
+
+admin.site.site_header = "Omnichannel back office"
+admin.site.site_title = "Back office"
+admin.site.index_title = "Catalog, stores and channels"
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+handler400 = "omnichannel.errors.json_400"
+handler404 = "omnichannel.errors.json_404"
+handler500 = "omnichannel.errors.json_500"

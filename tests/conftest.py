@@ -1,0 +1,52 @@
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import (
+    ChannelFactory,
+    ChannelLocationFactory,
+    LocationFactory,
+    make_api_client,
+)
+
+
+@pytest.fixture
+def web():
+    return ChannelFactory(code="web", name="Web shop", kind="web", currency="EUR")
+
+
+@pytest.fixture
+def pos():
+    return ChannelFactory(code="pos", name="Stores", kind="pos", currency="EUR")
+
+
+@pytest.fixture
+def store(web, pos):
+    """A store feeding both the web shop and the POS channel."""
+    location = LocationFactory(code="lyon", name="Lyon store")
+    ChannelLocationFactory(channel=web, location=location, priority=2)
+    ChannelLocationFactory(channel=pos, location=location, priority=1)
+    return location
+
+
+@pytest.fixture
+def api():
+    """An unauthenticated DRF test client; see `as_client` to add a token."""
+    return APIClient()
+
+
+def as_client(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+@pytest.fixture
+def web_client(web):
+    _, token = make_api_client(web, name="storefront")
+    return as_client(token)
+
+
+@pytest.fixture
+def pos_client(pos, store):
+    _, token = make_api_client(pos, store, name="till-1")
+    return as_client(token)
