@@ -2,6 +2,7 @@
 
 import django_filters
 from django import forms
+from django.core.validators import ProhibitNullCharactersValidator
 
 
 class MultipleValueField(forms.Field):
@@ -22,6 +23,7 @@ class MultipleValueField(forms.Field):
         if len(value) > 200:
             raise forms.ValidationError("At most 200 values.")
         for item in value:
+            ProhibitNullCharactersValidator()(item)
             if len(item) > 100:
                 raise forms.ValidationError("A value is longer than 100 characters.")
 

@@ -50,6 +50,6 @@ class AutoSchema(SpectacularAutoSchema):
         if self.method == "DELETE":
             responses.pop("200", None)
             responses["204"] = None
-        if "{" in self.path:
+        if "{" in self.path or self.method == "GET":  # a list answers 404 for a bad page
             responses["404"] = OpenApiResponse(ErrorSerializer, description="Not found.")
         return responses

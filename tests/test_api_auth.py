@@ -1,0 +1,146 @@
+"""Who may call the API and what they see: tokens, channel confinement, staff permissions."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from omnichannel.models import ApiClient
+from omnichannel.services import api_client_revoke
+from tests.conftest import as_client
+from tests.factories import (
+    ChannelFactory,
+    ChannelPriceFactory,
+    LocationFactory,
+    make_api_client,
+    make_staff,
+)
+
+pytestmark = pytest.mark.django_db
+
+ROUTES = ["/api/v1/channels/", "/api/v1/locations/", "/api/v1/products/", "/api/v1/variants/"]
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_no_token_is_401_with_error_body(api, path):
+    response = api.get(path)
+    assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
+    assert response["WWW-Authenticate"] == "Token"
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Token nope", "Token", "Token a b", "Token \u00e9t\u00e9", "Token " + "x" * 500],
+)
+def test_bad_or_malformed_token_is_401(header, web):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=header.encode("utf-8").decode("latin-1"))
+    response = client.get("/api/v1/products/")
+    assert response.status_code == 401
+    assert response.json()["code"] in {"authentication_failed", "not_authenticated"}
+
+
+def test_revoked_token_is_401(web):
+    client, token = make_api_client(web)
+    assert as_client(token).get("/api/v1/products/").status_code == 200
+    api_client_revoke(client_id=client.pk)
+    response = as_client(token).get("/api/v1/products/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
+
+
+def test_token_is_stored_hashed_and_last_use_recorded(web):
+    client, token = make_api_client(web)
+    stored = ApiClient.objects.get(pk=client.pk)
+    assert token not in (stored.key_hash, stored.key_prefix)
+    assert stored.key_prefix == token[:10]
+    assert stored.last_used_at is None
+    as_client(token).get("/api/v1/channels/")
+    stored.refresh_from_db()
+    assert stored.last_used_at is not None
+
+
+def test_client_of_one_channel_cannot_read_another_channels_prices(web, pos, store):
+    ChannelPriceFactory(channel=web)
+    _, pos_token = make_api_client(pos, store)
+    response = as_client(pos_token).get("/api/v1/products/?channel=web")
+    assert response.status_code == 403
+    body = response.json()
+    assert body["code"] == "channel_forbidden"
+    assert body["channel"] == "web"
+    assert as_client(pos_token).get("/api/v1/variants/?channel=web").status_code == 403
+
+
+def test_client_sees_only_its_own_channel_and_its_feeding_locations(web, pos, store):
+    warehouse = LocationFactory(code="wh", kind="warehouse")
+    other = LocationFactory(code="elsewhere")
+    ChannelFactory(code="marketplace", kind="marketplace")
+    from tests.factories import ChannelLocationFactory
+
+    ChannelLocationFactory(channel=web, location=warehouse, priority=1)
+    _, token = make_api_client(web)
+    client = as_client(token)
+    channels = client.get("/api/v1/channels/").json()["results"]
+    assert [c["code"] for c in channels] == ["web"]
+    assert client.get("/api/v1/channels/pos/").status_code == 404
+    locations = client.get("/api/v1/locations/").json()["results"]
+    assert sorted(loc["code"] for loc in locations) == ["lyon", "wh"]
+    assert client.get(f"/api/v1/locations/{other.code}/").status_code == 404
+
+
+def test_channel_lists_its_feeding_locations_in_priority_order(web, store):
+    warehouse = LocationFactory(code="wh", kind="warehouse", pickup=False)
+    from tests.factories import ChannelLocationFactory
+
+    ChannelLocationFactory(channel=web, location=warehouse, priority=1, safety_stock=3)
+    _, token = make_api_client(web)
+    body = as_client(token).get("/api/v1/channels/web/").json()
+    assert body["currency"] == "EUR"
+    assert body["kind"] == "web"
+    assert body["locations"] == [
+        {"location": "wh", "priority": 1, "safety_stock": 3},
+        {"location": "lyon", "priority": 2, "safety_stock": 0},
+    ]
+
+
+def test_location_shows_contract_fields(web, store):
+    _, token = make_api_client(web)
+    body = as_client(token).get("/api/v1/locations/lyon/").json()
+    assert set(body) >= {"code", "name", "kind", "ships", "pickup", "address"}
+    assert body["address"]["city"] == "Lyon"
+
+
+def test_staff_needs_view_permission(web):
+    api = APIClient()
+    nobody = make_staff("nobody")
+    api.force_authenticate(nobody)
+    response = api.get("/api/v1/products/")
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+
+    reader = make_staff("reader", "catalog.view_product")
+    api.force_authenticate(reader)
+    assert api.get("/api/v1/products/").status_code == 200
+
+
+def test_non_staff_user_is_refused(web):
+    user = get_user_model().objects.create_user("shopper", password="pw-for-tests-123")
+    api = APIClient()
+    api.force_authenticate(user)
+    assert api.get("/api/v1/channels/").status_code == 403
+
+
+def test_staff_may_choose_any_channel_and_unknown_channel_is_400(web, pos):
+    ChannelPriceFactory(channel=pos)
+    api = APIClient()
+    api.force_authenticate(make_staff("reader", "catalog.view_product"))
+    assert api.get("/api/v1/products/?channel=pos").json()["results"]
+    response = api.get("/api/v1/products/?channel=nowhere")
+    assert response.status_code == 400
+    assert response.json()["code"] == "unknown_channel"
+
+
+def test_write_methods_are_not_allowed_on_read_only_resources(web_client):
+    response = web_client.post("/api/v1/products/", {"name": "x"}, format="json")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"

@@ -1,0 +1,234 @@
+"""The catalog as a channel sees it: products, variants, prices, filters, the POS scan path."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from catalog.models import Product
+from catalog.services import product_refresh_search
+from tests.factories import (
+    CategoryFactory,
+    ChannelPriceFactory,
+    ProductFactory,
+    VariantFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def priced_product(channel, n_variants=2, **product_fields):
+    product = ProductFactory(**product_fields)
+    for _ in range(n_variants):
+        ChannelPriceFactory(variant=VariantFactory(product=product), channel=channel)
+    return product
+
+
+def test_product_shows_variants_with_the_clients_channel_price(web, pos, web_client):
+    variant = VariantFactory()
+    ChannelPriceFactory(variant=variant, channel=web, amount=Decimal("12.90"))
+    ChannelPriceFactory(variant=variant, channel=pos, amount=Decimal("11.00"))
+    body = web_client.get("/api/v1/products/").json()
+    assert body["next"] is None and body["previous"] is None
+    [product] = body["results"]
+    assert set(product) >= {"id", "name", "description", "category", "variants"}
+    [shown] = product["variants"]
+    assert shown == {
+        "sku": variant.sku,
+        "barcode": variant.barcode,
+        "name": variant.name,
+        "attributes": {"size": "M"},
+        "price": "12.90",
+    }
+
+
+def test_unpublished_or_unpriced_variants_are_hidden_from_the_channel(web, web_client):
+    product = ProductFactory()
+    shown = VariantFactory(product=product)
+    ChannelPriceFactory(variant=shown, channel=web)
+    unpublished = VariantFactory(product=product)
+    ChannelPriceFactory(variant=unpublished, channel=web, published=False)
+    VariantFactory(product=product)  # no web price at all
+    only_unpublished = VariantFactory()
+    ChannelPriceFactory(variant=only_unpublished, channel=web, published=False)
+
+    results = web_client.get("/api/v1/products/").json()["results"]
+    assert [p["id"] for p in results] == [product.id]
+    assert [v["sku"] for v in results[0]["variants"]] == [shown.sku]
+
+
+def test_product_list_runs_a_constant_number_of_queries(
+    web, web_client, django_assert_max_num_queries
+):
+    priced_product(web)
+    web_client.get("/api/v1/products/")  # the first call also records the token's last use
+    with django_assert_max_num_queries(20) as few:
+        web_client.get("/api/v1/products/")
+    baseline = len(few.captured_queries)
+    for _ in range(30):
+        priced_product(web, n_variants=3)
+    with django_assert_max_num_queries(baseline) as many:
+        response = web_client.get("/api/v1/products/?page_size=50")
+    assert len(response.json()["results"]) == 31
+    assert len(many.captured_queries) == baseline
+
+
+def test_variant_list_runs_a_constant_number_of_queries(
+    web, web_client, django_assert_max_num_queries
+):
+    priced_product(web, n_variants=1)
+    web_client.get("/api/v1/variants/")
+    with django_assert_max_num_queries(20) as few:
+        web_client.get("/api/v1/variants/")
+    baseline = len(few.captured_queries)
+    for _ in range(20):
+        priced_product(web, n_variants=2)
+    with django_assert_max_num_queries(baseline):
+        response = web_client.get("/api/v1/variants/?page_size=100")
+    assert len(response.json()["results"]) == 41
+
+
+def test_barcode_scan_finds_the_variant_with_price_and_product(pos, pos_client):
+    variant = VariantFactory(barcode="4006381333931", product__name="Linen shirt")
+    ChannelPriceFactory(variant=variant, channel=pos, amount=Decimal("39.00"))
+    VariantFactory()  # another, not priced in pos
+
+    [found] = pos_client.get("/api/v1/variants/?barcode=4006381333931").json()["results"]
+    assert found["sku"] == variant.sku
+    assert found["price"] == "39.00"
+    assert found["product"]["name"] == "Linen shirt"
+    assert pos_client.get("/api/v1/variants/?barcode=0000000000000").json()["results"] == []
+
+
+def test_variant_by_sku_in_path_and_in_query(pos, pos_client):
+    variant = VariantFactory(sku="TEE/RED-M")
+    ChannelPriceFactory(variant=variant, channel=pos)
+    assert pos_client.get("/api/v1/variants/TEE/RED-M/").status_code == 404  # '/' splits paths
+    listed = pos_client.get("/api/v1/variants/?sku=TEE/RED-M").json()["results"]
+    assert [v["sku"] for v in listed] == ["TEE/RED-M"]
+    other = VariantFactory(sku="MUG-1")
+    ChannelPriceFactory(variant=other, channel=pos)
+    assert pos_client.get("/api/v1/variants/MUG-1/").json()["sku"] == "MUG-1"
+
+
+def test_sku_filter_takes_repeated_and_comma_separated_values(web, web_client):
+    products = [priced_product(web, n_variants=1) for _ in range(3)]
+    skus = [p.variants.get().sku for p in products]
+    repeated = web_client.get(f"/api/v1/products/?sku={skus[0]}&sku={skus[1]}").json()
+    comma = web_client.get(f"/api/v1/products/?sku={skus[0]},{skus[1]}").json()
+    expected = sorted([products[0].id, products[1].id])
+    assert sorted(p["id"] for p in repeated["results"]) == expected
+    assert sorted(p["id"] for p in comma["results"]) == expected
+
+
+def test_updated_since_returns_products_changed_after_the_time(web, web_client):
+    old = priced_product(web)
+    recent = priced_product(web)
+    long_ago = timezone.now() - timedelta(days=3)
+    Product.objects.filter(pk__in=[old.pk, recent.pk]).update(updated_at=long_ago)
+    since = (timezone.now() - timedelta(hours=1)).isoformat()
+
+    assert web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"] == []
+    # A price change is a change to the product for integrators syncing the catalog.
+    price = recent.variants.first().prices.get()
+    price.amount = Decimal("9.99")
+    price.save()
+    results = web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"]
+    assert [p["id"] for p in results] == [recent.id]
+
+
+def test_category_filter_includes_subcategories_and_rejects_unknown(web, web_client):
+    clothing = CategoryFactory(slug="clothing")
+    shirts = CategoryFactory(slug="shirts", parent=clothing)
+    shoes = CategoryFactory(slug="shoes")
+    in_parent = priced_product(web, category=clothing)
+    in_child = priced_product(web, category=shirts)
+    priced_product(web, category=shoes)
+
+    results = web_client.get("/api/v1/products/?category=clothing").json()["results"]
+    assert sorted(p["id"] for p in results) == sorted([in_parent.id, in_child.id])
+    response = web_client.get("/api/v1/products/?category=nope")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert "category" in response.json()["errors"]
+
+
+def test_search_matches_all_terms_across_name_sku_and_attributes(web, web_client):
+    shirt = priced_product(web, name="Blue linen shirt")
+    priced_product(web, name="Blue denim jeans")
+    product_refresh_search(product_ids=Product.objects.values_list("id", flat=True))
+    results = web_client.get("/api/v1/products/?search=BLUE Linen").json()["results"]
+    assert [p["id"] for p in results] == [shirt.id]
+    sku = shirt.variants.first().sku
+    results = web_client.get(f"/api/v1/products/?search={sku.lower()}").json()["results"]
+    assert [p["id"] for p in results] == [shirt.id]
+
+
+def test_pagination_links_and_page_size(web, web_client):
+    for _ in range(3):
+        priced_product(web, n_variants=1)
+    first = web_client.get("/api/v1/products/?page_size=2").json()
+    assert len(first["results"]) == 2
+    assert first["previous"] is None
+    assert "page=2" in first["next"]
+    second = web_client.get(first["next"]).json()
+    assert len(second["results"]) == 1
+    assert second["next"] is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "page=abc",
+        "page=-1",
+        "page=999999999999999999999",
+        "page_size=-5",
+        "page_size=abc",
+        "updated_since=yesterday",
+        "updated_since=2026-13-45T99:00:00",
+        "sku=" + "A" * 300,
+        "sku=%00",
+        "search=%00%ff",
+        "search=' OR 1=1 --",
+        "category=%F0%9F%92%A5",
+        "channel=",
+        "barcode[]=1",
+        "ordering=;drop table",
+        "channel=%00",
+    ],
+)
+@pytest.mark.parametrize("path", ["/api/v1/products/", "/api/v1/variants/"])
+def test_garbage_query_parameters_never_cause_a_500(web, web_client, path, query):
+    priced_product(web)
+    response = web_client.get(f"{path}?{query}")
+    assert response.status_code < 500
+    if response.status_code >= 400:
+        body = response.json()
+        assert {"code", "detail"} <= set(body)
+
+
+def test_bad_filter_value_is_400_with_field_errors(web_client):
+    response = web_client.get("/api/v1/products/?updated_since=yesterday")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert body["detail"]
+    assert isinstance(body["errors"]["updated_since"], list)
+
+
+def test_unknown_product_is_404_with_error_body(web_client):
+    response = web_client.get("/api/v1/products/999999/")
+    assert response.status_code == 404
+    body = response.json()
+    assert body["code"] == "not_found"
+    assert body["detail"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/variants/%00/", "/api/v1/channels/a%00b/", "/api/v1/locations/%00/"]
+)
+def test_nul_in_a_path_lookup_is_400_not_500(web_client, path):
+    response = web_client.get(path)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"

@@ -1,0 +1,79 @@
+"""Celery end to end: a real worker thread consuming from the real broker (Redis in CI)."""
+
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.db import transaction
+
+from catalog.models import Product
+from catalog.services import product_refresh_search_later
+from omnichannel.celery import app
+from omnichannel.models import WorkerHeartbeat
+from tests.factories import VariantFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
+
+
+@pytest.fixture
+def worker(settings):
+    if not settings.USING_REDIS:
+        pytest.fail("needs Redis: CI has it; locally start redis-server")
+    app.conf.task_always_eager = False
+    with app.connection_for_write() as conn:  # messages a killed run may have left behind
+        conn.default_channel.client.flushdb()
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            yield
+    finally:
+        app.conf.task_always_eager = True
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_search_refresh_queued_on_commit_runs_in_the_worker(worker):
+    variant = VariantFactory(sku="LIN-SH-42", product__name="Linen shirt")
+    product = variant.product
+    Product.objects.filter(pk=product.pk).update(search_text="")
+
+    with transaction.atomic():
+        product_refresh_search_later(product_ids=[product.pk])
+        # Nothing is sent before the commit: a rolled-back import must not refresh anything.
+        assert Product.objects.get(pk=product.pk).search_text == ""
+
+    assert wait_for(lambda: "lin-sh-42" in Product.objects.get(pk=product.pk).search_text)
+    assert "linen shirt" in Product.objects.get(pk=product.pk).search_text
+
+
+def test_refresh_is_not_sent_when_the_transaction_rolls_back(worker):
+    product = VariantFactory().product
+    Product.objects.filter(pk=product.pk).update(search_text="")
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), transaction.atomic():
+        product_refresh_search_later(product_ids=[product.pk])
+        raise Abort
+
+    # Send a marker task after it: once the marker ran, the aborted one would have too.
+    marker = VariantFactory().product
+    Product.objects.filter(pk=marker.pk).update(search_text="")
+    product_refresh_search_later(product_ids=[marker.pk])
+    assert wait_for(lambda: Product.objects.get(pk=marker.pk).search_text != "")
+    assert Product.objects.get(pk=product.pk).search_text == ""
+
+
+def test_heartbeat_task_through_the_broker_marks_the_worker_alive(worker, client):
+    from omnichannel.tasks import record_worker_heartbeat
+
+    record_worker_heartbeat.delay()
+    assert wait_for(lambda: WorkerHeartbeat.objects.exists())
+    assert client.get("/healthz").json()["worker"]["status"] == "ok"
