@@ -1,1 +1,80 @@
-"""Models of the inventory app; filled in by its own issue."""
+"""Stock per variant and location, and the append-only movement ledger that explains it.
+
+`on_hand` is what is physically there, `reserved` what is promised to open orders and
+outgoing transfers, `available = on_hand - reserved`. Every change to either has a ledger row
+in the same transaction: summing the ledger's `delta` gives `on_hand`, summing its
+`reserved_delta` gives `reserved`. Only inventory.services writes here.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class StockLevel(models.Model):
+    variant = models.ForeignKey("catalog.Variant", on_delete=models.PROTECT, related_name="stock")
+    location = models.ForeignKey(
+        "omnichannel.Location", on_delete=models.PROTECT, related_name="stock"
+    )
+    on_hand = models.IntegerField(
+        default=0, help_text="Physically there; negative only after an oversold offline sale."
+    )
+    reserved = models.IntegerField(default=0, help_text="Promised to orders and transfers.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["variant", "location"]
+        constraints = [
+            models.UniqueConstraint(fields=["variant", "location"], name="uniq_stock_level"),
+            models.CheckConstraint(
+                condition=models.Q(reserved__gte=0), name="stock_reserved_gte_0"
+            ),
+        ]
+        indexes = [models.Index(fields=["location", "variant"])]
+
+    def __str__(self) -> str:
+        return f"{self.variant_id}@{self.location_id}: {self.on_hand}/{self.reserved}"
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class StockMovement(models.Model):
+    """One line of the ledger. The database refuses UPDATE and DELETE on this table."""
+
+    class Reason(models.TextChoices):
+        SALE = "sale"
+        RETURN = "return"
+        RECEIPT = "receipt"
+        COUNT = "count"
+        DAMAGE = "damage"
+        THEFT = "theft"
+        CORRECTION = "correction"
+        TRANSFER_OUT = "transfer_out"
+        TRANSFER_IN = "transfer_in"
+        RESERVATION = "reservation"
+        RELEASE = "release"
+
+    variant = models.ForeignKey("catalog.Variant", on_delete=models.PROTECT, related_name="+")
+    location = models.ForeignKey("omnichannel.Location", on_delete=models.PROTECT, related_name="+")
+    delta = models.IntegerField(help_text="Change to on_hand.")
+    reserved_delta = models.IntegerField(default=0, help_text="Change to reserved.")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    reference = models.CharField(
+        max_length=80, blank=True, help_text="What caused it: order:N, transfer:N, adjustment:N"
+    )
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    api_client = models.ForeignKey(
+        "omnichannel.ApiClient", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["variant", "location", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.reason} {self.delta:+d}/{self.reserved_delta:+d}"

@@ -1,0 +1,328 @@
+"""Every change to stock goes through here: one transaction each, all lines or none.
+
+Rules kept in this module:
+- `available = on_hand - reserved`; a reservation or a sale never takes more than is
+  available (an offline POS sale is the one exception: the goods already left the shelf).
+- Every change to `on_hand` or `reserved` writes a ledger row in the same transaction, so the
+  ledger always sums to the level.
+- Stock rows are locked in one global order, (variant_id, location_id), so two operations on
+  the same SKUs in opposite order wait for each other instead of deadlocking. Operations that
+  may meet a (variant, location) with no row yet create and lock it in that same order, with a
+  single sorted upsert.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from rest_framework import status
+
+from omnichannel.errors import DomainError
+
+from .models import StockLevel, StockMovement
+
+Reason = StockMovement.Reason
+Key = tuple[int, int]  # (variant_id, location_id)
+
+
+@dataclass(frozen=True)
+class StockLine:
+    variant_id: int
+    location_id: int
+    quantity: int
+
+
+class InsufficientStock(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "insufficient_stock"
+    default_detail = "Not enough stock available."
+
+
+class InvalidQuantity(DomainError):
+    code = "invalid_quantity"
+    default_detail = "Quantities must be whole numbers greater than zero."
+
+
+class NotReserved(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "not_reserved"
+    default_detail = "Fewer units are reserved than the operation releases."
+
+
+class NegativeStock(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "negative_stock"
+    default_detail = "The change would leave less than nothing on hand."
+
+
+MAX_QUANTITY = 1_000_000
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a movement, for the ledger: a staff user, an API client, or the system."""
+
+    user_id: int | None = None
+    api_client_id: int | None = None
+
+
+SYSTEM = Actor()
+
+
+def _merge(lines: Iterable[StockLine]) -> dict[Key, int]:
+    merged: dict[Key, int] = {}
+    for line in lines:
+        if (
+            not isinstance(line.quantity, int)
+            or isinstance(line.quantity, bool)
+            or not 0 < line.quantity <= MAX_QUANTITY
+        ):
+            raise InvalidQuantity(quantity=line.quantity)
+        key = (line.variant_id, line.location_id)
+        merged[key] = merged.get(key, 0) + line.quantity
+    if not merged:
+        raise InvalidQuantity("No lines given.")
+    return merged
+
+
+def _lock(keys: Iterable[Key], *, create_missing: bool) -> dict[Key, StockLevel]:
+    """Lock the stock rows for `keys` in global order and return them by key.
+
+    Without `create_missing`, a key with no row is simply absent (nothing there to take).
+    """
+    ordered = sorted(set(keys))
+    if create_missing:
+        now = timezone.now()
+        StockLevel.objects.bulk_create(
+            [StockLevel(variant_id=v, location_id=loc, updated_at=now) for v, loc in ordered],
+            update_conflicts=True,
+            unique_fields=["variant", "location"],
+            update_fields=["updated_at"],
+        )
+    match = Q()
+    for variant_id, location_id in ordered:
+        match |= Q(variant_id=variant_id, location_id=location_id)
+    rows = (
+        StockLevel.objects.select_for_update(of=("self",))
+        .filter(match)
+        .select_related("variant", "location")
+        .order_by("variant_id", "location_id")
+    )
+    return {(row.variant_id, row.location_id): row for row in rows}
+
+
+def _shortage(level: StockLevel | None, key: Key, wanted: int) -> InsufficientStock:
+    from catalog.models import Variant
+    from omnichannel.models import Location
+
+    if level is not None:
+        sku, location, available = level.variant.sku, level.location.code, level.available
+    else:
+        sku = Variant.objects.filter(pk=key[0]).values_list("sku", flat=True).first()
+        location = Location.objects.filter(pk=key[1]).values_list("code", flat=True).first()
+        available = 0
+    return InsufficientStock(
+        f"Only {max(available, 0)} of {sku} available at {location}; {wanted} asked.",
+        sku=sku,
+        location=location,
+        available=max(available, 0),
+    )
+
+
+def _apply(
+    levels: dict[Key, StockLevel],
+    changes: dict[Key, tuple[int, int]],
+    *,
+    reason: str,
+    reference: str,
+    actor: Actor,
+    note: str = "",
+) -> list[StockLevel]:
+    """Write the new levels and their ledger rows: `changes[key] = (delta, reserved_delta)`."""
+    touched, movements = [], []
+    for key, (delta, reserved_delta) in sorted(changes.items()):
+        if delta == 0 and reserved_delta == 0:
+            continue
+        level = levels[key]
+        level.on_hand += delta
+        level.reserved += reserved_delta
+        touched.append(level)
+        movements.append(
+            StockMovement(
+                variant_id=key[0],
+                location_id=key[1],
+                delta=delta,
+                reserved_delta=reserved_delta,
+                reason=reason,
+                reference=reference[:80],
+                note=note[:500],
+                created_by_id=actor.user_id,
+                api_client_id=actor.api_client_id,
+            )
+        )
+    if touched:
+        now = timezone.now()
+        for level in touched:
+            level.updated_at = now
+        StockLevel.objects.bulk_update(touched, ["on_hand", "reserved", "updated_at"])
+        StockMovement.objects.bulk_create(movements)
+    return touched
+
+
+@transaction.atomic
+def stock_reserve(
+    *, lines: Iterable[StockLine], reference: str, actor: Actor = SYSTEM
+) -> list[StockLevel]:
+    """Promise units to an order or a transfer: every line is reserved, or none (409)."""
+    wanted = _merge(lines)
+    levels = _lock(wanted, create_missing=False)
+    for key, quantity in sorted(wanted.items()):
+        level = levels.get(key)
+        if level is None or level.available < quantity:
+            raise _shortage(level, key, quantity)
+    changes = {key: (0, quantity) for key, quantity in wanted.items()}
+    return _apply(levels, changes, reason=Reason.RESERVATION, reference=reference, actor=actor)
+
+
+@transaction.atomic
+def stock_release(
+    *, lines: Iterable[StockLine], reference: str, actor: Actor = SYSTEM
+) -> list[StockLevel]:
+    """Give back reserved units (a cancelled order or transfer)."""
+    wanted = _merge(lines)
+    levels = _lock(wanted, create_missing=False)
+    for key, quantity in wanted.items():
+        level = levels.get(key)
+        if level is None or level.reserved < quantity:
+            raise NotReserved(reserved=level.reserved if level else 0, quantity=quantity)
+    changes = {key: (0, -quantity) for key, quantity in wanted.items()}
+    return _apply(levels, changes, reason=Reason.RELEASE, reference=reference, actor=actor)
+
+
+@transaction.atomic
+def stock_commit(
+    *,
+    lines: Iterable[StockLine],
+    reference: str,
+    reason: str = Reason.SALE,
+    actor: Actor = SYSTEM,
+) -> list[StockLevel]:
+    """Reserved units leave the location (shipped, picked up, transferred out)."""
+    wanted = _merge(lines)
+    levels = _lock(wanted, create_missing=False)
+    for key, quantity in wanted.items():
+        level = levels.get(key)
+        if level is None or level.reserved < quantity:
+            raise NotReserved(reserved=level.reserved if level else 0, quantity=quantity)
+    changes = {key: (-quantity, -quantity) for key, quantity in wanted.items()}
+    return _apply(levels, changes, reason=reason, reference=reference, actor=actor)
+
+
+@transaction.atomic
+def stock_sell_now(
+    *,
+    lines: Iterable[StockLine],
+    reference: str,
+    allow_oversell: bool = False,
+    actor: Actor = SYSTEM,
+) -> tuple[list[StockLevel], list[Key]]:
+    """A sale at the till: units leave at once. Returns the levels and the oversold keys.
+
+    `allow_oversell` is for offline POS sales synced later: the customer already walked out
+    with the goods, so the sale stands even if it takes `available` below zero.
+    """
+    wanted = _merge(lines)
+    levels = _lock(wanted, create_missing=allow_oversell)
+    oversold = []
+    for key, quantity in sorted(wanted.items()):
+        level = levels.get(key)
+        if level is None or level.available < quantity:
+            if not allow_oversell:
+                raise _shortage(level, key, quantity)
+            oversold.append(key)
+    changes = {key: (-quantity, 0) for key, quantity in wanted.items()}
+    touched = _apply(levels, changes, reason=Reason.SALE, reference=reference, actor=actor)
+    return touched, oversold
+
+
+@transaction.atomic
+def stock_receive(
+    *,
+    lines: Iterable[StockLine],
+    reference: str,
+    reason: str = Reason.RECEIPT,
+    actor: Actor = SYSTEM,
+    note: str = "",
+) -> list[StockLevel]:
+    """Units arrive: a delivery, a return put back on the shelf, a transfer received."""
+    wanted = _merge(lines)
+    levels = _lock(wanted, create_missing=True)
+    changes = {key: (quantity, 0) for key, quantity in wanted.items()}
+    return _apply(levels, changes, reason=reason, reference=reference, actor=actor, note=note)
+
+
+ADJUSTMENT_REASONS = {Reason.RECEIPT, Reason.DAMAGE, Reason.THEFT, Reason.CORRECTION}
+
+
+@transaction.atomic
+def stock_adjust(
+    *,
+    variant_id: int,
+    location_id: int,
+    delta: int,
+    reason: str,
+    reference: str = "",
+    note: str = "",
+    actor: Actor = SYSTEM,
+) -> StockLevel:
+    """A manual change of `on_hand` by `delta` (receipt, damage, theft, correction)."""
+    if reason not in ADJUSTMENT_REASONS:
+        raise DomainError(
+            f"Adjustments take a reason in {sorted(ADJUSTMENT_REASONS)}.", reason=reason
+        )
+    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
+        raise InvalidQuantity("delta must be a non-zero whole number.", delta=delta)
+    if abs(delta) > MAX_QUANTITY:
+        raise InvalidQuantity(delta=delta)
+    key = (variant_id, location_id)
+    level = _lock([key], create_missing=True)[key]
+    if level.on_hand + delta < 0:
+        raise NegativeStock(on_hand=level.on_hand, delta=delta)
+    _apply(
+        {key: level}, {key: (delta, 0)}, reason=reason, reference=reference, note=note, actor=actor
+    )
+    return level
+
+
+@transaction.atomic
+def stock_count(
+    *,
+    variant_id: int,
+    location_id: int,
+    counted: int,
+    reference: str = "",
+    note: str = "",
+    actor: Actor = SYSTEM,
+) -> StockLevel:
+    """A cycle count: `on_hand` becomes what was counted; the ledger gets the difference."""
+    if (
+        isinstance(counted, bool)
+        or not isinstance(counted, int)
+        or not 0 <= counted <= MAX_QUANTITY
+    ):
+        raise InvalidQuantity("counted must be a whole number, zero or more.", counted=counted)
+    key = (variant_id, location_id)
+    level = _lock([key], create_missing=True)[key]
+    delta = counted - level.on_hand
+    if delta:
+        _apply(
+            {key: level},
+            {key: (delta, 0)},
+            reason=Reason.COUNT,
+            reference=reference,
+            note=note,
+            actor=actor,
+        )
+    return level

@@ -1,0 +1,183 @@
+"""Stock rules: reserve, release, commit, sell now, receive, adjust, count; the ledger."""
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from inventory.models import StockLevel, StockMovement
+from inventory.services import (
+    InsufficientStock,
+    InvalidQuantity,
+    NegativeStock,
+    NotReserved,
+    StockLine,
+    stock_adjust,
+    stock_commit,
+    stock_count,
+    stock_receive,
+    stock_release,
+    stock_reserve,
+    stock_sell_now,
+)
+from tests.factories import LocationFactory, VariantFactory
+from tests.inventory_helpers import assert_ledger_matches_levels
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shelf():
+    """One variant with 10 units on hand at one store."""
+    variant, location = VariantFactory(sku="TEE-M"), LocationFactory(code="lyon")
+    stock_receive(lines=[StockLine(variant.pk, location.pk, 10)], reference="seed")
+    return variant, location
+
+
+def level(variant, location):
+    return StockLevel.objects.get(variant=variant, location=location)
+
+
+def test_reserve_then_commit_moves_goods_out_and_the_ledger_follows(shelf):
+    variant, location = shelf
+    stock_reserve(lines=[StockLine(variant.pk, location.pk, 3)], reference="order:1")
+    row = level(variant, location)
+    assert (row.on_hand, row.reserved, row.available) == (10, 3, 7)
+    stock_commit(lines=[StockLine(variant.pk, location.pk, 3)], reference="order:1")
+    row = level(variant, location)
+    assert (row.on_hand, row.reserved) == (7, 0)
+    reasons = list(StockMovement.objects.values_list("reason", "delta", "reserved_delta"))
+    assert reasons == [("receipt", 10, 0), ("reservation", 0, 3), ("sale", -3, -3)]
+    assert_ledger_matches_levels()
+
+
+def test_release_gives_reserved_units_back(shelf):
+    variant, location = shelf
+    line = StockLine(variant.pk, location.pk, 4)
+    stock_reserve(lines=[line], reference="order:2")
+    stock_release(lines=[line], reference="order:2")
+    assert level(variant, location).reserved == 0
+    with pytest.raises(NotReserved):
+        stock_release(lines=[line], reference="order:2")  # released twice
+    assert_ledger_matches_levels()
+
+
+def test_reserving_more_than_available_is_refused_with_sku_location_and_available(shelf):
+    variant, location = shelf
+    stock_reserve(lines=[StockLine(variant.pk, location.pk, 8)], reference="order:1")
+    with pytest.raises(InsufficientStock) as refused:
+        stock_reserve(lines=[StockLine(variant.pk, location.pk, 3)], reference="order:2")
+    assert refused.value.extra == {"sku": "TEE-M", "location": "lyon", "available": 2}
+    assert level(variant, location).reserved == 8
+
+
+def test_a_multi_line_reservation_is_all_or_nothing(shelf):
+    variant, location = shelf
+    other = VariantFactory()
+    with pytest.raises(InsufficientStock) as refused:
+        stock_reserve(
+            lines=[StockLine(variant.pk, location.pk, 2), StockLine(other.pk, location.pk, 1)],
+            reference="order:3",
+        )
+    assert refused.value.extra["sku"] == other.sku
+    assert refused.value.extra["available"] == 0
+    assert level(variant, location).reserved == 0
+    assert StockMovement.objects.filter(reason="reservation").count() == 0
+
+
+def test_lines_for_the_same_sku_are_added_up_before_checking(shelf):
+    variant, location = shelf
+    with pytest.raises(InsufficientStock):
+        stock_reserve(
+            lines=[StockLine(variant.pk, location.pk, 6), StockLine(variant.pk, location.pk, 5)],
+            reference="order:4",
+        )
+    stock_reserve(
+        lines=[StockLine(variant.pk, location.pk, 6), StockLine(variant.pk, location.pk, 4)],
+        reference="order:5",
+    )
+    assert level(variant, location).available == 0
+
+
+@pytest.mark.parametrize("quantity", [0, -1, 1.5, True, "2", 10**9])
+def test_quantities_must_be_positive_whole_numbers(shelf, quantity):
+    variant, location = shelf
+    with pytest.raises(InvalidQuantity):
+        stock_reserve(lines=[StockLine(variant.pk, location.pk, quantity)], reference="x")
+    assert level(variant, location).reserved == 0
+
+
+def test_sell_now_refuses_an_oversell_unless_the_goods_already_left(shelf):
+    variant, location = shelf
+    with pytest.raises(InsufficientStock):
+        stock_sell_now(lines=[StockLine(variant.pk, location.pk, 11)], reference="pos:1")
+    _, oversold = stock_sell_now(
+        lines=[StockLine(variant.pk, location.pk, 11)],
+        reference="pos:offline-1",
+        allow_oversell=True,
+    )
+    assert oversold == [(variant.pk, location.pk)]
+    assert level(variant, location).on_hand == -1
+    assert_ledger_matches_levels()
+
+
+def test_offline_sale_at_a_location_that_never_had_the_sku_goes_negative(shelf):
+    variant, _ = shelf
+    elsewhere = LocationFactory(code="paris")
+    _, oversold = stock_sell_now(
+        lines=[StockLine(variant.pk, elsewhere.pk, 1)],
+        reference="pos:offline-2",
+        allow_oversell=True,
+    )
+    assert oversold and level(variant, elsewhere).on_hand == -1
+    assert_ledger_matches_levels()
+
+
+def test_adjustments_record_reason_and_note_and_cannot_go_below_zero(shelf):
+    variant, location = shelf
+    stock_adjust(
+        variant_id=variant.pk, location_id=location.pk, delta=-2, reason="damage", note="wet box"
+    )
+    assert level(variant, location).on_hand == 8
+    movement = StockMovement.objects.latest("id")
+    assert (movement.reason, movement.delta, movement.note) == ("damage", -2, "wet box")
+    with pytest.raises(NegativeStock):
+        stock_adjust(variant_id=variant.pk, location_id=location.pk, delta=-9, reason="theft")
+    assert level(variant, location).on_hand == 8
+    assert_ledger_matches_levels()
+
+
+def test_a_cycle_count_sets_on_hand_and_the_ledger_gets_the_difference(shelf):
+    variant, location = shelf
+    stock_reserve(lines=[StockLine(variant.pk, location.pk, 2)], reference="order:9")
+    stock_count(variant_id=variant.pk, location_id=location.pk, counted=7)
+    row = level(variant, location)
+    assert (row.on_hand, row.reserved) == (7, 2)
+    movement = StockMovement.objects.latest("id")
+    assert (movement.reason, movement.delta) == ("count", -3)
+    before = StockMovement.objects.count()
+    stock_count(variant_id=variant.pk, location_id=location.pk, counted=7)  # nothing changed
+    assert StockMovement.objects.count() == before
+    assert_ledger_matches_levels()
+
+
+def test_counting_a_new_location_creates_its_stock_row(shelf):
+    variant, _ = shelf
+    warehouse = LocationFactory(code="wh", kind="warehouse")
+    stock_count(variant_id=variant.pk, location_id=warehouse.pk, counted=5)
+    assert level(variant, warehouse).on_hand == 5
+    assert_ledger_matches_levels()
+
+
+def test_the_database_refuses_to_change_or_delete_ledger_rows(shelf):
+    movement = StockMovement.objects.first()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        StockMovement.objects.filter(pk=movement.pk).update(delta=999)
+    if connection.vendor == "postgresql":
+        with pytest.raises(DatabaseError), transaction.atomic():
+            StockMovement.objects.filter(pk=movement.pk).delete()
+    assert StockMovement.objects.get(pk=movement.pk).delta == 10
+
+
+def test_the_database_refuses_a_negative_reservation(shelf):
+    variant, location = shelf
+    with pytest.raises(DatabaseError), transaction.atomic():
+        StockLevel.objects.filter(variant=variant, location=location).update(reserved=-1)
