@@ -12,6 +12,7 @@ from django.db.models import (
     Value,
 )
 
+from omnichannel.errors import DomainError
 from omnichannel.models import Channel
 
 from .models import Category, Product, Variant
@@ -75,4 +76,18 @@ def category_subtree_ids(*, slug: str) -> list[int] | None:
         cid = stack.pop()
         found.append(cid)
         stack.extend(children.get(cid, []))
+    return found
+
+
+class UnknownSku(DomainError):
+    code = "unknown_sku"
+    default_detail = "No variant has that SKU."
+
+
+def variant_ids_by_sku(*, skus: list[str]) -> dict[str, int]:
+    """Variant ids for these SKUs in one query; any unknown SKU is a 400 `unknown_sku`."""
+    found = dict(Variant.objects.filter(sku__in=set(skus)).values_list("sku", "id"))
+    missing = [sku for sku in skus if sku not in found]
+    if missing:
+        raise UnknownSku(f"Unknown SKU: {missing[0]}.", sku=missing[0])
     return found

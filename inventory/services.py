@@ -139,7 +139,7 @@ def _apply(
     reference: str,
     actor: Actor,
     note: str = "",
-) -> list[StockLevel]:
+) -> list[StockMovement]:
     """Write the new levels and their ledger rows: `changes[key] = (delta, reserved_delta)`."""
     touched, movements = [], []
     for key, (delta, reserved_delta) in sorted(changes.items()):
@@ -168,13 +168,13 @@ def _apply(
             level.updated_at = now
         StockLevel.objects.bulk_update(touched, ["on_hand", "reserved", "updated_at"])
         StockMovement.objects.bulk_create(movements)
-    return touched
+    return movements
 
 
 @transaction.atomic
 def stock_reserve(
     *, lines: Iterable[StockLine], reference: str, actor: Actor = SYSTEM
-) -> list[StockLevel]:
+) -> list[StockMovement]:
     """Promise units to an order or a transfer: every line is reserved, or none (409)."""
     wanted = _merge(lines)
     levels = _lock(wanted, create_missing=False)
@@ -189,7 +189,7 @@ def stock_reserve(
 @transaction.atomic
 def stock_release(
     *, lines: Iterable[StockLine], reference: str, actor: Actor = SYSTEM
-) -> list[StockLevel]:
+) -> list[StockMovement]:
     """Give back reserved units (a cancelled order or transfer)."""
     wanted = _merge(lines)
     levels = _lock(wanted, create_missing=False)
@@ -208,7 +208,7 @@ def stock_commit(
     reference: str,
     reason: str = Reason.SALE,
     actor: Actor = SYSTEM,
-) -> list[StockLevel]:
+) -> list[StockMovement]:
     """Reserved units leave the location (shipped, picked up, transferred out)."""
     wanted = _merge(lines)
     levels = _lock(wanted, create_missing=False)
@@ -227,8 +227,8 @@ def stock_sell_now(
     reference: str,
     allow_oversell: bool = False,
     actor: Actor = SYSTEM,
-) -> tuple[list[StockLevel], list[Key]]:
-    """A sale at the till: units leave at once. Returns the levels and the oversold keys.
+) -> tuple[list[StockMovement], list[Key]]:
+    """A sale at the till: units leave at once. Returns the ledger rows and oversold keys.
 
     `allow_oversell` is for offline POS sales synced later: the customer already walked out
     with the goods, so the sale stands even if it takes `available` below zero.
@@ -243,8 +243,8 @@ def stock_sell_now(
                 raise _shortage(level, key, quantity)
             oversold.append(key)
     changes = {key: (-quantity, 0) for key, quantity in wanted.items()}
-    touched = _apply(levels, changes, reason=Reason.SALE, reference=reference, actor=actor)
-    return touched, oversold
+    movements = _apply(levels, changes, reason=Reason.SALE, reference=reference, actor=actor)
+    return movements, oversold
 
 
 @transaction.atomic
@@ -255,7 +255,7 @@ def stock_receive(
     reason: str = Reason.RECEIPT,
     actor: Actor = SYSTEM,
     note: str = "",
-) -> list[StockLevel]:
+) -> list[StockMovement]:
     """Units arrive: a delivery, a return put back on the shelf, a transfer received."""
     wanted = _merge(lines)
     levels = _lock(wanted, create_missing=True)
@@ -276,7 +276,7 @@ def stock_adjust(
     reference: str = "",
     note: str = "",
     actor: Actor = SYSTEM,
-) -> StockLevel:
+) -> tuple[StockLevel, StockMovement]:
     """A manual change of `on_hand` by `delta` (receipt, damage, theft, correction)."""
     if reason not in ADJUSTMENT_REASONS:
         raise DomainError(
@@ -290,10 +290,10 @@ def stock_adjust(
     level = _lock([key], create_missing=True)[key]
     if level.on_hand + delta < 0:
         raise NegativeStock(on_hand=level.on_hand, delta=delta)
-    _apply(
+    [movement] = _apply(
         {key: level}, {key: (delta, 0)}, reason=reason, reference=reference, note=note, actor=actor
     )
-    return level
+    return level, movement
 
 
 @transaction.atomic
@@ -305,7 +305,7 @@ def stock_count(
     reference: str = "",
     note: str = "",
     actor: Actor = SYSTEM,
-) -> StockLevel:
+) -> tuple[StockLevel, StockMovement | None]:
     """A cycle count: `on_hand` becomes what was counted; the ledger gets the difference."""
     if (
         isinstance(counted, bool)
@@ -316,13 +316,14 @@ def stock_count(
     key = (variant_id, location_id)
     level = _lock([key], create_missing=True)[key]
     delta = counted - level.on_hand
-    if delta:
-        _apply(
-            {key: level},
-            {key: (delta, 0)},
-            reason=Reason.COUNT,
-            reference=reference,
-            note=note,
-            actor=actor,
-        )
-    return level
+    if not delta:
+        return level, None
+    [movement] = _apply(
+        {key: level},
+        {key: (delta, 0)},
+        reason=Reason.COUNT,
+        reference=reference,
+        note=note,
+        actor=actor,
+    )
+    return level, movement

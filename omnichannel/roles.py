@@ -21,6 +21,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "omnichannel.view_channel",
         "omnichannel.view_location",
         "omnichannel.view_channellocation",
+        "inventory.view_stocklevel",
+        "inventory.view_stockmovement",
+        "inventory.add_stockmovement",
     ],
     MANAGER: [
         *(f"catalog.view_{model}" for model in ("category", "product", "variant", "channelprice")),
@@ -28,6 +31,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "omnichannel.view_location",
         "omnichannel.view_channellocation",
         "omnichannel.view_apiclient",
+        "inventory.view_stocklevel",
+        "inventory.view_stockmovement",
     ],
 }
 

@@ -2,7 +2,7 @@
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from .errors import ChannelForbidden, UnknownChannel
+from .errors import ChannelForbidden, LocationForbidden, UnknownChannel, UnknownLocation
 from .models import ApiClient, Channel, ChannelLocation, Location
 
 
@@ -40,3 +40,23 @@ def location_list(*, client: ApiClient | None) -> QuerySet[Location]:
     if client is not None:
         qs = qs.filter(Q(feeds__channel_id=client.channel_id) | Q(pk=client.location_id)).distinct()
     return qs
+
+
+def location_for_read(*, client: ApiClient | None, code: str) -> Location:
+    """A location the caller may read; unknown is 400, outside the client's scope 403."""
+    location = Location.objects.filter(code=code).first()
+    if location is None:
+        raise UnknownLocation(location=code)
+    if client is not None and not location_list(client=client).filter(pk=location.pk).exists():
+        raise LocationForbidden(location=code)
+    return location
+
+
+def location_for_write(*, client: ApiClient | None, code: str) -> Location:
+    """A location the caller may change stock at: a POS client only its own store."""
+    location = Location.objects.filter(code=code).first()
+    if location is None:
+        raise UnknownLocation(location=code)
+    if client is not None and client.location_id != location.pk:
+        raise LocationForbidden(location=code)
+    return location

@@ -125,7 +125,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "omnichannel.tasks.record_worker_heartbeat",
         "schedule": 15.0,
     },
+    "purge-idempotency-keys": {
+        "task": "omnichannel.tasks.purge_idempotency_records",
+        "schedule": 3600.0,
+    },
 }
+# Answers kept for Idempotency-Key replays (purged nightly by beat).
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=72)
 # /healthz reports the worker as up when its last heartbeat is at most this old.
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = 60
 

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from catalog.api.views import ProductViewSet, VariantViewSet
+from inventory.api.views import AdjustmentView, MovementViewSet, StockViewSet
 
 from .api.views import ChannelViewSet, LocationViewSet
 from .health import healthz
@@ -13,6 +14,8 @@ router.register("channels", ChannelViewSet, basename="channel")
 router.register("locations", LocationViewSet, basename="location")
 router.register("products", ProductViewSet, basename="product")
 router.register("variants", VariantViewSet, basename="variant")
+router.register("stock/movements", MovementViewSet, basename="stock-movement")
+router.register("stock", StockViewSet, basename="stock")
 
 admin.site.site_header = "Omnichannel back office"
 admin.site.site_title = "Back office"
@@ -21,6 +24,7 @@ admin.site.index_title = "Catalog, stores and channels"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/v1/stock/adjustments/", AdjustmentView.as_view(), name="stock-adjustments"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -1,0 +1,61 @@
+from rest_framework import serializers
+
+from ..models import StockLevel, StockMovement
+from ..services import ADJUSTMENT_REASONS, MAX_QUANTITY
+
+
+class StockLevelSerializer(serializers.ModelSerializer):
+    sku = serializers.CharField(source="variant.sku")
+    location = serializers.CharField(source="location.code")
+    available = serializers.IntegerField()
+
+    class Meta:
+        model = StockLevel
+        fields = ["sku", "location", "on_hand", "reserved", "available", "updated_at"]
+
+
+class StockMovementSerializer(serializers.ModelSerializer):
+    sku = serializers.CharField(source="variant.sku")
+    location = serializers.CharField(source="location.code")
+
+    class Meta:
+        model = StockMovement
+        fields = [
+            "id",
+            "sku",
+            "location",
+            "delta",
+            "reserved_delta",
+            "reason",
+            "reference",
+            "note",
+            "created_at",
+        ]
+
+
+class AdjustmentInputSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    location = serializers.CharField(max_length=40)
+    delta = serializers.IntegerField(
+        required=False, min_value=-MAX_QUANTITY, max_value=MAX_QUANTITY
+    )
+    counted = serializers.IntegerField(required=False, min_value=0, max_value=MAX_QUANTITY)
+    reason = serializers.ChoiceField(choices=sorted([*ADJUSTMENT_REASONS, "count"]))
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        has_delta, has_counted = "delta" in attrs, "counted" in attrs
+        if has_delta == has_counted:
+            raise serializers.ValidationError("Give either `delta` or `counted`, not both.")
+        if has_counted and attrs["reason"] != "count":
+            raise serializers.ValidationError({"reason": ["A cycle count (`counted`) is `count`."]})
+        if has_delta and attrs["reason"] == "count":
+            raise serializers.ValidationError({"counted": ["A count gives `counted`."]})
+        if has_delta and attrs["delta"] == 0:
+            raise serializers.ValidationError({"delta": ["Must not be zero."]})
+        return attrs
+
+
+class AdjustmentOutputSerializer(serializers.Serializer):
+    level = StockLevelSerializer()
+    movement = StockMovementSerializer(allow_null=True)

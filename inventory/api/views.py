@@ -1,0 +1,113 @@
+import django_filters
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.response import Response
+
+from catalog.selectors import variant_ids_by_sku
+from omnichannel.api.filters import MultipleValueFilter
+from omnichannel.auth import api_client_of
+from omnichannel.idempotency import idempotent
+from omnichannel.selectors import location_for_write
+
+from .. import services
+from ..models import StockLevel, StockMovement
+from ..selectors import movement_list, stock_list
+from .serializers import (
+    AdjustmentInputSerializer,
+    AdjustmentOutputSerializer,
+    StockLevelSerializer,
+    StockMovementSerializer,
+)
+
+
+class StockFilter(django_filters.FilterSet):
+    sku = MultipleValueFilter(field_name="variant__sku", lookup_expr="in")
+    location = MultipleValueFilter(field_name="location__code", lookup_expr="in")
+
+    class Meta:
+        model = StockLevel
+        fields = ["sku", "location"]
+
+
+class StockViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Stock per SKU and location: `on_hand`, `reserved`, `available = on_hand - reserved`."""
+
+    queryset = StockLevel.objects.none()
+    serializer_class = StockLevelSerializer
+    filterset_class = StockFilter
+
+    def get_queryset(self):
+        return stock_list(client=api_client_of(self.request))
+
+
+class MovementFilter(StockFilter):
+    reason = django_filters.ChoiceFilter(choices=StockMovement.Reason.choices)
+    reference = django_filters.CharFilter(max_length=80)
+
+    class Meta:
+        model = StockMovement
+        fields = ["sku", "location", "reason", "reference"]
+
+
+class MovementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The append-only ledger, newest first."""
+
+    queryset = StockMovement.objects.none()
+    serializer_class = StockMovementSerializer
+    filterset_class = MovementFilter
+
+    def get_queryset(self):
+        return movement_list(client=api_client_of(self.request))
+
+
+def actor_of(request) -> services.Actor:
+    client = api_client_of(request)
+    if client is not None:
+        return services.Actor(api_client_id=client.pk)
+    return services.Actor(user_id=request.user.pk)
+
+
+class AdjustmentView(generics.GenericAPIView):
+    """Adjust stock by `delta`, or set it to what a cycle count found (`counted`).
+
+    A POS client adjusts at its own store only; staff need `inventory.add_stockmovement`.
+    """
+
+    queryset = StockMovement.objects.none()  # the permission checked: add a ledger row
+    serializer_class = AdjustmentInputSerializer
+
+    @extend_schema(
+        request=AdjustmentInputSerializer,
+        responses={201: AdjustmentOutputSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, "header")],
+    )
+    @idempotent
+    def post(self, request):
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        client = api_client_of(request)
+        location = location_for_write(client=client, code=fields["location"])
+        variant_id = variant_ids_by_sku(skus=[fields["sku"]])[fields["sku"]]
+        if "counted" in fields:
+            level, movement = services.stock_count(
+                variant_id=variant_id,
+                location_id=location.pk,
+                counted=fields["counted"],
+                reference="count",
+                note=fields["note"],
+                actor=actor_of(request),
+            )
+        else:
+            level, movement = services.stock_adjust(
+                variant_id=variant_id,
+                location_id=location.pk,
+                delta=fields["delta"],
+                reason=fields["reason"],
+                reference="adjustment",
+                note=fields["note"],
+                actor=actor_of(request),
+            )
+        body = AdjustmentOutputSerializer({"level": level, "movement": movement}).data
+        return Response(body, status=status.HTTP_201_CREATED)

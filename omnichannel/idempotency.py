@@ -1,0 +1,116 @@
+"""`Idempotency-Key` for every creating POST (contract, section General).
+
+The key's record is written in the same transaction as the operation it answers for:
+- a replay with the same key and body gets the first answer (same status and body) and
+  changes nothing; with another body it gets 422 `idempotency_key_reused`;
+- two requests with one key at the same moment: the second waits on the unique index until
+  the first commits, then replays its answer, so exactly one thing is created;
+- the operation runs in a savepoint: an answer that refuses (409...) keeps nothing but the
+  record; a 400 validation error is not kept (nothing was attempted, the client may fix the
+  body and retry with the same key); a server error is not kept either, so a retry can succeed.
+"""
+
+import functools
+import hashlib
+import json
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework import status
+from rest_framework.response import Response
+
+from .models import ApiClient, IdempotencyRecord
+
+HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _scope(request) -> str:
+    user = request.user
+    return f"client:{user.pk}" if isinstance(user, ApiClient) else f"user:{user.pk}"
+
+
+def _fingerprint(request) -> str:
+    body = json.dumps(request.data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
+
+
+def _error(status_code: int, code: str, detail: str) -> Response:
+    return Response({"code": code, "detail": detail}, status=status_code)
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
+    if record.fingerprint != fingerprint:
+        return _error(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used with a different request body.",
+        )
+    response = Response(record.response_body, status=record.status_code)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def idempotent(handler):
+    """Wrap a DRF view's `post` (or `create`) so it honours `Idempotency-Key`."""
+
+    @functools.wraps(handler)
+    def wrapper(view, request, *args, **kwargs):
+        key = request.headers.get(HEADER)
+        if key is None:
+            return handler(view, request, *args, **kwargs)
+        if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+            return _error(
+                status.HTTP_400_BAD_REQUEST,
+                "invalid_idempotency_key",
+                f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.",
+            )
+        scope, fingerprint = _scope(request), _fingerprint(request)
+        with transaction.atomic():
+            try:
+                with transaction.atomic():
+                    record = IdempotencyRecord.objects.create(
+                        scope=scope,
+                        key=key,
+                        method=request.method,
+                        path=request.path[:500],
+                        fingerprint=fingerprint,
+                        status_code=0,
+                    )
+            except IntegrityError:
+                # Either answered before, or answered by a request that just committed.
+                return _replay(IdempotencyRecord.objects.get(scope=scope, key=key), fingerprint)
+
+            try:
+                with transaction.atomic():
+                    response = handler(view, request, *args, **kwargs)
+                    if response.status_code >= 400:
+                        raise _Refused(response)
+            except _Refused as refused:
+                response = refused.response
+            except Exception as exc:  # a domain error: turned into its answer here
+                response = view.handle_exception(exc)
+            if response.status_code >= 500 or response.status_code == 400:
+                transaction.set_rollback(True)
+                return response
+            record.status_code = response.status_code
+            record.response_body = response.data
+            record.save(update_fields=["status_code", "response_body"])
+            return response
+
+    return wrapper
+
+
+def idempotency_records_purge(*, older_than_hours: int | None = None) -> int:
+    """Forget answers older than the retention period (a client retries within hours)."""
+    hours = older_than_hours or settings.IDEMPOTENCY_KEY_TTL_HOURS
+    cutoff = timezone.now() - timedelta(hours=hours)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
