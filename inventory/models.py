@@ -78,3 +78,39 @@ class StockMovement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.reason} {self.delta:+d}/{self.reserved_delta:+d}"
+
+
+class AvailabilityOutbox(models.Model):
+    """A variant whose channel availability must be recomputed, written in the same
+    transaction as the stock change. The sync task consumes these rows; a lost task only
+    delays the work, since the sweeper picks up whatever is left."""
+
+    variant = models.ForeignKey("catalog.Variant", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"sync variant {self.variant_id}"
+
+
+class ChannelAvailability(models.Model):
+    """What a channel publishes for a variant: the sum over its feeding locations of
+    `max(0, available - safety_stock)`, with the per-location breakdown. A read model, kept
+    by the worker; selling always checks live stock under lock, never this."""
+
+    channel = models.ForeignKey("omnichannel.Channel", on_delete=models.CASCADE, related_name="+")
+    variant = models.ForeignKey("catalog.Variant", on_delete=models.CASCADE, related_name="+")
+    available = models.IntegerField()
+    locations = models.JSONField(default=list)
+    as_of = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "variant"], name="uniq_channel_availability")
+        ]
+        verbose_name_plural = "channel availability"
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}/{self.variant_id}: {self.available}"

@@ -2,10 +2,11 @@
 
 from django.db.models import QuerySet
 
-from omnichannel.models import ApiClient
+from catalog.selectors import variant_ids_by_sku
+from omnichannel.models import ApiClient, Channel
 from omnichannel.selectors import location_list
 
-from .models import StockLevel, StockMovement
+from .models import ChannelAvailability, StockLevel, StockMovement
 
 
 def _visible(qs, client: ApiClient | None):
@@ -22,3 +23,32 @@ def stock_list(*, client: ApiClient | None) -> QuerySet[StockLevel]:
 def movement_list(*, client: ApiClient | None) -> QuerySet[StockMovement]:
     qs = StockMovement.objects.select_related("variant", "location")
     return _visible(qs, client).order_by("-id")
+
+
+def availability_list(*, channel: Channel) -> QuerySet[ChannelAvailability]:
+    return (
+        ChannelAvailability.objects.filter(channel=channel)
+        .select_related("variant")
+        .order_by("variant__sku")
+    )
+
+
+def availability_for_skus(*, channel: Channel, skus: list[str]) -> list[dict]:
+    """One entry per requested SKU, in the order asked; a SKU never stocked shows 0."""
+    ids = variant_ids_by_sku(skus=skus)
+    rows = {
+        row.variant_id: row
+        for row in ChannelAvailability.objects.filter(channel=channel, variant_id__in=ids.values())
+    }
+    result = []
+    for sku in dict.fromkeys(skus):
+        row = rows.get(ids[sku])
+        result.append(
+            {
+                "sku": sku,
+                "available": row.available if row else 0,
+                "as_of": row.as_of if row else None,
+                "locations": row.locations if row else [],
+            }
+        )
+    return result

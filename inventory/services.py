@@ -21,6 +21,7 @@ from rest_framework import status
 
 from omnichannel.errors import DomainError
 
+from .availability import outbox_record
 from .models import StockLevel, StockMovement
 
 Reason = StockMovement.Reason
@@ -168,6 +169,7 @@ def _apply(
             level.updated_at = now
         StockLevel.objects.bulk_update(touched, ["on_hand", "reserved", "updated_at"])
         StockMovement.objects.bulk_create(movements)
+        outbox_record(variant_ids=[level.variant_id for level in touched])
     return movements
 
 

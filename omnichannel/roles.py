@@ -24,6 +24,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "inventory.view_stocklevel",
         "inventory.view_stockmovement",
         "inventory.add_stockmovement",
+        "inventory.view_channelavailability",
     ],
     MANAGER: [
         *(f"catalog.view_{model}" for model in ("category", "product", "variant", "channelprice")),
@@ -33,6 +34,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "omnichannel.view_apiclient",
         "inventory.view_stocklevel",
         "inventory.view_stockmovement",
+        "inventory.view_channelavailability",
     ],
 }
 

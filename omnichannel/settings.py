@@ -125,6 +125,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "omnichannel.tasks.record_worker_heartbeat",
         "schedule": 15.0,
     },
+    "sweep-channel-availability": {
+        "task": "inventory.tasks.sync_channel_availability",
+        "schedule": 5.0,
+    },
     "purge-idempotency-keys": {
         "task": "omnichannel.tasks.purge_idempotency_records",
         "schedule": 3600.0,

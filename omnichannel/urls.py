@@ -4,7 +4,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from catalog.api.views import ProductViewSet, VariantViewSet
-from inventory.api.views import AdjustmentView, MovementViewSet, StockViewSet
+from inventory.api.views import (
+    AdjustmentView,
+    AvailabilityViewSet,
+    MovementViewSet,
+    StockViewSet,
+)
 
 from .api.views import ChannelViewSet, LocationViewSet
 from .health import healthz
@@ -16,6 +21,7 @@ router.register("products", ProductViewSet, basename="product")
 router.register("variants", VariantViewSet, basename="variant")
 router.register("stock/movements", MovementViewSet, basename="stock-movement")
 router.register("stock", StockViewSet, basename="stock")
+router.register("availability", AvailabilityViewSet, basename="availability")
 
 admin.site.site_header = "Omnichannel back office"
 admin.site.site_title = "Back office"

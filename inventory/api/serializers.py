@@ -59,3 +59,16 @@ class AdjustmentInputSerializer(serializers.Serializer):
 class AdjustmentOutputSerializer(serializers.Serializer):
     level = StockLevelSerializer()
     movement = StockMovementSerializer(allow_null=True)
+
+
+class AvailabilityLocationSerializer(serializers.Serializer):
+    location = serializers.CharField()
+    available = serializers.IntegerField()
+    pickup = serializers.BooleanField()
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    available = serializers.IntegerField()
+    as_of = serializers.DateTimeField(allow_null=True)
+    locations = AvailabilityLocationSerializer(many=True)

@@ -1,21 +1,22 @@
 import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, mixins, status, viewsets
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
 from catalog.selectors import variant_ids_by_sku
 from omnichannel.api.filters import MultipleValueFilter
 from omnichannel.auth import api_client_of
 from omnichannel.idempotency import idempotent
-from omnichannel.selectors import location_for_write
+from omnichannel.selectors import channel_scope, location_for_write
 
 from .. import services
-from ..models import StockLevel, StockMovement
-from ..selectors import movement_list, stock_list
+from ..models import ChannelAvailability, StockLevel, StockMovement
+from ..selectors import availability_for_skus, availability_list, movement_list, stock_list
 from .serializers import (
     AdjustmentInputSerializer,
     AdjustmentOutputSerializer,
+    AvailabilitySerializer,
     StockLevelSerializer,
     StockMovementSerializer,
 )
@@ -111,3 +112,63 @@ class AdjustmentView(generics.GenericAPIView):
             )
         body = AdjustmentOutputSerializer({"level": level, "movement": movement}).data
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+class AvailabilityQuerySerializer(serializers.Serializer):
+    channel = serializers.CharField(required=False, allow_blank=True, max_length=40)
+    sku = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=200
+    )
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("channel", OpenApiTypes.STR, description="Channel code (a client's own)."),
+        OpenApiParameter("sku", OpenApiTypes.STR, many=True, description="Repeat for several."),
+    ],
+    responses={200: AvailabilitySerializer(many=True)},
+)
+class AvailabilityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """A channel's published availability per SKU, kept in sync by the worker.
+
+    With `sku`: one entry per SKU asked (0 for a SKU never stocked). Without: the channel's
+    whole read model, paginated. Staff name the `channel`; a client gets its own.
+    """
+
+    queryset = ChannelAvailability.objects.none()
+    serializer_class = AvailabilitySerializer
+    filter_backends = []
+
+    def list(self, request, *args, **kwargs):
+        params = AvailabilityQuerySerializer(
+            data={
+                "channel": request.query_params.get("channel", ""),
+                "sku": [
+                    part.strip()
+                    for value in request.query_params.getlist("sku")
+                    for part in value.split(",")
+                    if part.strip()
+                ],
+            }
+        )
+        params.is_valid(raise_exception=True)
+        client = api_client_of(request)
+        channel = channel_scope(client=client, code=params.validated_data.get("channel"))
+        if channel is None:
+            raise serializers.ValidationError({"channel": ["Name the channel."]})
+        skus = params.validated_data.get("sku")
+        if skus:
+            entries = availability_for_skus(channel=channel, skus=skus)
+            data = AvailabilitySerializer(entries, many=True).data
+            return Response({"count": len(data), "next": None, "previous": None, "results": data})
+        page = self.paginate_queryset(availability_list(channel=channel))
+        entries = [
+            {
+                "sku": row.variant.sku,
+                "available": row.available,
+                "as_of": row.as_of,
+                "locations": row.locations,
+            }
+            for row in page
+        ]
+        return self.get_paginated_response(AvailabilitySerializer(entries, many=True).data)

@@ -1,0 +1,140 @@
+"""Channel availability: the read model every channel publishes, and how it is kept in sync.
+
+A stock change writes `AvailabilityOutbox` rows in its own transaction and, once committed,
+queues `sync_channel_availability`. The task claims outbox rows (SKIP LOCKED, so workers share
+the work), recomputes those variants for every channel and deletes the rows, in one
+transaction. Beat runs the same task every few seconds as a sweeper, so a lost message, a
+broker outage or a killed worker only delays convergence. Recomputing is a pure function of
+current stock, so running it twice is harmless.
+"""
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from omnichannel.models import ChannelLocation
+
+from .models import AvailabilityOutbox, ChannelAvailability, StockLevel
+
+log = logging.getLogger(__name__)
+
+ADVISORY_NAMESPACE = 7301  # pg_advisory_xact_lock(namespace, variant_id)
+
+
+def outbox_record(*, variant_ids: Iterable[int]) -> None:
+    """Called inside a stock-changing transaction: remember the variants, sync on commit."""
+    ids = sorted(set(variant_ids))
+    if not ids:
+        return
+    AvailabilityOutbox.objects.bulk_create([AvailabilityOutbox(variant_id=v) for v in ids])
+    transaction.on_commit(_queue_sync, robust=True)
+
+
+def _queue_sync() -> None:
+    from .tasks import sync_channel_availability
+
+    sync_channel_availability.delay()
+
+
+def _lock_variants(variant_ids: list[int]) -> None:
+    """Serialise recomputes of one variant: the later one reads stock after the earlier
+    committed, so an older figure never overwrites a newer one."""
+    if connection.vendor != "postgresql" or not variant_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, v) FROM unnest(%s::int[]) AS v ORDER BY v",
+            [ADVISORY_NAMESPACE, variant_ids],
+        )
+
+
+def availability_recompute(*, variant_ids: Iterable[int]) -> list[ChannelAvailability]:
+    """Recompute these variants for every channel and store what changed; returns the rows
+    whose published `available` or breakdown changed (for webhooks)."""
+    ids = sorted(set(variant_ids))
+    if not ids:
+        return []
+    _lock_variants(ids)
+    feeds = list(
+        ChannelLocation.objects.select_related("location").order_by(
+            "channel_id", "priority", "location__code"
+        )
+    )
+    levels = {
+        (row["variant_id"], row["location_id"]): row["on_hand"] - row["reserved"]
+        for row in StockLevel.objects.filter(variant_id__in=ids).values(
+            "variant_id", "location_id", "on_hand", "reserved"
+        )
+    }
+    feeds_by_channel = defaultdict(list)
+    for feed in feeds:
+        feeds_by_channel[feed.channel_id].append(feed)
+    current = {
+        (row.channel_id, row.variant_id): row
+        for row in ChannelAvailability.objects.filter(variant_id__in=ids)
+    }
+    now = timezone.now()
+    changed = []
+    for channel_id, channel_feeds in feeds_by_channel.items():
+        for variant_id in ids:
+            breakdown = []
+            for feed in channel_feeds:
+                sellable = max(0, levels.get((variant_id, feed.location_id), 0) - feed.safety_stock)
+                breakdown.append(
+                    {
+                        "location": feed.location.code,
+                        "available": sellable,
+                        "pickup": feed.location.pickup,
+                    }
+                )
+            total = sum(item["available"] for item in breakdown)
+            row = current.get((channel_id, variant_id))
+            if row is not None and row.available == total and row.locations == breakdown:
+                continue
+            changed.append(
+                ChannelAvailability(
+                    channel_id=channel_id,
+                    variant_id=variant_id,
+                    available=total,
+                    locations=breakdown,
+                    as_of=now,
+                )
+            )
+    if changed:
+        ChannelAvailability.objects.bulk_create(
+            changed,
+            update_conflicts=True,
+            unique_fields=["channel", "variant"],
+            update_fields=["available", "locations", "as_of"],
+        )
+    return changed
+
+
+@transaction.atomic
+def availability_sync_pending(*, limit: int = 1000) -> int:
+    """Consume up to `limit` outbox rows: recompute their variants, delete the rows.
+    Returns how many rows were consumed. Safe to run concurrently and twice."""
+    claimed = list(
+        AvailabilityOutbox.objects.select_for_update(skip_locked=True)
+        .order_by("id")
+        .values_list("id", "variant_id")[:limit]
+    )
+    if not claimed:
+        return 0
+    availability_recompute(variant_ids=[variant_id for _, variant_id in claimed])
+    AvailabilityOutbox.objects.filter(id__in=[row_id for row_id, _ in claimed]).delete()
+    return len(claimed)
+
+
+def availability_rebuild(*, batch: int = 2000, progress=None) -> int:
+    """Recompute every stocked variant (after seeding, or a change of feeds or safety stock)."""
+    variant_ids = list(StockLevel.objects.values_list("variant_id", flat=True).distinct())
+    for start in range(0, len(variant_ids), batch):
+        with transaction.atomic():
+            availability_recompute(variant_ids=variant_ids[start : start + batch])
+        if progress:
+            progress(min(start + batch, len(variant_ids)), len(variant_ids))
+    return len(variant_ids)

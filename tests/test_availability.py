@@ -1,0 +1,115 @@
+"""Channel availability: the rules, the API, and the outbox that keeps it in sync."""
+
+import pytest
+
+from inventory.availability import availability_rebuild, availability_sync_pending
+from inventory.models import AvailabilityOutbox, ChannelAvailability
+from inventory.services import StockLine, stock_receive, stock_reserve, stock_sell_now
+from inventory.tasks import sync_channel_availability
+from tests.factories import ChannelLocationFactory, LocationFactory, VariantFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def network(web, pos, store):
+    """web <- warehouse (safety 0, #1) + lyon store (safety 2, #2); pos <- lyon (safety 0)."""
+    warehouse = LocationFactory(code="wh", kind="warehouse", pickup=False)
+    ChannelLocationFactory(channel=web, location=warehouse, priority=1, safety_stock=0)
+    web.feeds.filter(location=store).update(safety_stock=2)
+    return warehouse, store
+
+
+def published(channel, variant):
+    return ChannelAvailability.objects.get(channel=channel, variant=variant)
+
+
+def test_channel_availability_sums_locations_less_safety_stock(web, pos, network):
+    warehouse, store = network
+    variant = VariantFactory()
+    stock_receive(
+        lines=[StockLine(variant.pk, warehouse.pk, 4), StockLine(variant.pk, store.pk, 5)],
+        reference="delivery",
+    )
+    stock_reserve(lines=[StockLine(variant.pk, store.pk, 2)], reference="order:1")
+    sync_channel_availability()
+    row = published(web, variant)
+    assert row.available == 4 + (5 - 2 - 2)
+    assert row.locations == [
+        {"location": "wh", "available": 4, "pickup": False},
+        {"location": "lyon", "available": 1, "pickup": True},
+    ]
+    assert published(pos, variant).available == 3
+    assert AvailabilityOutbox.objects.count() == 0
+
+
+def test_safety_stock_never_makes_availability_negative(web, network):
+    _, store = network
+    variant = VariantFactory()
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 1)], reference="delivery")
+    sync_channel_availability()
+    assert published(web, variant).available == 0
+
+
+def test_a_sale_at_a_store_lowers_the_web_channels_availability_on_commit(
+    web, network, django_capture_on_commit_callbacks
+):
+    _, store = network
+    variant = VariantFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        stock_receive(lines=[StockLine(variant.pk, store.pk, 6)], reference="delivery")
+    assert published(web, variant).available == 4
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        stock_sell_now(lines=[StockLine(variant.pk, store.pk, 1)], reference="pos:1")
+    assert len(callbacks) == 1  # one sync queued per transaction, whatever its lines
+    assert published(web, variant).available == 3
+
+
+def test_sync_is_idempotent_and_the_sweeper_finds_leftovers(web, network):
+    _, store = network
+    variant = VariantFactory()
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 6)], reference="delivery")
+    # The on-commit message was never delivered: the outbox still holds the work.
+    assert AvailabilityOutbox.objects.filter(variant=variant).exists()
+    assert availability_sync_pending() == 1
+    first = published(web, variant)
+    assert availability_sync_pending() == 0  # nothing left, nothing changed
+    assert published(web, variant).as_of == first.as_of
+    availability_rebuild()
+    assert published(web, variant).as_of == first.as_of  # same figures, not rewritten
+
+
+def test_availability_api_per_sku_with_breakdown(web, network, web_client):
+    warehouse, _ = network
+    stocked = VariantFactory(sku="TEE-M")
+    VariantFactory(sku="TEE-XL")  # known, never stocked
+    stock_receive(lines=[StockLine(stocked.pk, warehouse.pk, 7)], reference="d")
+    sync_channel_availability()
+    body = web_client.get("/api/v1/availability/?sku=TEE-M&sku=TEE-XL").json()
+    assert [(r["sku"], r["available"]) for r in body["results"]] == [("TEE-M", 7), ("TEE-XL", 0)]
+    assert body["results"][0]["as_of"] is not None
+    assert body["results"][0]["locations"][0] == {"location": "wh", "available": 7, "pickup": False}
+    assert body["results"][1]["as_of"] is None
+
+
+def test_availability_api_errors(web, pos, network, web_client):
+    VariantFactory(sku="TEE-M")
+    assert web_client.get("/api/v1/availability/?sku=NOPE").json()["code"] == "unknown_sku"
+    response = web_client.get("/api/v1/availability/?channel=pos&sku=TEE-M")
+    assert response.status_code == 403
+    assert response.json()["code"] == "channel_forbidden"
+    too_many = "&".join(f"sku=S{i}" for i in range(201))
+    assert web_client.get(f"/api/v1/availability/?{too_many}").status_code == 400
+
+
+def test_availability_list_is_paginated_at_constant_queries(
+    web, network, web_client, django_assert_max_num_queries
+):
+    warehouse, _ = network
+    for _ in range(30):
+        stock_receive(lines=[StockLine(VariantFactory().pk, warehouse.pk, 3)], reference="d")
+    sync_channel_availability()
+    web_client.get("/api/v1/availability/")
+    with django_assert_max_num_queries(6):
+        body = web_client.get("/api/v1/availability/?page_size=20").json()
+    assert len(body["results"]) == 20 and body["next"]
