@@ -114,3 +114,78 @@ class ChannelAvailability(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_id}/{self.variant_id}: {self.available}"
+
+
+class Transfer(models.Model):
+    """Stock moving between two locations: reserved at the origin when requested, out of the
+    origin and in transit once shipped, into the destination when received."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested"
+        SHIPPED = "shipped"
+        RECEIVED = "received"
+        CANCELLED = "cancelled"
+
+    from_location = models.ForeignKey(
+        "omnichannel.Location", on_delete=models.PROTECT, related_name="transfers_out"
+    )
+    to_location = models.ForeignKey(
+        "omnichannel.Location", on_delete=models.PROTECT, related_name="transfers_in"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.REQUESTED)
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    api_client = models.ForeignKey(
+        "omnichannel.ApiClient", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(from_location=models.F("to_location")),
+                name="transfer_between_two_locations",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Transfer #{self.pk} {self.from_location_id}->{self.to_location_id} {self.status}"
+
+    @property
+    def reference(self) -> str:
+        return f"transfer:{self.pk}"
+
+
+class TransferLine(models.Model):
+    transfer = models.ForeignKey(Transfer, on_delete=models.CASCADE, related_name="lines")
+    variant = models.ForeignKey("catalog.Variant", on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField(help_text="Requested, reserved at the origin.")
+    shipped_quantity = models.PositiveIntegerField(default=0)
+    received_quantity = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["transfer", "variant"], name="uniq_transfer_variant"),
+            models.CheckConstraint(condition=models.Q(quantity__gt=0), name="transfer_qty_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.variant_id} x{self.quantity}"
+
+    @property
+    def in_transit(self) -> int:
+        """Shipped and not yet received (0 once the receipt is booked)."""
+        return self.shipped_quantity if self.received_quantity is None else 0
+
+    @property
+    def discrepancy(self) -> int | None:
+        """Received minus shipped once received: negative is short, positive is over."""
+        if self.received_quantity is None:
+            return None
+        return self.received_quantity - self.shipped_quantity

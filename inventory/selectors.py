@@ -1,12 +1,12 @@
 """Read queries on stock and the ledger, confined to the locations the caller may see."""
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from catalog.selectors import variant_ids_by_sku
 from omnichannel.models import ApiClient, Channel
 from omnichannel.selectors import location_list
 
-from .models import ChannelAvailability, StockLevel, StockMovement
+from .models import ChannelAvailability, StockLevel, StockMovement, Transfer, TransferLine
 
 
 def _visible(qs, client: ApiClient | None):
@@ -52,3 +52,14 @@ def availability_for_skus(*, channel: Channel, skus: list[str]) -> list[dict]:
             }
         )
     return result
+
+
+def transfer_list(*, client: ApiClient | None) -> QuerySet[Transfer]:
+    """Transfers from or to a location the caller may see, with their lines."""
+    qs = Transfer.objects.select_related("from_location", "to_location").prefetch_related(
+        Prefetch("lines", queryset=TransferLine.objects.select_related("variant"))
+    )
+    if client is not None:
+        visible = location_list(client=client)
+        qs = qs.filter(Q(from_location__in=visible) | Q(to_location__in=visible))
+    return qs.order_by("-id")

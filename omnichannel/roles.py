@@ -25,6 +25,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "inventory.view_stockmovement",
         "inventory.add_stockmovement",
         "inventory.view_channelavailability",
+        "inventory.view_transfer",
+        "inventory.add_transfer",
+        "inventory.change_transfer",
     ],
     MANAGER: [
         *(f"catalog.view_{model}" for model in ("category", "product", "variant", "channelprice")),
@@ -35,6 +38,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "inventory.view_stocklevel",
         "inventory.view_stockmovement",
         "inventory.view_channelavailability",
+        "inventory.view_transfer",
     ],
 }
 

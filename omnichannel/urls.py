@@ -9,6 +9,7 @@ from inventory.api.views import (
     AvailabilityViewSet,
     MovementViewSet,
     StockViewSet,
+    TransferViewSet,
 )
 
 from .api.views import ChannelViewSet, LocationViewSet
@@ -20,6 +21,7 @@ router.register("locations", LocationViewSet, basename="location")
 router.register("products", ProductViewSet, basename="product")
 router.register("variants", VariantViewSet, basename="variant")
 router.register("stock/movements", MovementViewSet, basename="stock-movement")
+router.register("stock/transfers", TransferViewSet, basename="stock-transfer")
 router.register("stock", StockViewSet, basename="stock")
 router.register("availability", AvailabilityViewSet, basename="availability")
 

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from ..models import StockLevel, StockMovement
+from ..models import StockLevel, StockMovement, Transfer, TransferLine
 from ..services import ADJUSTMENT_REASONS, MAX_QUANTITY
 
 
@@ -72,3 +72,61 @@ class AvailabilitySerializer(serializers.Serializer):
     available = serializers.IntegerField()
     as_of = serializers.DateTimeField(allow_null=True)
     locations = AvailabilityLocationSerializer(many=True)
+
+
+class TransferLineSerializer(serializers.ModelSerializer):
+    sku = serializers.CharField(source="variant.sku")
+    in_transit = serializers.IntegerField()
+    discrepancy = serializers.IntegerField(allow_null=True)
+
+    class Meta:
+        model = TransferLine
+        fields = [
+            "sku",
+            "quantity",
+            "shipped_quantity",
+            "received_quantity",
+            "in_transit",
+            "discrepancy",
+        ]
+
+
+class TransferSerializer(serializers.ModelSerializer):
+    from_location = serializers.CharField(source="from_location.code")
+    to_location = serializers.CharField(source="to_location.code")
+    lines = TransferLineSerializer(many=True)
+
+    class Meta:
+        model = Transfer
+        fields = [
+            "id",
+            "from_location",
+            "to_location",
+            "status",
+            "note",
+            "lines",
+            "created_at",
+            "shipped_at",
+            "received_at",
+        ]
+
+
+class SkuQuantitySerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+
+class TransferInputSerializer(serializers.Serializer):
+    from_location = serializers.CharField(max_length=40)
+    to_location = serializers.CharField(max_length=40)
+    lines = SkuQuantitySerializer(many=True, allow_empty=False, max_length=500)
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class ReceivedLineSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(min_value=0, max_value=MAX_QUANTITY)
+
+
+class TransferReceiveSerializer(serializers.Serializer):
+    lines = ReceivedLineSerializer(many=True, required=False, max_length=500)

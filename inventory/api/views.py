@@ -2,23 +2,34 @@ import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from catalog.selectors import variant_ids_by_sku
 from omnichannel.api.filters import MultipleValueFilter
 from omnichannel.auth import api_client_of
+from omnichannel.errors import LocationForbidden
 from omnichannel.idempotency import idempotent
-from omnichannel.selectors import channel_scope, location_for_write
+from omnichannel.selectors import channel_scope, location_for_read, location_for_write
 
-from .. import services
-from ..models import ChannelAvailability, StockLevel, StockMovement
-from ..selectors import availability_for_skus, availability_list, movement_list, stock_list
+from .. import services, transfers
+from ..models import ChannelAvailability, StockLevel, StockMovement, Transfer
+from ..selectors import (
+    availability_for_skus,
+    availability_list,
+    movement_list,
+    stock_list,
+    transfer_list,
+)
 from .serializers import (
     AdjustmentInputSerializer,
     AdjustmentOutputSerializer,
     AvailabilitySerializer,
     StockLevelSerializer,
     StockMovementSerializer,
+    TransferInputSerializer,
+    TransferReceiveSerializer,
+    TransferSerializer,
 )
 
 
@@ -172,3 +183,86 @@ class AvailabilityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             for row in page
         ]
         return self.get_paginated_response(AvailabilitySerializer(entries, many=True).data)
+
+
+class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Transfers between locations. A POS client sends from and receives at its own store;
+    staff need the transfer permissions."""
+
+    queryset = Transfer.objects.none()
+    serializer_class = TransferSerializer
+    filterset_fields = ["status"]
+
+    def get_queryset(self):
+        return transfer_list(client=api_client_of(self.request))
+
+    def _answer(self, transfer_id: int, status_code=status.HTTP_200_OK) -> Response:
+        transfer = transfer_list(client=None).get(pk=transfer_id)
+        return Response(TransferSerializer(transfer).data, status=status_code)
+
+    @extend_schema(
+        request=TransferInputSerializer,
+        responses={201: TransferSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, "header")],
+    )
+    @idempotent
+    def create(self, request):
+        data = TransferInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        client = api_client_of(request)
+        origin = location_for_read(client=client, code=fields["from_location"])
+        destination = location_for_read(client=client, code=fields["to_location"])
+        if client is not None and client.location_id not in (origin.pk, destination.pk):
+            raise LocationForbidden("A POS client transfers from or to its own store.")
+        ids = variant_ids_by_sku(skus=[line["sku"] for line in fields["lines"]])
+        transfer = transfers.transfer_request(
+            from_location_id=origin.pk,
+            to_location_id=destination.pk,
+            items=[
+                transfers.TransferItem(ids[line["sku"]], line["quantity"])
+                for line in fields["lines"]
+            ],
+            note=fields["note"],
+            actor=actor_of(request),
+        )
+        return self._answer(transfer.pk, status.HTTP_201_CREATED)
+
+    def _transfer_at(self, pk, *, side: str) -> Transfer:
+        transfer = self.get_object()
+        client = api_client_of(self.request)
+        location_id = transfer.from_location_id if side == "from" else transfer.to_location_id
+        if client is not None and client.location_id != location_id:
+            raise LocationForbidden(
+                "Only the sending store ships, only the receiving store receives."
+            )
+        return transfer
+
+    @extend_schema(request=None, responses={200: TransferSerializer})
+    @action(detail=True, methods=["post"])
+    def ship(self, request, pk=None):
+        transfer = self._transfer_at(pk, side="from")
+        transfers.transfer_ship(transfer_id=transfer.pk, actor=actor_of(request))
+        return self._answer(transfer.pk)
+
+    @extend_schema(request=TransferReceiveSerializer, responses={200: TransferSerializer})
+    @action(detail=True, methods=["post"])
+    def receive(self, request, pk=None):
+        transfer = self._transfer_at(pk, side="to")
+        data = TransferReceiveSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        lines = data.validated_data.get("lines") or []
+        ids = variant_ids_by_sku(skus=[line["sku"] for line in lines]) if lines else {}
+        transfers.transfer_receive(
+            transfer_id=transfer.pk,
+            received={ids[line["sku"]]: line["quantity"] for line in lines} or None,
+            actor=actor_of(request),
+        )
+        return self._answer(transfer.pk)
+
+    @extend_schema(request=None, responses={200: TransferSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        transfer = self._transfer_at(pk, side="from")
+        transfers.transfer_cancel(transfer_id=transfer.pk, actor=actor_of(request))
+        return self._answer(transfer.pk)

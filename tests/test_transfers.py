@@ -1,0 +1,205 @@
+"""Transfers: reserved at the origin, in transit once shipped, short or over on receipt."""
+
+import pytest
+
+from inventory.models import StockLevel, StockMovement, Transfer
+from inventory.services import StockLine, stock_receive
+from tests.conftest import as_client
+from tests.factories import ChannelLocationFactory, LocationFactory, VariantFactory, make_api_client
+from tests.inventory_helpers import assert_ledger_matches_levels
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def stores(pos, store):
+    """lyon (10 TEE-M) and paris, both POS stores, each with its own till."""
+    paris = LocationFactory(code="paris")
+    ChannelLocationFactory(channel=pos, location=paris, priority=2)
+    tee = VariantFactory(sku="TEE-M")
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 10)], reference="delivery")
+    _, lyon_till = make_api_client(pos, store, name="lyon till")
+    _, paris_till = make_api_client(pos, paris, name="paris till")
+    return tee, store, paris, as_client(lyon_till), as_client(paris_till)
+
+
+def level(variant, location):
+    row = StockLevel.objects.filter(variant=variant, location=location).first()
+    return (row.on_hand, row.reserved) if row else (0, 0)
+
+
+def test_short_receipt_origin_destination_and_in_transit_add_up(stores):
+    tee, lyon, paris, lyon_till, paris_till = stores
+    created = lyon_till.post(
+        "/api/v1/stock/transfers/",
+        {
+            "from_location": "lyon",
+            "to_location": "paris",
+            "lines": [{"sku": "TEE-M", "quantity": 6}],
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    transfer_id = created.json()["id"]
+    assert created.json()["status"] == "requested"
+    assert level(tee, lyon) == (10, 6)  # reserved at the origin, nobody else can sell it
+
+    shipped = lyon_till.post(f"/api/v1/stock/transfers/{transfer_id}/ship/")
+    assert shipped.status_code == 200
+    [line] = shipped.json()["lines"]
+    assert line["in_transit"] == 6
+    assert level(tee, lyon) == (4, 0)
+    assert level(tee, paris) == (0, 0)
+
+    received = paris_till.post(
+        f"/api/v1/stock/transfers/{transfer_id}/receive/",
+        {"lines": [{"sku": "TEE-M", "quantity": 5}]},
+        format="json",
+    )
+    assert received.status_code == 200
+    [line] = received.json()["lines"]
+    assert (line["received_quantity"], line["in_transit"], line["discrepancy"]) == (5, 0, -1)
+    assert level(tee, paris) == (5, 0)
+    # Everything that left lyon is at paris or recorded as missing on the transfer.
+    assert level(tee, lyon)[0] + level(tee, paris)[0] - line["discrepancy"] == 10
+    reasons = StockMovement.objects.filter(reference=f"transfer:{transfer_id}")
+    assert sorted(reasons.values_list("reason", "delta")) == [
+        ("reservation", 0),
+        ("transfer_in", 5),
+        ("transfer_out", -6),
+    ]
+    assert_ledger_matches_levels()
+
+
+def test_receipt_without_lines_books_everything_shipped(stores):
+    tee, lyon, paris, lyon_till, paris_till = stores
+    transfer_id = lyon_till.post(
+        "/api/v1/stock/transfers/",
+        {
+            "from_location": "lyon",
+            "to_location": "paris",
+            "lines": [{"sku": "TEE-M", "quantity": 2}],
+        },
+        format="json",
+    ).json()["id"]
+    lyon_till.post(f"/api/v1/stock/transfers/{transfer_id}/ship/")
+    body = paris_till.post(f"/api/v1/stock/transfers/{transfer_id}/receive/").json()
+    assert body["status"] == "received"
+    assert body["lines"][0]["discrepancy"] == 0
+    assert level(tee, paris) == (2, 0)
+
+
+def test_cancel_before_shipping_releases_and_wrong_transitions_are_409(stores):
+    tee, lyon, _, lyon_till, paris_till = stores
+    transfer_id = lyon_till.post(
+        "/api/v1/stock/transfers/",
+        {
+            "from_location": "lyon",
+            "to_location": "paris",
+            "lines": [{"sku": "TEE-M", "quantity": 3}],
+        },
+        format="json",
+    ).json()["id"]
+    receive_early = paris_till.post(f"/api/v1/stock/transfers/{transfer_id}/receive/")
+    assert receive_early.status_code == 409
+    assert receive_early.json()["code"] == "invalid_transition"
+    assert lyon_till.post(f"/api/v1/stock/transfers/{transfer_id}/cancel/").status_code == 200
+    assert level(tee, lyon) == (10, 0)
+    ship_cancelled = lyon_till.post(f"/api/v1/stock/transfers/{transfer_id}/ship/")
+    assert ship_cancelled.status_code == 409
+    assert Transfer.objects.get(pk=transfer_id).status == "cancelled"
+    assert_ledger_matches_levels()
+
+
+def test_only_the_sending_store_ships_and_only_the_receiving_store_receives(stores):
+    _, _, _, lyon_till, paris_till = stores
+    transfer_id = lyon_till.post(
+        "/api/v1/stock/transfers/",
+        {
+            "from_location": "lyon",
+            "to_location": "paris",
+            "lines": [{"sku": "TEE-M", "quantity": 1}],
+        },
+        format="json",
+    ).json()["id"]
+    response = paris_till.post(f"/api/v1/stock/transfers/{transfer_id}/ship/")
+    assert response.status_code == 403
+    assert response.json()["code"] == "location_forbidden"
+    lyon_till.post(f"/api/v1/stock/transfers/{transfer_id}/ship/")
+    assert lyon_till.post(f"/api/v1/stock/transfers/{transfer_id}/receive/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "status_code", "code"),
+    [
+        (
+            {
+                "from_location": "lyon",
+                "to_location": "lyon",
+                "lines": [{"sku": "TEE-M", "quantity": 1}],
+            },
+            400,
+            "invalid",
+        ),
+        ({"from_location": "lyon", "to_location": "paris", "lines": []}, 400, "invalid"),
+        (
+            {
+                "from_location": "lyon",
+                "to_location": "paris",
+                "lines": [{"sku": "TEE-M", "quantity": 0}],
+            },
+            400,
+            "invalid",
+        ),
+        (
+            {
+                "from_location": "lyon",
+                "to_location": "paris",
+                "lines": [{"sku": "NOPE", "quantity": 1}],
+            },
+            400,
+            "unknown_sku",
+        ),
+        (
+            {
+                "from_location": "lyon",
+                "to_location": "paris",
+                "lines": [{"sku": "TEE-M", "quantity": 11}],
+            },
+            409,
+            "insufficient_stock",
+        ),
+        (
+            {
+                "from_location": "lyon",
+                "to_location": "nowhere",
+                "lines": [{"sku": "TEE-M", "quantity": 1}],
+            },
+            400,
+            "unknown_location",
+        ),
+    ],
+)
+def test_bad_transfer_requests_write_nothing(stores, body, status_code, code):
+    tee, lyon, _, lyon_till, _ = stores
+    response = lyon_till.post("/api/v1/stock/transfers/", body, format="json")
+    assert response.status_code == status_code, response.json()
+    assert response.json()["code"] == code
+    assert Transfer.objects.count() == 0
+    assert level(tee, lyon) == (10, 0)
+
+
+def test_a_pos_client_transfers_only_from_or_to_its_own_store(stores, pos):
+    _, _, paris, lyon_till, _ = stores
+    third = LocationFactory(code="nice")
+    ChannelLocationFactory(channel=pos, location=third, priority=3)
+    response = lyon_till.post(
+        "/api/v1/stock/transfers/",
+        {
+            "from_location": "paris",
+            "to_location": "nice",
+            "lines": [{"sku": "TEE-M", "quantity": 1}],
+        },
+        format="json",
+    )
+    assert response.status_code == 403
