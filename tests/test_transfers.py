@@ -72,7 +72,7 @@ def test_short_receipt_origin_destination_and_in_transit_add_up(stores):
 
 
 def test_receipt_without_lines_books_everything_shipped(stores):
-    tee, lyon, paris, lyon_till, paris_till = stores
+    tee, _, paris, lyon_till, paris_till = stores
     transfer_id = lyon_till.post(
         "/api/v1/stock/transfers/",
         {
@@ -190,7 +190,7 @@ def test_bad_transfer_requests_write_nothing(stores, body, status_code, code):
 
 
 def test_a_pos_client_transfers_only_from_or_to_its_own_store(stores, pos):
-    _, _, paris, lyon_till, _ = stores
+    _, _, _, lyon_till, _ = stores
     third = LocationFactory(code="nice")
     ChannelLocationFactory(channel=pos, location=third, priority=3)
     response = lyon_till.post(
