@@ -18,6 +18,7 @@ from django.utils import timezone
 from omnichannel.models import ChannelLocation
 
 from .models import AvailabilityOutbox, ChannelAvailability, StockLevel
+from .webhooks import webhooks_record
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def availability_recompute(*, variant_ids: Iterable[int]) -> list[ChannelAvailab
             unique_fields=["channel", "variant"],
             update_fields=["available", "locations", "as_of"],
         )
+        webhooks_record(changed=changed)
     return changed
 
 

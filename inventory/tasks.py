@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from .availability import availability_sync_pending
+from .webhooks import webhook_attempt, webhooks_due
 
 BATCH = 1000
 
@@ -13,3 +14,20 @@ def sync_channel_availability() -> int:
     while consumed := availability_sync_pending(limit=BATCH):
         total += consumed
     return total
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def deliver_webhook(delivery_id: int) -> None:
+    """One attempt; on failure the next one is queued after the back-off delay."""
+    delivery = webhook_attempt(delivery_id=delivery_id)
+    if delivery is not None and delivery.status == delivery.Status.PENDING:
+        deliver_webhook.apply_async((delivery_id,), eta=delivery.next_attempt_at)
+
+
+@shared_task(ignore_result=True)
+def sweep_webhooks() -> int:
+    """Beat: re-send deliveries whose next attempt is due (a lost retry only waits)."""
+    due = webhooks_due()
+    for delivery_id in due:
+        deliver_webhook.delay(delivery_id)
+    return len(due)

@@ -129,6 +129,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "inventory.tasks.sync_channel_availability",
         "schedule": 5.0,
     },
+    "sweep-webhooks": {
+        "task": "inventory.tasks.sweep_webhooks",
+        "schedule": 30.0,
+    },
     "purge-idempotency-keys": {
         "task": "omnichannel.tasks.purge_idempotency_records",
         "schedule": 3600.0,

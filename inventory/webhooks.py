@@ -1,0 +1,151 @@
+"""Availability webhooks: each change a channel publishes becomes a signed POST to its
+subscribers, retried with exponential back-off, every attempt logged.
+
+A delivery is created in the same transaction as the availability change it reports and sent
+after commit; beat's sweeper re-sends any delivery whose next attempt is due, so a lost task
+or a worker restart only delays it. One attempt is one call of `webhook_attempt`.
+"""
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from .models import ChannelAvailability, WebhookAttempt, WebhookDelivery, WebhookSubscription
+
+MAX_ATTEMPTS = 8
+BASE_DELAY_SECONDS = 10
+MAX_DELAY_SECONDS = 3600
+TIMEOUT_SECONDS = 5
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def backoff(attempts: int) -> timedelta:
+    """10 s, 20 s, 40 s ... capped at an hour."""
+    return timedelta(seconds=min(BASE_DELAY_SECONDS * 2 ** max(attempts - 1, 0), MAX_DELAY_SECONDS))
+
+
+def webhooks_record(*, changed: list[ChannelAvailability]) -> None:
+    """Inside the availability transaction: one delivery per subscriber and channel."""
+    if not changed:
+        return
+    by_channel: dict[int, list[ChannelAvailability]] = {}
+    for row in changed:
+        by_channel.setdefault(row.channel_id, []).append(row)
+    subscriptions = WebhookSubscription.objects.filter(
+        channel_id__in=by_channel, is_active=True
+    ).select_related("channel")
+    from catalog.models import Variant
+
+    skus = dict(
+        Variant.objects.filter(pk__in={row.variant_id for row in changed}).values_list("id", "sku")
+    )
+    now = timezone.now()
+    deliveries = [
+        WebhookDelivery(
+            subscription=subscription,
+            payload={
+                "event": "availability.changed",
+                "channel": subscription.channel.code,
+                "changes": [
+                    {
+                        "sku": skus[row.variant_id],
+                        "available": row.available,
+                        "locations": row.locations,
+                        "as_of": row.as_of.isoformat(),
+                    }
+                    for row in by_channel[subscription.channel_id]
+                ],
+            },
+            next_attempt_at=now,
+        )
+        for subscription in subscriptions
+    ]
+    if deliveries:
+        WebhookDelivery.objects.bulk_create(deliveries)
+        ids = [delivery.pk for delivery in deliveries]
+        transaction.on_commit(lambda: _queue(ids), robust=True)
+
+
+def _queue(delivery_ids: list[int]) -> None:
+    from .tasks import deliver_webhook
+
+    for delivery_id in delivery_ids:
+        deliver_webhook.delay(delivery_id)
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
+    """Make one attempt if the delivery is pending and due; returns it, or None if nothing
+    was due (already delivered, given up, or not yet time: safe to call twice)."""
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .select_related("subscription")
+            .filter(
+                pk=delivery_id,
+                status=WebhookDelivery.Status.PENDING,
+                next_attempt_at__lte=timezone.now(),
+            )
+            .first()
+        )
+        if delivery is None:
+            return None
+        body = json.dumps(delivery.payload, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "omnichannel-webhooks/1",
+            "X-Delivery-Id": str(delivery.pk),
+            "X-Signature": sign(delivery.subscription.secret, body),
+        }
+        started = time.monotonic()
+        status_code, error = None, ""
+        try:
+            status_code = _post(delivery.subscription.url, body, headers)
+        except Exception as exc:  # network errors of any kind: logged, retried
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        WebhookAttempt.objects.create(
+            delivery=delivery,
+            status_code=status_code,
+            error=error,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+        delivery.attempts += 1
+        now = timezone.now()
+        if status_code is not None and 200 <= status_code < 300:
+            delivery.status = WebhookDelivery.Status.DELIVERED
+            delivery.delivered_at = now
+        elif delivery.attempts >= MAX_ATTEMPTS:
+            delivery.status = WebhookDelivery.Status.FAILED
+        else:
+            delivery.next_attempt_at = now + backoff(delivery.attempts)
+        delivery.save(update_fields=["attempts", "status", "delivered_at", "next_attempt_at"])
+        return delivery
+
+
+def webhooks_due(*, limit: int = 500) -> list[int]:
+    return list(
+        WebhookDelivery.objects.filter(
+            status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=timezone.now()
+        )
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)[:limit]
+    )

@@ -1,0 +1,129 @@
+"""Availability webhooks: signed, retried with back-off, every attempt logged."""
+
+import hashlib
+import hmac
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.utils import timezone
+
+from inventory.models import WebhookDelivery, WebhookSubscription
+from inventory.services import StockLine, stock_receive
+from inventory.tasks import sweep_webhooks, sync_channel_availability
+from inventory.webhooks import MAX_ATTEMPTS, backoff, webhook_attempt
+from tests.factories import VariantFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class Subscriber:
+    """A real HTTP endpoint on 127.0.0.1 answering with the given status codes in turn."""
+
+    def __init__(self, statuses):
+        self.statuses = list(statuses)
+        self.received = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append((dict(self.headers), body))
+                code = outer.statuses.pop(0) if outer.statuses else 200
+                self.send_response(code)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def make_due(delivery):
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+
+
+def test_availability_change_is_posted_signed_to_the_subscriber(
+    web, store, django_capture_on_commit_callbacks
+):
+    variant = VariantFactory(sku="TEE-M")
+    with Subscriber([200]) as subscriber:
+        subscription = WebhookSubscription.objects.create(channel=web, url=subscriber.url)
+        with django_capture_on_commit_callbacks(execute=True):
+            stock_receive(lines=[StockLine(variant.pk, store.pk, 3)], reference="delivery")
+        with django_capture_on_commit_callbacks(execute=True):
+            sync_channel_availability()
+    [(headers, body)] = subscriber.received
+    expected = "sha256=" + hmac.new(subscription.secret.encode(), body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Signature"], expected)
+    payload = json.loads(body)
+    assert payload["event"] == "availability.changed"
+    assert payload["channel"] == "web"
+    assert [(c["sku"], c["available"]) for c in payload["changes"]] == [("TEE-M", 3)]
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    assert list(delivery.log.values_list("status_code", flat=True)) == [200]
+
+
+def test_a_failing_endpoint_is_retried_with_back_off_and_every_attempt_logged(web, store):
+    variant = VariantFactory()
+    with Subscriber([500, 503]) as subscriber:
+        WebhookSubscription.objects.create(channel=web, url=subscriber.url)
+        stock_receive(lines=[StockLine(variant.pk, store.pk, 3)], reference="delivery")
+        sync_channel_availability()
+        delivery = WebhookDelivery.objects.get()
+
+        first = webhook_attempt(delivery_id=delivery.pk)
+        assert (first.status, first.attempts) == ("pending", 1)
+        assert first.next_attempt_at > timezone.now() + backoff(1) - timedelta(seconds=2)
+        assert webhook_attempt(delivery_id=delivery.pk) is None  # not due yet: no attempt
+
+        make_due(delivery)
+        second = webhook_attempt(delivery_id=delivery.pk)
+        assert (second.status, second.attempts) == ("pending", 2)
+        assert second.next_attempt_at - timezone.now() > backoff(1)  # the wait grows
+
+        make_due(delivery)
+        assert sweep_webhooks() == 1  # beat's sweeper sends what is due (eager in tests)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("delivered", 3)
+    assert list(delivery.log.values_list("status_code", flat=True)) == [500, 503, 200]
+    assert len(subscriber.received) == 3
+    ids = {headers["X-Delivery-Id"] for headers, _ in subscriber.received}
+    assert ids == {str(delivery.pk)}
+
+
+def test_an_unreachable_endpoint_gives_up_after_the_last_attempt(web, store):
+    with Subscriber([]) as gone:
+        url = gone.url  # a port that nothing listens on once the server is closed
+    WebhookSubscription.objects.create(channel=web, url=url)
+    stock_receive(lines=[StockLine(VariantFactory().pk, store.pk, 1)], reference="d")
+    sync_channel_availability()
+    delivery = WebhookDelivery.objects.get()
+    for _ in range(MAX_ATTEMPTS):
+        make_due(delivery)
+        webhook_attempt(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("failed", MAX_ATTEMPTS)
+    assert all(attempt.error for attempt in delivery.log.all())
+    make_due(delivery)
+    assert webhook_attempt(delivery_id=delivery.pk) is None
+
+
+def test_no_subscriber_no_delivery_and_inactive_ones_are_skipped(web, store):
+    WebhookSubscription.objects.create(channel=web, url="http://127.0.0.1:9/x", is_active=False)
+    stock_receive(lines=[StockLine(VariantFactory().pk, store.pk, 1)], reference="d")
+    sync_channel_availability()
+    assert WebhookDelivery.objects.count() == 0
