@@ -1,0 +1,280 @@
+"""Merchandisers' stock pages. Stock never changes here except through inventory.services:
+the level and the ledger are read-only; adjustments, counts and transfer steps call the
+same services as the API."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import F
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from catalog.models import Variant
+from omnichannel.errors import DomainError
+from omnichannel.models import Location
+
+from . import services, transfers
+from .models import (
+    ChannelAvailability,
+    StockLevel,
+    StockMovement,
+    Transfer,
+    TransferLine,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+
+LOW_STOCK = 3
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class StockHealthFilter(admin.SimpleListFilter):
+    title = "stock health"
+    parameter_name = "health"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("negative", "Negative on hand (oversold, to review)"),
+            ("out", "Nothing available"),
+            ("low", f"Low (1 to {LOW_STOCK} available)"),
+        ]
+
+    def queryset(self, request, queryset):
+        available = F("on_hand") - F("reserved")
+        if self.value() == "negative":
+            return queryset.filter(on_hand__lt=0)
+        if self.value() == "out":
+            return queryset.alias(free=available).filter(free__lte=0)
+        if self.value() == "low":
+            return queryset.alias(free=available).filter(free__gte=1, free__lte=LOW_STOCK)
+        return queryset
+
+
+class AdjustmentForm(forms.Form):
+    sku = forms.CharField(max_length=64)
+    location = forms.ModelChoiceField(Location.objects.order_by("code"), to_field_name="code")
+    kind = forms.ChoiceField(
+        choices=[("delta", "Change on hand by"), ("counted", "Cycle count: on hand is now")]
+    )
+    quantity = forms.IntegerField(min_value=-services.MAX_QUANTITY, max_value=services.MAX_QUANTITY)
+    reason = forms.ChoiceField(
+        choices=[(r, r) for r in sorted(services.ADJUSTMENT_REASONS)],
+        help_text="Ignored for a cycle count (reason `count`).",
+    )
+    note = forms.CharField(max_length=500, required=False)
+
+    def clean_sku(self):
+        sku = self.cleaned_data["sku"].strip()
+        if not Variant.objects.filter(sku=sku).exists():
+            raise forms.ValidationError("No variant has that SKU.")
+        return sku
+
+
+@admin.register(StockLevel)
+class StockLevelAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["sku", "product", "location", "on_hand", "reserved", "available", "updated_at"]
+    list_filter = [StockHealthFilter, "location"]
+    search_fields = ["variant__sku", "variant__barcode", "variant__product__name"]
+    list_select_related = ["variant__product", "location"]
+    change_list_template = "admin/inventory/stocklevel/change_list.html"
+
+    @admin.display(ordering="variant__sku")
+    def sku(self, obj):
+        return obj.variant.sku
+
+    @admin.display(ordering="variant__product__name")
+    def product(self, obj):
+        return obj.variant.product.name
+
+    @admin.display(description="available")
+    def available(self, obj):
+        return obj.available
+
+    def get_urls(self):
+        return [
+            path(
+                "adjust/",
+                self.admin_site.admin_view(self.adjust_view),
+                name="inventory_stocklevel_adjust",
+            ),
+            *super().get_urls(),
+        ]
+
+    def adjust_view(self, request):
+        """Adjust or count one SKU at one location, through the stock services."""
+        if not request.user.has_perm("inventory.add_stockmovement"):
+            raise PermissionDenied
+        form = AdjustmentForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            variant_id = Variant.objects.get(sku=data["sku"]).pk
+            actor = services.Actor(user_id=request.user.pk)
+            try:
+                if data["kind"] == "counted":
+                    services.stock_count(
+                        variant_id=variant_id,
+                        location_id=data["location"].pk,
+                        counted=data["quantity"],
+                        reference="count",
+                        note=data["note"],
+                        actor=actor,
+                    )
+                else:
+                    services.stock_adjust(
+                        variant_id=variant_id,
+                        location_id=data["location"].pk,
+                        delta=data["quantity"],
+                        reason=data["reason"],
+                        reference="adjustment",
+                        note=data["note"],
+                        actor=actor,
+                    )
+            except DomainError as exc:
+                form.add_error(None, exc.detail)
+            else:
+                messages.success(request, f"Stock of {data['sku']} at {data['location']} updated.")
+                return redirect(reverse("admin:inventory_stocklevel_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Adjust or count stock",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/inventory/adjust.html", context)
+
+
+@admin.register(StockMovement)
+class StockMovementAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The ledger: append-only, here and in the database."""
+
+    list_display = [
+        "created_at",
+        "variant",
+        "location",
+        "delta",
+        "reserved_delta",
+        "reason",
+        "reference",
+        "created_by",
+        "api_client",
+    ]
+    list_filter = ["reason", "location"]
+    search_fields = ["variant__sku", "reference", "note"]
+    date_hierarchy = "created_at"
+    list_select_related = ["variant", "location", "created_by", "api_client__channel"]
+
+
+class TransferLineInline(ReadOnlyMixin, admin.TabularInline):
+    model = TransferLine
+    fields = ["variant", "quantity", "shipped_quantity", "received_quantity", "discrepancy"]
+    readonly_fields = fields
+
+    @admin.display(description="received - shipped")
+    def discrepancy(self, obj):
+        return obj.discrepancy
+
+
+@admin.register(Transfer)
+class TransferAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "from_location",
+        "to_location",
+        "status",
+        "created_at",
+        "shipped_at",
+        "received_at",
+    ]
+    list_filter = ["status", "from_location", "to_location"]
+    readonly_fields = [
+        "from_location",
+        "to_location",
+        "status",
+        "created_by",
+        "api_client",
+        "created_at",
+        "shipped_at",
+        "received_at",
+    ]
+    fields = [*readonly_fields, "note"]
+    inlines = [TransferLineInline]
+    actions = ["ship", "receive_as_shipped", "cancel"]
+    list_select_related = ["from_location", "to_location"]
+
+    def has_add_permission(self, request):
+        return False  # created through the API (POS) or stock/transfers/, where stock is reserved
+
+    def _each(self, request, queryset, operation, done: str):
+        ok = 0
+        for transfer in queryset:
+            try:
+                operation(transfer_id=transfer.pk, actor=services.Actor(user_id=request.user.pk))
+                ok += 1
+            except DomainError as exc:
+                messages.error(request, f"Transfer #{transfer.pk}: {exc.detail}")
+        if ok:
+            messages.success(request, f"{ok} transfer(s) {done}.")
+
+    @admin.action(description="Ship the selected transfers", permissions=["change"])
+    def ship(self, request, queryset):
+        self._each(request, queryset, transfers.transfer_ship, "shipped")
+
+    @admin.action(description="Receive as shipped (no discrepancy)", permissions=["change"])
+    def receive_as_shipped(self, request, queryset):
+        self._each(request, queryset, transfers.transfer_receive, "received")
+
+    @admin.action(description="Cancel (before shipping)", permissions=["change"])
+    def cancel(self, request, queryset):
+        self._each(request, queryset, transfers.transfer_cancel, "cancelled")
+
+
+@admin.register(ChannelAvailability)
+class ChannelAvailabilityAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["variant", "channel", "available", "as_of"]
+    list_filter = ["channel"]
+    search_fields = ["variant__sku"]
+    list_select_related = ["variant", "channel"]
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["url", "channel", "is_active", "created_at"]
+    list_filter = ["channel", "is_active"]
+    readonly_fields = ["secret", "created_at"]
+
+
+class WebhookAttemptInline(ReadOnlyMixin, admin.TabularInline):
+    model = WebhookAttempt
+    fields = ["attempted_at", "status_code", "error", "duration_ms"]
+    readonly_fields = fields
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """The delivery log: what was sent, how often, what the subscriber answered."""
+
+    list_display = ["id", "subscription", "status", "attempts", "next_attempt_at", "created_at"]
+    list_filter = ["status", "subscription__channel"]
+    readonly_fields = [
+        "subscription",
+        "payload",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+        "delivered_at",
+    ]
+    inlines = [WebhookAttemptInline]
+    list_select_related = ["subscription"]

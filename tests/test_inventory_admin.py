@@ -1,0 +1,127 @@
+"""The merchandisers' stock pages: filters, read-only ledger, adjustments through services."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from inventory.models import StockLevel, StockMovement, Transfer
+from inventory.services import StockLine, stock_receive, stock_sell_now
+from inventory.transfers import TransferItem, transfer_request
+from omnichannel.roles import MERCHANDISER
+from tests.factories import LocationFactory, VariantFactory, make_staff
+from tests.inventory_helpers import assert_ledger_matches_levels
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def merchandiser(client):
+    user = make_staff("merch")
+    user.groups.add(Group.objects.get(name=MERCHANDISER))
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture
+def stock(store):
+    fine, low, oversold = (
+        VariantFactory(sku="FINE"),
+        VariantFactory(sku="LOW"),
+        VariantFactory(sku="OVERSOLD"),
+    )
+    stock_receive(
+        lines=[StockLine(fine.pk, store.pk, 50), StockLine(low.pk, store.pk, 2)], reference="d"
+    )
+    stock_sell_now(
+        lines=[StockLine(oversold.pk, store.pk, 1)], reference="pos:off", allow_oversell=True
+    )
+    return fine, low, oversold
+
+
+@pytest.mark.parametrize(
+    ("health", "expected"), [("negative", ["OVERSOLD"]), ("low", ["LOW"]), ("out", ["OVERSOLD"])]
+)
+def test_stock_health_filters(client, merchandiser, stock, health, expected):
+    response = client.get(f"/admin/inventory/stocklevel/?health={health}")
+    assert response.status_code == 200
+    shown = [row.variant.sku for row in response.context["cl"].result_list]
+    assert shown == expected
+
+
+def test_ledger_and_levels_cannot_be_edited_in_the_admin(client, merchandiser, stock):
+    movement = StockMovement.objects.first()
+    level = StockLevel.objects.first()
+    assert client.get(f"/admin/inventory/stockmovement/{movement.pk}/change/").status_code == 200
+    response = client.post(f"/admin/inventory/stockmovement/{movement.pk}/change/", {"delta": 999})
+    assert response.status_code == 403
+    assert (
+        client.post(f"/admin/inventory/stocklevel/{level.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert client.get("/admin/inventory/stockmovement/add/").status_code == 403
+
+
+def test_adjust_and_count_forms_go_through_the_services(client, merchandiser, stock, store):
+    page = client.get("/admin/inventory/stocklevel/adjust/")
+    assert page.status_code == 200
+    response = client.post(
+        "/admin/inventory/stocklevel/adjust/",
+        {
+            "sku": "FINE",
+            "location": store.code,
+            "kind": "delta",
+            "quantity": -3,
+            "reason": "damage",
+            "note": "crushed",
+        },
+    )
+    assert response.status_code == 302
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == 47
+    movement = StockMovement.objects.latest("id")
+    assert (movement.reason, movement.created_by, movement.note) == (
+        "damage",
+        merchandiser,
+        "crushed",
+    )
+    client.post(
+        "/admin/inventory/stocklevel/adjust/",
+        {
+            "sku": "FINE",
+            "location": store.code,
+            "kind": "counted",
+            "quantity": 40,
+            "reason": "correction",
+        },
+    )
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == 40
+    assert StockMovement.objects.latest("id").reason == "count"
+    refused = client.post(
+        "/admin/inventory/stocklevel/adjust/",
+        {"sku": "LOW", "location": store.code, "kind": "delta", "quantity": -5, "reason": "theft"},
+    )
+    assert refused.status_code == 200
+    assert "less than nothing" in refused.content.decode()
+    assert StockLevel.objects.get(variant__sku="LOW").on_hand == 2
+    assert_ledger_matches_levels()
+
+
+def test_staff_without_permission_cannot_adjust(client, stock):
+    client.force_login(make_staff("viewer", "inventory.view_stocklevel"))
+    assert client.get("/admin/inventory/stocklevel/").status_code == 200
+    assert client.get("/admin/inventory/stocklevel/adjust/").status_code == 403
+
+
+def test_transfer_actions_ship_and_receive(client, merchandiser, stock, store):
+    fine = stock[0]
+    paris = LocationFactory(code="paris")
+    transfer = transfer_request(
+        from_location_id=store.pk, to_location_id=paris.pk, items=[TransferItem(fine.pk, 5)]
+    )
+    assert client.get(f"/admin/inventory/transfer/{transfer.pk}/change/").status_code == 200
+    client.post("/admin/inventory/transfer/", {"action": "ship", "_selected_action": [transfer.pk]})
+    client.post(
+        "/admin/inventory/transfer/",
+        {"action": "receive_as_shipped", "_selected_action": [transfer.pk]},
+    )
+    assert Transfer.objects.get(pk=transfer.pk).status == "received"
+    assert StockLevel.objects.get(variant=fine, location=paris).on_hand == 5
+    assert_ledger_matches_levels()
