@@ -9,6 +9,7 @@ from django.db.models import F
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from import_export.admin import ImportExportMixin
 
 from catalog.models import Variant
 from omnichannel.errors import DomainError
@@ -25,6 +26,7 @@ from .models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from .resources import CycleCountResource
 
 LOW_STOCK = 3
 
@@ -83,12 +85,22 @@ class AdjustmentForm(forms.Form):
 
 
 @admin.register(StockLevel)
-class StockLevelAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class StockLevelAdmin(ReadOnlyMixin, ImportExportMixin, admin.ModelAdmin):
+    """Import a cycle count as CSV (`sku,location,counted`); export gives the count sheet."""
+
+    resource_classes = [CycleCountResource]
+
     list_display = ["sku", "product", "location", "on_hand", "reserved", "available", "updated_at"]
     list_filter = [StockHealthFilter, "location"]
     search_fields = ["variant__sku", "variant__barcode", "variant__product__name"]
     list_select_related = ["variant__product", "location"]
-    change_list_template = "admin/inventory/stocklevel/change_list.html"
+    import_export_change_list_template = "admin/inventory/stocklevel/change_list.html"
+
+    def has_import_permission(self, request):
+        return request.user.has_perm("inventory.add_stockmovement")
+
+    def has_export_permission(self, request):
+        return request.user.has_perm("inventory.view_stocklevel")
 
     @admin.display(ordering="variant__sku")
     def sku(self, obj):

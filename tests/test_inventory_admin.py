@@ -61,6 +61,11 @@ def test_ledger_and_levels_cannot_be_edited_in_the_admin(client, merchandiser, s
 
 
 def test_adjust_and_count_forms_go_through_the_services(client, merchandiser, stock, store):
+    changelist = client.get("/admin/inventory/stocklevel/").content.decode()
+    assert (
+        "Adjust or count stock" in changelist
+        and "/admin/inventory/stocklevel/import/" in changelist
+    )
     page = client.get("/admin/inventory/stocklevel/adjust/")
     assert page.status_code == 200
     response = client.post(
@@ -125,3 +130,65 @@ def test_transfer_actions_ship_and_receive(client, merchandiser, stock, store):
     assert Transfer.objects.get(pk=transfer.pk).status == "received"
     assert StockLevel.objects.get(variant=fine, location=paris).on_hand == 5
     assert_ledger_matches_levels()
+
+
+def _count_file(text):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("count.csv", text.encode(), content_type="text/csv")
+
+
+def _format_choice(client):
+    form = client.get("/admin/inventory/stocklevel/import/").context["form"]
+    return next(value for value, label in form.fields["format"].choices if label == "csv")
+
+
+def test_cycle_count_csv_preview_then_confirm_writes_through_the_ledger(
+    client, merchandiser, stock, store
+):
+    csv = f"sku,location,counted\nFINE,{store.code},45\nLOW,{store.code},2\n"
+    preview = client.post(
+        "/admin/inventory/stocklevel/import/",
+        {"import_file": _count_file(csv), "format": _format_choice(client)},
+    )
+    assert preview.status_code == 200
+    assert preview.context["confirm_form"] is not None
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == 50  # nothing written yet
+
+    confirm = preview.context["confirm_form"].initial
+    done = client.post("/admin/inventory/stocklevel/process_import/", confirm)
+    assert done.status_code == 302
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == 45
+    movement = StockMovement.objects.filter(reason="count").get()
+    assert (movement.delta, movement.created_by, movement.reference) == (
+        -5,
+        merchandiser,
+        "count-import",
+    )
+    assert_ledger_matches_levels()
+
+
+def test_cycle_count_csv_with_a_bad_row_shows_errors_and_writes_nothing(
+    client, merchandiser, stock, store
+):
+    before = StockMovement.objects.count()
+    csv = (
+        f"sku,location,counted\nFINE,{store.code},45\nNOPE,{store.code},1\n"
+        f"LOW,{store.code},-4\nLOW,nowhere,1\n"
+    )
+    preview = client.post(
+        "/admin/inventory/stocklevel/import/",
+        {"import_file": _count_file(csv), "format": _format_choice(client)},
+    )
+    assert preview.status_code == 200
+    result = preview.context["result"]
+    assert result.has_errors() or result.has_validation_errors()
+    assert preview.context.get("confirm_form") is None
+    assert len(result.invalid_rows) + len(result.row_errors()) == 3
+    assert StockMovement.objects.count() == before
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == 50
+
+
+def test_only_staff_who_may_adjust_can_import_counts(client, stock):
+    client.force_login(make_staff("viewer", "inventory.view_stocklevel"))
+    assert client.get("/admin/inventory/stocklevel/import/").status_code == 403
