@@ -4,3 +4,16 @@ from django.apps import AppConfig
 class InventoryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "inventory"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from omnichannel.models import ChannelLocation, Location
+
+        from .availability import rebuild_after_commit
+
+        # Which locations feed a channel, their safety stock and pickup flag all shape what
+        # the channel publishes: recompute it once the change is committed.
+        for model in (ChannelLocation, Location):
+            post_save.connect(rebuild_after_commit, sender=model, dispatch_uid=f"avail-{model}")
+        post_delete.connect(rebuild_after_commit, sender=ChannelLocation, dispatch_uid="avail-del")

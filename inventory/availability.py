@@ -140,3 +140,16 @@ def availability_rebuild(*, batch: int = 2000, progress=None) -> int:
         if progress:
             progress(min(start + batch, len(variant_ids)), len(variant_ids))
     return len(variant_ids)
+
+
+def rebuild_after_commit(sender=None, **kwargs) -> None:
+    """Signal receiver: a feed, safety stock or location changed; rebuild after commit."""
+    if kwargs.get("raw"):  # loading fixtures
+        return
+
+    def queue() -> None:
+        from .tasks import rebuild_channel_availability
+
+        rebuild_channel_availability.delay()
+
+    transaction.on_commit(queue, robust=True)

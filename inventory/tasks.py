@@ -31,3 +31,11 @@ def sweep_webhooks() -> int:
     for delivery_id in due:
         deliver_webhook.delay(delivery_id)
     return len(due)
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def rebuild_channel_availability() -> int:
+    """Recompute every stocked variant for every channel (feeds or safety stock changed)."""
+    from .availability import availability_rebuild
+
+    return availability_rebuild()

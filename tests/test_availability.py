@@ -113,3 +113,22 @@ def test_availability_list_is_paginated_at_constant_queries(
     with django_assert_max_num_queries(6):
         body = web_client.get("/api/v1/availability/?page_size=20").json()
     assert len(body["results"]) == 20 and body["next"]
+
+
+def test_changing_safety_stock_republishes_availability(
+    web, network, django_capture_on_commit_callbacks
+):
+    _, store = network
+    variant = VariantFactory()
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 6)], reference="d")
+    sync_channel_availability()
+    assert published(web, variant).available == 4
+    feed = web.feeds.get(location=store)
+    feed.safety_stock = 5
+    with django_capture_on_commit_callbacks(execute=True):
+        feed.save()
+    assert published(web, variant).available == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        feed.delete()  # the store no longer feeds the web shop
+    assert published(web, variant).available == 0
+    assert [loc["location"] for loc in published(web, variant).locations] == ["wh"]
