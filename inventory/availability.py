@@ -34,10 +34,53 @@ def outbox_record(*, variant_ids: Iterable[int]) -> None:
     transaction.on_commit(_queue_sync, robust=True)
 
 
+SYNC_PENDING_KEY = "inventory:availability-sync-pending"
+SYNC_PENDING_TTL_MS = 5000
+_client = None
+
+
+def _redis():
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return None
+    global _client
+    if _client is None:
+        import redis
+
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5)
+    return _client
+
+
 def _queue_sync() -> None:
+    """Queue one sync unless one is already queued and has not started yet.
+
+    The task clears the flag before it reads the outbox. A commit that finds the flag set
+    committed its outbox row before that, so the queued task sees the row. A burst of sales
+    costs one message instead of one each. Without Redis (or if it fails) always send.
+    """
     from .tasks import sync_channel_availability
 
+    client = _redis()
+    try:
+        if client is not None and not client.set(
+            SYNC_PENDING_KEY, 1, nx=True, px=SYNC_PENDING_TTL_MS
+        ):
+            return
+    except Exception:
+        log.warning("availability debounce flag unavailable; sending the sync anyway")
     sync_channel_availability.delay()
+
+
+def sync_started() -> None:
+    """Called by the task before it reads the outbox (see `_queue_sync`)."""
+    client = _redis()
+    if client is None:
+        return
+    try:
+        client.delete(SYNC_PENDING_KEY)
+    except Exception:
+        log.warning("could not clear the availability debounce flag; it expires by itself")
 
 
 def _lock_variants(variant_ids: list[int]) -> None:

@@ -106,10 +106,7 @@ def _lock(keys: Iterable[Key], *, create_missing: bool) -> dict[Key, StockLevel]
     for variant_id, location_id in ordered:
         match |= Q(variant_id=variant_id, location_id=location_id)
     rows = (
-        StockLevel.objects.select_for_update(of=("self",))
-        .filter(match)
-        .select_related("variant", "location")
-        .order_by("variant_id", "location_id")
+        StockLevel.objects.select_for_update().filter(match).order_by("variant_id", "location_id")
     )
     return {(row.variant_id, row.location_id): row for row in rows}
 
@@ -118,12 +115,9 @@ def _shortage(level: StockLevel | None, key: Key, wanted: int) -> InsufficientSt
     from catalog.models import Variant
     from omnichannel.models import Location
 
-    if level is not None:
-        sku, location, available = level.variant.sku, level.location.code, level.available
-    else:
-        sku = Variant.objects.filter(pk=key[0]).values_list("sku", flat=True).first()
-        location = Location.objects.filter(pk=key[1]).values_list("code", flat=True).first()
-        available = 0
+    sku = Variant.objects.filter(pk=key[0]).values_list("sku", flat=True).first()
+    location = Location.objects.filter(pk=key[1]).values_list("code", flat=True).first()
+    available = level.available if level is not None else 0
     return InsufficientStock(
         f"Only {max(available, 0)} of {sku} available at {location}; {wanted} asked.",
         sku=sku,
@@ -165,9 +159,11 @@ def _apply(
         )
     if touched:
         now = timezone.now()
-        for level in touched:
+        for level in touched:  # rows are locked: writing the new values is safe
             level.updated_at = now
-        StockLevel.objects.bulk_update(touched, ["on_hand", "reserved", "updated_at"])
+            StockLevel.objects.filter(pk=level.pk).update(
+                on_hand=level.on_hand, reserved=level.reserved, updated_at=now
+            )
         StockMovement.objects.bulk_create(movements)
         outbox_record(variant_ids=[level.variant_id for level in touched])
     return movements

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from .availability import availability_sync_pending
+from .availability import availability_sync_pending, sync_started
 from .webhooks import webhook_attempt, webhooks_due
 
 BATCH = 1000
@@ -10,6 +10,7 @@ BATCH = 1000
 def sync_channel_availability() -> int:
     """Consume the availability outbox until it is empty. Queued after every stock change
     and run by beat every few seconds as the sweeper; idempotent."""
+    sync_started()
     total = 0
     while consumed := availability_sync_pending(limit=BATCH):
         total += consumed

@@ -1,0 +1,74 @@
+"""Sync lag: from a committed POS sale to the web channel's published availability, with a
+real Celery worker process consuming from Redis."""
+
+import os
+import subprocess
+import sys
+import time
+
+from .common import ROOT, percentiles
+
+SALES = int(os.environ.get("BENCH_SALES", "100"))
+
+
+def run() -> dict:
+    from catalog.models import Product, Variant
+    from inventory.models import ChannelAvailability
+    from inventory.services import StockLine, stock_count, stock_sell_now
+    from omnichannel.models import Channel, ChannelLocation, Location
+
+    web, _ = Channel.objects.get_or_create(
+        code="bench-web", defaults={"name": "Bench web", "kind": "web", "currency": "EUR"}
+    )
+    store = Location.objects.get(code="bench-store")
+    ChannelLocation.objects.get_or_create(channel=web, location=store)
+    product = Product.objects.get(code="BENCH")
+    variant, _ = Variant.objects.get_or_create(product=product, sku="BENCH-LAG")
+    # A count sets the level exactly, whatever earlier runs left.
+    stock_count(variant_id=variant.pk, location_id=store.pk, counted=SALES + 10)
+
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "omnichannel",
+            "worker",
+            "--pool=threads",
+            "--concurrency=4",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def published():
+            row = ChannelAvailability.objects.filter(channel=web, variant=variant).first()
+            return row.available if row else None
+
+        deadline = time.monotonic() + 30
+        while published() != SALES + 10:  # the worker is up and has caught up
+            if time.monotonic() > deadline:
+                raise RuntimeError("the worker did not start syncing within 30 s")
+            time.sleep(0.05)
+        lags = []
+        for n in range(SALES):
+            expected = SALES + 10 - n - 1
+            stock_sell_now(lines=[StockLine(variant.pk, store.pk, 1)], reference=f"bench:{n}")
+            committed = time.perf_counter()
+            while published() != expected:
+                if time.perf_counter() - committed > 10:
+                    raise RuntimeError("sync did not arrive within 10 s")
+                time.sleep(0.0005)
+            lags.append(time.perf_counter() - committed)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    return {"sales": SALES, **percentiles(lags)}
