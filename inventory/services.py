@@ -325,3 +325,72 @@ def stock_count(
         actor=actor,
     )
     return level, movement
+
+
+@dataclass(frozen=True)
+class Count:
+    variant_id: int
+    location_id: int
+    counted: int
+
+
+@transaction.atomic
+def stock_count_many(
+    *, counts: Iterable[Count], reference: str = "count", actor: Actor = SYSTEM
+) -> int:
+    """Many cycle counts in one transaction (a store's full count, demo data): the same rule
+    as `stock_count` for each, rows locked in the global order. Returns how many changed."""
+    wanted: dict[Key, int] = {}
+    for count in counts:
+        if (
+            isinstance(count.counted, bool)
+            or not isinstance(count.counted, int)
+            or not 0 <= count.counted <= MAX_QUANTITY
+        ):
+            raise InvalidQuantity(counted=count.counted)
+        wanted[(count.variant_id, count.location_id)] = count.counted
+    if not wanted:
+        return 0
+    ordered = sorted(wanted)
+    now = timezone.now()
+    StockLevel.objects.bulk_create(
+        [StockLevel(variant_id=v, location_id=loc, updated_at=now) for v, loc in ordered],
+        update_conflicts=True,
+        unique_fields=["variant", "location"],
+        update_fields=["updated_at"],
+        batch_size=1000,
+    )
+    variant_ids = {v for v, _ in ordered}
+    location_ids = {loc for _, loc in ordered}
+    levels = {
+        (row.variant_id, row.location_id): row
+        for row in StockLevel.objects.select_for_update()
+        .filter(variant_id__in=variant_ids, location_id__in=location_ids)
+        .order_by("variant_id", "location_id")
+        if (row.variant_id, row.location_id) in wanted
+    }
+    changed, movements = [], []
+    for key in ordered:
+        level = levels[key]
+        delta = wanted[key] - level.on_hand
+        if not delta:
+            continue
+        level.on_hand += delta
+        level.updated_at = now
+        changed.append(level)
+        movements.append(
+            StockMovement(
+                variant_id=key[0],
+                location_id=key[1],
+                delta=delta,
+                reason=Reason.COUNT,
+                reference=reference[:80],
+                created_by_id=actor.user_id,
+                api_client_id=actor.api_client_id,
+            )
+        )
+    if changed:
+        StockLevel.objects.bulk_update(changed, ["on_hand", "updated_at"], batch_size=1000)
+        StockMovement.objects.bulk_create(movements, batch_size=1000)
+        outbox_record(variant_ids=[level.variant_id for level in changed])
+    return len(changed)

@@ -181,3 +181,42 @@ def test_the_database_refuses_a_negative_reservation(shelf):
     variant, location = shelf
     with pytest.raises(DatabaseError), transaction.atomic():
         StockLevel.objects.filter(variant=variant, location=location).update(reserved=-1)
+
+
+def test_count_many_sets_levels_once_and_a_second_run_changes_nothing(shelf):
+    from inventory.services import Count, stock_count_many
+
+    variant, location = shelf
+    other = VariantFactory()
+    warehouse = LocationFactory(code="wh", kind="warehouse")
+    counts = [
+        Count(variant.pk, location.pk, 4),
+        Count(other.pk, warehouse.pk, 9),
+        Count(other.pk, location.pk, 0),
+    ]
+    assert stock_count_many(counts=counts) == 2  # (other, lyon) was already 0
+    assert level(variant, location).on_hand == 4
+    assert level(other, warehouse).on_hand == 9
+    before = StockMovement.objects.count()
+    assert stock_count_many(counts=counts) == 0
+    assert StockMovement.objects.count() == before
+    with pytest.raises(InvalidQuantity):
+        stock_count_many(counts=[Count(variant.pk, location.pk, -1)])
+    assert_ledger_matches_levels()
+
+
+def test_demo_stock_is_idempotent(shelf):
+    import random
+
+    from inventory import demo
+
+    VariantFactory.create_batch(5)
+    LocationFactory(code="wh", kind="warehouse")
+    demo.seed(rng=random.Random(7))
+    snapshot = list(StockLevel.objects.order_by("pk").values_list("on_hand", "reserved"))
+    movements = StockMovement.objects.count()
+    assert StockLevel.objects.count() == 6 * 2
+    demo.seed(rng=random.Random(7))
+    assert list(StockLevel.objects.order_by("pk").values_list("on_hand", "reserved")) == snapshot
+    assert StockMovement.objects.count() == movements
+    assert_ledger_matches_levels()
