@@ -1,0 +1,130 @@
+"""Demo channels, locations, staff logins and API clients for `seed_demo`."""
+
+import hashlib
+import hmac
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+
+from .models import Channel, ChannelLocation, Location
+from .roles import MANAGER, MERCHANDISER, roles_ensure
+from .services import api_client_authenticate, api_client_create
+
+CHANNELS = [
+    {"code": "web", "name": "Web shop", "kind": Channel.Kind.WEB, "currency": "EUR"},
+    {"code": "pos", "name": "Stores", "kind": Channel.Kind.POS, "currency": "EUR"},
+]
+WAREHOUSE = {
+    "code": "wh-central",
+    "name": "Central warehouse",
+    "kind": Location.Kind.WAREHOUSE,
+    "ships": True,
+    "pickup": False,
+    "address_line1": "12 rue de l'Entrepôt",
+    "postal_code": "69200",
+    "city": "Vénissieux",
+    "country": "FR",
+}
+STORES = [
+    {
+        "code": "lyon-centre",
+        "name": "Lyon Centre",
+        "ships": True,
+        "address_line1": "45 rue de la République",
+        "postal_code": "69002",
+        "city": "Lyon",
+    },
+    {
+        "code": "paris-marais",
+        "name": "Paris Marais",
+        "ships": True,
+        "address_line1": "18 rue des Francs-Bourgeois",
+        "postal_code": "75004",
+        "city": "Paris",
+    },
+    {
+        "code": "bordeaux",
+        "name": "Bordeaux Sainte-Catherine",
+        "ships": False,
+        "address_line1": "102 rue Sainte-Catherine",
+        "postal_code": "33000",
+        "city": "Bordeaux",
+    },
+]
+WEB_STORE_SAFETY_STOCK = 2
+
+LOGINS = [
+    {"username": "admin", "password": "admin-demo", "superuser": True, "role": None},
+    {
+        "username": "merchandiser",
+        "password": "merchandiser-demo",
+        "superuser": False,
+        "role": MERCHANDISER,
+    },
+    {"username": "manager", "password": "manager-demo", "superuser": False, "role": MANAGER},
+]
+
+
+def demo_token(name: str) -> str:
+    """The same token on every run (derived from SECRET_KEY), so re-seeding keeps it valid."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"demo:{name}".encode(), hashlib.sha256)
+    return "oc_demo_" + digest.hexdigest()[:40]
+
+
+def _client(name: str, channel: str, location: str | None = None) -> str:
+    token = demo_token(name)
+    if api_client_authenticate(key=token) is None:
+        api_client_create(name=name, channel_code=channel, location_code=location, key=token)
+    return token
+
+
+def seed() -> dict:
+    """Create or reset the demo network; returns logins and API tokens to print."""
+    roles_ensure()
+    channels = {}
+    for spec in CHANNELS:
+        channels[spec["code"]], _ = Channel.objects.update_or_create(
+            code=spec["code"], defaults=spec
+        )
+    warehouse, _ = Location.objects.update_or_create(code=WAREHOUSE["code"], defaults=WAREHOUSE)
+    stores = []
+    for spec in STORES:
+        defaults = {**spec, "kind": Location.Kind.STORE, "pickup": True, "country": "FR"}
+        store, _ = Location.objects.update_or_create(code=spec["code"], defaults=defaults)
+        stores.append(store)
+
+    feeds = [(channels["web"], warehouse, 1, 0)]
+    feeds += [
+        (channels["web"], store, n, WEB_STORE_SAFETY_STOCK)
+        for n, store in enumerate((s for s in stores if s.ships), start=2)
+    ]
+    feeds += [(channels["pos"], store, n, 0) for n, store in enumerate(stores, start=1)]
+    for channel, location, priority, safety_stock in feeds:
+        ChannelLocation.objects.update_or_create(
+            channel=channel,
+            location=location,
+            defaults={"priority": priority, "safety_stock": safety_stock},
+        )
+
+    users = get_user_model()
+    for login in LOGINS:
+        user, _ = users.objects.get_or_create(username=login["username"])
+        user.is_staff = True
+        user.is_superuser = login["superuser"]
+        user.email = f"{login['username']}@demo.example"
+        user.set_password(login["password"])
+        user.save()
+        if login["role"]:
+            user.groups.set([Group.objects.get(name=login["role"])])
+
+    till_store = stores[0]
+    return {
+        "logins": [(login["username"], login["password"]) for login in LOGINS],
+        "tokens": {
+            "Demo storefront (web)": _client("Demo storefront", "web"),
+            f"Demo till ({till_store.code}, pos)": _client(
+                f"Demo till {till_store.code}", "pos", till_store.code
+            ),
+        },
+    }
