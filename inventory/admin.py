@@ -5,6 +5,7 @@ same services as the API."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import F
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -262,6 +263,7 @@ class ChannelAvailabilityAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["url", "channel", "is_active", "created_at"]
     list_filter = ["channel", "is_active"]
     readonly_fields = ["secret", "created_at"]

@@ -2,11 +2,12 @@
 django-import-export's preview. Each row is applied by `inventory.services.stock_count`, so
 the ledger records every difference; a file with any bad row writes nothing."""
 
-from import_export import fields, resources
+from import_export import fields
 from import_export.widgets import ForeignKeyWidget, IntegerWidget
 
 from catalog.models import Variant
 from omnichannel.models import Location
+from omnichannel.resources import AllOrNothingResource
 
 from . import services
 from .models import StockLevel
@@ -22,7 +23,7 @@ class CountedWidget(IntegerWidget):
         return int(counted)
 
 
-class CycleCountResource(resources.ModelResource):
+class CycleCountResource(AllOrNothingResource):
     sku = fields.Field(
         attribute="variant", column_name="sku", widget=ForeignKeyWidget(Variant, field="sku")
     )

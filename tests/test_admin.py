@@ -1,0 +1,165 @@
+"""Every admin page answers: superusers everywhere, merchandisers on their pages, others not.
+
+The registry is walked, so a model registered later is covered without editing this test.
+"""
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from inventory.services import StockLine, stock_receive
+from inventory.transfers import TransferItem, transfer_request
+from omnichannel.models import ApiClient, IdempotencyRecord, WorkerHeartbeat
+from omnichannel.roles import MANAGER, MERCHANDISER
+from tests.factories import (
+    ChannelPriceFactory,
+    LocationFactory,
+    VariantFactory,
+    make_api_client,
+    make_staff,
+)
+
+pytestmark = pytest.mark.django_db
+
+# Read-only pages whose rows only the system writes: they have no add form by design.
+NO_ADD_FORM = {
+    "inventory.stocklevel",
+    "inventory.stockmovement",
+    "inventory.transfer",
+    "inventory.channelavailability",
+    "inventory.webhookdelivery",
+    "omnichannel.workerheartbeat",
+}
+
+
+@pytest.fixture
+def world(web, pos, store):
+    """One object of every registered model."""
+    from django.utils import timezone
+
+    from inventory.models import WebhookDelivery, WebhookSubscription
+
+    variant = VariantFactory()
+    ChannelPriceFactory(variant=variant, channel=web)
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 5)], reference="d")
+    from inventory.tasks import sync_channel_availability
+
+    sync_channel_availability()
+    transfer_request(
+        from_location_id=store.pk,
+        to_location_id=LocationFactory(code="paris").pk,
+        items=[TransferItem(variant.pk, 1)],
+    )
+    make_api_client(web)
+    WorkerHeartbeat.objects.create(hostname="w1", seen_at=timezone.now())
+    subscription = WebhookSubscription.objects.create(channel=web, url="http://127.0.0.1:9/h")
+    WebhookDelivery.objects.create(
+        subscription=subscription, payload={}, next_attempt_at=timezone.now()
+    )
+    IdempotencyRecord.objects.create(
+        scope="client:1", key="k", method="POST", path="/", fingerprint="f", status_code=201
+    )
+
+
+def pages():
+    yield from admin.site._registry.items()
+
+
+def test_every_admin_page_answers_for_a_superuser(client, world):
+    client.force_login(make_staff("root", superuser=True))
+    assert client.get("/admin/").status_code == 200
+    checked = 0
+    for model, _ in pages():
+        label = f"{model._meta.app_label}.{model._meta.model_name}"
+        info = (model._meta.app_label, model._meta.model_name)
+        changelist = client.get(reverse("admin:{}_{}_changelist".format(*info)))
+        assert changelist.status_code == 200, label
+        add = client.get(reverse("admin:{}_{}_add".format(*info)))
+        assert add.status_code == (403 if label in NO_ADD_FORM else 200), label
+        obj = model._default_manager.first()
+        assert obj is not None, f"the fixture makes one {label}"
+        change = client.get(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))
+        assert change.status_code == 200, label
+        checked += 1
+    assert checked >= 15
+
+
+MERCHANDISER_PAGES = [
+    "catalog.product",
+    "catalog.variant",
+    "catalog.channelprice",
+    "catalog.category",
+    "omnichannel.channel",
+    "omnichannel.location",
+    "inventory.stocklevel",
+    "inventory.stockmovement",
+    "inventory.transfer",
+]
+
+
+def _login(client, role):
+    user = make_staff(role.lower())
+    user.groups.add(Group.objects.get(name=role))
+    client.force_login(user)
+
+
+@pytest.mark.parametrize("label", MERCHANDISER_PAGES)
+def test_a_merchandiser_opens_the_catalog_and_stock_pages(client, world, label):
+    _login(client, MERCHANDISER)
+    app_label, model_name = label.split(".")
+    from django.apps import apps
+
+    obj = apps.get_model(app_label, model_name)._default_manager.first()
+    assert client.get(f"/admin/{app_label}/{model_name}/").status_code == 200
+    assert client.get(f"/admin/{app_label}/{model_name}/{obj.pk}/change/").status_code == 200
+
+
+def test_a_merchandiser_cannot_see_api_clients_and_a_manager_cannot_edit_prices(client, world):
+    _login(client, MERCHANDISER)
+    assert client.get("/admin/omnichannel/apiclient/").status_code == 403
+    client.logout()
+    _login(client, MANAGER)
+    price = ChannelPriceFactory._meta.model.objects.first()
+    assert client.get("/admin/catalog/channelprice/").status_code == 200
+    response = client.post(f"/admin/catalog/channelprice/{price.pk}/change/", {"amount": "1.00"})
+    assert response.status_code == 403
+
+
+def test_staff_without_permissions_are_refused_and_others_sent_to_login(client, world):
+    client.force_login(make_staff("nobody"))
+    for label in MERCHANDISER_PAGES:
+        app_label, model_name = label.split(".")
+        assert client.get(f"/admin/{app_label}/{model_name}/").status_code == 403, label
+    client.logout()
+    from django.contrib.auth import get_user_model
+
+    shopper = get_user_model().objects.create_user("shopper", password="pw-for-tests-123")
+    client.force_login(shopper)
+    response = client.get("/admin/catalog/product/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_product_search_by_barcode_finds_the_product(client, world):
+    _login(client, MERCHANDISER)
+    variant = VariantFactory(barcode="4006381333931", product__name="Findable shirt")
+    response = client.get("/admin/catalog/product/", {"q": "4006381333931"})
+    assert [p.pk for p in response.context["cl"].result_list] == [variant.product_id]
+
+
+def test_creating_an_api_client_in_the_admin_shows_its_token_once(client, world, web):
+    client.force_login(make_staff("root", superuser=True))
+    response = client.post(
+        "/admin/omnichannel/apiclient/add/",
+        {"name": "Marketplace feed", "channel": web.pk, "location": ""},
+        follow=True,
+    )
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"] if "oc_" in str(m)]
+    assert len(shown) == 1
+    token = shown[0].rsplit(" ", 1)[-1]
+    from tests.conftest import as_client
+
+    assert as_client(token).get("/api/v1/channels/").status_code == 200
+    assert ApiClient.objects.filter(name="Marketplace feed").count() == 1

@@ -1,0 +1,229 @@
+"""CSV sheets: export -> import changes nothing; a bad file reports rows and writes nothing."""
+
+from decimal import Decimal
+
+import pytest
+import tablib
+from django.contrib.auth.models import Group
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from catalog.models import Category, ChannelPrice, Product, Variant
+from catalog.resources import ChannelPriceResource, VariantResource
+from omnichannel.roles import MERCHANDISER
+from tests.factories import (
+    CategoryFactory,
+    ChannelPriceFactory,
+    ProductFactory,
+    VariantFactory,
+    make_staff,
+)
+
+pytestmark = pytest.mark.django_db
+
+HEADER = (
+    "sku,barcode,name,attributes,is_active,product_code,product_name,product_description,category"
+)
+
+
+def snapshot():
+    return {
+        "products": list(
+            Product.objects.order_by("code").values_list(
+                "code", "name", "description", "category_id", "is_active", "updated_at"
+            )
+        ),
+        "variants": list(
+            Variant.objects.order_by("sku").values_list(
+                "sku", "barcode", "name", "attributes", "is_active", "product_id"
+            )
+        ),
+        "prices": list(
+            ChannelPrice.objects.order_by("variant__sku", "channel__code").values_list(
+                "variant_id", "channel_id", "amount", "published"
+            )
+        ),
+        "categories": Category.objects.count(),
+    }
+
+
+@pytest.fixture
+def catalog(web, pos):
+    shirts = CategoryFactory(slug="shirts", name="Shirts")
+    for n in range(3):
+        product = ProductFactory(category=shirts, description=f"Line {n}, with a comma")
+        for size in ("S", "M"):
+            variant = VariantFactory(product=product, attributes={"size": size, "fit": "slim"})
+            ChannelPriceFactory(variant=variant, channel=web, amount=Decimal("19.90"))
+            ChannelPriceFactory(
+                variant=variant, channel=pos, amount=Decimal("18.00"), published=False
+            )
+    VariantFactory(product=ProductFactory(category=None), barcode=None)  # no barcode, no category
+    return shirts
+
+
+def reimport(resource, csv_text, dry_run=False):
+    dataset = tablib.Dataset().load(csv_text, format="csv")
+    return resource.import_data(dataset, dry_run=dry_run, raise_errors=False)
+
+
+@pytest.mark.parametrize("resource_class", [VariantResource, ChannelPriceResource])
+def test_export_then_import_leaves_everything_unchanged(catalog, resource_class):
+    before = snapshot()
+    exported = resource_class().export().csv
+    result = reimport(resource_class(), exported)
+    assert not result.has_errors() and not result.has_validation_errors()
+    assert result.totals["skip"] == len(exported.strip().splitlines()) - 1
+    assert result.totals["new"] == result.totals["update"] == 0
+    assert snapshot() == before
+
+
+def test_catalog_sheet_creates_products_variants_grouped_by_product_code(web, catalog):
+    csv = "\n".join(
+        [
+            HEADER,
+            'NEW-S,4006381333931,S,"{""size"": ""S""}",1,NEW,Linen shirt,Soft,shirts',
+            'NEW-M,,M,"{""size"": ""M""}",1,NEW,Linen shirt,Soft,shirts',
+        ]
+    )
+    result = reimport(VariantResource(), csv)
+    assert not result.has_errors() and not result.has_validation_errors()
+    product = Product.objects.get(code="NEW")
+    assert (product.name, product.description, product.category.slug) == (
+        "Linen shirt",
+        "Soft",
+        "shirts",
+    )
+    assert list(product.variants.values_list("sku", "barcode", "attributes")) == [
+        ("NEW-M", None, {"size": "M"}),
+        ("NEW-S", "4006381333931", {"size": "S"}),
+    ]
+    prices = reimport(ChannelPriceResource(), "sku,channel,amount,published\nNEW-S,web,24.50,1\n")
+    assert not prices.has_errors() and not prices.has_validation_errors()
+    assert ChannelPrice.objects.get(variant__sku="NEW-S", channel=web).amount == Decimal("24.50")
+
+
+def test_a_changed_product_name_is_an_update_not_a_skip(catalog):
+    variant = Variant.objects.filter(barcode__isnull=False).first()
+    exported = VariantResource().export().csv
+    changed = exported.replace(variant.product.name, "Renamed shirt")
+    result = reimport(VariantResource(), changed)
+    assert result.totals["update"] >= 1
+    assert Product.objects.get(pk=variant.product_id).name == "Renamed shirt"
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("BAD-1,,X,{},1,NEW2,Thing,,nope", "Unknown category 'nope'"),
+        ("BAD-2,12,X,{},1,NEW2,Thing,,shirts", "GTIN"),
+        ('BAD-3,,X,"[1,2]",1,NEW2,Thing,,shirts', "JSON object"),
+        ("BAD-4,,X,{oops,1,NEW2,Thing,,shirts", "JSON object"),
+        (",,X,{},1,NEW2,Thing,,shirts", "sku"),
+        ("BAD-6,,X,{},1,,Thing,,shirts", "product_code is required"),
+        ("BAD-7,,X,{},1,NEW3,,,shirts", "product_name is required"),
+    ],
+)
+def test_a_bad_catalog_file_reports_the_row_and_writes_nothing(catalog, row, message):
+    good = "GOOD-1,,X,{},1,GOODP,Good thing,,shirts"
+    before = snapshot()
+    result = reimport(VariantResource(), "\n".join([HEADER, good, row]))
+    errors = [(invalid.number, str(invalid.error)) for invalid in result.invalid_rows] + [
+        (number, str(errs[0].error)) for number, errs in result.row_errors()
+    ]
+    assert errors, "the bad row must be reported"
+    assert [number for number, _ in errors] == [2]  # the second data row
+    assert message in errors[0][1]
+    assert snapshot() == before  # not even the good row was written
+    assert not Product.objects.filter(code__in=["GOODP", "NEW2", "NEW3"]).exists()
+
+
+def test_a_duplicate_barcode_within_the_file_is_a_row_error(catalog):
+    rows = [
+        HEADER,
+        "DUP-1,4006381333931,X,{},1,NEWD,Thing,,shirts",
+        "DUP-2,4006381333931,Y,{},1,NEWD,Thing,,shirts",
+    ]
+    before = snapshot()
+    result = reimport(VariantResource(), "\n".join(rows))
+    assert result.has_validation_errors()
+    assert [invalid.number for invalid in result.invalid_rows] == [2]
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("NOPE,web,10.00,1", "Unknown sku 'NOPE'"),
+        ("{sku},mars,10.00,1", "Unknown channel 'mars'"),
+        ("{sku},web,-1.00,1", "greater than or equal to 0"),
+        ("{sku},web,ten,1", "amount"),
+    ],
+)
+def test_a_bad_price_file_reports_the_row_and_writes_nothing(catalog, row, message):
+    sku = Variant.objects.order_by("sku").first().sku
+    before = snapshot()
+    csv = f"sku,channel,amount,published\n{sku},web,99.00,1\n{row.format(sku=sku)}\n"
+    result = reimport(ChannelPriceResource(), csv)
+    reported = [str(invalid.error) for invalid in result.invalid_rows] + [
+        str(errs[0].error) for _, errs in result.row_errors()
+    ]
+    assert any(message in text for text in reported), reported
+    assert snapshot() == before
+
+
+@pytest.fixture
+def merchandiser_client(client):
+    user = make_staff("merch")
+    user.groups.add(Group.objects.get(name=MERCHANDISER))
+    client.force_login(user)
+    return client
+
+
+def _upload(client, url, text):
+    form = client.get(url).context["form"]
+    csv_choice = next(value for value, label in form.fields["format"].choices if label == "csv")
+    data = {"import_file": SimpleUploadedFile("sheet.csv", text.encode()), "format": csv_choice}
+    if "resource" in form.fields:
+        data["resource"] = form.fields["resource"].choices[0][0]
+    return client.post(url, data)
+
+
+def test_admin_import_previews_then_writes_on_confirm(catalog, merchandiser_client):
+    csv = "\n".join([HEADER, 'ADM-1,,One,"{""size"": ""M""}",1,ADM,Admin shirt,,shirts'])
+    preview = _upload(merchandiser_client, "/admin/catalog/variant/import/", csv)
+    assert preview.status_code == 200
+    assert "ADM-1" in preview.content.decode()
+    assert not Variant.objects.filter(sku="ADM-1").exists()  # the preview wrote nothing
+    confirm = preview.context["confirm_form"].initial
+    done = merchandiser_client.post("/admin/catalog/variant/process_import/", confirm)
+    assert done.status_code == 302
+    assert Variant.objects.get(sku="ADM-1").product.name == "Admin shirt"
+
+
+def test_admin_import_of_a_bad_file_shows_errors_and_offers_no_confirm(
+    catalog, merchandiser_client
+):
+    before = snapshot()
+    csv = "\n".join([HEADER, "ADM-2,,Two,{},1,ADM2,Bad,,no-such-category"])
+    preview = _upload(merchandiser_client, "/admin/catalog/variant/import/", csv)
+    assert preview.status_code == 200
+    assert "no-such-category" in preview.content.decode()
+    assert preview.context.get("confirm_form") is None
+    assert snapshot() == before
+
+
+def test_admin_export_gives_the_catalog_sheet_header(catalog, merchandiser_client):
+    form = merchandiser_client.get("/admin/catalog/variant/export/").context["form"]
+    csv_choice = next(value for value, label in form.fields["format"].choices if label == "csv")
+    data = {
+        "format": csv_choice,
+        "export_items": list(Variant.objects.values_list("pk", flat=True)),
+    }
+    if "resource" in form.fields:
+        data["resource"] = form.fields["resource"].choices[0][0]
+    for name in form.fields:
+        if name.startswith("variantresource_"):
+            data[name] = True
+    response = merchandiser_client.post("/admin/catalog/variant/export/", data)
+    assert response.status_code == 200
+    assert response.content.decode().splitlines()[0].strip() == HEADER
