@@ -1,0 +1,80 @@
+"""docker-compose.yml and the Dockerfile, checked by parsing (no Docker engine in CI)."""
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_SERVICES = ["migrate", "web", "worker", "beat"]
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_all_services_are_there_with_healthchecks(compose):
+    services = compose["services"]
+    assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
+    for name in ["postgres", "redis", "web", "worker", "beat"]:
+        check = services[name]["healthcheck"]
+        assert check["test"] and check["interval"] and check["retries"], name
+    assert "version" not in compose  # the Compose spec has no version key
+
+
+def test_app_services_share_the_environment_the_settings_read(compose):
+    settings_source = "".join(
+        (ROOT / "omnichannel" / name).read_text()
+        for name in ("settings.py", "settings_production.py")
+    )
+    for name in APP_SERVICES:
+        env = compose["services"][name]["environment"]
+        assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE"} <= set(env)
+        importlib.import_module(env["DJANGO_SETTINGS_MODULE"].rsplit(".", 1)[0])
+        assert env["DJANGO_SETTINGS_MODULE"] == "omnichannel.settings_production"
+        for variable in env:
+            if variable != "DJANGO_SETTINGS_MODULE":
+                assert f'"{variable}"' in settings_source, f"settings never read {variable}"
+    env = compose["services"]["web"]["environment"]
+    assert re.match(r"postgres://[^@]+@postgres:5432/", env["DATABASE_URL"])
+    assert env["REDIS_URL"].startswith("redis://redis:6379/")
+    assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")  # no default secret ships
+
+
+def test_app_services_start_after_healthy_dependencies_and_migrations(compose):
+    services = compose["services"]
+    for name in APP_SERVICES:
+        depends = services[name]["depends_on"]
+        assert depends["postgres"]["condition"] == "service_healthy", name
+        assert depends["redis"]["condition"] == "service_healthy", name
+    for name in ["web", "worker", "beat"]:
+        assert services[name]["depends_on"]["migrate"]["condition"] == (
+            "service_completed_successfully"
+        )
+    assert services["migrate"]["command"][-2:] == ["migrate", "--noinput"]
+
+
+def test_commands_name_modules_that_exist(compose):
+    services = compose["services"]
+    assert services["web"]["command"][:2] == ["gunicorn", "omnichannel.wsgi"]
+    importlib.import_module("omnichannel.wsgi")
+    for name in ["worker", "beat"]:
+        command = services[name]["command"]
+        assert command[:3] == ["celery", "-A", "omnichannel"]
+    from omnichannel import celery_app
+
+    assert celery_app.main == "omnichannel"
+    assert "8000:8000" in services["web"]["ports"]
+
+
+def test_dockerfile_builds_the_project_on_python_3_11(compose):
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11", dockerfile, re.M)
+    assert "EXPOSE 8000" in dockerfile
+    assert "pip install ." in dockerfile
+    assert re.search(r"^USER (?!root)", dockerfile, re.M)
+    for app in ["omnichannel", "catalog", "inventory", "orders", "customers", "analytics"]:
+        assert f"COPY {app} " in dockerfile, app

@@ -1,0 +1,69 @@
+"""Production settings: `check --deploy` is clean, and nothing secret has a default."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_manage(tmp_path, *args, **env):
+    child = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "REQUIRE_SERVICES", "DEBUG"}
+    }
+    child.update(
+        DJANGO_SETTINGS_MODULE="omnichannel.settings_production",
+        VAR_DIR=str(tmp_path),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=child,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_production_settings_pass_check_deploy_with_no_warning(tmp_path):
+    result = run_manage(
+        tmp_path,
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="shop.example.com",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues (0 silenced)." in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    result = run_manage(tmp_path, "check", ALLOWED_HOSTS="shop.example.com")
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_production_mode_is_not_debug_and_health_probes_skip_the_https_redirect(tmp_path):
+    probe = (
+        "from django.conf import settings; import re;"
+        "exempt = any(re.search(p, 'healthz') for p in settings.SECURE_REDIRECT_EXEMPT);"
+        "print(settings.DEBUG, exempt, settings.SECURE_SSL_REDIRECT, settings.SESSION_COOKIE_SECURE)"
+    )
+    result = run_manage(
+        tmp_path,
+        "shell",
+        "-c",
+        probe,
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="shop.example.com",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False True True True"
