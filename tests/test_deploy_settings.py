@@ -55,7 +55,8 @@ def test_production_mode_is_not_debug_and_health_probes_skip_the_https_redirect(
     probe = (
         "from django.conf import settings; import re;"
         "exempt = any(re.search(p, 'healthz') for p in settings.SECURE_REDIRECT_EXEMPT);"
-        "print(settings.DEBUG, exempt, settings.SECURE_SSL_REDIRECT, settings.SESSION_COOKIE_SECURE)"
+        "s = settings;"
+        "print(s.DEBUG, exempt, s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE)"
     )
     result = run_manage(
         tmp_path,
