@@ -72,14 +72,15 @@ class Actor:
 SYSTEM = Actor()
 
 
+def is_whole(value, *, low: int, high: int = MAX_QUANTITY) -> bool:
+    """An int (not a bool, not a float) within [low, high]."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def _merge(lines: Iterable[StockLine]) -> dict[Key, int]:
     merged: dict[Key, int] = {}
     for line in lines:
-        if (
-            not isinstance(line.quantity, int)
-            or isinstance(line.quantity, bool)
-            or not 0 < line.quantity <= MAX_QUANTITY
-        ):
+        if not is_whole(line.quantity, low=1):
             raise InvalidQuantity(quantity=line.quantity)
         key = (line.variant_id, line.location_id)
         merged[key] = merged.get(key, 0) + line.quantity
@@ -109,6 +110,16 @@ def _lock(keys: Iterable[Key], *, create_missing: bool) -> dict[Key, StockLevel]
         StockLevel.objects.select_for_update().filter(match).order_by("variant_id", "location_id")
     )
     return {(row.variant_id, row.location_id): row for row in rows}
+
+
+def _lock_reserved(wanted: dict[Key, int]) -> dict[Key, StockLevel]:
+    """Lock the rows and check each has at least the wanted units reserved."""
+    levels = _lock(wanted, create_missing=False)
+    for key, quantity in wanted.items():
+        level = levels.get(key)
+        if level is None or level.reserved < quantity:
+            raise NotReserved(reserved=level.reserved if level else 0, quantity=quantity)
+    return levels
 
 
 def _shortage(level: StockLevel | None, key: Key, wanted: int) -> InsufficientStock:
@@ -190,11 +201,7 @@ def stock_release(
 ) -> list[StockMovement]:
     """Give back reserved units (a cancelled order or transfer)."""
     wanted = _merge(lines)
-    levels = _lock(wanted, create_missing=False)
-    for key, quantity in wanted.items():
-        level = levels.get(key)
-        if level is None or level.reserved < quantity:
-            raise NotReserved(reserved=level.reserved if level else 0, quantity=quantity)
+    levels = _lock_reserved(wanted)
     changes = {key: (0, -quantity) for key, quantity in wanted.items()}
     return _apply(levels, changes, reason=Reason.RELEASE, reference=reference, actor=actor)
 
@@ -209,11 +216,7 @@ def stock_commit(
 ) -> list[StockMovement]:
     """Reserved units leave the location (shipped, picked up, transferred out)."""
     wanted = _merge(lines)
-    levels = _lock(wanted, create_missing=False)
-    for key, quantity in wanted.items():
-        level = levels.get(key)
-        if level is None or level.reserved < quantity:
-            raise NotReserved(reserved=level.reserved if level else 0, quantity=quantity)
+    levels = _lock_reserved(wanted)
     changes = {key: (-quantity, -quantity) for key, quantity in wanted.items()}
     return _apply(levels, changes, reason=reason, reference=reference, actor=actor)
 
@@ -280,10 +283,8 @@ def stock_adjust(
         raise DomainError(
             f"Adjustments take a reason in {sorted(ADJUSTMENT_REASONS)}.", reason=reason
         )
-    if isinstance(delta, bool) or not isinstance(delta, int) or delta == 0:
+    if not is_whole(delta, low=-MAX_QUANTITY) or delta == 0:
         raise InvalidQuantity("delta must be a non-zero whole number.", delta=delta)
-    if abs(delta) > MAX_QUANTITY:
-        raise InvalidQuantity(delta=delta)
     key = (variant_id, location_id)
     level = _lock([key], create_missing=True)[key]
     if level.on_hand + delta < 0:
@@ -305,11 +306,7 @@ def stock_count(
     actor: Actor = SYSTEM,
 ) -> tuple[StockLevel, StockMovement | None]:
     """A cycle count: `on_hand` becomes what was counted; the ledger gets the difference."""
-    if (
-        isinstance(counted, bool)
-        or not isinstance(counted, int)
-        or not 0 <= counted <= MAX_QUANTITY
-    ):
+    if not is_whole(counted, low=0):
         raise InvalidQuantity("counted must be a whole number, zero or more.", counted=counted)
     key = (variant_id, location_id)
     level = _lock([key], create_missing=True)[key]
@@ -342,11 +339,7 @@ def stock_count_many(
     as `stock_count` for each, rows locked in the global order. Returns how many changed."""
     wanted: dict[Key, int] = {}
     for count in counts:
-        if (
-            isinstance(count.counted, bool)
-            or not isinstance(count.counted, int)
-            or not 0 <= count.counted <= MAX_QUANTITY
-        ):
+        if not is_whole(count.counted, low=0):
             raise InvalidQuantity(counted=count.counted)
         wanted[(count.variant_id, count.location_id)] = count.counted
     if not wanted:

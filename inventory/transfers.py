@@ -17,11 +17,11 @@ from omnichannel.errors import DomainError
 
 from .models import StockMovement, Transfer, TransferLine
 from .services import (
-    MAX_QUANTITY,
     SYSTEM,
     Actor,
     InvalidQuantity,
     StockLine,
+    is_whole,
     stock_commit,
     stock_receive,
     stock_release,
@@ -132,9 +132,7 @@ def transfer_receive(
         raise NotOnTransfer(variant_ids=sorted(unknown))
     for line in lines:
         quantity = received.get(line.variant_id, line.shipped_quantity)
-        if isinstance(quantity, bool) or not isinstance(quantity, int):
-            raise InvalidQuantity(quantity=quantity)
-        if not 0 <= quantity <= MAX_QUANTITY:
+        if not is_whole(quantity, low=0):
             raise InvalidQuantity(quantity=quantity)
         line.received_quantity = quantity
     arrived = [

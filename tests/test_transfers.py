@@ -23,6 +23,18 @@ def stores(pos, store):
     return tee, store, paris, as_client(lyon_till), as_client(paris_till)
 
 
+def request_transfer(till, quantity, origin="lyon", destination="paris"):
+    return till.post(
+        "/api/v1/stock/transfers/",
+        {
+            "from_location": origin,
+            "to_location": destination,
+            "lines": [{"sku": "TEE-M", "quantity": quantity}],
+        },
+        format="json",
+    )
+
+
 def level(variant, location):
     row = StockLevel.objects.filter(variant=variant, location=location).first()
     return (row.on_hand, row.reserved) if row else (0, 0)
@@ -30,15 +42,7 @@ def level(variant, location):
 
 def test_short_receipt_origin_destination_and_in_transit_add_up(stores):
     tee, lyon, paris, lyon_till, paris_till = stores
-    created = lyon_till.post(
-        "/api/v1/stock/transfers/",
-        {
-            "from_location": "lyon",
-            "to_location": "paris",
-            "lines": [{"sku": "TEE-M", "quantity": 6}],
-        },
-        format="json",
-    )
+    created = request_transfer(lyon_till, 6)
     assert created.status_code == 201, created.json()
     transfer_id = created.json()["id"]
     assert created.json()["status"] == "requested"
@@ -73,15 +77,7 @@ def test_short_receipt_origin_destination_and_in_transit_add_up(stores):
 
 def test_receipt_without_lines_books_everything_shipped(stores):
     tee, _, paris, lyon_till, paris_till = stores
-    transfer_id = lyon_till.post(
-        "/api/v1/stock/transfers/",
-        {
-            "from_location": "lyon",
-            "to_location": "paris",
-            "lines": [{"sku": "TEE-M", "quantity": 2}],
-        },
-        format="json",
-    ).json()["id"]
+    transfer_id = request_transfer(lyon_till, 2).json()["id"]
     lyon_till.post(f"/api/v1/stock/transfers/{transfer_id}/ship/")
     body = paris_till.post(f"/api/v1/stock/transfers/{transfer_id}/receive/").json()
     assert body["status"] == "received"
@@ -91,15 +87,7 @@ def test_receipt_without_lines_books_everything_shipped(stores):
 
 def test_cancel_before_shipping_releases_and_wrong_transitions_are_409(stores):
     tee, lyon, _, lyon_till, paris_till = stores
-    transfer_id = lyon_till.post(
-        "/api/v1/stock/transfers/",
-        {
-            "from_location": "lyon",
-            "to_location": "paris",
-            "lines": [{"sku": "TEE-M", "quantity": 3}],
-        },
-        format="json",
-    ).json()["id"]
+    transfer_id = request_transfer(lyon_till, 3).json()["id"]
     receive_early = paris_till.post(f"/api/v1/stock/transfers/{transfer_id}/receive/")
     assert receive_early.status_code == 409
     assert receive_early.json()["code"] == "invalid_transition"
@@ -113,15 +101,7 @@ def test_cancel_before_shipping_releases_and_wrong_transitions_are_409(stores):
 
 def test_only_the_sending_store_ships_and_only_the_receiving_store_receives(stores):
     _, _, _, lyon_till, paris_till = stores
-    transfer_id = lyon_till.post(
-        "/api/v1/stock/transfers/",
-        {
-            "from_location": "lyon",
-            "to_location": "paris",
-            "lines": [{"sku": "TEE-M", "quantity": 1}],
-        },
-        format="json",
-    ).json()["id"]
+    transfer_id = request_transfer(lyon_till, 1).json()["id"]
     response = paris_till.post(f"/api/v1/stock/transfers/{transfer_id}/ship/")
     assert response.status_code == 403
     assert response.json()["code"] == "location_forbidden"
@@ -193,13 +173,5 @@ def test_a_pos_client_transfers_only_from_or_to_its_own_store(stores, pos):
     _, _, _, lyon_till, _ = stores
     third = LocationFactory(code="nice")
     ChannelLocationFactory(channel=pos, location=third, priority=3)
-    response = lyon_till.post(
-        "/api/v1/stock/transfers/",
-        {
-            "from_location": "paris",
-            "to_location": "nice",
-            "lines": [{"sku": "TEE-M", "quantity": 1}],
-        },
-        format="json",
-    )
+    response = request_transfer(lyon_till, 1, origin="paris", destination="nice")
     assert response.status_code == 403

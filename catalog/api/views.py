@@ -21,6 +21,15 @@ CHANNEL_PARAM = OpenApiParameter(
 )
 
 
+class ChannelScopedMixin:
+    """The channel a catalog read is priced in: a client's own, or the one staff name."""
+
+    def channel(self):
+        return channel_scope(
+            client=api_client_of(self.request), code=self.request.query_params.get("channel")
+        )
+
+
 class ProductFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(method="filter_search", max_length=200)
     category = django_filters.CharFilter(
@@ -49,7 +58,7 @@ class ProductFilter(django_filters.FilterSet):
     list=extend_schema(parameters=[CHANNEL_PARAM]),
     retrieve=extend_schema(parameters=[CHANNEL_PARAM]),
 )
-class ProductViewSet(viewsets.ReadOnlyModelViewSet):
+class ProductViewSet(ChannelScopedMixin, viewsets.ReadOnlyModelViewSet):
     """Products with their variants, priced in the caller's channel."""
 
     queryset = Product.objects.none()
@@ -57,10 +66,7 @@ class ProductViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = ProductFilter
 
     def get_queryset(self):
-        channel = channel_scope(
-            client=api_client_of(self.request), code=self.request.query_params.get("channel")
-        )
-        return product_list(channel=channel)
+        return product_list(channel=self.channel())
 
 
 class VariantFilter(django_filters.FilterSet):
@@ -77,7 +83,7 @@ class VariantFilter(django_filters.FilterSet):
     list=extend_schema(parameters=[CHANNEL_PARAM]),
     retrieve=extend_schema(parameters=[CHANNEL_PARAM]),
 )
-class VariantViewSet(viewsets.ReadOnlyModelViewSet):
+class VariantViewSet(ChannelScopedMixin, viewsets.ReadOnlyModelViewSet):
     """The POS scan path: `?barcode=` or `?sku=`; `variants/{sku}/` for one."""
 
     queryset = Variant.objects.none()
@@ -87,7 +93,4 @@ class VariantViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = r"[^/]+"
 
     def get_queryset(self):
-        channel = channel_scope(
-            client=api_client_of(self.request), code=self.request.query_params.get("channel")
-        )
-        return variant_lookup(channel=channel)
+        return variant_lookup(channel=self.channel())
