@@ -122,13 +122,13 @@ def _lock_reserved(wanted: dict[Key, int]) -> dict[Key, StockLevel]:
     return levels
 
 
-def _shortage(level: StockLevel | None, key: Key, wanted: int) -> InsufficientStock:
+def _shortage(level: StockLevel | None, key: Key, wanted: int, keep: int = 0) -> InsufficientStock:
     from catalog.models import Variant
     from omnichannel.models import Location
 
     sku = Variant.objects.filter(pk=key[0]).values_list("sku", flat=True).first()
     location = Location.objects.filter(pk=key[1]).values_list("code", flat=True).first()
-    available = level.available if level is not None else 0
+    available = level.available - keep if level is not None else 0
     return InsufficientStock(
         f"Only {max(available, 0)} of {sku} available at {location}; {wanted} asked.",
         sku=sku,
@@ -182,15 +182,23 @@ def _apply(
 
 @transaction.atomic
 def stock_reserve(
-    *, lines: Iterable[StockLine], reference: str, actor: Actor = SYSTEM
+    *,
+    lines: Iterable[StockLine],
+    reference: str,
+    keep: dict[Key, int] | None = None,
+    actor: Actor = SYSTEM,
 ) -> list[StockMovement]:
-    """Promise units to an order or a transfer: every line is reserved, or none (409)."""
+    """Promise units to an order or a transfer: every line is reserved, or none (409).
+
+    `keep` holds back units per (variant, location): a channel's safety stock at that
+    location, which its orders must not take."""
     wanted = _merge(lines)
+    keep = keep or {}
     levels = _lock(wanted, create_missing=False)
     for key, quantity in sorted(wanted.items()):
         level = levels.get(key)
-        if level is None or level.available < quantity:
-            raise _shortage(level, key, quantity)
+        if level is None or level.available - keep.get(key, 0) < quantity:
+            raise _shortage(level, key, quantity, keep=keep.get(key, 0))
     changes = {key: (0, quantity) for key, quantity in wanted.items()}
     return _apply(levels, changes, reason=Reason.RESERVATION, reference=reference, actor=actor)
 

@@ -28,6 +28,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "inventory.view_transfer",
         "inventory.add_transfer",
         "inventory.change_transfer",
+        "orders.view_order",
     ],
     MANAGER: [
         *(f"catalog.view_{model}" for model in ("category", "product", "variant", "channelprice")),
@@ -39,6 +40,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "inventory.view_stockmovement",
         "inventory.view_channelavailability",
         "inventory.view_transfer",
+        "orders.view_order",
+        "orders.view_return",
     ],
 }
 

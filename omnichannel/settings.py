@@ -133,6 +133,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "inventory.tasks.sweep_webhooks",
         "schedule": 30.0,
     },
+    "expire-uncollected-pickups": {
+        "task": "orders.tasks.expire_uncollected_pickups",
+        "schedule": 3600.0,
+    },
     "purge-idempotency-keys": {
         "task": "omnichannel.tasks.purge_idempotency_records",
         "schedule": 3600.0,
@@ -140,6 +144,8 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Answers kept for Idempotency-Key replays (purged nightly by beat).
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=72)
+# Pickups nobody collects are released after this many days (beat checks hourly).
+PICKUP_EXPIRY_DAYS = env.int("PICKUP_EXPIRY_DAYS", default=7)
 # /healthz reports the worker as up when its last heartbeat is at most this old.
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = 60
 

@@ -11,6 +11,7 @@ from inventory.api.views import (
     StockViewSet,
     TransferViewSet,
 )
+from orders.api.views import OrderViewSet, ReturnView
 
 from .api.views import ChannelViewSet, LocationViewSet
 from .health import healthz
@@ -24,6 +25,7 @@ router.register("stock/movements", MovementViewSet, basename="stock-movement")
 router.register("stock/transfers", TransferViewSet, basename="stock-transfer")
 router.register("stock", StockViewSet, basename="stock")
 router.register("availability", AvailabilityViewSet, basename="availability")
+router.register("orders", OrderViewSet, basename="order")
 
 admin.site.site_header = "Omnichannel back office"
 admin.site.site_title = "Back office"
@@ -33,6 +35,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/stock/adjustments/", AdjustmentView.as_view(), name="stock-adjustments"),
+    path("api/v1/returns/", ReturnView.as_view(), name="returns"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -220,3 +220,13 @@ def test_demo_stock_is_idempotent(shelf):
     assert list(StockLevel.objects.order_by("pk").values_list("on_hand", "reserved")) == snapshot
     assert StockMovement.objects.count() == movements
     assert_ledger_matches_levels()
+
+
+def test_reserve_keeps_the_safety_stock_it_is_told_to_keep(shelf):
+    variant, location = shelf
+    key = (variant.pk, location.pk)
+    with pytest.raises(InsufficientStock) as refused:
+        stock_reserve(lines=[StockLine(*key, 9)], reference="web:1", keep={key: 2})
+    assert refused.value.extra["available"] == 8
+    stock_reserve(lines=[StockLine(*key, 8)], reference="web:2", keep={key: 2})
+    assert level(variant, location).available == 2

@@ -1,0 +1,142 @@
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from inventory.services import MAX_QUANTITY
+
+from ..models import Allocation, Order, OrderLine, Payment, Return
+
+MONEY = {"max_digits": 12, "decimal_places": 2}
+
+
+class LineInputSerializer(serializers.Serializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
+
+
+class PaymentInputSerializer(serializers.Serializer):
+    method = serializers.CharField(max_length=30)
+    amount = serializers.DecimalField(**MONEY, min_value=Decimal("0.01"))
+
+
+class OrderInputSerializer(serializers.Serializer):
+    channel = serializers.CharField(max_length=40, required=False)
+    fulfillment = serializers.ChoiceField(choices=Order.Fulfillment.choices)
+    location = serializers.CharField(max_length=40, required=False)
+    pickup_location = serializers.CharField(max_length=40, required=False)
+    lines = LineInputSerializer(many=True, allow_empty=False, max_length=200)
+    payments = PaymentInputSerializer(many=True, required=False, max_length=20)
+    discount = serializers.DecimalField(**MONEY, min_value=Decimal("0"), required=False)
+
+
+class OrderLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OrderLine
+        fields = ["sku", "name", "quantity", "unit_price", "line_total", "discount"]
+
+
+class AllocationSerializer(serializers.ModelSerializer):
+    sku = serializers.CharField(source="line.sku")
+    location = serializers.CharField(source="location.code")
+
+    class Meta:
+        model = Allocation
+        fields = ["sku", "location", "quantity"]
+
+
+class PaymentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Payment
+        fields = ["method", "amount"]
+
+
+class TotalsSerializer(serializers.Serializer):
+    subtotal = serializers.DecimalField(**MONEY)
+    discount = serializers.DecimalField(**MONEY)
+    total = serializers.DecimalField(**MONEY)
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    channel = serializers.CharField(source="channel.code")
+    location = serializers.CharField(source="location.code", allow_null=True, default=None)
+    pickup_location = serializers.CharField(
+        source="pickup_location.code", allow_null=True, default=None
+    )
+    lines = OrderLineSerializer(many=True)
+    totals = serializers.SerializerMethodField()
+    allocations = serializers.SerializerMethodField()
+    payments = PaymentSerializer(many=True)
+    member = serializers.SerializerMethodField(help_text="The unified member (coming with #5).")
+    points_earned = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "number",
+            "status",
+            "channel",
+            "fulfillment",
+            "location",
+            "pickup_location",
+            "currency",
+            "lines",
+            "totals",
+            "allocations",
+            "payments",
+            "member",
+            "points_earned",
+            "needs_review",
+            "created_at",
+        ]
+
+    def get_totals(self, order) -> TotalsSerializer:
+        return TotalsSerializer(
+            {"subtotal": order.subtotal, "discount": order.discount, "total": order.total}
+        ).data
+
+    def get_allocations(self, order) -> AllocationSerializer(many=True):
+        rows = [a for line in order.lines.all() for a in line.allocations.all()]
+        return AllocationSerializer(rows, many=True).data
+
+    def get_member(self, order) -> int | None:
+        return None
+
+    def get_points_earned(self, order) -> int:
+        return 0
+
+
+class ReturnInputSerializer(serializers.Serializer):
+    order = serializers.CharField(max_length=40, help_text="Order id or number.")
+    location = serializers.CharField(max_length=40)
+    lines = LineInputSerializer(many=True, allow_empty=False, max_length=200)
+    restock = serializers.BooleanField()
+
+
+class ReturnSerializer(serializers.ModelSerializer):
+    order = serializers.CharField(source="order.number")
+    location = serializers.CharField(source="location.code")
+    lines = serializers.SerializerMethodField()
+    points_reversed = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Return
+        fields = [
+            "id",
+            "order",
+            "location",
+            "restock",
+            "refund",
+            "lines",
+            "points_reversed",
+            "created_at",
+        ]
+
+    def get_lines(self, ret) -> list[dict]:
+        return [
+            {"sku": line.line.sku, "quantity": line.quantity, "refund": str(line.refund)}
+            for line in ret.lines.select_related("line")
+        ]
+
+    def get_points_reversed(self, ret) -> int:
+        return 0

@@ -1,0 +1,180 @@
+import django_filters
+from django.db.models import Q
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.response import Response
+
+from inventory.api.views import actor_of
+from omnichannel.auth import api_client_of
+from omnichannel.errors import ChannelForbidden, LocationForbidden, UnknownLocation
+from omnichannel.idempotency import idempotent
+from omnichannel.models import Location
+from omnichannel.selectors import channel_scope, location_for_write
+
+from .. import services
+from ..models import Order, Return
+from ..selectors import order_list, order_lookup
+from .serializers import (
+    OrderInputSerializer,
+    OrderSerializer,
+    ReturnInputSerializer,
+    ReturnSerializer,
+)
+
+IDEMPOTENCY = OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, "header")
+
+
+class OrderFilter(django_filters.FilterSet):
+    channel = django_filters.CharFilter(field_name="channel__code", max_length=40)
+    status = django_filters.ChoiceFilter(choices=Order.Status.choices)
+    location = django_filters.CharFilter(method="filter_location", max_length=40)
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    number = django_filters.CharFilter(max_length=40)
+
+    class Meta:
+        model = Order
+        fields = ["channel", "status", "location", "created_after", "number"]
+
+    def filter_location(self, qs, name, value):
+        """Orders served from, sold at or collected at the location."""
+        return qs.filter(
+            Q(location__code=value)
+            | Q(pickup_location__code=value)
+            | Q(lines__allocations__location__code=value)
+        ).distinct()
+
+
+def _location(code: str | None) -> Location | None:
+    if not code:
+        return None
+    found = Location.objects.filter(code=code).first()
+    if found is None:
+        raise UnknownLocation(location=code)
+    return found
+
+
+class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Orders from every channel. `orders/{id or number}/` finds any order (returns happen
+    at any store); lists show the caller's channel, and a POS also the pickups at its store."""
+
+    queryset = Order.objects.none()
+    serializer_class = OrderSerializer
+    filterset_class = OrderFilter
+    lookup_value_regex = r"[^/]+"
+
+    def get_queryset(self):
+        return order_list(client=api_client_of(self.request))
+
+    def get_object(self):
+        order = order_lookup(key=self.kwargs["pk"])
+        if order is None:
+            raise NotFound("No order has that id or number.")
+        return order
+
+    def _answer(self, order_id: int, code=status.HTTP_200_OK) -> Response:
+        return Response(OrderSerializer(order_lookup(key=str(order_id))).data, status=code)
+
+    @extend_schema(
+        request=OrderInputSerializer, responses={201: OrderSerializer}, parameters=[IDEMPOTENCY]
+    )
+    @idempotent
+    def create(self, request):
+        data = OrderInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        client = api_client_of(request)
+        channel = channel_scope(client=client, code=fields.get("channel"))
+        if channel is None:
+            raise ValidationError({"channel": ["Name the channel of the order."]})
+        location = _location(fields.get("location"))
+        if fields["fulfillment"] == Order.Fulfillment.IN_STORE and client is not None:
+            if client.location_id is None:
+                raise LocationForbidden("Only a POS client sells in store.")
+            if location is not None and location.pk != client.location_id:
+                raise LocationForbidden(location=location.code)
+            location = client.location
+        order = services.order_place(
+            channel=channel,
+            fulfillment=fields["fulfillment"],
+            lines=[services.LineRequest(**line) for line in fields["lines"]],
+            location=location,
+            pickup_location=_location(fields.get("pickup_location")),
+            payments=[services.PaymentRequest(**p) for p in fields.get("payments", [])],
+            discount=fields.get("discount", services.ZERO),
+            actor=actor_of(request),
+        )
+        return self._answer(order.pk, status.HTTP_201_CREATED)
+
+    def _transition(self, request, action_name: str) -> Response:
+        order = self.get_object()
+        client = api_client_of(request)
+        if client is not None:
+            at_pickup_store = client.location_id and client.location_id == order.pickup_location_id
+            if action_name in ("ready_for_pickup", "picked_up"):
+                allowed = at_pickup_store or client.channel_id == order.channel_id
+            elif action_name == "ship":
+                served_from = {
+                    a.location_id for line in order.lines.all() for a in line.allocations.all()
+                }
+                allowed = client.channel_id == order.channel_id and (
+                    client.location_id is None or client.location_id in served_from
+                )
+            else:  # cancel: the channel that took the order
+                allowed = client.channel_id == order.channel_id
+            if not allowed:
+                raise ChannelForbidden("This API client may not do that to this order.")
+        services.order_transition(order_id=order.pk, action=action_name, actor=actor_of(request))
+        return self._answer(order.pk)
+
+    @extend_schema(request=None, responses={200: OrderSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        return self._transition(request, "cancel")
+
+    @extend_schema(request=None, responses={200: OrderSerializer})
+    @action(detail=True, methods=["post"], url_path="ready-for-pickup")
+    def ready_for_pickup(self, request, pk=None):
+        return self._transition(request, "ready_for_pickup")
+
+    @extend_schema(request=None, responses={200: OrderSerializer})
+    @action(detail=True, methods=["post"], url_path="picked-up")
+    def picked_up(self, request, pk=None):
+        return self._transition(request, "picked_up")
+
+    @extend_schema(request=None, responses={200: OrderSerializer})
+    @action(detail=True, methods=["post"])
+    def ship(self, request, pk=None):
+        return self._transition(request, "ship")
+
+
+class ReturnView(generics.GenericAPIView):
+    """Goods come back at any store, whichever channel sold them. A POS client takes
+    returns at its own store."""
+
+    queryset = Return.objects.none()
+    serializer_class = ReturnInputSerializer
+
+    @extend_schema(
+        request=ReturnInputSerializer, responses={201: ReturnSerializer}, parameters=[IDEMPOTENCY]
+    )
+    @idempotent
+    def post(self, request):
+        data = ReturnInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        client = api_client_of(request)
+        location = location_for_write(client=client, code=fields["location"])
+        order = order_lookup(key=fields["order"])
+        if order is None:
+            raise NotFound("No order has that id or number.")
+        ret = services.order_return(
+            order_id=order.pk,
+            location=location,
+            lines=[services.LineRequest(**line) for line in fields["lines"]],
+            restock=fields["restock"],
+            actor=actor_of(request),
+        )
+        return Response(ReturnSerializer(ret).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,66 @@
+"""Where a ship order is served from: the channel's ship-capable locations in priority
+order, one location for the whole order when one can, split across locations only when no
+single one can. A plan read from live stock without locks; the reservation that follows
+re-checks everything under lock."""
+
+from dataclasses import dataclass
+
+from inventory.models import StockLevel
+from omnichannel.models import ChannelLocation
+
+
+class Shortfall(Exception):
+    """No combination of candidates can serve a variant: how many they could give."""
+
+    def __init__(self, variant_id: int, available: int) -> None:
+        super().__init__(variant_id, available)
+        self.variant_id = variant_id
+        self.available = available
+
+
+@dataclass(frozen=True)
+class Candidate:
+    location_id: int
+    safety_stock: int
+
+
+def ship_candidates(*, channel_id: int, location_id: int | None = None) -> list[Candidate]:
+    feeds = (
+        ChannelLocation.objects.filter(channel_id=channel_id, location__ships=True)
+        .order_by("priority", "location__code")
+        .values_list("location_id", "safety_stock")
+    )
+    candidates = [Candidate(location, safety) for location, safety in feeds]
+    if location_id is not None:
+        return [c for c in candidates if c.location_id == location_id]
+    return candidates
+
+
+def plan(*, wanted: dict[int, int], candidates: list[Candidate]) -> list[tuple[int, int, int]]:
+    """[(variant_id, location_id, quantity)] serving `wanted` {variant_id: quantity}; raises
+    Shortfall when the candidates together cannot."""
+    sellable: dict[tuple[int, int], int] = {}
+    safety = {c.location_id: c.safety_stock for c in candidates}
+    for row in StockLevel.objects.filter(variant_id__in=wanted, location_id__in=safety).values(
+        "variant_id", "location_id", "on_hand", "reserved"
+    ):
+        free = row["on_hand"] - row["reserved"] - safety[row["location_id"]]
+        sellable[(row["variant_id"], row["location_id"])] = max(0, free)
+
+    for candidate in candidates:  # one parcel when one location has everything
+        if all(sellable.get((v, candidate.location_id), 0) >= q for v, q in wanted.items()):
+            return [(v, candidate.location_id, q) for v, q in wanted.items()]
+
+    allocation = []
+    for variant_id, quantity in wanted.items():  # otherwise fill in priority order
+        left = quantity
+        for candidate in candidates:
+            take = min(left, sellable.get((variant_id, candidate.location_id), 0))
+            if take:
+                allocation.append((variant_id, candidate.location_id, take))
+                left -= take
+            if not left:
+                break
+        if left:
+            raise Shortfall(variant_id, quantity - left)
+    return allocation

@@ -1,0 +1,415 @@
+"""Order rules: placing an order from any channel, moving it through its states, returns.
+
+Placing prices every line from the channel's price list and allocates all lines or none,
+through inventory.services, in one transaction:
+- in_store: the POS's store sells at once (an offline sale may take stock below zero);
+- pickup:   reserved at the pickup store;
+- ship:     reserved where routing says (orders.routing), keeping each location's safety
+            stock for this channel.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+from rest_framework import status
+
+from catalog.models import ChannelPrice, Variant
+from catalog.selectors import variant_ids_by_sku
+from inventory.services import (
+    SYSTEM,
+    Actor,
+    InsufficientStock,
+    StockLine,
+    stock_commit,
+    stock_receive,
+    stock_release,
+    stock_reserve,
+    stock_sell_now,
+)
+from omnichannel.errors import DomainError
+from omnichannel.models import Channel, ChannelLocation, Location
+
+from . import routing
+from .models import Allocation, Order, OrderLine, Payment, Return, ReturnLine
+from .pricing import ZERO, money, refund_for, spread
+
+Status = Order.Status
+Fulfillment = Order.Fulfillment
+
+
+class NotSoldInChannel(DomainError):
+    code = "not_sold_in_channel"
+    default_detail = "This SKU has no published price in the channel."
+
+
+class LocationRequired(DomainError):
+    code = "location_required"
+    default_detail = "This fulfillment needs a location."
+
+
+class InvalidPickupLocation(DomainError):
+    code = "invalid_pickup_location"
+    default_detail = "Customers cannot collect orders at that location."
+
+
+class PaymentMismatch(DomainError):
+    code = "payment_mismatch"
+    default_detail = "The payments do not add up to the order total."
+
+
+class InvalidDiscount(DomainError):
+    code = "invalid_discount"
+    default_detail = "The discount must be between zero and the subtotal."
+
+
+class InvalidTransition(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "invalid_transition"
+    default_detail = "The order is not in a state that allows this."
+
+
+class ReturnExceedsSold(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "return_exceeds_sold"
+    default_detail = "Cannot return more than was sold and not yet returned."
+
+
+class NotReturnable(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "not_returnable"
+    default_detail = "Only goods handed to the customer can come back."
+
+
+@dataclass(frozen=True)
+class LineRequest:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    method: str
+    amount: Decimal
+
+
+ROUTING_ATTEMPTS = 3
+
+
+def _priced_lines(channel: Channel, lines: list[LineRequest]) -> list[dict]:
+    """Merge lines of the same SKU and price them from the channel's published prices."""
+    merged: dict[str, int] = {}
+    for line in lines:
+        merged[line.sku] = merged.get(line.sku, 0) + line.quantity
+    ids = variant_ids_by_sku(skus=list(merged))
+    prices = {
+        row.variant_id: row
+        for row in ChannelPrice.objects.filter(
+            channel=channel, published=True, variant_id__in=ids.values()
+        ).select_related("variant__product")
+    }
+    priced = []
+    for sku, quantity in merged.items():
+        price = prices.get(ids[sku])
+        if price is None:
+            raise NotSoldInChannel(sku=sku, channel=channel.code)
+        variant = price.variant
+        name = f"{variant.product.name} {variant.name}".strip()
+        priced.append(
+            {
+                "variant_id": variant.pk,
+                "sku": sku,
+                "name": name[:300],
+                "unit_price": price.amount,
+                "quantity": quantity,
+                "line_total": money(price.amount * quantity),
+            }
+        )
+    return priced
+
+
+def _keep_for(channel: Channel, location_id: int, variant_ids) -> dict:
+    safety = (
+        ChannelLocation.objects.filter(channel=channel, location_id=location_id)
+        .values_list("safety_stock", flat=True)
+        .first()
+        or 0
+    )
+    return {(v, location_id): safety for v in variant_ids}
+
+
+def _allocate_ship(
+    channel: Channel,
+    wanted: dict[int, int],
+    location: Location | None,
+    reference: str,
+    actor: Actor,
+) -> list[tuple[int, int, int]]:
+    candidates = routing.ship_candidates(
+        channel_id=channel.pk, location_id=location.pk if location else None
+    )
+    if location is not None and not candidates:
+        raise LocationRequired(
+            "That location does not ship for this channel.", location=location.code
+        )
+    keep_by_location = {c.location_id: c.safety_stock for c in candidates}
+    for attempt in range(ROUTING_ATTEMPTS):
+        try:
+            allocation = routing.plan(wanted=wanted, candidates=candidates)
+            with transaction.atomic():
+                stock_reserve(
+                    lines=[StockLine(v, loc, q) for v, loc, q in allocation],
+                    reference=reference,
+                    keep={(v, loc): keep_by_location[loc] for v, loc, _ in allocation},
+                    actor=actor,
+                )
+            return allocation
+        except routing.Shortfall as short:
+            sku = Variant.objects.filter(pk=short.variant_id).values_list("sku", flat=True)[0]
+            raise InsufficientStock(
+                f"Only {short.available} of {sku} can ship in this channel.",
+                sku=sku,
+                location=location.code if location else None,
+                available=short.available,
+            ) from short
+        except InsufficientStock:
+            if attempt == ROUTING_ATTEMPTS - 1:
+                raise  # stock kept moving under the plan: the client may retry
+    raise AssertionError("the loop returns or raises")
+
+
+@transaction.atomic
+def order_place(
+    *,
+    channel: Channel,
+    fulfillment: str,
+    lines: list[LineRequest],
+    location: Location | None = None,
+    pickup_location: Location | None = None,
+    payments: list[PaymentRequest] | tuple = (),
+    discount: Decimal = ZERO,
+    allow_oversell: bool = False,
+    client_id: str = "",
+    actor: Actor = SYSTEM,
+) -> Order:
+    """Place an order: every line priced and allocated, or nothing written at all."""
+    priced = _priced_lines(channel, lines)
+    subtotal = sum((line["line_total"] for line in priced), ZERO)
+    discount = money(discount)
+    if not ZERO <= discount <= subtotal:
+        raise InvalidDiscount(discount=str(discount), subtotal=str(subtotal))
+    total = subtotal - discount
+    if payments and money(sum((p.amount for p in payments), ZERO)) != total:
+        raise PaymentMismatch(total=str(total))
+    shares = spread(discount, [line["line_total"] for line in priced])
+
+    if fulfillment == Fulfillment.IN_STORE and location is None:
+        raise LocationRequired("An in-store sale happens at a store: give `location`.")
+    if fulfillment == Fulfillment.PICKUP:
+        if pickup_location is None:
+            raise LocationRequired("A pickup order needs `pickup_location`.")
+        if not pickup_location.pickup:
+            raise InvalidPickupLocation(location=pickup_location.code)
+
+    order = Order.objects.create(
+        channel=channel,
+        fulfillment=fulfillment,
+        status=Status.COMPLETED if fulfillment == Fulfillment.IN_STORE else Status.PLACED,
+        location=location if fulfillment == Fulfillment.IN_STORE else None,
+        pickup_location=pickup_location if fulfillment == Fulfillment.PICKUP else None,
+        currency=channel.currency,
+        subtotal=subtotal,
+        discount=discount,
+        total=total,
+        client_id=client_id,
+        api_client_id=actor.api_client_id,
+        created_by_id=actor.user_id,
+    )
+    order.number = f"{channel.code.upper()}-{order.pk:06d}"
+    wanted = {line["variant_id"]: line["quantity"] for line in priced}
+
+    if fulfillment == Fulfillment.IN_STORE:
+        _, oversold = stock_sell_now(
+            lines=[StockLine(v, location.pk, q) for v, q in wanted.items()],
+            reference=order.reference,
+            allow_oversell=allow_oversell,
+            actor=actor,
+        )
+        allocation = [(v, location.pk, q) for v, q in wanted.items()]
+        order.needs_review = bool(oversold)
+    elif fulfillment == Fulfillment.PICKUP:
+        stock_reserve(
+            lines=[StockLine(v, pickup_location.pk, q) for v, q in wanted.items()],
+            reference=order.reference,
+            keep=_keep_for(channel, pickup_location.pk, wanted),
+            actor=actor,
+        )
+        allocation = [(v, pickup_location.pk, q) for v, q in wanted.items()]
+    else:
+        allocation = _allocate_ship(channel, wanted, location, order.reference, actor)
+    order.save(update_fields=["number", "needs_review"])
+
+    created = OrderLine.objects.bulk_create(
+        [
+            OrderLine(
+                order=order,
+                variant_id=line["variant_id"],
+                sku=line["sku"],
+                name=line["name"],
+                unit_price=line["unit_price"],
+                quantity=line["quantity"],
+                line_total=line["line_total"],
+                discount=share,
+            )
+            for line, share in zip(priced, shares, strict=True)
+        ]
+    )
+    line_for = {line.variant_id: line for line in created}
+    Allocation.objects.bulk_create(
+        [Allocation(line=line_for[v], location_id=loc, quantity=q) for v, loc, q in allocation]
+    )
+    Payment.objects.bulk_create(
+        [Payment(order=order, method=p.method, amount=money(p.amount)) for p in payments]
+    )
+    return order
+
+
+# --- transitions ------------------------------------------------------------------------
+
+TRANSITIONS = {
+    # action: (fulfillments it applies to, statuses it leaves from, status it reaches)
+    "cancel": (
+        {Fulfillment.PICKUP, Fulfillment.SHIP},
+        {Status.PLACED, Status.READY_FOR_PICKUP},
+        Status.CANCELLED,
+    ),
+    "ready_for_pickup": ({Fulfillment.PICKUP}, {Status.PLACED}, Status.READY_FOR_PICKUP),
+    "picked_up": (
+        {Fulfillment.PICKUP},
+        {Status.PLACED, Status.READY_FOR_PICKUP},
+        Status.PICKED_UP,
+    ),
+    "ship": ({Fulfillment.SHIP}, {Status.PLACED}, Status.SHIPPED),
+    "expire": (
+        {Fulfillment.PICKUP},
+        {Status.PLACED, Status.READY_FOR_PICKUP},
+        Status.EXPIRED,
+    ),
+}
+
+
+def _allocated_lines(order: Order) -> list[StockLine]:
+    return [
+        StockLine(a.line.variant_id, a.location_id, a.quantity)
+        for a in Allocation.objects.filter(line__order=order).select_related("line")
+    ]
+
+
+@transaction.atomic
+def order_transition(*, order_id: int, action: str, actor: Actor = SYSTEM) -> Order:
+    """Move an order on; 409 `invalid_transition` when its state does not allow it."""
+    order = Order.objects.select_for_update().get(pk=order_id)
+    fulfillments, sources, target = TRANSITIONS[action]
+    if order.fulfillment not in fulfillments or order.status not in sources:
+        raise InvalidTransition(
+            f"Cannot {action.replace('_', ' ')} a {order.fulfillment} order that is "
+            f"{order.status}.",
+            status=order.status,
+            action=action,
+        )
+    if target in (Status.CANCELLED, Status.EXPIRED):
+        stock_release(lines=_allocated_lines(order), reference=order.reference, actor=actor)
+    elif target in (Status.PICKED_UP, Status.SHIPPED):
+        stock_commit(lines=_allocated_lines(order), reference=order.reference, actor=actor)
+    order.status = target
+    order.save(update_fields=["status", "updated_at"])
+    return order
+
+
+def orders_expire_pickups(*, now=None) -> int:
+    """Release the stock of pickups nobody collected within PICKUP_EXPIRY_DAYS. Each order
+    expires in its own transaction; safe to run twice."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.PICKUP_EXPIRY_DAYS)
+    due = Order.objects.filter(
+        fulfillment=Fulfillment.PICKUP,
+        status__in=[Status.PLACED, Status.READY_FOR_PICKUP],
+        created_at__lt=cutoff,
+    ).values_list("pk", flat=True)
+    expired = 0
+    for order_id in list(due):
+        try:
+            order_transition(order_id=order_id, action="expire")
+            expired += 1
+        except InvalidTransition:  # collected or cancelled meanwhile
+            continue
+    return expired
+
+
+# --- returns ---------------------------------------------------------------------------
+
+HANDED_OVER = {Status.COMPLETED, Status.PICKED_UP, Status.SHIPPED}
+
+
+@transaction.atomic
+def order_return(
+    *,
+    order_id: int,
+    location: Location,
+    lines: list[LineRequest],
+    restock: bool,
+    actor: Actor = SYSTEM,
+) -> Return:
+    """Goods come back at any store. The refund is what was paid for them, discounts
+    included; stock comes back at that store when `restock`."""
+    order = Order.objects.select_for_update().get(pk=order_id)
+    if order.status not in HANDED_OVER:
+        raise NotReturnable(status=order.status)
+    order_lines = {line.sku: line for line in order.lines.all()}
+    returned = {
+        row["line_id"]: (row["quantity"], row["refund"])
+        for row in ReturnLine.objects.filter(line__order=order)
+        .values("line_id")
+        .annotate(quantity=Sum("quantity"), refund=Sum("refund"))
+    }
+    merged: dict[str, int] = {}
+    for line in lines:
+        merged[line.sku] = merged.get(line.sku, 0) + line.quantity
+    plan = []
+    for sku, quantity in merged.items():
+        line = order_lines.get(sku)
+        if line is None:
+            raise ReturnExceedsSold(f"{sku} is not on this order.", sku=sku, returnable=0)
+        before_qty, before_refund = returned.get(line.pk, (0, ZERO))
+        if quantity > line.quantity - before_qty:
+            raise ReturnExceedsSold(sku=sku, returnable=line.quantity - before_qty)
+        refund = refund_for(
+            paid=line.paid,
+            sold=line.quantity,
+            returning=quantity,
+            returned_before=before_qty,
+            refunded_before=before_refund,
+        )
+        plan.append((line, quantity, refund))
+    ret = Return.objects.create(
+        order=order,
+        location=location,
+        restock=restock,
+        refund=sum((refund for _, _, refund in plan), ZERO),
+        api_client_id=actor.api_client_id,
+        created_by_id=actor.user_id,
+    )
+    ReturnLine.objects.bulk_create(
+        [ReturnLine(ret=ret, line=line, quantity=q, refund=refund) for line, q, refund in plan]
+    )
+    if restock:
+        stock_receive(
+            lines=[StockLine(line.variant_id, location.pk, q) for line, q, _ in plan],
+            reference=f"return:{ret.pk}",
+            reason="return",
+            actor=actor,
+        )
+    return ret

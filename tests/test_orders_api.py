@@ -1,0 +1,417 @@
+"""Every order flow end to end through the API, with the stock it moves."""
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from inventory.models import ChannelAvailability, StockLevel
+from inventory.services import StockLine, stock_receive
+from orders.models import Order
+from orders.services import orders_expire_pickups
+from tests.conftest import as_client
+from tests.factories import (
+    ChannelLocationFactory,
+    ChannelPriceFactory,
+    LocationFactory,
+    VariantFactory,
+    make_api_client,
+)
+from tests.inventory_helpers import assert_ledger_matches_levels
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shop(web, pos, store):
+    """web <- wh (#1) + lyon (#2, safety 2) ; pos <- lyon, paris. TEE and MUG priced in both."""
+    wh = LocationFactory(code="wh", kind="warehouse", pickup=False, ships=True)
+    paris = LocationFactory(code="paris", ships=False, pickup=True)
+    ChannelLocationFactory(channel=web, location=wh, priority=1)
+    web.feeds.filter(location=store).update(safety_stock=2)
+    ChannelLocationFactory(channel=pos, location=paris, priority=2)
+    tee, mug = VariantFactory(sku="TEE"), VariantFactory(sku="MUG")
+    for variant, price in ((tee, "19.90"), (mug, "8.50")):
+        ChannelPriceFactory(variant=variant, channel=web, amount=Decimal(price))
+        ChannelPriceFactory(variant=variant, channel=pos, amount=Decimal(price))
+    _, storefront = make_api_client(web, name="storefront")
+    _, lyon_till = make_api_client(pos, store, name="lyon till")
+    _, paris_till = make_api_client(pos, paris, name="paris till")
+    return {
+        "wh": wh,
+        "lyon": store,
+        "paris": paris,
+        "tee": tee,
+        "mug": mug,
+        "web": as_client(storefront),
+        "lyon_till": as_client(lyon_till),
+        "paris_till": as_client(paris_till),
+    }
+
+
+def stock(shop, sku, location, quantity):
+    stock_receive(
+        lines=[StockLine(shop[sku.lower()].pk, shop[location].pk, quantity)], reference="delivery"
+    )
+
+
+def level(shop, sku, location):
+    row = StockLevel.objects.filter(variant=shop[sku.lower()], location=shop[location]).first()
+    return (row.on_hand, row.reserved) if row else (0, 0)
+
+
+def place(client, **body):
+    return client.post("/api/v1/orders/", body, format="json")
+
+
+def test_in_store_sale_takes_stock_at_once(shop):
+    stock(shop, "TEE", "lyon", 5)
+    response = place(
+        shop["lyon_till"],
+        fulfillment="in_store",
+        lines=[{"sku": "TEE", "quantity": 2}],
+        payments=[{"method": "card", "amount": "39.80"}],
+    )
+    assert response.status_code == 201, response.json()
+    order = response.json()
+    assert (order["status"], order["channel"], order["fulfillment"]) == (
+        "completed",
+        "pos",
+        "in_store",
+    )
+    assert order["number"].startswith("POS-")
+    assert order["totals"] == {"subtotal": "39.80", "discount": "0.00", "total": "39.80"}
+    assert order["allocations"] == [{"sku": "TEE", "location": "lyon", "quantity": 2}]
+    assert order["lines"][0]["unit_price"] == "19.90"
+    assert level(shop, "TEE", "lyon") == (3, 0)
+    assert_ledger_matches_levels()
+
+
+def test_web_ship_order_from_one_location_when_one_has_everything(shop):
+    stock(shop, "TEE", "wh", 1)
+    stock(shop, "TEE", "lyon", 10)
+    stock(shop, "MUG", "lyon", 10)
+    order = place(
+        shop["web"],
+        fulfillment="ship",
+        lines=[{"sku": "TEE", "quantity": 2}, {"sku": "MUG", "quantity": 1}],
+    ).json()
+    # The warehouse comes first but cannot serve everything; lyon can, in one parcel.
+    assert {(a["sku"], a["location"]) for a in order["allocations"]} == {
+        ("TEE", "lyon"),
+        ("MUG", "lyon"),
+    }
+    assert order["status"] == "placed"
+    assert level(shop, "TEE", "lyon") == (10, 2)
+
+
+def test_web_ship_order_splits_only_when_no_single_location_can(shop):
+    stock(shop, "TEE", "wh", 2)
+    stock(shop, "TEE", "lyon", 5)  # 5 - safety 2 = 3 sellable online
+    order = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 5}]).json()
+    assert sorted((a["location"], a["quantity"]) for a in order["allocations"]) == [
+        ("lyon", 3),
+        ("wh", 2),
+    ]
+    refused = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
+    assert refused.status_code == 409  # lyon's last 2 are its safety stock
+    body = refused.json()
+    assert (body["code"], body["sku"], body["available"]) == ("insufficient_stock", "TEE", 0)
+    order_id = order["id"]
+    shipped = shop["web"].post(f"/api/v1/orders/{order_id}/ship/")
+    assert shipped.json()["status"] == "shipped"
+    assert level(shop, "TEE", "lyon") == (2, 0) and level(shop, "TEE", "wh") == (0, 0)
+    assert_ledger_matches_levels()
+
+
+def test_bopis_from_reservation_to_picked_up_at_another_channels_store(shop):
+    stock(shop, "MUG", "paris", 3)
+    order = place(
+        shop["web"],
+        fulfillment="pickup",
+        pickup_location="paris",
+        lines=[{"sku": "MUG", "quantity": 2}],
+    ).json()
+    assert order["status"] == "placed" and order["pickup_location"] == "paris"
+    assert level(shop, "MUG", "paris") == (3, 2)
+    # The paris till (pos channel) handles a web order collected at its store.
+    listed = shop["paris_till"].get("/api/v1/orders/").json()["results"]
+    assert [o["id"] for o in listed] == [order["id"]]
+    ready = shop["paris_till"].post(f"/api/v1/orders/{order['number']}/ready-for-pickup/")
+    assert ready.json()["status"] == "ready_for_pickup"
+    done = shop["paris_till"].post(f"/api/v1/orders/{order['id']}/picked-up/")
+    assert done.json()["status"] == "picked_up"
+    assert level(shop, "MUG", "paris") == (1, 0)
+    again = shop["paris_till"].post(f"/api/v1/orders/{order['id']}/picked-up/")
+    assert again.status_code == 409 and again.json()["code"] == "invalid_transition"
+    assert shop["lyon_till"].post(f"/api/v1/orders/{order['id']}/cancel/").status_code == 403
+    assert_ledger_matches_levels()
+
+
+def test_cancel_releases_the_reservation_and_a_sale_cannot_be_cancelled(shop):
+    stock(shop, "TEE", "wh", 4)
+    stock(shop, "TEE", "lyon", 4)
+    order = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 3}]).json()
+    assert level(shop, "TEE", "wh") == (4, 3)
+    cancelled = shop["web"].post(f"/api/v1/orders/{order['id']}/cancel/")
+    assert cancelled.json()["status"] == "cancelled"
+    assert level(shop, "TEE", "wh") == (4, 0)
+    assert shop["web"].post(f"/api/v1/orders/{order['id']}/ship/").status_code == 409
+    sale = place(
+        shop["lyon_till"], fulfillment="in_store", lines=[{"sku": "TEE", "quantity": 1}]
+    ).json()
+    refused = shop["lyon_till"].post(f"/api/v1/orders/{sale['id']}/cancel/")
+    assert refused.status_code == 409 and refused.json()["code"] == "invalid_transition"
+    assert_ledger_matches_levels()
+
+
+def test_return_at_a_different_store_restocks_there(shop):
+    stock(shop, "TEE", "wh", 3)
+    order = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 2}]).json()
+    shop["web"].post(f"/api/v1/orders/{order['id']}/ship/")
+    # The customer brings one back to the paris store; its till finds the web order by number.
+    assert shop["paris_till"].get(f"/api/v1/orders/{order['number']}/").status_code == 200
+    response = shop["paris_till"].post(
+        "/api/v1/returns/",
+        {
+            "order": order["number"],
+            "location": "paris",
+            "restock": True,
+            "lines": [{"sku": "TEE", "quantity": 1}],
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["refund"] == "19.90"
+    assert level(shop, "TEE", "paris") == (1, 0)
+    assert level(shop, "TEE", "wh") == (1, 0)
+    assert_ledger_matches_levels()
+
+
+def test_cannot_return_more_than_sold_and_damaged_goods_are_not_restocked(shop):
+    stock(shop, "MUG", "lyon", 5)
+    sale = place(
+        shop["lyon_till"], fulfillment="in_store", lines=[{"sku": "MUG", "quantity": 2}]
+    ).json()
+
+    def give_back(quantity, restock=False):
+        return shop["lyon_till"].post(
+            "/api/v1/returns/",
+            {
+                "order": sale["id"],
+                "location": "lyon",
+                "restock": restock,
+                "lines": [{"sku": "MUG", "quantity": quantity}],
+            },
+            format="json",
+        )
+
+    assert give_back(3).json()["code"] == "return_exceeds_sold"
+    assert give_back(1).status_code == 201  # broken: not restocked
+    assert level(shop, "MUG", "lyon") == (3, 0)
+    too_many = give_back(2)
+    assert too_many.status_code == 409
+    assert too_many.json()["returnable"] == 1
+    assert give_back(1, restock=True).status_code == 201
+    assert level(shop, "MUG", "lyon") == (4, 0)
+    assert give_back(1).status_code == 409
+
+
+def test_a_till_takes_returns_only_at_its_own_store(shop):
+    stock(shop, "MUG", "lyon", 1)
+    sale = place(
+        shop["lyon_till"], fulfillment="in_store", lines=[{"sku": "MUG", "quantity": 1}]
+    ).json()
+    response = shop["paris_till"].post(
+        "/api/v1/returns/",
+        {
+            "order": sale["id"],
+            "location": "lyon",
+            "restock": True,
+            "lines": [{"sku": "MUG", "quantity": 1}],
+        },
+        format="json",
+    )
+    assert response.status_code == 403
+
+
+def test_totals_and_refunds_are_exact_to_the_cent_with_a_discount(shop):
+    stock(shop, "TEE", "lyon", 10)
+    stock(shop, "MUG", "lyon", 10)
+    order = place(
+        shop["lyon_till"],
+        fulfillment="in_store",
+        discount="10.00",
+        lines=[{"sku": "TEE", "quantity": 3}, {"sku": "MUG", "quantity": 1}],
+        payments=[{"method": "cash", "amount": "58.20"}],
+    ).json()
+    assert order["totals"] == {"subtotal": "68.20", "discount": "10.00", "total": "58.20"}
+    shares = {line["sku"]: Decimal(line["discount"]) for line in order["lines"]}
+    assert sum(shares.values()) == Decimal("10.00")
+    refunds = []
+    for sku, quantity in (("TEE", 1), ("TEE", 1), ("TEE", 1), ("MUG", 1)):
+        refunds.append(
+            Decimal(
+                shop["lyon_till"]
+                .post(
+                    "/api/v1/returns/",
+                    {
+                        "order": order["id"],
+                        "location": "lyon",
+                        "restock": True,
+                        "lines": [{"sku": sku, "quantity": quantity}],
+                    },
+                    format="json",
+                )
+                .json()["refund"]
+            )
+        )
+    assert sum(refunds) == Decimal("58.20")  # everything back: exactly what was paid
+
+
+@pytest.mark.parametrize(
+    ("body", "status_code", "code"),
+    [
+        ({"fulfillment": "ship", "lines": [{"sku": "NOPE", "quantity": 1}]}, 400, "unknown_sku"),
+        ({"fulfillment": "ship", "lines": [{"sku": "TEE", "quantity": 0}]}, 400, "invalid"),
+        ({"fulfillment": "ship", "lines": []}, 400, "invalid"),
+        ({"fulfillment": "teleport", "lines": [{"sku": "TEE", "quantity": 1}]}, 400, "invalid"),
+        (
+            {"fulfillment": "ship", "lines": [{"sku": "TEE", "quantity": 99}]},
+            409,
+            "insufficient_stock",
+        ),
+        (
+            {"fulfillment": "pickup", "lines": [{"sku": "TEE", "quantity": 1}]},
+            400,
+            "location_required",
+        ),
+        (
+            {
+                "fulfillment": "pickup",
+                "pickup_location": "wh",
+                "lines": [{"sku": "TEE", "quantity": 1}],
+            },
+            400,
+            "invalid_pickup_location",
+        ),
+        (
+            {
+                "fulfillment": "ship",
+                "lines": [{"sku": "TEE", "quantity": 1}],
+                "payments": [{"method": "card", "amount": "1.00"}],
+            },
+            400,
+            "payment_mismatch",
+        ),
+        (
+            {"fulfillment": "ship", "lines": [{"sku": "TEE", "quantity": 1}], "discount": "50.00"},
+            400,
+            "invalid_discount",
+        ),
+        (
+            {"fulfillment": "in_store", "lines": [{"sku": "TEE", "quantity": 1}]},
+            403,
+            "location_forbidden",
+        ),
+        (
+            {"channel": "pos", "fulfillment": "ship", "lines": [{"sku": "TEE", "quantity": 1}]},
+            403,
+            "channel_forbidden",
+        ),
+    ],
+)
+def test_bad_orders_are_clear_errors_and_write_nothing(shop, body, status_code, code):
+    stock(shop, "TEE", "wh", 5)
+    response = place(shop["web"], **body)
+    assert response.status_code == status_code, response.json()
+    assert response.json()["code"] == code
+    assert Order.objects.count() == 0
+    assert level(shop, "TEE", "wh") == (5, 0)
+
+
+def test_a_sku_not_published_in_the_channel_cannot_be_ordered(shop):
+    hidden = VariantFactory(sku="HIDDEN")
+    ChannelPriceFactory(variant=hidden, channel=shop["tee"].prices.first().channel, published=False)
+    response = place(shop["web"], fulfillment="ship", lines=[{"sku": "HIDDEN", "quantity": 1}])
+    assert response.status_code == 400
+    assert response.json()["code"] == "not_sold_in_channel"
+
+
+def test_order_list_is_constant_in_queries_and_filters(shop, django_assert_max_num_queries):
+    stock(shop, "TEE", "wh", 100)
+    place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
+    shop["web"].get("/api/v1/orders/")
+    with django_assert_max_num_queries(20) as few:
+        shop["web"].get("/api/v1/orders/")
+    baseline = len(few.captured_queries)  # read now: the query log is a bounded deque
+    for _ in range(15):
+        place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
+    with django_assert_max_num_queries(baseline):
+        assert len(shop["web"].get("/api/v1/orders/").json()["results"]) == 16
+    assert shop["web"].get("/api/v1/orders/?status=shipped").json()["results"] == []
+    assert len(shop["web"].get("/api/v1/orders/?location=wh").json()["results"]) == 16
+    since = (timezone.now() + timedelta(minutes=1)).isoformat()
+    assert shop["web"].get("/api/v1/orders/", {"created_after": since}).json()["results"] == []
+    assert shop["lyon_till"].get("/api/v1/orders/").json()["results"] == []  # not its channel
+
+
+def test_uncollected_pickups_expire_and_release_stock(shop, settings):
+    settings.PICKUP_EXPIRY_DAYS = 3
+    stock(shop, "MUG", "paris", 2)
+    order = place(
+        shop["web"],
+        fulfillment="pickup",
+        pickup_location="paris",
+        lines=[{"sku": "MUG", "quantity": 2}],
+    ).json()
+    assert orders_expire_pickups() == 0
+    Order.objects.filter(pk=order["id"]).update(created_at=timezone.now() - timedelta(days=4))
+    assert orders_expire_pickups() == 1
+    assert Order.objects.get(pk=order["id"]).status == "expired"
+    assert level(shop, "MUG", "paris") == (2, 0)
+    assert orders_expire_pickups() == 0  # twice is harmless
+
+
+def test_a_pos_sale_lowers_the_web_availability(shop, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        stock(shop, "TEE", "lyon", 6)
+    web_channel = shop["tee"].prices.get(channel__code="web").channel
+    assert ChannelAvailability.objects.get(channel=web_channel, variant=shop["tee"]).available == 4
+    with django_capture_on_commit_callbacks(execute=True):
+        place(shop["lyon_till"], fulfillment="in_store", lines=[{"sku": "TEE", "quantity": 3}])
+    assert ChannelAvailability.objects.get(channel=web_channel, variant=shop["tee"]).available == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_idempotency_key_at_the_same_moment_makes_one_order(shop):
+    if connection.vendor != "postgresql":
+        pytest.fail("needs PostgreSQL")
+    stock(shop, "TEE", "wh", 10)
+    token = shop["web"]._credentials["HTTP_AUTHORIZATION"].split()[1]
+    barrier, answers = threading.Barrier(6), []
+    body = {"fulfillment": "ship", "lines": [{"sku": "TEE", "quantity": 1}]}
+
+    def send():
+        try:
+            barrier.wait(timeout=30)
+            response = as_client(token).post(
+                "/api/v1/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY="checkout-42"
+            )
+            answers.append((response.status_code, response.json()))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [code for code, _ in answers] == [201] * 6
+    assert len({body["id"] for _, body in answers}) == 1
+    assert all(answer == answers[0][1] for _, answer in answers)
+    assert Order.objects.count() == 1
+    assert level(shop, "TEE", "wh") == (10, 1)
