@@ -11,7 +11,7 @@ from inventory.api.views import (
     StockViewSet,
     TransferViewSet,
 )
-from orders.api.views import OrderViewSet, ReturnView
+from orders.api.views import OrderViewSet, PosSyncView, ReturnView
 
 from .api.views import ChannelViewSet, LocationViewSet
 from .health import healthz
@@ -36,6 +36,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/stock/adjustments/", AdjustmentView.as_view(), name="stock-adjustments"),
     path("api/v1/returns/", ReturnView.as_view(), name="returns"),
+    path("api/v1/pos/sync/", PosSyncView.as_view(), name="pos-sync"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

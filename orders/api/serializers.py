@@ -140,3 +140,38 @@ class ReturnSerializer(serializers.ModelSerializer):
 
     def get_points_reversed(self, ret) -> int:
         return 0
+
+
+class OfflineSaleSerializer(serializers.Serializer):
+    client_id = serializers.CharField(max_length=100)
+    lines = LineInputSerializer(many=True, allow_empty=False, max_length=200)
+    payments = PaymentInputSerializer(many=True, required=False, max_length=20)
+    discount = serializers.DecimalField(**MONEY, min_value=Decimal("0"), required=False)
+    sold_at = serializers.DateTimeField(required=False)
+
+
+class PosSyncInputSerializer(serializers.Serializer):
+    sales = OfflineSaleSerializer(many=True, allow_empty=False, max_length=500)
+
+    def validate_sales(self, sales):
+        ids = [sale["client_id"] for sale in sales]
+        if len(ids) != len(set(ids)):
+            raise serializers.ValidationError("Each sale in a batch has its own client_id.")
+        return sales
+
+
+class SyncedOrderSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    number = serializers.CharField()
+
+
+class PosSyncResultSerializer(serializers.Serializer):
+    client_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["accepted", "accepted_oversold", "rejected"])
+    order = SyncedOrderSerializer(allow_null=True)
+    code = serializers.CharField(allow_blank=True)
+    detail = serializers.CharField(allow_blank=True)
+
+
+class PosSyncOutputSerializer(serializers.Serializer):
+    results = PosSyncResultSerializer(many=True)

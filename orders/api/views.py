@@ -14,12 +14,14 @@ from omnichannel.idempotency import idempotent
 from omnichannel.models import Location
 from omnichannel.selectors import channel_scope, location_for_write
 
-from .. import services
+from .. import pos_sync, services
 from ..models import Order, Return
 from ..selectors import order_list, order_lookup
 from .serializers import (
     OrderInputSerializer,
     OrderSerializer,
+    PosSyncInputSerializer,
+    PosSyncOutputSerializer,
     ReturnInputSerializer,
     ReturnSerializer,
 )
@@ -178,3 +180,44 @@ class ReturnView(generics.GenericAPIView):
             actor=actor_of(request),
         )
         return Response(ReturnSerializer(ret).data, status=status.HTTP_201_CREATED)
+
+
+class PosSyncView(generics.GenericAPIView):
+    """Sales a till made while offline. Per sale: `accepted`, `accepted_oversold` (stock
+    went below zero, flagged for review) or `rejected` with a code. Replaying a batch is
+    safe: each sale is recorded once per till, by its `client_id`."""
+
+    queryset = Order.objects.none()
+    serializer_class = PosSyncInputSerializer
+
+    @extend_schema(request=PosSyncInputSerializer, responses={200: PosSyncOutputSerializer})
+    def post(self, request):
+        client = api_client_of(request)
+        if client is None or client.location_id is None:
+            raise LocationForbidden("Only a POS client (with its store) syncs offline sales.")
+        data = PosSyncInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        sales = [
+            pos_sync.OfflineSale(
+                client_id=sale["client_id"],
+                lines=[services.LineRequest(**line) for line in sale["lines"]],
+                payments=[services.PaymentRequest(**p) for p in sale.get("payments", [])],
+                discount=sale.get("discount", services.ZERO),
+                sold_at=sale.get("sold_at"),
+            )
+            for sale in data.validated_data["sales"]
+        ]
+        results = pos_sync.pos_sync(client=client, sales=sales)
+        body = {
+            "results": [
+                {
+                    "client_id": r.client_id,
+                    "status": r.status,
+                    "order": {"id": r.order.pk, "number": r.order.number} if r.order else None,
+                    "code": r.code,
+                    "detail": r.detail,
+                }
+                for r in results
+            ]
+        }
+        return Response(PosSyncOutputSerializer(body).data)

@@ -1,0 +1,86 @@
+"""Offline POS sales, synced in a batch when the till is back online.
+
+Each sale carries the till's own `client_id`; syncing the same sale twice (a retried batch,
+two overlapping syncs) finds the first order instead of making another. A sale whose goods
+are already gone from the shelf still stands: the customer walked out with them. Stock goes
+below zero and the order is flagged for review, never dropped.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from inventory.services import Actor
+from omnichannel.errors import DomainError
+from omnichannel.models import ApiClient
+
+from .models import Order
+from .services import ZERO, LineRequest, PaymentRequest, order_place
+
+ACCEPTED = "accepted"
+ACCEPTED_OVERSOLD = "accepted_oversold"
+REJECTED = "rejected"
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class OfflineSale:
+    client_id: str
+    lines: list[LineRequest]
+    payments: list[PaymentRequest]
+    discount: Decimal = ZERO
+    sold_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    client_id: str
+    status: str
+    order: Order | None = None
+    code: str = ""
+    detail: str = ""
+
+
+def _outcome(sale: OfflineSale, order: Order) -> SyncResult:
+    return SyncResult(
+        sale.client_id, ACCEPTED_OVERSOLD if order.needs_review else ACCEPTED, order=order
+    )
+
+
+def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
+    """Record one offline sale exactly once; its own transaction, whatever the batch does."""
+    existing = Order.objects.filter(api_client=client, client_id=sale.client_id).first()
+    if existing is not None:
+        return _outcome(sale, existing)
+    if sale.sold_at is not None and sale.sold_at > timezone.now() + CLOCK_SKEW:
+        return SyncResult(
+            sale.client_id, REJECTED, code="invalid", detail="sold_at is in the future."
+        )
+    try:
+        with transaction.atomic():
+            order = order_place(
+                channel=client.channel,
+                fulfillment=Order.Fulfillment.IN_STORE,
+                lines=sale.lines,
+                location=client.location,
+                payments=sale.payments,
+                discount=sale.discount,
+                allow_oversell=True,
+                client_id=sale.client_id,
+                actor=Actor(api_client_id=client.pk),
+            )
+            if sale.sold_at is not None:  # the books count the sale when it happened
+                Order.objects.filter(pk=order.pk).update(created_at=sale.sold_at)
+    except IntegrityError:
+        # The same sale arrived through an overlapping sync that committed first.
+        return _outcome(sale, Order.objects.get(api_client=client, client_id=sale.client_id))
+    except DomainError as refused:
+        return SyncResult(sale.client_id, REJECTED, code=refused.code, detail=refused.detail)
+    return _outcome(sale, order)
+
+
+def pos_sync(*, client: ApiClient, sales: list[OfflineSale]) -> list[SyncResult]:
+    return [pos_sale_sync(client=client, sale=sale) for sale in sales]

@@ -1,0 +1,132 @@
+"""Offline POS sales: recorded once per till and client_id, oversold sales stand, flagged."""
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from inventory.models import StockLevel
+from inventory.services import StockLine, stock_receive
+from orders.models import Order
+from tests.conftest import as_client
+from tests.factories import ChannelPriceFactory, VariantFactory, make_api_client
+from tests.inventory_helpers import assert_ledger_matches_levels
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def till(pos, store):
+    tee = VariantFactory(sku="TEE")
+    ChannelPriceFactory(variant=tee, channel=pos, amount=Decimal("10.00"))
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 2)], reference="delivery")
+    _, token = make_api_client(pos, store)
+    return as_client(token), tee, store, token
+
+
+def sale(client_id, quantity=1, sku="TEE", **extra):
+    return {"client_id": client_id, "lines": [{"sku": sku, "quantity": quantity}], **extra}
+
+
+def sync(client, *sales):
+    return client.post("/api/v1/pos/sync/", {"sales": list(sales)}, format="json")
+
+
+def on_hand(variant, store):
+    return StockLevel.objects.get(variant=variant, location=store).on_hand
+
+
+def test_a_batch_replayed_twice_records_each_sale_once(till):
+    client, tee, store, _ = till
+    batch = [sale("till1-0001"), sale("till1-0002")]
+    first = sync(client, *batch)
+    assert first.status_code == 200
+    again = sync(client, *batch)
+    assert [r["status"] for r in first.json()["results"]] == ["accepted", "accepted"]
+    assert again.json() == first.json()
+    assert Order.objects.count() == 2
+    assert on_hand(tee, store) == 0
+    assert_ledger_matches_levels()
+
+
+def test_an_oversold_sale_is_accepted_and_flagged_for_review(till):
+    client, tee, store, _ = till
+    results = sync(client, sale("a", 2), sale("b", 1)).json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "accepted_oversold"]
+    order = Order.objects.get(client_id="b")
+    assert order.needs_review and order.status == "completed"
+    assert on_hand(tee, store) == -1
+    assert_ledger_matches_levels()
+    assert sync(client, sale("b", 1)).json()["results"][0]["status"] == "accepted_oversold"
+
+
+def test_a_bad_sale_is_rejected_alone_and_the_rest_of_the_batch_stands(till):
+    client, _, _, _ = till
+    results = sync(
+        client,
+        sale("ok"),
+        sale("bad", sku="NOPE"),
+        sale("pay", payments=[{"method": "cash", "amount": "3.00"}]),
+    ).json()["results"]
+    assert [(r["status"], r["code"]) for r in results] == [
+        ("accepted", ""),
+        ("rejected", "unknown_sku"),
+        ("rejected", "payment_mismatch"),
+    ]
+    assert list(Order.objects.values_list("client_id", flat=True)) == ["ok"]
+
+
+def test_the_sale_keeps_its_own_time_and_a_future_time_is_rejected(till):
+    client, _, _, _ = till
+    sold_at = timezone.now() - timedelta(hours=5)
+    sync(client, sale("earlier", sold_at=sold_at.isoformat()))
+    assert abs(Order.objects.get(client_id="earlier").created_at - sold_at) < timedelta(seconds=1)
+    future = (timezone.now() + timedelta(days=1)).isoformat()
+    result = sync(client, sale("later", sold_at=future)).json()["results"][0]
+    assert (result["status"], result["code"]) == ("rejected", "invalid")
+
+
+def test_bad_batches_are_400_and_only_tills_sync(till, web):
+    client, _, _, _ = till
+    assert sync(client, sale("x"), sale("x")).status_code == 400  # one client_id twice
+    assert client.post("/api/v1/pos/sync/", {"sales": []}, format="json").status_code == 400
+    _, storefront = make_api_client(web)
+    assert sync(as_client(storefront), sale("y")).status_code == 403
+    assert Order.objects.count() == 0
+
+
+def test_client_ids_belong_to_one_till(till, pos, store):
+    client, _, _, _ = till
+    _, other_token = make_api_client(pos, store, name="till 2")
+    sync(client, sale("0001"))
+    sync(as_client(other_token), sale("0001"))
+    assert Order.objects.filter(client_id="0001").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_syncs_of_one_batch_record_each_sale_once(till):
+    if connection.vendor != "postgresql":
+        pytest.fail("needs PostgreSQL")
+    _, tee, store, token = till
+    batch = [sale(f"s{n}") for n in range(5)]
+    barrier = threading.Barrier(4)
+
+    def send():
+        try:
+            barrier.wait(timeout=30)
+            assert sync(as_client(token), *batch).status_code == 200
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Order.objects.count() == 5
+    assert on_hand(tee, store) == 2 - 5
+    assert Order.objects.filter(needs_review=True).count() == 3
+    assert_ledger_matches_levels()
