@@ -413,3 +413,8 @@ def order_return(
             actor=actor,
         )
     return ret
+
+
+def orders_mark_reviewed(*, order_ids: list[int]) -> int:
+    """Staff checked the shelf after an oversold offline sale: clear the flag."""
+    return Order.objects.filter(pk__in=order_ids, needs_review=True).update(needs_review=False)

@@ -30,6 +30,8 @@ NO_ADD_FORM = {
     "inventory.channelavailability",
     "inventory.webhookdelivery",
     "omnichannel.workerheartbeat",
+    "orders.order",
+    "orders.return",
 }
 
 
@@ -56,6 +58,18 @@ def world(web, pos, store):
     subscription = WebhookSubscription.objects.create(channel=web, url="http://127.0.0.1:9/h")
     WebhookDelivery.objects.create(
         subscription=subscription, payload={}, next_attempt_at=timezone.now()
+    )
+    from decimal import Decimal
+
+    from catalog.models import ChannelPrice
+    from orders.services import LineRequest, order_place, order_return
+
+    ChannelPrice.objects.create(variant=variant, channel=pos, amount=Decimal("5.00"))
+    sale = order_place(
+        channel=pos, fulfillment="in_store", lines=[LineRequest(variant.sku, 1)], location=store
+    )
+    order_return(
+        order_id=sale.pk, location=store, lines=[LineRequest(variant.sku, 1)], restock=True
     )
     IdempotencyRecord.objects.create(
         scope="client:1", key="k", method="POST", path="/", fingerprint="f", status_code=201

@@ -415,3 +415,31 @@ def test_the_same_idempotency_key_at_the_same_moment_makes_one_order(shop):
     assert all(answer == answers[0][1] for _, answer in answers)
     assert Order.objects.count() == 1
     assert level(shop, "TEE", "wh") == (10, 1)
+
+
+def test_staff_see_an_orders_lines_movements_and_clear_the_review_flag(shop, client):
+    from django.contrib.auth.models import Group
+
+    from omnichannel.roles import MANAGER
+    from tests.factories import make_staff
+
+    stock(shop, "TEE", "lyon", 1)
+    sync = shop["lyon_till"].post(
+        "/api/v1/pos/sync/",
+        {"sales": [{"client_id": "off-1", "lines": [{"sku": "TEE", "quantity": 2}]}]},
+        format="json",
+    )
+    order = Order.objects.get(client_id="off-1")
+    assert sync.json()["results"][0]["status"] == "accepted_oversold"
+    viewer = make_staff("boss", "orders.view_order", "orders.change_order")
+    viewer.groups.add(Group.objects.get(name=MANAGER))
+    client.force_login(viewer)
+    flagged = client.get("/admin/orders/order/?needs_review__exact=1")
+    assert [o.pk for o in flagged.context["cl"].result_list] == [order.pk]
+    page = client.get(f"/admin/orders/order/{order.pk}/change/").content.decode()
+    import re
+
+    print(re.findall(r"TEE@[^<]*", page))
+    assert "sale" in page and "TEE@lyon -2" in page
+    client.post("/admin/orders/order/", {"action": "mark_reviewed", "_selected_action": [order.pk]})
+    assert not Order.objects.get(pk=order.pk).needs_review
