@@ -9,6 +9,7 @@ from tqdm import tqdm
 import catalog.demo
 import inventory.demo
 import omnichannel.demo
+import orders.demo
 
 SEED = 20261125
 
@@ -31,7 +32,12 @@ class Command(BaseCommand):
                 "DEBUG is off: demo logins with known passwords do not belong in production. "
                 "Use --force if this really is a demo instance."
             )
-        rng = random.Random(SEED)
+
+        def rng(step: str) -> random.Random:
+            # One stream per step: a step that finds its work done (and draws nothing) must
+            # not shift what the next one draws.
+            return random.Random(f"{SEED}-{step}")
+
         started = time.monotonic()
 
         self.stderr.write("Channels, locations, logins, API clients...")
@@ -39,8 +45,18 @@ class Command(BaseCommand):
 
         with tqdm(total=3, desc="Catalog", unit="step", file=sys.stderr) as bar:
             catalog_counts = catalog.demo.seed(
-                size=size, rng=rng, progress=lambda done, total: bar.update(done - bar.n)
+                size=size, rng=rng("catalog"), progress=lambda done, total: bar.update(done - bar.n)
             )
+
+        # Orders before the stock counts: the counts then set every level to its demo value,
+        # so a second run finds the same stock and adds no ledger rows.
+        with tqdm(desc="A year of orders", unit="order", file=sys.stderr) as bar:
+
+            def order_progress(done, total):
+                bar.total = total
+                bar.update(done - bar.n)
+
+            orders.demo.seed(size=size, rng=rng("orders"), progress=order_progress)
 
         with tqdm(desc="Stock", unit="level", file=sys.stderr) as bar:
 
@@ -48,7 +64,7 @@ class Command(BaseCommand):
                 bar.total = total
                 bar.update(done - bar.n)
 
-            inventory.demo.seed(rng=rng, progress=stock_progress)
+            inventory.demo.seed(rng=rng("stock"), progress=stock_progress)
 
         out = self.stdout
         out.write(

@@ -1,0 +1,105 @@
+"""A year of demo orders across channels for `seed_demo`, placed through the real services.
+
+Store sales, web orders shipped or collected, a few cancellations and returns, each dated
+over the last year. Goods arrive by a delivery just before they are sold, so the ledger
+explains every unit. Each order is keyed `demo-<n>`: a second run adds nothing."""
+
+import random
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.models import ChannelPrice
+from inventory.services import StockLine, stock_receive
+from omnichannel.models import Channel, ChannelLocation, Location
+
+from .models import Order
+from .services import LineRequest, order_place, order_return, order_transition
+
+SIZES = {"small": 1000, "large": 20000}
+
+
+def seed(*, size: str, rng: random.Random, progress: Callable[[int, int], None] | None = None):
+    count = SIZES[size]
+    done = set(
+        Order.objects.filter(client_id__startswith="demo-").values_list("client_id", flat=True)
+    )
+    channels = {c.code: c for c in Channel.objects.filter(code__in=["web", "pos"])}
+    if len(channels) < 2:
+        return 0
+    skus = {
+        code: list(
+            ChannelPrice.objects.filter(channel=channels[code], published=True).values_list(
+                "variant__sku", "variant_id"
+            )
+        )
+        for code in channels
+    }
+    stores = list(Location.objects.filter(feeds__channel=channels["pos"]).distinct())
+    pickups = [store for store in stores if store.pickup]
+    first_shipper = (
+        ChannelLocation.objects.filter(channel=channels["web"], location__ships=True)
+        .order_by("priority")
+        .values_list("location_id", flat=True)
+        .first()
+    )
+    year_ago = timezone.now() - timedelta(days=365)
+    made = 0
+    for n in range(count):
+        key = f"demo-{n:06d}"
+        if key in done:
+            continue
+        when = year_ago + timedelta(days=365 * n / count, minutes=rng.randint(0, 600))
+        web = rng.random() < 0.45
+        channel = channels["web" if web else "pos"]
+        lines = [rng.choice(skus[channel.code]) for _ in range(rng.choice([1, 1, 1, 2, 2, 3]))]
+        wanted = {}
+        for sku, variant_id in lines:
+            wanted[(sku, variant_id)] = wanted.get((sku, variant_id), 0) + rng.choice([1, 1, 2])
+        with transaction.atomic():
+            if web and rng.random() < 0.3 and pickups:
+                fulfillment, where = "pickup", rng.choice(pickups)
+            elif web:
+                fulfillment, where = "ship", None
+            else:
+                fulfillment, where = "in_store", rng.choice(stores)
+            arrive_at = where.pk if where else first_shipper
+            stock_receive(  # a little more than sold: stores keep safety stock for the web
+                lines=[StockLine(v, arrive_at, q + 3) for (_, v), q in wanted.items()],
+                reference="demo-delivery",
+            )
+            order = order_place(
+                channel=channel,
+                fulfillment=fulfillment,
+                lines=[LineRequest(sku, q) for (sku, _), q in wanted.items()],
+                location=where if fulfillment == "in_store" else None,
+                pickup_location=where if fulfillment == "pickup" else None,
+                client_id=key,
+            )
+            fate = rng.random()
+            if fulfillment != "in_store":
+                if fate < 0.05:
+                    order_transition(order_id=order.pk, action="cancel")
+                elif fulfillment == "pickup":
+                    order_transition(order_id=order.pk, action="ready_for_pickup")
+                    order_transition(order_id=order.pk, action="picked_up")
+                else:
+                    order_transition(order_id=order.pk, action="ship")
+            order.refresh_from_db()
+            if order.status in ("completed", "picked_up", "shipped") and fate > 0.95:
+                first = order.lines.first()
+                order_return(
+                    order_id=order.pk,
+                    location=rng.choice(stores),
+                    lines=[LineRequest(first.sku, 1)],
+                    restock=rng.random() < 0.8,
+                )
+            Order.objects.filter(pk=order.pk).update(created_at=when)
+        made += 1
+        if progress and made % 50 == 0:
+            progress(n + 1, count)
+    if progress:
+        progress(count, count)
+    return made
