@@ -54,11 +54,19 @@ def run_threads(clients: int, work) -> int:
     barrier = threading.Barrier(clients)
 
     def loop(i):
+        from django.db import connections
+
         rng = random.Random(i)
         barrier.wait()
-        while time.monotonic() < stop:
-            work(rng)
-            counts[i] += 1
+        try:
+            while time.monotonic() < stop:
+                work(rng)
+                counts[i] += 1
+        finally:
+            connections.close_all()  # this thread's Django connection
+            close = getattr(work, "close", None)
+            if close:
+                close()
 
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
     for thread in threads:
@@ -69,17 +77,12 @@ def run_threads(clients: int, work) -> int:
 
 
 def orm_worker(location_id, pick):
-    from django.db import connections
-
     from inventory.services import StockLine, stock_reserve
 
     def work(rng):
         stock_reserve(lines=[StockLine(pick(rng), location_id, 1)], reference="bench")
 
-    def cleanup():
-        connections.close_all()
-
-    return work, cleanup
+    return work
 
 
 def raw_worker(location_id, pick):
@@ -118,7 +121,12 @@ def raw_worker(location_id, pick):
                 [variant_id],
             )
 
-    return work, None
+    def close():
+        if hasattr(local, "conn"):
+            local.conn.close()
+
+    work.close = close
+    return work
 
 
 def run() -> list[dict]:
@@ -132,7 +140,7 @@ def run() -> list[dict]:
         for clients in CLIENTS:
             figures = {}
             for kind, factory in (("api_service", orm_worker), ("raw_sql", raw_worker)):
-                work, _ = factory(location_id, pick)
+                work = factory(location_id, pick)
                 done = run_threads(clients, work)
                 figures[kind] = round(done / DURATION, 1)
             rows.append(

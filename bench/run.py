@@ -17,7 +17,7 @@ from bench import common
 def main() -> None:
     common.ensure_database()
     common.setup_django()
-    from bench import reservations, sync_lag
+    from bench import orders, reservations, sync_lag
 
     results = {}
     rows = reservations.run()
@@ -37,6 +37,25 @@ def main() -> None:
         "Sync lag: committed POS sale -> web channel availability (real worker, Redis)",
         ["sales", "p50 ms", "p99 ms", "target p99"],
         [[lag["sales"], lag["p50_ms"], lag["p99_ms"], "< 1000 ms"]],
+    )
+    rows = orders.run()
+    results["order_placement"] = rows
+    common.print_table(
+        f"Order placement ({orders.DURATION:.0f} s each): POST /api/v1/orders/ through gunicorn "
+        "vs the same transaction as raw SQL (psycopg2), same run",
+        ["clients", "API orders/s", "API p50 ms", "API p99 ms", "SQL/s", "SQL p99 ms", "API/SQL"],
+        [
+            [
+                r["clients"],
+                r["api_per_s"],
+                r["api"]["p50_ms"],
+                r["api"]["p99_ms"],
+                r["raw_sql_per_s"],
+                r["raw_sql"]["p99_ms"],
+                r["ratio"],
+            ]
+            for r in rows
+        ],
     )
     out = common.write_results(results)
     print(f"\nwritten: {out.relative_to(common.ROOT)}")

@@ -1,0 +1,216 @@
+"""Order placement through the API (gunicorn, PostgreSQL) at 1, 8 and 32 clients: orders/s
+and latency, beside the same transaction as raw SQL from psycopg2 threads, same run."""
+
+import http.client
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from decimal import Decimal
+
+from .common import ROOT, percentiles
+
+DURATION = float(os.environ.get("BENCH_SECONDS", "3"))
+CLIENTS = [1, 8, 32]
+SKUS = 1000
+
+
+def prepare():
+    from catalog.models import ChannelPrice, Variant
+    from omnichannel.models import Channel, ChannelLocation, Location
+    from omnichannel.services import api_client_create
+
+    channel, _ = Channel.objects.get_or_create(
+        code="bench-shop", defaults={"name": "Bench shop", "kind": "web", "currency": "EUR"}
+    )
+    store = Location.objects.get(code="bench-store")
+    Location.objects.filter(pk=store.pk).update(ships=True)
+    ChannelLocation.objects.get_or_create(channel=channel, location=store)
+    variants = list(Variant.objects.filter(sku__startswith="BENCH-0").order_by("sku")[:SKUS])
+    ChannelPrice.objects.bulk_create(
+        [ChannelPrice(variant=v, channel=channel, amount=Decimal("9.90")) for v in variants],
+        ignore_conflicts=True,
+    )
+    _, token = api_client_create(name="bench orders", channel_code="bench-shop")
+    return token, [v.sku for v in variants], [v.pk for v in variants], store.pk, channel.pk
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(port: int) -> subprocess.Popen:
+    env = {**os.environ, "ALLOWED_HOSTS": "127.0.0.1", "DEBUG": "false"}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "omnichannel.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "16",
+            "--worker-class",
+            "gthread",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status in (200, 503):
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise RuntimeError("gunicorn did not start")
+
+
+def run_clients(clients: int, work) -> tuple[int, list[float]]:
+    stop = time.monotonic() + DURATION
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    barrier = threading.Barrier(clients)
+
+    def loop(i):
+        rng = random.Random(i)
+        state = {}
+        barrier.wait()
+        try:
+            while time.monotonic() < stop:
+                started = time.perf_counter()
+                work(rng, state)
+                latencies[i].append(time.perf_counter() - started)
+        finally:
+            if "conn" in state:
+                state["conn"].close()
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    flat = [x for per in latencies for x in per]
+    return len(flat), flat
+
+
+def api_work(port: int, token: str, skus: list[str]):
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+
+    def work(rng, state):
+        conn = state.get("conn") or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        state["conn"] = conn
+        body = json.dumps(
+            {"fulfillment": "ship", "lines": [{"sku": rng.choice(skus), "quantity": 1}]}
+        )
+        conn.request("POST", "/api/v1/orders/", body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 201:
+            raise RuntimeError(f"order placement answered {response.status}")
+
+    return work
+
+
+def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
+    """What placing a one-line ship order writes, by hand: price look-up, stock lock and
+    update, ledger and outbox rows, the order with its number, line and allocation."""
+    import psycopg2
+
+    def work(rng, state):
+        conn = state.get("conn") or psycopg2.connect(os.environ["DATABASE_URL"])
+        state["conn"] = conn
+        variant_id = rng.choice(variant_ids)
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT amount FROM catalog_channelprice WHERE channel_id=%s AND variant_id=%s "
+                "AND published",
+                [channel_id, variant_id],
+            )
+            (amount,) = cur.fetchone()
+            cur.execute(
+                "SELECT id, on_hand, reserved FROM inventory_stocklevel WHERE variant_id=%s AND "
+                "location_id=%s FOR UPDATE",
+                [variant_id, location_id],
+            )
+            level_id, _on_hand, _reserved = cur.fetchone()
+            cur.execute(
+                "INSERT INTO orders_order (channel_id, number, fulfillment, status, currency, "
+                "subtotal, discount, total, needs_review, client_id, created_at, updated_at) "
+                "VALUES (%s, '', 'ship', 'placed', 'EUR', %s, 0, %s, false, '', now(), now()) "
+                "RETURNING id",
+                [channel_id, amount, amount],
+            )
+            (order_id,) = cur.fetchone()
+            cur.execute(
+                "UPDATE inventory_stocklevel SET reserved = reserved + 1, updated_at = "
+                "now() WHERE id = %s",
+                [level_id],
+            )
+            cur.execute(
+                "INSERT INTO inventory_stockmovement (variant_id, location_id, delta, "
+                "reserved_delta, reason, reference, note, created_at) VALUES (%s, %s, 0, 1, "
+                "'reservation', %s, '', now())",
+                [variant_id, location_id, f"order:{order_id}"],
+            )
+            cur.execute(
+                "INSERT INTO inventory_availabilityoutbox (variant_id, created_at) "
+                "VALUES (%s, now())",
+                [variant_id],
+            )
+            cur.execute(
+                "UPDATE orders_order SET number = %s WHERE id = %s", [f"RAW-{order_id}", order_id]
+            )
+            cur.execute(
+                "INSERT INTO orders_orderline (order_id, variant_id, sku, name, unit_price, "
+                "quantity, line_total, discount) VALUES (%s, %s, 'x', 'x', %s, 1, %s, 0) "
+                "RETURNING id",
+                [order_id, variant_id, amount, amount],
+            )
+            (line_id,) = cur.fetchone()
+            cur.execute(
+                "INSERT INTO orders_allocation (line_id, location_id, quantity) VALUES (%s, %s, 1)",
+                [line_id, location_id],
+            )
+
+    return work
+
+
+def run() -> list[dict]:
+    token, skus, variant_ids, location_id, channel_id = prepare()
+    port = free_port()
+    server = start_gunicorn(port)
+    rows = []
+    try:
+        for clients in CLIENTS:
+            api_done, api_lat = run_clients(clients, api_work(port, token, skus))
+            raw_done, raw_lat = run_clients(clients, raw_work(variant_ids, location_id, channel_id))
+            rows.append(
+                {
+                    "clients": clients,
+                    "api_per_s": round(api_done / DURATION, 1),
+                    "api": percentiles(api_lat),
+                    "raw_sql_per_s": round(raw_done / DURATION, 1),
+                    "raw_sql": percentiles(raw_lat),
+                    "ratio": round(api_done / raw_done, 3) if raw_done else None,
+                }
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    return rows
