@@ -124,3 +124,32 @@ def test_a_lost_sync_message_converges_through_the_sweeper(settings, web, store)
         assert not AvailabilityOutbox.objects.filter(variant=variant).exists()
     finally:
         app.conf.task_always_eager = True
+
+
+def test_a_pos_order_through_the_api_lowers_web_availability_via_the_worker(
+    worker, web, pos, store
+):
+    from decimal import Decimal
+
+    from inventory.models import ChannelAvailability
+    from inventory.services import StockLine, stock_receive
+    from tests.conftest import as_client
+    from tests.factories import ChannelPriceFactory, make_api_client
+
+    variant = VariantFactory(sku="TILL-TEE")
+    ChannelPriceFactory(variant=variant, channel=pos, amount=Decimal("12.00"))
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 5)], reference="delivery")
+
+    def web_available():
+        row = ChannelAvailability.objects.filter(channel=web, variant=variant).first()
+        return row.available if row else None
+
+    assert wait_for(lambda: web_available() == 5)
+    _, till = make_api_client(pos, store)
+    response = as_client(till).post(
+        "/api/v1/orders/",
+        {"fulfillment": "in_store", "lines": [{"sku": "TILL-TEE", "quantity": 2}]},
+        format="json",
+    )
+    assert response.status_code == 201
+    assert wait_for(lambda: web_available() == 3)
