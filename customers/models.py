@@ -1,1 +1,109 @@
-"""Models of the customers app; filled in by its own issue."""
+"""One customer across channels: the member, found by email or phone wherever they shop,
+and the loyalty points ledger that explains their balance."""
+
+from django.db import models
+
+
+class Member(models.Model):
+    """Email is stored lower-cased and trimmed, phone in E.164: the same person typing either
+    differently at a till or online is still one member."""
+
+    class Tier(models.TextChoices):
+        BASIC = "basic"
+        SILVER = "silver"
+        GOLD = "gold"
+
+    email = models.EmailField(max_length=254, null=True, blank=True, unique=True)
+    phone = models.CharField(
+        max_length=20, null=True, blank=True, unique=True, help_text="E.164, e.g. +33612345678"
+    )
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
+    email_consent = models.BooleanField(default=False)
+    email_consent_at = models.DateTimeField(null=True, blank=True)
+    email_consent_source = models.CharField(max_length=80, blank=True)
+    sms_consent = models.BooleanField(default=False)
+    sms_consent_at = models.DateTimeField(null=True, blank=True)
+    sms_consent_source = models.CharField(max_length=80, blank=True)
+    points = models.IntegerField(default=0, help_text="Kept with the ledger, under a row lock.")
+    tier = models.CharField(max_length=10, choices=Tier.choices, default=Tier.BASIC)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(points__gte=0), name="member_points_gte_0"),
+            models.CheckConstraint(
+                condition=models.Q(email__isnull=False) | models.Q(phone__isnull=False),
+                name="member_has_email_or_phone",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email or self.phone or f"member #{self.pk}"
+
+
+class MemberChannel(models.Model):
+    """Where a member was seen: a channel, and for store sales the store."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="seen_in")
+    channel = models.ForeignKey("omnichannel.Channel", on_delete=models.CASCADE, related_name="+")
+    location = models.ForeignKey(
+        "omnichannel.Location", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "channel", "location"],
+                name="uniq_member_seen",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} in {self.channel_id}/{self.location_id}"
+
+
+class PointsEntry(models.Model):
+    """The points ledger: the member's balance is the sum of `points`."""
+
+    class Kind(models.TextChoices):
+        EARNED = "earned"
+        REDEEMED = "redeemed"
+        EXPIRED = "expired"
+        REVERSED = "reversed"
+        ADJUSTED = "adjusted"
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="points_ledger")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    points = models.IntegerField()
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    ret = models.ForeignKey(
+        "orders.Return", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # One earning and one redemption per order, one reversal per return: a retried
+            # task or request cannot post the same points twice.
+            models.UniqueConstraint(
+                fields=["order", "kind"],
+                condition=models.Q(order__isnull=False, ret__isnull=True),
+                name="uniq_points_per_order_and_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["ret"], condition=models.Q(ret__isnull=False), name="uniq_points_per_return"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.points:+d}"

@@ -27,6 +27,12 @@ class Channel(models.Model):
     locations = models.ManyToManyField(
         "Location", through="ChannelLocation", related_name="channels", blank=True
     )
+    points_per_unit = models.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        default=1,
+        help_text="Loyalty points earned per unit of currency paid in this channel.",
+    )
 
     class Meta:
         ordering = ["code"]

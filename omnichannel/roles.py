@@ -42,6 +42,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "inventory.view_transfer",
         "orders.view_order",
         "orders.view_return",
+        "customers.view_member",
+        "customers.view_pointsentry",
     ],
 }
 

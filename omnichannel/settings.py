@@ -144,6 +144,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Answers kept for Idempotency-Key replays (purged nightly by beat).
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=72)
+# Members: phone numbers without a country code are read in this region (ISO 3166 alpha-2).
+PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="FR")
+# Loyalty: what one point is worth when redeemed, and the earn multiplier of each tier.
+POINT_VALUE = env.str("POINT_VALUE", default="0.01")
+TIER_EARN_MULTIPLIER = {"basic": "1.0", "silver": "1.25", "gold": "1.5"}
 # Pickups nobody collects are released after this many days (beat checks hourly).
 PICKUP_EXPIRY_DAYS = env.int("PICKUP_EXPIRY_DAYS", default=7)
 # /healthz reports the worker as up when its last heartbeat is at most this old.

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from catalog.api.views import ProductViewSet, VariantViewSet
+from customers.api.views import MemberViewSet
 from inventory.api.views import (
     AdjustmentView,
     AvailabilityViewSet,
@@ -26,6 +27,7 @@ router.register("stock/transfers", TransferViewSet, basename="stock-transfer")
 router.register("stock", StockViewSet, basename="stock")
 router.register("availability", AvailabilityViewSet, basename="availability")
 router.register("orders", OrderViewSet, basename="order")
+router.register("members", MemberViewSet, basename="member")
 
 admin.site.site_header = "Omnichannel back office"
 admin.site.site_title = "Back office"

@@ -40,6 +40,10 @@ class Order(models.Model):
     pickup_location = models.ForeignKey(
         "omnichannel.Location", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    member = models.ForeignKey(
+        "customers.Member", on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
+    )
+    points_earned = models.PositiveIntegerField(default=0)
     currency = models.CharField(max_length=3)
     subtotal = models.DecimalField(max_digits=12, decimal_places=2)
     discount = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("0.00"))

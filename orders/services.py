@@ -20,6 +20,14 @@ from rest_framework import status
 
 from catalog.models import ChannelPrice, Variant
 from catalog.selectors import variant_ids_by_sku
+from customers.models import Member
+from customers.services import (
+    member_seen,
+    points_earn,
+    points_redeem,
+    points_reverse,
+    points_value,
+)
 from inventory.services import (
     SYSTEM,
     Actor,
@@ -194,16 +202,26 @@ def order_place(
     discount: Decimal = ZERO,
     allow_oversell: bool = False,
     client_id: str = "",
+    member: Member | None = None,
+    redeem_points: int = 0,
     actor: Actor = SYSTEM,
 ) -> Order:
-    """Place an order: every line priced and allocated, or nothing written at all."""
+    """Place an order: every line priced and allocated, or nothing written at all.
+
+    `redeem_points` pays part of the total with the member's points (a payment, not a
+    discount). An in-store sale earns points at once; pickups and parcels when handed over."""
     priced = _priced_lines(channel, lines)
     subtotal = sum((line["line_total"] for line in priced), ZERO)
     discount = money(discount)
     if not ZERO <= discount <= subtotal:
         raise InvalidDiscount(discount=str(discount), subtotal=str(subtotal))
     total = subtotal - discount
-    if payments and money(sum((p.amount for p in payments), ZERO)) != total:
+    if redeem_points and member is None:
+        raise PaymentMismatch("Points need a member on the order.")
+    by_points = points_value(redeem_points) if redeem_points else ZERO
+    if by_points > total:
+        raise PaymentMismatch("The points are worth more than the order.", total=str(total))
+    if payments and money(sum((p.amount for p in payments), ZERO)) + by_points != total:
         raise PaymentMismatch(total=str(total))
     shares = spread(discount, [line["line_total"] for line in priced])
 
@@ -226,6 +244,7 @@ def order_place(
         discount=discount,
         total=total,
         client_id=client_id,
+        member=member,
         api_client_id=actor.api_client_id,
         created_by_id=actor.user_id,
     )
@@ -275,6 +294,13 @@ def order_place(
     Payment.objects.bulk_create(
         [Payment(order=order, method=p.method, amount=money(p.amount)) for p in payments]
     )
+    if member is not None:
+        member_seen(member=member, channel=channel, location=location or pickup_location)
+        if redeem_points:
+            value = points_redeem(member_id=member.pk, points=redeem_points, order=order)
+            Payment.objects.create(order=order, method="points", amount=value)
+        if order.status == Status.COMPLETED:
+            order.points_earned = points_earn(order=order)
     return order
 
 
@@ -327,6 +353,8 @@ def order_transition(*, order_id: int, action: str, actor: Actor = SYSTEM) -> Or
         stock_commit(lines=_allocated_lines(order), reference=order.reference, actor=actor)
     order.status = target
     order.save(update_fields=["status", "updated_at"])
+    if target in (Status.PICKED_UP, Status.SHIPPED):
+        order.points_earned = points_earn(order=order)
     return order
 
 
@@ -412,6 +440,7 @@ def order_return(
             reason="return",
             actor=actor,
         )
+    ret.points_reversed = points_reverse(ret=ret)
     return ret
 
 

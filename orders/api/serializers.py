@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from inventory.services import MAX_QUANTITY
@@ -19,6 +20,45 @@ class PaymentInputSerializer(serializers.Serializer):
     amount = serializers.DecimalField(**MONEY, min_value=Decimal("0.01"))
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "description": "A member id."},
+            {
+                "type": "object",
+                "description": "Find or create the member by email or phone.",
+                "properties": {
+                    "email": {"type": "string"},
+                    "phone": {"type": "string"},
+                    "first_name": {"type": "string"},
+                    "last_name": {"type": "string"},
+                },
+            },
+        ]
+    }
+)
+class MemberRefField(serializers.Field):
+    """A member id, or `{"email": ...}` / `{"phone": ...}` (with names) to find or create."""
+
+    default_error_messages = {"invalid": "Give a member id or an object with email or phone."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, int):
+            return {"id": data}
+        if isinstance(data, dict) and (data.get("email") or data.get("phone")):
+            from customers.api.serializers import MemberInputSerializer
+
+            contact = MemberInputSerializer(data=data)
+            contact.is_valid(raise_exception=True)
+            return {"contact": contact.validated_data}
+        self.fail("invalid")
+
+    def to_representation(self, value):
+        return value
+
+
 class OrderInputSerializer(serializers.Serializer):
     channel = serializers.CharField(max_length=40, required=False)
     fulfillment = serializers.ChoiceField(choices=Order.Fulfillment.choices)
@@ -27,6 +67,8 @@ class OrderInputSerializer(serializers.Serializer):
     lines = LineInputSerializer(many=True, allow_empty=False, max_length=200)
     payments = PaymentInputSerializer(many=True, required=False, max_length=20)
     discount = serializers.DecimalField(**MONEY, min_value=Decimal("0"), required=False)
+    member = MemberRefField(required=False)
+    redeem_points = serializers.IntegerField(min_value=1, max_value=10_000_000, required=False)
 
 
 class OrderLineSerializer(serializers.ModelSerializer):
@@ -66,7 +108,7 @@ class OrderSerializer(serializers.ModelSerializer):
     totals = serializers.SerializerMethodField()
     allocations = serializers.SerializerMethodField()
     payments = PaymentSerializer(many=True)
-    member = serializers.SerializerMethodField(help_text="The unified member (coming with #5).")
+    member = serializers.SerializerMethodField(help_text="The unified member's id.")
     points_earned = serializers.SerializerMethodField()
 
     class Meta:
@@ -100,10 +142,10 @@ class OrderSerializer(serializers.ModelSerializer):
         return AllocationSerializer(rows, many=True).data
 
     def get_member(self, order) -> int | None:
-        return None
+        return order.member_id
 
     def get_points_earned(self, order) -> int:
-        return 0
+        return order.points_earned
 
 
 class ReturnInputSerializer(serializers.Serializer):
@@ -139,7 +181,10 @@ class ReturnSerializer(serializers.ModelSerializer):
         ]
 
     def get_points_reversed(self, ret) -> int:
-        return 0
+        from customers.models import PointsEntry
+
+        entry = PointsEntry.objects.filter(ret=ret).first()
+        return -entry.points if entry else 0
 
 
 class OfflineSaleSerializer(serializers.Serializer):

@@ -7,6 +7,8 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
+from customers.models import Member
+from customers.services import Contact, UnknownMember, member_upsert
 from inventory.api.views import actor_of
 from omnichannel.auth import api_client_of
 from omnichannel.errors import ChannelForbidden, LocationForbidden, UnknownLocation
@@ -58,6 +60,18 @@ def _location(code: str | None) -> Location | None:
     return found
 
 
+def _member(ref: dict, channel, location, fields):
+    """The member named by id, or found or created from the contact details given."""
+    if "id" in ref:
+        member = Member.objects.filter(pk=ref["id"]).first()
+        if member is None:
+            raise UnknownMember(member=ref["id"])
+        return member
+    where = location or _location(fields.get("pickup_location"))
+    member, _ = member_upsert(contact=Contact(**ref["contact"]), channel=channel, location=where)
+    return member
+
+
 class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Orders from every channel. `orders/{id or number}/` finds any order (returns happen
     at any store); lists show the caller's channel, and a POS also the pickups at its store."""
@@ -98,9 +112,14 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             if location is not None and location.pk != client.location_id:
                 raise LocationForbidden(location=location.code)
             location = client.location
+        member = None
+        if "member" in fields:
+            member = _member(fields["member"], channel, location, fields)
         order = services.order_place(
             channel=channel,
             fulfillment=fields["fulfillment"],
+            member=member,
+            redeem_points=fields.get("redeem_points", 0),
             lines=[services.LineRequest(**line) for line in fields["lines"]],
             location=location,
             pickup_location=_location(fields.get("pickup_location")),

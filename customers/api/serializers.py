@@ -1,0 +1,63 @@
+from rest_framework import serializers
+
+from ..models import Member, PointsEntry
+
+
+class MemberInputSerializer(serializers.Serializer):
+    email = serializers.CharField(max_length=254, required=False, allow_blank=True)
+    phone = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    first_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    last_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    email_consent = serializers.BooleanField(required=False, allow_null=True, default=None)
+    sms_consent = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    channels = serializers.SerializerMethodField()
+    stores = serializers.SerializerMethodField()
+    clv = serializers.SerializerMethodField(help_text="Computed nightly (analytics).")
+    p_alive = serializers.SerializerMethodField()
+    segment = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Member
+        fields = [
+            "id",
+            "email",
+            "phone",
+            "first_name",
+            "last_name",
+            "channels",
+            "stores",
+            "points",
+            "tier",
+            "email_consent",
+            "sms_consent",
+            "clv",
+            "p_alive",
+            "segment",
+            "created_at",
+        ]
+
+    def get_channels(self, member) -> list[str]:
+        return sorted({seen.channel.code for seen in member.seen_in.all()})
+
+    def get_stores(self, member) -> list[str]:
+        return sorted({seen.location.code for seen in member.seen_in.all() if seen.location})
+
+    def get_clv(self, member) -> str | None:
+        return None
+
+    def get_p_alive(self, member) -> float | None:
+        return None
+
+    def get_segment(self, member) -> str | None:
+        return None
+
+
+class PointsEntrySerializer(serializers.ModelSerializer):
+    order = serializers.CharField(source="order.number", allow_null=True, default=None)
+
+    class Meta:
+        model = PointsEntry
+        fields = ["id", "kind", "points", "order", "note", "created_at"]

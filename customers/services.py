@@ -1,0 +1,211 @@
+"""Members and loyalty: one person whatever channel they shop in, and points they can trust.
+
+Rules kept here:
+- email is lower-cased and trimmed, phone is E.164 (read in PHONE_DEFAULT_REGION when it has
+  no country code); either finds the member, and a member may have both;
+- an email of one member with the phone of another is a conflict for staff to merge (409);
+- the balance changes only with a ledger entry, in one transaction, under the member's row
+  lock, so two tills redeeming at once cannot spend more than there is;
+- points are earned once per order and reversed once per return (database constraints).
+"""
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from rest_framework import status
+
+from omnichannel.errors import DomainError
+
+from .models import Member, MemberChannel, PointsEntry
+
+
+class InvalidContact(DomainError):
+    code = "invalid"
+    default_detail = "The contact details are not valid."
+
+
+class MemberConflict(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "member_conflict"
+    default_detail = "The email belongs to one member and the phone to another: merge them."
+
+
+class UnknownMember(DomainError):
+    code = "unknown_member"
+    default_detail = "No member has that id."
+
+
+class InsufficientPoints(DomainError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "insufficient_points"
+    default_detail = "The member does not have that many points."
+
+
+def normalize_email(value: str | None) -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    email = str(value).strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise InvalidContact(errors={"email": ["Enter a valid email address."]}) from exc
+    return email
+
+
+def normalize_phone(value: str | None) -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    try:
+        number = phonenumbers.parse(str(value), settings.PHONE_DEFAULT_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidContact(errors={"phone": ["Enter a valid phone number."]}) from exc
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidContact(errors={"phone": ["Enter a valid phone number."]})
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@dataclass(frozen=True)
+class Contact:
+    email: str | None = None
+    phone: str | None = None
+    first_name: str = ""
+    last_name: str = ""
+    email_consent: bool | None = None
+    sms_consent: bool | None = None
+
+
+def _find(email: str | None, phone: str | None) -> list[Member]:
+    match = Q(pk__in=[])
+    if email:
+        match |= Q(email=email)
+    if phone:
+        match |= Q(phone=phone)
+    return list(Member.objects.select_for_update().filter(match).order_by("pk"))
+
+
+def _apply_consent(member: Member, contact: Contact, source: str) -> None:
+    now = timezone.now()
+    for kind in ("email", "sms"):
+        given = getattr(contact, f"{kind}_consent")
+        if given is not None and given != getattr(member, f"{kind}_consent"):
+            setattr(member, f"{kind}_consent", given)
+            setattr(member, f"{kind}_consent_at", now)
+            setattr(member, f"{kind}_consent_source", source[:80])
+
+
+def member_upsert(
+    *, contact: Contact, channel=None, location=None, source: str = ""
+) -> tuple[Member, bool]:
+    """The member with this email or phone, completed with what was missing, or a new one.
+    Returns (member, created)."""
+    email, phone = normalize_email(contact.email), normalize_phone(contact.phone)
+    if not email and not phone:
+        raise InvalidContact(errors={"non_field_errors": ["Give an email or a phone."]})
+    source = source or (channel.code if channel else "staff")
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                found = _find(email, phone)
+                if len(found) > 1:
+                    raise MemberConflict(members=[m.pk for m in found])
+                created = not found
+                member = found[0] if found else Member()
+                member.email = member.email or email
+                member.phone = member.phone or phone
+                member.first_name = member.first_name or contact.first_name[:100]
+                member.last_name = member.last_name or contact.last_name[:100]
+                _apply_consent(member, contact, source)
+                member.save()
+                if channel is not None:
+                    member_seen(member=member, channel=channel, location=location)
+                return member, created
+        except IntegrityError:
+            # Someone created the same person a moment ago: find them this time.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def member_seen(*, member: Member, channel, location=None) -> None:
+    seen, created = MemberChannel.objects.get_or_create(
+        member=member, channel=channel, location=location
+    )
+    if not created:
+        seen.save(update_fields=["last_seen"])
+
+
+# --- loyalty -----------------------------------------------------------------------------
+
+
+def _post(member: Member, kind: str, points: int, **links) -> PointsEntry | None:
+    """Append a ledger entry and move the balance with it (the member row is locked)."""
+    if points == 0:
+        return None
+    try:
+        with transaction.atomic():
+            entry = PointsEntry.objects.create(member=member, kind=kind, points=points, **links)
+    except IntegrityError:
+        return None  # already posted for this order or return: a retry changes nothing
+    member.points += points
+    member.save(update_fields=["points", "updated_at"])
+    return entry
+
+
+def _locked(member_id: int) -> Member:
+    return Member.objects.select_for_update().get(pk=member_id)
+
+
+def points_value(points: int) -> Decimal:
+    return (Decimal(points) * Decimal(settings.POINT_VALUE)).quantize(Decimal("0.01"))
+
+
+@transaction.atomic
+def points_redeem(*, member_id: int, points: int, order) -> Decimal:
+    """Spend points as a payment on `order`; returns the money they are worth."""
+    member = _locked(member_id)
+    if points <= 0:
+        raise InsufficientPoints("Redeem a positive number of points.", points=member.points)
+    if member.points < points:
+        raise InsufficientPoints(points=member.points, asked=points)
+    _post(member, PointsEntry.Kind.REDEEMED, -points, order=order)
+    return points_value(points)
+
+
+@transaction.atomic
+def points_earn(*, order) -> int:
+    """Points for goods handed over, once per order: money paid (not with points) times the
+    channel's rate and the member's tier multiplier, rounded down."""
+    if order.member_id is None:
+        return 0
+    member = _locked(order.member_id)
+    paid_with_points = sum(
+        (p.amount for p in order.payments.all() if p.method == "points"), Decimal("0")
+    )
+    base = (order.total - paid_with_points) * order.channel.points_per_unit
+    multiplier = Decimal(settings.TIER_EARN_MULTIPLIER.get(member.tier, "1"))
+    points = int((base * multiplier).to_integral_value(rounding=ROUND_DOWN))
+    if points <= 0 or _post(member, PointsEntry.Kind.EARNED, points, order=order) is None:
+        return 0
+    type(order).objects.filter(pk=order.pk).update(points_earned=points)
+    return points
+
+
+@transaction.atomic
+def points_reverse(*, ret) -> int:
+    """Take back the points earned on goods that came back, in proportion to the refund,
+    once per return. Never below zero: points already spent stay spent."""
+    order = ret.order
+    if order.member_id is None or not order.points_earned or not order.total:
+        return 0
+    member = _locked(order.member_id)
+    share = min(Decimal(1), ret.refund / order.total)
+    points = min(member.points, int((order.points_earned * share).to_integral_value()))
+    entry = _post(member, PointsEntry.Kind.REVERSED, -points, ret=ret, order=order)
+    return -entry.points if entry else 0
