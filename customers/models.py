@@ -107,3 +107,29 @@ class PointsEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.points:+d}"
+
+
+class MemberEvent(models.Model):
+    """What happened to a member, for staff and auditors: merges, exports, erasures. Holds
+    no personal data of its own (ids only), so an erasure leaves nothing here to scrub."""
+
+    class Kind(models.TextChoices):
+        MERGED = "merged"
+        EXPORTED = "exported"
+        ERASED = "erased"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    member_id_ref = models.BigIntegerField(help_text="The member acted on (kept after erasure).")
+    other_id_ref = models.BigIntegerField(
+        null=True, blank=True, help_text="For a merge: the member merged away."
+    )
+    staff = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} member {self.member_id_ref}"

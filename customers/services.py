@@ -10,6 +10,7 @@ Rules kept here:
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
 import phonenumbers
@@ -17,7 +18,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework import status
 
@@ -209,3 +211,77 @@ def points_reverse(*, ret) -> int:
     points = min(member.points, int((order.points_earned * share).to_integral_value()))
     entry = _post(member, PointsEntry.Kind.REVERSED, -points, ret=ret, order=order)
     return -entry.points if entry else 0
+
+
+# --- nightly ---------------------------------------------------------------------------
+
+
+def points_expire(*, now=None, days: int | None = None) -> int:
+    """Expire earned points older than the period that were never spent. Debits (spent,
+    reversed, expired) use the oldest points first, so what is left of the old earnings is
+    `earned before the cutoff - all debits`. Set-based; safe to run twice."""
+    from django.conf import settings
+
+    cutoff = (now or timezone.now()) - timedelta(days=days or settings.POINTS_EXPIRY_DAYS)
+    rows = (
+        PointsEntry.objects.values("member_id")
+        .annotate(
+            old_credit=Coalesce(Sum("points", filter=Q(points__gt=0, created_at__lt=cutoff)), 0),
+            debits=Coalesce(Sum("points", filter=Q(points__lt=0)), 0),
+        )
+        .filter(old_credit__gt=0)
+    )
+    expired = 0
+    for row in rows:
+        due = row["old_credit"] + row["debits"]  # debits are negative
+        if due <= 0:
+            continue
+        with transaction.atomic():
+            member = Member.objects.select_for_update().get(pk=row["member_id"])
+            due = min(due, member.points)
+            if due > 0:
+                PointsEntry.objects.create(
+                    member=member,
+                    kind=PointsEntry.Kind.EXPIRED,
+                    points=-due,
+                    note=f"earned before {cutoff:%Y-%m-%d}",
+                )
+                member.points -= due
+                member.save(update_fields=["points", "updated_at"])
+                expired += due
+    return expired
+
+
+def tiers_recompute(*, now=None) -> int:
+    """Tier from trailing 12-month spend across every channel (goods handed over, less
+    refunds). Set-based; returns how many members changed tier."""
+    from django.conf import settings
+
+    from orders.models import Order, Return
+
+    since = (now or timezone.now()) - timedelta(days=365)
+    handed_over = ["completed", "picked_up", "shipped"]
+    spend = dict(
+        Order.objects.filter(member__isnull=False, status__in=handed_over, created_at__gte=since)
+        .values("member_id")
+        .annotate(total=Sum("total"))
+        .values_list("member_id", "total")
+    )
+    for member_id, refunds in (
+        Return.objects.filter(order__member__isnull=False, order__created_at__gte=since)
+        .values("order__member_id")
+        .annotate(total=Sum("refund"))
+        .values_list("order__member_id", "total")
+    ):
+        spend[member_id] = spend.get(member_id, Decimal(0)) - refunds
+    gold = Decimal(settings.TIER_SPEND_THRESHOLDS["gold"])
+    silver = Decimal(settings.TIER_SPEND_THRESHOLDS["silver"])
+    whens = [
+        When(pk__in=[m for m, s in spend.items() if s >= gold], then=Value("gold")),
+        When(pk__in=[m for m, s in spend.items() if silver <= s < gold], then=Value("silver")),
+    ]
+    target = Case(*whens, default=Value("basic"))
+    changed = Member.objects.annotate(new_tier=target).exclude(tier=target)
+    count = changed.count()
+    Member.objects.filter(pk__in=changed.values("pk")).update(tier=target)
+    return count

@@ -8,6 +8,7 @@ With both set it runs on PostgreSQL and Redis, as in production.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
@@ -137,6 +138,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.expire_uncollected_pickups",
         "schedule": 3600.0,
     },
+    "expire-points": {
+        "task": "customers.tasks.expire_points",
+        "schedule": crontab(hour=2, minute=0),
+    },
+    "recompute-tiers": {
+        "task": "customers.tasks.recompute_tiers",
+        "schedule": crontab(hour=2, minute=30),
+    },
     "purge-idempotency-keys": {
         "task": "omnichannel.tasks.purge_idempotency_records",
         "schedule": 3600.0,
@@ -149,6 +158,10 @@ PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="FR")
 # Loyalty: what one point is worth when redeemed, and the earn multiplier of each tier.
 POINT_VALUE = env.str("POINT_VALUE", default="0.01")
 TIER_EARN_MULTIPLIER = {"basic": "1.0", "silver": "1.25", "gold": "1.5"}
+# Tier from trailing 12-month spend across all channels (recomputed nightly).
+TIER_SPEND_THRESHOLDS = {"gold": "1500.00", "silver": "500.00"}
+# Earned points not spent within this many days expire (nightly).
+POINTS_EXPIRY_DAYS = env.int("POINTS_EXPIRY_DAYS", default=365)
 # Pickups nobody collects are released after this many days (beat checks hourly).
 PICKUP_EXPIRY_DAYS = env.int("PICKUP_EXPIRY_DAYS", default=7)
 # /healthz reports the worker as up when its last heartbeat is at most this old.

@@ -32,6 +32,7 @@ NO_ADD_FORM = {
     "omnichannel.workerheartbeat",
     "orders.order",
     "orders.return",
+    "customers.memberevent",
 }
 
 
@@ -65,8 +66,17 @@ def world(web, pos, store):
     from orders.services import LineRequest, order_place, order_return
 
     ChannelPrice.objects.create(variant=variant, channel=pos, amount=Decimal("5.00"))
+    from customers.privacy import member_export
+    from customers.services import Contact, member_upsert
+
+    member, _ = member_upsert(contact=Contact(phone="+33612345678"), channel=pos)
+    member_export(member_id=member.pk)
     sale = order_place(
-        channel=pos, fulfillment="in_store", lines=[LineRequest(variant.sku, 1)], location=store
+        channel=pos,
+        fulfillment="in_store",
+        lines=[LineRequest(variant.sku, 1)],
+        location=store,
+        member=member,
     )
     order_return(
         order_id=sale.pk, location=store, lines=[LineRequest(variant.sku, 1)], restock=True

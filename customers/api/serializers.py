@@ -61,3 +61,7 @@ class PointsEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = PointsEntry
         fields = ["id", "kind", "points", "order", "note", "created_at"]
+
+
+class MergeInputSerializer(serializers.Serializer):
+    other = serializers.IntegerField(min_value=1, help_text="The member merged into this one.")

@@ -2,15 +2,22 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from omnichannel.auth import api_client_of
 from omnichannel.idempotency import idempotent
 
-from .. import services
+from .. import privacy, services
 from ..models import Member
 from ..selectors import member_list, points_ledger
-from .serializers import MemberInputSerializer, MemberSerializer, PointsEntrySerializer
+from .serializers import (
+    MemberInputSerializer,
+    MemberSerializer,
+    MergeInputSerializer,
+    PointsEntrySerializer,
+)
 
 
 @extend_schema_view(
@@ -68,3 +75,45 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         member = self.get_object()
         page = self.paginate_queryset(points_ledger(member_id=member.pk))
         return self.get_paginated_response(PointsEntrySerializer(page, many=True).data)
+
+    def get_permissions(self):
+        if self.action in ("merge", "export", "erase"):
+            return [IsAuthenticated()]  # each checks its own permission (see _staff)
+        return super().get_permissions()
+
+    def _staff(self, request, perm: str) -> int:
+        """Merge, export and erase are for staff holding the permission, never API clients."""
+        if api_client_of(request) is not None or not request.user.has_perm(perm):
+            raise PermissionDenied("Staff with the right permission only.")
+        return request.user.pk
+
+    @extend_schema(request=MergeInputSerializer, responses={200: MemberSerializer})
+    @action(detail=True, methods=["post"])
+    def merge(self, request, pk=None):
+        """Move everything of `other` (orders, points, channels, contact) to this member."""
+        staff_id = self._staff(request, "customers.change_member")
+        survivor = self.get_object()
+        data = MergeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        other_id = data.validated_data["other"]
+        if not Member.objects.filter(pk=other_id).exists():
+            raise NotFound("No member has that id.")
+        privacy.member_merge(survivor_id=survivor.pk, other_id=other_id, staff_id=staff_id)
+        return Response(MemberSerializer(member_list().get(pk=survivor.pk)).data)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def export(self, request, pk=None):
+        """Everything held on the person, as JSON."""
+        staff_id = self._staff(request, "customers.view_member")
+        member = self.get_object()
+        return Response(privacy.member_export(member_id=member.pk, staff_id=staff_id))
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"])
+    def erase(self, request, pk=None):
+        """Remove the person's data; their orders stay, anonymous, for the books."""
+        staff_id = self._staff(request, "customers.delete_member")
+        member = self.get_object()
+        privacy.member_erase(member_id=member.pk, staff_id=staff_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

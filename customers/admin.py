@@ -1,0 +1,107 @@
+from django.contrib import admin, messages
+
+from orders.models import Order
+
+from . import privacy
+from .models import Member, MemberChannel, MemberEvent, PointsEntry
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class PointsInline(ReadOnlyInline):
+    model = PointsEntry
+    fk_name = "member"
+    fields = ["created_at", "kind", "points", "order", "note"]
+    readonly_fields = fields
+    ordering = ["-id"]
+
+
+class SeenInline(ReadOnlyInline):
+    model = MemberChannel
+    fields = ["channel", "location", "first_seen", "last_seen"]
+    readonly_fields = fields
+
+
+class OrderInline(ReadOnlyInline):
+    model = Order
+    fields = ["number", "channel", "fulfillment", "status", "total", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+    ordering = ["-created_at"]
+
+
+@admin.register(Member)
+class MemberAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "tier",
+        "points",
+        "created_at",
+    ]
+    list_filter = ["tier", "email_consent", "sms_consent", "seen_in__channel"]
+    search_fields = ["email", "phone", "first_name", "last_name"]
+    readonly_fields = [
+        "points",
+        "tier",
+        "created_at",
+        "updated_at",
+        "email_consent_at",
+        "email_consent_source",
+        "sms_consent_at",
+        "sms_consent_source",
+    ]
+    inlines = [SeenInline, OrderInline, PointsInline]
+    actions = ["merge"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """A phone typed any way (06 12 34 56 78) finds the E.164 number."""
+        from .services import InvalidContact, normalize_phone
+
+        queryset, distinct = super().get_search_results(request, queryset, search_term)
+        try:
+            phone = normalize_phone(search_term)
+        except InvalidContact:
+            phone = None
+        if phone:
+            queryset |= self.model.objects.filter(phone=phone)
+        return queryset, distinct
+
+    @admin.action(
+        description="Merge the two selected members (into the older)", permissions=["change"]
+    )
+    def merge(self, request, queryset):
+        members = list(queryset.order_by("pk"))
+        if len(members) != 2:
+            messages.error(request, "Select exactly two members to merge.")
+            return
+        survivor, other = members
+        privacy.member_merge(survivor_id=survivor.pk, other_id=other.pk, staff_id=request.user.pk)
+        messages.success(request, f"Member {other.pk} merged into {survivor.pk}.")
+
+
+@admin.register(MemberEvent)
+class MemberEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "kind", "member_id_ref", "other_id_ref", "staff"]
+    list_filter = ["kind"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,172 @@
+"""Merge moves everything; erase leaves no personal data while sales totals stay; export
+gives everything; points expire only past the period; tiers follow 12-month spend."""
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db.models import Sum
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from customers.models import Member, MemberChannel, MemberEvent, PointsEntry
+from customers.services import points_expire, tiers_recompute
+from inventory.services import StockLine, stock_receive
+from omnichannel.models import IdempotencyRecord
+from orders.models import Order
+from tests.conftest import as_client
+from tests.factories import ChannelPriceFactory, VariantFactory, make_api_client, make_staff
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shop(web, pos, store):
+    tee = VariantFactory(sku="TEE")
+    for channel in (web, pos):
+        ChannelPriceFactory(variant=tee, channel=channel, amount=Decimal("100.00"))
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 100)], reference="delivery")
+    _, storefront = make_api_client(web, name="storefront")
+    _, till = make_api_client(pos, store, name="till")
+    staff = APIClient()
+    staff.force_authenticate(
+        make_staff(
+            "care", "customers.view_member", "customers.change_member", "customers.delete_member"
+        )
+    )
+    return {"web": as_client(storefront), "till": as_client(till), "staff": staff}
+
+
+def buy(client, member, quantity=1, fulfillment="in_store", **extra):
+    body = {
+        "fulfillment": fulfillment,
+        "lines": [{"sku": "TEE", "quantity": quantity}],
+        "member": member,
+        **extra,
+    }
+    response = client.post("/api/v1/orders/", body, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def test_merge_moves_orders_points_channels_and_contact_and_leaves_no_orphan(shop):
+    by_phone = buy(shop["till"], {"phone": "0612345678"})["member"]
+    by_email = buy(
+        shop["web"], {"email": "eve@example.com"}, fulfillment="pickup", pickup_location="lyon"
+    )["member"]
+    shop["web"].post(f"/api/v1/orders/{Order.objects.latest('id').pk}/picked-up/")
+    points_before = Member.objects.aggregate(s=Sum("points"))["s"]
+    response = shop["staff"].post(
+        f"/api/v1/members/{by_phone}/merge/", {"other": by_email}, format="json"
+    )
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["email"], body["phone"]) == ("eve@example.com", "+33612345678")
+    assert body["channels"] == ["pos", "web"]
+    assert body["points"] == points_before == 200
+    assert not Member.objects.filter(pk=by_email).exists()
+    assert Order.objects.filter(member_id=by_phone).count() == 2
+    assert not PointsEntry.objects.exclude(member_id=by_phone).exists()
+    assert not MemberChannel.objects.exclude(member_id=by_phone).exists()
+    event = MemberEvent.objects.get(kind="merged")
+    assert (event.member_id_ref, event.other_id_ref) == (by_phone, by_email)
+    # Now the email and the phone find the same person.
+    again = shop["web"].post(
+        "/api/v1/members/", {"email": "EVE@example.com", "phone": "+33612345678"}, format="json"
+    )
+    assert again.status_code == 200 and again.json()["id"] == by_phone
+
+
+def test_erase_leaves_no_personal_data_and_sales_totals_unchanged(shop):
+    shop["till"].post(
+        "/api/v1/members/",
+        {"email": "zoe@example.com", "phone": "0698765432", "first_name": "Zoé"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="signup-zoe",
+    )
+    member_id = buy(shop["till"], {"email": "zoe@example.com"}, quantity=2)["member"]
+    totals_before = Order.objects.aggregate(s=Sum("total"))["s"]
+    assert IdempotencyRecord.objects.filter(key="signup-zoe").exists()
+
+    response = shop["staff"].post(f"/api/v1/members/{member_id}/erase/")
+    assert response.status_code == 204
+    assert not Member.objects.filter(pk=member_id).exists()
+    assert Order.objects.aggregate(s=Sum("total"))["s"] == totals_before
+    assert Order.objects.filter(member__isnull=True).count() == 1
+    assert not PointsEntry.objects.exists()
+    # Nowhere in the project's tables is there anything left of her.
+    from django.apps import apps
+
+    for model in apps.get_models():
+        if model._meta.app_label not in {
+            "omnichannel",
+            "catalog",
+            "inventory",
+            "orders",
+            "customers",
+        }:
+            continue
+        for row in model.objects.values():
+            text = json.dumps(row, default=str, ensure_ascii=False).lower()
+            for trace in ("zoe@example.com", "+33698765432", "zoé"):
+                assert trace not in text, (model._meta.label, row)
+    assert MemberEvent.objects.filter(kind="erased", member_id_ref=member_id).exists()
+
+
+def test_export_gives_everything_held_on_the_person(shop):
+    member_id = buy(shop["till"], {"phone": "0611223344", "first_name": "Yann"})["member"]
+    body = shop["staff"].get(f"/api/v1/members/{member_id}/export/").json()
+    assert body["member"]["phone"] == "+33611223344"
+    assert body["member"]["first_name"] == "Yann"
+    assert [o["total"] for o in body["orders"]] == ["100.00"]
+    assert body["points"] == [
+        {"kind": "earned", "points": 100, "created_at": body["points"][0]["created_at"]}
+    ]
+    assert body["seen_in"][0]["channel"] == "pos"
+    assert MemberEvent.objects.filter(kind="exported").count() == 1
+
+
+def test_api_clients_and_staff_without_permission_cannot_merge_export_or_erase(shop):
+    member_id = buy(shop["till"], {"phone": "0655555555"})["member"]
+    viewer = APIClient()
+    viewer.force_authenticate(make_staff("viewer", "customers.view_member"))
+    for client in (shop["till"], viewer):
+        assert client.post(f"/api/v1/members/{member_id}/erase/").status_code == 403
+        assert (
+            client.post(
+                f"/api/v1/members/{member_id}/merge/", {"other": 1}, format="json"
+            ).status_code
+            == 403
+        )
+    assert shop["till"].get(f"/api/v1/members/{member_id}/export/").status_code == 403
+    assert Member.objects.filter(pk=member_id).exists()
+
+
+def test_expiry_removes_only_points_past_the_period_and_spends_oldest_first(shop):
+    member_id = buy(shop["till"], {"phone": "0677777777"})["member"]  # +100, to age
+    old = PointsEntry.objects.get(member_id=member_id)
+    PointsEntry.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=400))
+    buy(
+        shop["till"], member_id, redeem_points=30, payments=[{"method": "card", "amount": "99.70"}]
+    )  # spends 30 of the old 100, earns 99
+    assert Member.objects.get(pk=member_id).points == 169
+    assert points_expire() == 70  # the old 100 less the 30 already spent
+    assert Member.objects.get(pk=member_id).points == 99  # the recent points stay
+    assert points_expire() == 0  # twice is harmless
+    ledger_sum = PointsEntry.objects.filter(member_id=member_id).aggregate(s=Sum("points"))["s"]
+    assert ledger_sum == 99
+
+
+def test_tier_follows_trailing_twelve_month_spend_and_multiplies_earnings(shop, settings):
+    settings.TIER_SPEND_THRESHOLDS = {"gold": "1500.00", "silver": "500.00"}
+    member_id = buy(shop["till"], {"phone": "0688888888"}, quantity=6)["member"]  # 600.00
+    assert tiers_recompute() == 1
+    assert Member.objects.get(pk=member_id).tier == "silver"
+    assert buy(shop["till"], member_id)["points_earned"] == 125  # 100 x 1.25
+    Order.objects.filter(member_id=member_id).update(
+        created_at=timezone.now() - timedelta(days=400)
+    )
+    assert tiers_recompute() == 1
+    assert Member.objects.get(pk=member_id).tier == "basic"
+    assert tiers_recompute() == 0
