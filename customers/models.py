@@ -56,12 +56,17 @@ class MemberChannel(models.Model):
     last_seen = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [
+        constraints = [  # two partial constraints: SQLite has no NULLS NOT DISTINCT
             models.UniqueConstraint(
                 fields=["member", "channel", "location"],
-                name="uniq_member_seen",
-                nulls_distinct=False,
-            )
+                condition=models.Q(location__isnull=False),
+                name="uniq_member_seen_at_location",
+            ),
+            models.UniqueConstraint(
+                fields=["member", "channel"],
+                condition=models.Q(location__isnull=True),
+                name="uniq_member_seen_in_channel",
+            ),
         ]
 
     def __str__(self) -> str:

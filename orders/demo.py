@@ -10,8 +10,10 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
 from catalog.models import ChannelPrice
+from customers.services import Contact, MemberConflict, member_upsert
 from inventory.services import StockLine, stock_receive
 from omnichannel.models import Channel, ChannelLocation, Location
 
@@ -19,6 +21,88 @@ from .models import Order
 from .services import LineRequest, order_place, order_return, order_transition
 
 SIZES = {"small": 1000, "large": 20000}
+PEOPLE = {"small": 300, "large": 5000}
+FIRST = [
+    "Alice",
+    "Bruno",
+    "Chloé",
+    "David",
+    "Emma",
+    "Farid",
+    "Gabrielle",
+    "Hugo",
+    "Inès",
+    "Jules",
+    "Karim",
+    "Léa",
+    "Manon",
+    "Nathan",
+    "Océane",
+    "Paul",
+    "Rose",
+    "Sacha",
+]
+LAST = [
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefebvre",
+    "Michel",
+    "Garcia",
+    "Roux",
+]
+
+
+def _people(count: int, rng: random.Random) -> list[dict]:
+    """Shoppers, not yet members: they become members the first time they give a contact."""
+    people = []
+    for n in range(count):
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        has_phone, has_email = rng.random() < 0.8, rng.random() < 0.7
+        people.append(
+            {
+                "first_name": first,
+                "last_name": last,
+                "phone": f"+3361{n:07d}" if has_phone or not has_email else None,
+                "email": f"{slugify(first)}.{slugify(last)}.{n}@example.com" if has_email else None,
+            }
+        )
+    return people
+
+
+def _member_for(person: dict, channel, where, rng: random.Random):
+    """At a till people give their phone; online their email, sometimes with the phone."""
+    if channel.code == "pos":
+        contact = Contact(
+            phone=person["phone"] or None,
+            email=None if person["phone"] else person["email"],
+            first_name=person["first_name"],
+        )
+    else:
+        contact = Contact(
+            email=person["email"] or None,
+            first_name=person["first_name"],
+            last_name=person["last_name"],
+            phone=person["phone"] if rng.random() < 0.4 or not person["email"] else None,
+        )
+    try:
+        member, _ = member_upsert(contact=contact, channel=channel, location=where)
+    except MemberConflict:  # known twice already: left for staff to merge, like real life
+        member, _ = member_upsert(
+            contact=Contact(email=contact.email) if contact.email else Contact(phone=contact.phone),
+            channel=channel,
+            location=where,
+        )
+    return member
 
 
 def seed(*, size: str, rng: random.Random, progress: Callable[[int, int], None] | None = None):
@@ -45,6 +129,7 @@ def seed(*, size: str, rng: random.Random, progress: Callable[[int, int], None] 
         .values_list("location_id", flat=True)
         .first()
     )
+    people = _people(PEOPLE[size], random.Random(f"{rng.random()}-people"))
     year_ago = timezone.now() - timedelta(days=365)
     made = 0
     for n in range(count):
@@ -65,6 +150,8 @@ def seed(*, size: str, rng: random.Random, progress: Callable[[int, int], None] 
                 fulfillment, where = "ship", None
             else:
                 fulfillment, where = "in_store", rng.choice(stores)
+            person = rng.choice(people) if rng.random() < 0.7 else None
+            member = _member_for(person, channel, where, rng) if person else None
             arrive_at = where.pk if where else first_shipper
             stock_receive(  # a little more than sold: stores keep safety stock for the web
                 lines=[StockLine(v, arrive_at, q + 3) for (_, v), q in wanted.items()],
@@ -77,6 +164,7 @@ def seed(*, size: str, rng: random.Random, progress: Callable[[int, int], None] 
                 location=where if fulfillment == "in_store" else None,
                 pickup_location=where if fulfillment == "pickup" else None,
                 client_id=key,
+                member=member,
             )
             fate = rng.random()
             if fulfillment != "in_store":
