@@ -146,6 +146,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "customers.tasks.recompute_tiers",
         "schedule": crontab(hour=2, minute=30),
     },
+    "nightly-analytics": {
+        "task": "analytics.tasks.run_nightly_jobs",
+        "schedule": crontab(hour=3, minute=0),
+    },
     "purge-idempotency-keys": {
         "task": "omnichannel.tasks.purge_idempotency_records",
         "schedule": 3600.0,

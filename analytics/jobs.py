@@ -1,0 +1,156 @@
+"""The nightly jobs: RFM scores and segments, cohort retention, (CLV when fitted). Each stage
+is set-based SQL over all channels' orders, replaces what it computed before, and is
+recorded in a NightlyRun. Running a date twice gives the same rows."""
+
+import logging
+import time
+from datetime import date
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import CohortRetention, MemberScore, NightlyRun
+
+log = logging.getLogger(__name__)
+
+HANDED_OVER = ("completed", "picked_up", "shipped")
+
+
+def _days_between(later: str, earlier: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"({later})::date - ({earlier})::date"
+    return f"CAST(julianday({later}) - julianday({earlier}) AS INTEGER)"
+
+
+def _month_index(day: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"(EXTRACT(YEAR FROM {day})::int * 12 + EXTRACT(MONTH FROM {day})::int)"
+    return (
+        f"(CAST(strftime('%%Y', {day}) AS INTEGER) * 12 + CAST(strftime('%%m', {day}) AS INTEGER))"
+    )
+
+
+def _month_start(day: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"date_trunc('month', {day})::date"
+    return f"date({day}, 'start of month')"
+
+
+def _purchase_days_sql() -> str:
+    """One row per member and day with a purchase (all channels), and that day's spend.
+    Same-day purchases are one purchase, as the CLV models count them."""
+    statuses = ", ".join(f"'{s}'" for s in HANDED_OVER)
+    return f"""
+        SELECT o.member_id AS member_id, DATE(o.created_at) AS day, SUM(o.total) AS spend,
+               MIN(CASE WHEN c.kind = 'web' THEN 'web' ELSE 'store' END) AS channel
+          FROM orders_order o JOIN omnichannel_channel c ON c.id = o.channel_id
+         WHERE o.member_id IS NOT NULL AND o.status IN ({statuses})
+           AND DATE(o.created_at) <= %(as_of)s
+         GROUP BY o.member_id, DATE(o.created_at)
+    """
+
+
+def rfm_stage(*, as_of: date) -> int:
+    """RFM per member with quintile scores and a segment, in one INSERT ... SELECT."""
+    recency = _days_between("%(as_of)s", "p.last_day")
+    sql = f"""
+        WITH days AS ({_purchase_days_sql()}),
+        per_member AS (
+            SELECT member_id, MIN(day) AS first_day, MAX(day) AS last_day,
+                   COUNT(*) AS frequency, AVG(spend) AS monetary
+              FROM days GROUP BY member_id
+        ),
+        first_channel AS (
+            SELECT d.member_id, MIN(d.channel) AS channel
+              FROM days d JOIN per_member p ON p.member_id = d.member_id AND d.day = p.first_day
+             GROUP BY d.member_id
+        ),
+        scored AS (
+            SELECT p.*, {recency} AS recency_days,
+                   NTILE(5) OVER (ORDER BY p.last_day, p.member_id) AS r_score,
+                   NTILE(5) OVER (ORDER BY p.frequency, p.member_id) AS f_score,
+                   NTILE(5) OVER (ORDER BY p.monetary, p.member_id) AS m_score
+              FROM per_member p
+        )
+        INSERT INTO analytics_memberscore
+            (member_id, as_of, first_purchase, last_purchase, recency_days, frequency,
+             monetary, r_score, f_score, m_score, segment, first_channel)
+        SELECT s.member_id, %(as_of)s, s.first_day, s.last_day, s.recency_days, s.frequency,
+               ROUND(s.monetary, 2), s.r_score, s.f_score, s.m_score,
+               CASE
+                   WHEN s.r_score >= 4 AND s.f_score >= 4 THEN 'champions'
+                   WHEN s.r_score >= 4 AND s.f_score <= 1 THEN 'new'
+                   WHEN s.r_score >= 3 AND s.f_score >= 3 THEN 'loyal'
+                   WHEN s.r_score <= 2 AND s.f_score >= 3 THEN 'at_risk'
+                   WHEN s.r_score <= 2 THEN 'hibernating'
+                   ELSE 'promising'
+               END,
+               f.channel
+          FROM scored s JOIN first_channel f ON f.member_id = s.member_id
+    """
+    with transaction.atomic():
+        MemberScore.objects.all().delete()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {"as_of": as_of})
+    return MemberScore.objects.count()
+
+
+def cohort_stage(*, as_of: date) -> int:
+    """Monthly cohorts by first purchase and first channel: who bought again, month by month."""
+    sql = f"""
+        WITH days AS ({_purchase_days_sql()}),
+        firsts AS (
+            SELECT d.member_id, MIN(d.day) AS first_day FROM days d GROUP BY d.member_id
+        ),
+        cohorts AS (
+            SELECT f.member_id, {_month_start("f.first_day")} AS cohort,
+                   {_month_index("f.first_day")} AS cohort_index, MIN(d.channel) AS channel
+              FROM firsts f JOIN days d ON d.member_id = f.member_id AND d.day = f.first_day
+             GROUP BY f.member_id, f.first_day
+        ),
+        activity AS (
+            SELECT DISTINCT c.member_id, c.cohort, c.channel,
+                   {_month_index("d.day")} - c.cohort_index AS months_since
+              FROM cohorts c JOIN days d ON d.member_id = c.member_id
+        ),
+        sizes AS (
+            SELECT cohort, channel, COUNT(*) AS members FROM cohorts GROUP BY cohort, channel
+        )
+        INSERT INTO analytics_cohortretention
+            (as_of, cohort, first_channel, months_since, members, active)
+        SELECT %(as_of)s, a.cohort, a.channel, a.months_since, s.members, COUNT(*)
+          FROM activity a JOIN sizes s ON s.cohort = a.cohort AND s.channel = a.channel
+         GROUP BY a.cohort, a.channel, a.months_since, s.members
+    """
+    with transaction.atomic():
+        CohortRetention.objects.all().delete()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, {"as_of": as_of})
+    return CohortRetention.objects.count()
+
+
+STAGES = [("rfm", rfm_stage), ("cohorts", cohort_stage)]
+
+
+def nightly_run(*, run_date: date | None = None, progress=None) -> NightlyRun:
+    """Run every stage for `run_date` (default today) and record the run."""
+    run_date = run_date or timezone.localdate()
+    run = NightlyRun.objects.create(run_date=run_date, parameters={"as_of": str(run_date)})
+    try:
+        for name, stage in STAGES:
+            started = time.monotonic()
+            rows = stage(as_of=run_date)
+            seconds = round(time.monotonic() - started, 3)
+            run.stages[name] = {"rows": rows, "seconds": seconds}
+            run.save(update_fields=["stages"])
+            log.info("nightly %s: %s rows in %.2f s", name, rows, seconds)
+            if progress:
+                progress(name, rows, seconds)
+    except Exception as exc:
+        run.status, run.error = NightlyRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "error", "finished_at"])
+        raise
+    run.status, run.finished_at = NightlyRun.Status.SUCCEEDED, timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    return run

@@ -1,0 +1,132 @@
+"""Nightly RFM and cohorts on a small hand-made order set: exact numbers, idempotent."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from analytics.jobs import nightly_run
+from analytics.models import CohortRetention, MemberScore, NightlyRun
+from customers.models import Member
+from orders.models import Order
+
+pytestmark = pytest.mark.django_db
+
+
+def order(member, channel, day: str, total: str, status="completed"):
+    when = datetime.fromisoformat(f"{day}T12:00:00+00:00")
+    made = Order.objects.create(
+        channel=channel,
+        fulfillment="in_store" if channel.kind == "pos" else "ship",
+        status=status,
+        currency="EUR",
+        subtotal=Decimal(total),
+        total=Decimal(total),
+        member=member,
+    )
+    Order.objects.filter(pk=made.pk).update(created_at=when)
+    return made
+
+
+@pytest.fixture
+def history(web, pos):
+    """ann: store first (Jan), back online in Mar; bob: web in Feb, twice the same day;
+    cid: store in Feb only; a cancelled order and a guest order count for nobody."""
+    ann = Member.objects.create(email="ann@example.com")
+    bob = Member.objects.create(email="bob@example.com")
+    cid = Member.objects.create(phone="+33611111111")
+    order(ann, pos, "2026-01-10", "30.00")
+    order(ann, web, "2026-03-05", "50.00")
+    order(bob, web, "2026-02-01", "20.00")
+    order(bob, web, "2026-02-01", "10.00")  # same day: one purchase of 30.00
+    order(cid, pos, "2026-02-20", "80.00")
+    order(cid, pos, "2026-03-01", "99.00", status="cancelled")
+    order(None, pos, "2026-03-02", "15.00")
+    return ann, bob, cid
+
+
+def test_rfm_is_exact_on_a_hand_made_history(history):
+    ann, bob, cid = history
+    nightly_run(run_date=date(2026, 3, 31))
+    rows = {s.member_id: s for s in MemberScore.objects.all()}
+    assert set(rows) == {ann.pk, bob.pk, cid.pk}
+    a, b, c = rows[ann.pk], rows[bob.pk], rows[cid.pk]
+    assert (a.recency_days, a.frequency, a.monetary, a.first_channel) == (
+        26,
+        2,
+        Decimal("40.00"),
+        "store",
+    )
+    assert (b.recency_days, b.frequency, b.monetary, b.first_channel) == (
+        58,
+        1,
+        Decimal("30.00"),
+        "web",
+    )
+    assert (c.recency_days, c.frequency, c.monetary, c.first_channel) == (
+        39,
+        1,
+        Decimal("80.00"),
+        "store",
+    )
+    # Three members in five quintiles: scores 1, 2, 3 in order of the measure (ties by id).
+    assert (b.r_score, c.r_score, a.r_score) == (1, 2, 3)
+    assert (b.m_score, a.m_score, c.m_score) == (1, 2, 3)
+    assert a.f_score == 3
+    assert {s.segment for s in rows.values()} <= {
+        "champions",
+        "new",
+        "loyal",
+        "at_risk",
+        "hibernating",
+        "promising",
+    }
+    assert b.segment == "hibernating"
+
+
+def test_cohorts_by_month_and_first_channel_are_exact(history):
+    nightly_run(run_date=date(2026, 3, 31))
+    cells = {
+        (c.cohort.isoformat(), c.first_channel, c.months_since): (c.members, c.active)
+        for c in CohortRetention.objects.all()
+    }
+    assert cells == {
+        ("2026-01-01", "store", 0): (1, 1),
+        ("2026-01-01", "store", 2): (1, 1),  # ann came back, online, two months later
+        ("2026-02-01", "web", 0): (1, 1),
+        ("2026-02-01", "store", 0): (1, 1),
+    }
+
+
+def test_the_nightly_run_twice_for_one_date_gives_the_same_rows(history):
+    nightly_run(run_date=date(2026, 3, 31))
+    first = (
+        list(MemberScore.objects.values()),
+        list(
+            CohortRetention.objects.values(
+                "cohort", "first_channel", "months_since", "members", "active"
+            )
+        ),
+    )
+    out = StringIO()
+    call_command("run_nightly", "--date", "2026-03-31", stdout=out, stderr=StringIO())
+    again = (
+        list(MemberScore.objects.values()),
+        list(
+            CohortRetention.objects.values(
+                "cohort", "first_channel", "months_since", "members", "active"
+            )
+        ),
+    )
+    assert again == first
+    runs = NightlyRun.objects.filter(run_date=date(2026, 3, 31))
+    assert runs.count() == 2 and all(run.status == "succeeded" for run in runs)
+    assert runs.first().stages["rfm"]["rows"] == 3
+    assert "succeeded" in out.getvalue()
+
+
+def test_orders_after_the_date_do_not_count(history):
+    nightly_run(run_date=date(2026, 2, 15))
+    assert MemberScore.objects.count() == 2  # ann (Jan) and bob (Feb 1); cid came later
