@@ -7,7 +7,11 @@ from .models import Member, MemberChannel, PointsEntry
 
 def member_list() -> QuerySet[Member]:
     seen = MemberChannel.objects.select_related("channel", "location")
-    return Member.objects.prefetch_related(Prefetch("seen_in", queryset=seen)).order_by("-id")
+    return (
+        Member.objects.select_related("score")
+        .prefetch_related(Prefetch("seen_in", queryset=seen))
+        .order_by("-id")
+    )
 
 
 def points_ledger(*, member_id: int) -> QuerySet[PointsEntry]:

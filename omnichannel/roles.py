@@ -44,6 +44,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "orders.view_return",
         "customers.view_member",
         "customers.view_pointsentry",
+        "analytics.view_memberscore",
+        "analytics.view_cohortretention",
+        "analytics.view_nightlyrun",
     ],
 }
 

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from analytics.api.views import ClvView, RetentionView, RfmView, SalesView
 from catalog.api.views import ProductViewSet, VariantViewSet
 from customers.api.views import MemberViewSet
 from inventory.api.views import (
@@ -39,6 +40,10 @@ urlpatterns = [
     path("api/v1/stock/adjustments/", AdjustmentView.as_view(), name="stock-adjustments"),
     path("api/v1/returns/", ReturnView.as_view(), name="returns"),
     path("api/v1/pos/sync/", PosSyncView.as_view(), name="pos-sync"),
+    path("api/v1/analytics/sales/", SalesView.as_view(), name="analytics-sales"),
+    path("api/v1/analytics/rfm/", RfmView.as_view(), name="analytics-rfm"),
+    path("api/v1/analytics/clv/", ClvView.as_view(), name="analytics-clv"),
+    path("api/v1/analytics/retention/", RetentionView.as_view(), name="analytics-retention"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -130,3 +130,76 @@ def test_the_nightly_run_twice_for_one_date_gives_the_same_rows(history):
 def test_orders_after_the_date_do_not_count(history):
     nightly_run(run_date=date(2026, 2, 15))
     assert MemberScore.objects.count() == 2  # ann (Jan) and bob (Feb 1); cid came later
+
+
+@pytest.fixture
+def manager_api():
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from omnichannel.roles import MANAGER
+    from tests.factories import make_staff
+
+    user = make_staff("boss")
+    user.groups.add(Group.objects.get(name=MANAGER))
+    api = APIClient()
+    api.force_authenticate(user)
+    return api
+
+
+def test_sales_by_channel_location_and_day_are_exact(history, manager_api):
+    base = "/api/v1/analytics/sales/?from=2026-01-01&to=2026-03-31"
+    by_channel = manager_api.get(f"{base}&by=channel").json()
+    assert by_channel["from"] == "2026-01-01" and by_channel["to"] == "2026-03-31"
+    assert by_channel["results"] == [
+        {"key": "pos", "orders": 3, "revenue": "125.00"},  # 30 + 80 + a guest's 15
+        {"key": "web", "orders": 3, "revenue": "80.00"},
+    ]
+    assert by_channel["totals"]["orders"] == 6
+    assert by_channel["totals"]["revenue"] == "205.00"
+    by_day = manager_api.get(f"{base}&by=day").json()["results"]
+    assert {"key": "2026-02-01", "orders": 2, "revenue": "30.00"} in by_day
+    march = manager_api.get("/api/v1/analytics/sales/?from=2026-03-01&to=2026-03-31").json()
+    assert march["totals"]["orders"] == 2  # the cancelled order does not count
+
+
+def test_segments_clv_retention_and_member_detail_after_the_nightly_run(history, manager_api):
+    ann, _, _ = history
+    nightly_run(run_date=date(2026, 3, 31))
+    segments = manager_api.get("/api/v1/analytics/rfm/").json()["results"]
+    assert sum(row["members"] for row in segments) == 3
+    listed = manager_api.get("/api/v1/analytics/clv/").json()["results"]
+    assert {row["member"] for row in listed} == set(Member.objects.values_list("pk", flat=True))
+    cohorts = manager_api.get("/api/v1/analytics/retention/?cohort=month").json()["results"]
+    assert {
+        "cohort": "2026-01-01",
+        "first_channel": "store",
+        "months_since": 2,
+        "members": 1,
+        "active": 1,
+        "rate": 1.0,
+    } in cohorts
+    detail = manager_api.get(f"/api/v1/members/{ann.pk}/").json()
+    assert detail["segment"] == MemberScore.objects.get(member=ann).segment
+
+
+@pytest.mark.parametrize(
+    "query", ["by=week", "from=yesterday", "from=2026-03-01&to=2026-01-01", "from=1900-01-01"]
+)
+def test_bad_sales_queries_are_400(manager_api, query):
+    response = manager_api.get(f"/api/v1/analytics/sales/?{query}")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+
+
+def test_analytics_are_for_staff_with_permission_only(history, web, web_client):
+    from rest_framework.test import APIClient
+
+    from tests.factories import make_staff
+
+    assert web_client.get("/api/v1/analytics/sales/").status_code == 403
+    nobody = APIClient()
+    nobody.force_authenticate(make_staff("clerk"))
+    for path in ("sales", "rfm", "clv", "retention"):
+        assert nobody.get(f"/api/v1/analytics/{path}/").status_code == 403
+    assert APIClient().get("/api/v1/analytics/rfm/").status_code == 401

@@ -45,14 +45,20 @@ class MemberSerializer(serializers.ModelSerializer):
     def get_stores(self, member) -> list[str]:
         return sorted({seen.location.code for seen in member.seen_in.all() if seen.location})
 
+    def _score(self, member):
+        return getattr(member, "score", None)  # none before the first nightly run
+
     def get_clv(self, member) -> str | None:
-        return None
+        score = self._score(member)
+        return str(score.clv_12m) if score and score.clv_12m is not None else None
 
     def get_p_alive(self, member) -> float | None:
-        return None
+        score = self._score(member)
+        return score.p_alive if score else None
 
     def get_segment(self, member) -> str | None:
-        return None
+        score = self._score(member)
+        return score.segment if score else None
 
 
 class PointsEntrySerializer(serializers.ModelSerializer):

@@ -1,0 +1,183 @@
+"""Managers' numbers over the API. Staff with `analytics.view_memberscore` only: these are
+the whole business's figures, not a channel's."""
+
+from datetime import date, timedelta
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, permissions, serializers
+from rest_framework.response import Response
+
+from omnichannel.auth import api_client_of
+
+from .. import selectors
+from ..models import CohortRetention, MemberScore
+
+
+class StaffAnalyticsPermission(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:
+        if api_client_of(request) is not None:
+            return False
+        user = request.user
+        return bool(
+            user
+            and user.is_authenticated
+            and user.is_staff
+            and user.has_perm("analytics.view_memberscore")
+        )
+
+
+class SalesQuerySerializer(serializers.Serializer):
+    start = serializers.DateField(required=False)
+    end = serializers.DateField(required=False)
+    by = serializers.ChoiceField(choices=list(selectors.GROUPS), default="channel")
+
+    def validate(self, attrs):
+        end = attrs.get("end") or date.today()
+        start = attrs.get("start") or end - timedelta(days=30)
+        if start > end:
+            raise serializers.ValidationError({"from": ["`from` is after `to`."]})
+        if (end - start).days > 3660:
+            raise serializers.ValidationError({"from": ["At most ten years at a time."]})
+        return {**attrs, "start": start, "end": end}
+
+
+class SalesRowSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    orders = serializers.IntegerField()
+    revenue = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+class SalesTotalsSerializer(serializers.Serializer):
+    orders = serializers.IntegerField()
+    revenue = serializers.DecimalField(max_digits=14, decimal_places=2)
+    pickup_share = serializers.FloatField()
+    return_rate = serializers.FloatField()
+    refunds = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+class SalesSerializer(serializers.Serializer):
+    by = serializers.CharField()
+    results = SalesRowSerializer(many=True)
+    totals = SalesTotalsSerializer()
+
+
+# `from` and `to` are Python keywords: declared here so the answer and the schema use them.
+SalesSerializer._declared_fields = {
+    "from": serializers.DateField(),
+    "to": serializers.DateField(),
+    **SalesSerializer._declared_fields,
+}
+
+
+class SalesView(generics.GenericAPIView):
+    """Sales of goods handed over (all channels) by channel, location or day."""
+
+    permission_classes = [StaffAnalyticsPermission]
+    serializer_class = SalesSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATE, description="Default: 30 days ago."),
+            OpenApiParameter("to", OpenApiTypes.DATE, description="Default: today."),
+            OpenApiParameter("by", OpenApiTypes.STR, enum=list(selectors.GROUPS)),
+        ]
+    )
+    def get(self, request):
+        params = SalesQuerySerializer(
+            data={
+                key: value
+                for key, value in {
+                    "start": request.query_params.get("from"),
+                    "end": request.query_params.get("to"),
+                    "by": request.query_params.get("by"),
+                }.items()
+                if value
+            }
+        )
+        params.is_valid(raise_exception=True)
+        body = selectors.sales(
+            start=params.validated_data["start"],
+            end=params.validated_data["end"],
+            by=params.validated_data["by"],
+        )
+        return Response(SalesSerializer(body).data)
+
+
+class SegmentSerializer(serializers.Serializer):
+    segment = serializers.CharField()
+    members = serializers.IntegerField()
+    monetary = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+    clv = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+
+
+class RfmView(generics.GenericAPIView):
+    """RFM segments from the last nightly run, with their size and average value."""
+
+    permission_classes = [StaffAnalyticsPermission]
+    serializer_class = SegmentSerializer
+    pagination_class = None
+
+    def get(self, request):
+        return Response({"results": SegmentSerializer(selectors.segments(), many=True).data})
+
+
+class MemberScoreSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MemberScore
+        fields = [
+            "member",
+            "segment",
+            "recency_days",
+            "frequency",
+            "monetary",
+            "r_score",
+            "f_score",
+            "m_score",
+            "first_channel",
+            "expected_purchases_90d",
+            "p_alive",
+            "clv_12m",
+            "as_of",
+        ]
+
+
+class ClvView(generics.ListAPIView):
+    """Members by 12-month CLV (highest first), optionally in one `segment`."""
+
+    permission_classes = [StaffAnalyticsPermission]
+    serializer_class = MemberScoreSerializer
+    queryset = MemberScore.objects.none()
+
+    @extend_schema(parameters=[OpenApiParameter("segment", OpenApiTypes.STR)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return selectors.member_scores(segment=self.request.query_params.get("segment"))
+
+
+class CohortSerializer(serializers.ModelSerializer):
+    rate = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CohortRetention
+        fields = ["cohort", "first_channel", "months_since", "members", "active", "rate"]
+
+    def get_rate(self, row) -> float:
+        return round(row.active / row.members, 4) if row.members else 0.0
+
+
+class RetentionView(generics.ListAPIView):
+    """Monthly cohorts by first purchase, web-first vs store-first: share active by month."""
+
+    permission_classes = [StaffAnalyticsPermission]
+    serializer_class = CohortSerializer
+    queryset = CohortRetention.objects.none()
+
+    @extend_schema(parameters=[OpenApiParameter("cohort", OpenApiTypes.STR, enum=["month"])])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return selectors.retention()
