@@ -75,3 +75,57 @@ def member_scores(*, segment: str | None):
 
 def retention():
     return CohortRetention.objects.order_by("cohort", "first_channel", "months_since")
+
+
+def daily_revenue_by_channel(*, days: int = 90, today: date | None = None) -> dict:
+    """{"days": [...], "channels": {code: [revenue per day]}} for the last `days` days."""
+    from datetime import timedelta
+
+    end = today or date.today()
+    start = end - timedelta(days=days - 1)
+    rows = (
+        Order.objects.filter(
+            status__in=HANDED_OVER, created_at__date__gte=start, created_at__date__lte=end
+        )
+        .annotate(day=TruncDate("created_at"))
+        .values("day", "channel__code")
+        .annotate(revenue=Sum("total"))
+    )
+    axis = [start + timedelta(days=n) for n in range(days)]
+    index = {day: n for n, day in enumerate(axis)}
+    channels: dict[str, list[float]] = {}
+    for row in rows:
+        series = channels.setdefault(row["channel__code"], [0.0] * days)
+        series[index[row["day"]]] = float(row["revenue"])
+    return {"days": [day.isoformat() for day in axis], "channels": channels}
+
+
+def top_products(*, days: int = 90, limit: int = 10, today: date | None = None) -> list[dict]:
+    from datetime import timedelta
+
+    from orders.models import OrderLine
+
+    since = (today or date.today()) - timedelta(days=days)
+    return list(
+        OrderLine.objects.filter(order__status__in=HANDED_OVER, order__created_at__date__gte=since)
+        .values("sku", "name")
+        .annotate(revenue=Sum("line_total"), units=Sum("quantity"))
+        .order_by("-revenue", "sku")[:limit]
+    )
+
+
+def clv_histogram(*, bins: int = 10) -> dict:
+    """Members per CLV band, for a distribution chart."""
+    values = [
+        float(v)
+        for v in MemberScore.objects.exclude(clv_12m=None).values_list("clv_12m", flat=True)
+    ]
+    if not values:
+        return {"labels": [], "counts": []}
+    top = max(values) or 1.0
+    width = top / bins
+    counts = [0] * bins
+    for value in values:
+        counts[min(int(value / width), bins - 1)] += 1
+    labels = [f"{i * width:.0f}-{(i + 1) * width:.0f}" for i in range(bins)]
+    return {"labels": labels, "counts": counts}

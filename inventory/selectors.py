@@ -1,6 +1,6 @@
 """Read queries on stock and the ledger, confined to the locations the caller may see."""
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 
 from catalog.selectors import variant_ids_by_sku
 from omnichannel.models import ApiClient, Channel
@@ -63,3 +63,20 @@ def transfer_list(*, client: ApiClient | None) -> QuerySet[Transfer]:
         visible = location_list(client=client)
         qs = qs.filter(Q(from_location__in=visible) | Q(to_location__in=visible))
     return qs.order_by("-id")
+
+
+def stock_health_by_location(*, low: int = 3) -> list[dict]:
+    """Per location: SKUs out of stock (nothing available), low (1 to `low` available) and
+    negative (oversold offline, to review)."""
+    return list(
+        StockLevel.objects.values(location_code=F("location__code"))
+        .annotate(
+            out=Count("pk", filter=Q(on_hand__gte=0) & Q(on_hand__lte=F("reserved"))),
+            low=Count(
+                "pk", filter=Q(on_hand__gt=F("reserved")) & Q(on_hand__lte=F("reserved") + low)
+            ),
+            negative=Count("pk", filter=Q(on_hand__lt=0)),
+            skus=Count("pk"),
+        )
+        .order_by("location_code")
+    )

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from analytics.api.views import ClvView, RetentionView, RfmView, SalesView
+from analytics.views import dashboard
 from catalog.api.views import ProductViewSet, VariantViewSet
 from customers.api.views import MemberViewSet
 from inventory.api.views import (
@@ -37,6 +38,7 @@ admin.site.index_title = "Catalog, stores and channels"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("dashboard/", dashboard, name="dashboard"),
     path("api/v1/stock/adjustments/", AdjustmentView.as_view(), name="stock-adjustments"),
     path("api/v1/returns/", ReturnView.as_view(), name="returns"),
     path("api/v1/pos/sync/", PosSyncView.as_view(), name="pos-sync"),

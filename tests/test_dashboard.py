@@ -1,0 +1,66 @@
+"""The managers' dashboard: staff with permission only, charts fed with the business's data,
+the charting library served by the project (works offline)."""
+
+import json
+from datetime import date
+
+import pytest
+from django.contrib.auth.models import Group
+from django.contrib.staticfiles import finders
+
+from analytics.jobs import nightly_run
+from omnichannel.roles import MANAGER
+from tests.factories import make_staff
+from tests.test_analytics_jobs import history  # noqa: F401  (the hand-made order set)
+
+pytestmark = pytest.mark.django_db
+
+
+def chart_data(response) -> dict:
+    html = response.content.decode()
+    start = html.index('<script id="dashboard-data" type="application/json">') + len(
+        '<script id="dashboard-data" type="application/json">'
+    )
+    return json.loads(html[start : html.index("</script>", start)])
+
+
+def test_managers_see_every_chart_fed_with_data(client, history, store):  # noqa: F811
+    from inventory.services import StockLine, stock_receive
+    from tests.factories import VariantFactory
+
+    stock_receive(lines=[StockLine(VariantFactory().pk, store.pk, 2)], reference="d")
+    nightly_run(run_date=date.today())
+    manager = make_staff("boss")
+    manager.groups.add(Group.objects.get(name=MANAGER))
+    client.force_login(manager)
+    response = client.get("/dashboard/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    for chart in (
+        "chart-sales",
+        "chart-top-products",
+        "chart-stock",
+        "chart-segments",
+        "chart-clv",
+    ):
+        assert f'id="{chart}"' in html
+    assert "/static/analytics/vendor/chart.umd.min.js" in html
+    assert "cdn" not in html.lower()
+    data = chart_data(response)
+    assert len(data["sales"]["days"]) == 90
+    assert data["stock"][0]["low"] == 1
+    assert sum(s["members"] for s in data["segments"]) == 3
+    assert 'id="retention-heatmap"' in html
+
+
+def test_the_charting_library_is_served_by_the_project():
+    path = finders.find("analytics/vendor/chart.umd.min.js")
+    assert path is not None
+    with open(path, encoding="utf-8") as handle:
+        assert "Chart.js v4" in handle.read(200)
+
+
+def test_the_dashboard_is_refused_to_staff_without_permission_and_to_visitors(client):
+    assert client.get("/dashboard/").status_code == 302  # to the login page
+    client.force_login(make_staff("clerk"))
+    assert client.get("/dashboard/").status_code == 403
