@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SIZE ?= small
 
-.PHONY: run test bench lint migrate seed install install-dev clean
+.PHONY: run test bench lint migrate seed install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -35,8 +35,16 @@ run: seed
 	@echo "Back office: http://127.0.0.1:8000/admin/   API docs: http://127.0.0.1:8000/api/docs/"
 	$(BIN)/honcho start -f Procfile
 
+## browser: Debian's Chromium and chromedriver, for the dashboard test (needs root and apt)
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver >/dev/null; \
+	else echo "The dashboard test needs: apt-get install chromium chromium-driver" >&2; fi
+
 ## test: install dev dependencies, run the whole suite (PostgreSQL and Redis when reachable)
-test: install-dev
+test: install-dev browser
 	$(BIN)/python manage.py makemigrations --check --dry-run --settings=omnichannel.settings_test > /dev/null
 	$(BIN)/ruff check .
 	$(BIN)/pytest

@@ -1,6 +1,7 @@
 """The managers' dashboard: charts drawn in the browser from data the page carries, with
 Chart.js served by the project itself (no internet needed)."""
 
+from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
@@ -21,6 +22,7 @@ def dashboard(request):
         row = heatmap.setdefault((cell.cohort, cell.first_channel), {})
         row[cell.months_since] = round(cell.active / cell.members, 3) if cell.members else 0
     context = {
+        **admin.site.each_context(request),
         "charts": {
             "sales": selectors.daily_revenue_by_channel(),
             "top_products": [
