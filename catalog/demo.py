@@ -5,6 +5,7 @@ import random
 from collections.abc import Callable
 from decimal import Decimal
 
+from django.utils import timezone
 from django.utils.text import slugify
 
 from omnichannel.models import Channel
@@ -98,45 +99,99 @@ def _categories() -> list[tuple[Category, str, str, str]]:
     return leaves
 
 
-def seed(
-    *, size: str, rng: random.Random, progress: Callable[[int, int], None] | None = None
-) -> dict:
-    count = SIZES[size]
-    leaves = _categories()
-    channels = {channel.code: channel for channel in Channel.objects.all()}
-
-    products, variant_rows = [], []
+def _demo_rows(count: int, leaves: list, channels: list[str], rng: random.Random):
+    """What the demo catalog should hold: products by code, variants by SKU, prices by
+    (SKU, channel), each as a tuple in the order the database is read back in."""
+    products, variants, prices = {}, {}, {}
     for n in range(1, count + 1):
         category, top, noun, axis = leaves[(n - 1) % len(leaves)]
         name = f"{rng.choice(ADJECTIVES)} {rng.choice(MATERIALS)} {noun.lower()}"
         code = f"P{n:05d}"
-        products.append(
-            Product(
-                code=code,
-                name=name[0].upper() + name[1:],
-                description=f"{name.capitalize()} from our {category.name.lower()} range.",
-                category=category,
-                is_active=True,
-            )
+        products[code] = (
+            name[0].upper() + name[1:],
+            f"{name.capitalize()} from our {category.name.lower()} range.",
+            category.pk,
+            True,
         )
         values = VARIANT_VALUES[axis]
         values = values[top] if isinstance(values, dict) else rng.sample(values, 3)
         low, high = PRICE_BANDS[top]
         price = Decimal(rng.randint(low, high)) - Decimal("0.10")
+        # One product in ten is a euro cheaper in the stores (a local promotion), so the
+        # demo shows that a price belongs to a channel.
+        store_price = price - Decimal("1.00") if n % 10 == 3 else price
         for i, value in enumerate(values):
-            variant_rows.append(
-                (code, f"{code}-{value.upper()}", ean13(n * 10 + i), value, axis, price)
-            )
+            sku = f"{code}-{value.upper()}"
+            index = len(variants)
+            variants[sku] = (code, ean13(n * 10 + i), value, {axis: value}, True)
+            if "web" in channels:
+                # Every 40th variant is not sold online yet: shows how unpublished prices hide it.
+                prices[(sku, "web")] = (price, index % 40 != 7)
+            if "pos" in channels:
+                prices[(sku, "pos")] = (store_price, True)
+    return products, variants, prices
+
+
+def _changed_products(products: dict, variants: dict, prices: dict) -> set[str]:
+    """Codes of the products whose row, variants or prices differ from their demo values
+    (or are missing): only those are written, and only their `updated_at` moves, so a
+    storefront syncing with `updated_since` sees a re-seed exactly where it changed something.
+    """
+    current_products = {
+        code: tuple(rest)
+        for code, *rest in Product.objects.filter(code__in=list(products)).values_list(
+            "code", "name", "description", "category_id", "is_active"
+        )
+    }
+    current_variants = {
+        sku: tuple(rest)
+        for sku, *rest in Variant.objects.filter(sku__in=list(variants)).values_list(
+            "sku", "product__code", "barcode", "name", "attributes", "is_active"
+        )
+    }
+    current_prices = {
+        (sku, channel): (amount, published)
+        for sku, channel, amount, published in ChannelPrice.objects.filter(
+            variant__sku__in=list(variants)
+        ).values_list("variant__sku", "channel__code", "amount", "published")
+    }
+    changed = {code for code, row in products.items() if current_products.get(code) != row}
+    changed |= {row[0] for sku, row in variants.items() if current_variants.get(sku) != row}
+    for (sku, channel), row in prices.items():
+        if current_prices.get((sku, channel)) != row:
+            changed.add(variants[sku][0])
+    return changed
+
+
+def seed(
+    *, size: str, rng: random.Random, progress: Callable[[int, int], None] | None = None
+) -> dict:
+    """Create or reset the demo catalog; returns its counts and how many products changed."""
+    leaves = _categories()
+    channels = {c.code: c for c in Channel.objects.filter(code__in=["web", "pos"])}
+    products, variants, prices = _demo_rows(SIZES[size], leaves, list(channels), rng)
+    changed = _changed_products(products, variants, prices)
+    now = timezone.now()
+
     Product.objects.bulk_create(
-        products,
+        [
+            Product(
+                code=code,
+                name=name,
+                description=description,
+                category_id=category_id,
+                is_active=is_active,
+                updated_at=now,
+            )
+            for code, (name, description, category_id, is_active) in products.items()
+            if code in changed
+        ],
         update_conflicts=True,
         unique_fields=["code"],
-        update_fields=["name", "description", "category", "is_active"],
+        update_fields=["name", "description", "category", "is_active", "updated_at"],
         batch_size=1000,
     )
-    product_ids = dict(
-        Product.objects.filter(code__in=[p.code for p in products]).values_list("code", "id")
-    )
+    product_ids = dict(Product.objects.filter(code__in=list(products)).values_list("code", "id"))
     if progress:
         progress(1, 3)
 
@@ -146,54 +201,50 @@ def seed(
                 product_id=product_ids[code],
                 sku=sku,
                 barcode=barcode,
-                name=f"{value}",
-                attributes={axis: value},
-                is_active=True,
+                name=name,
+                attributes=attributes,
+                is_active=is_active,
             )
-            for code, sku, barcode, value, axis, _ in variant_rows
+            for sku, (code, barcode, name, attributes, is_active) in variants.items()
+            if code in changed
         ],
         update_conflicts=True,
         unique_fields=["sku"],
         update_fields=["product", "barcode", "name", "attributes", "is_active"],
         batch_size=1000,
     )
-    variant_ids = dict(
-        Variant.objects.filter(sku__in=[row[1] for row in variant_rows]).values_list("sku", "id")
-    )
+    changed_skus = [sku for sku, row in variants.items() if row[0] in changed]
+    variant_ids = dict(Variant.objects.filter(sku__in=changed_skus).values_list("sku", "id"))
     if progress:
         progress(2, 3)
 
-    prices = []
-    for index, (_, sku, _, _, _, price) in enumerate(variant_rows):
-        if "web" in channels:
-            # Every 40th variant is not sold online yet: shows how unpublished prices hide it.
-            prices.append(
-                ChannelPrice(
-                    variant_id=variant_ids[sku],
-                    channel=channels["web"],
-                    amount=price,
-                    published=index % 40 != 7,
-                )
-            )
-        if "pos" in channels:
-            prices.append(
-                ChannelPrice(
-                    variant_id=variant_ids[sku],
-                    channel=channels["pos"],
-                    amount=price,
-                    published=True,
-                )
-            )
     ChannelPrice.objects.bulk_create(
-        prices,
+        [
+            ChannelPrice(
+                variant_id=variant_ids[sku],
+                channel=channels[channel],
+                amount=amount,
+                published=published,
+            )
+            for (sku, channel), (amount, published) in prices.items()
+            if sku in variant_ids
+        ],
         update_conflicts=True,
         unique_fields=["variant", "channel"],
         update_fields=["amount", "published"],
         batch_size=1000,
     )
-    ids = list(product_ids.values())
+    # Synchronously (not through the task): the demo must be searchable once the command ends.
+    # All of them, not only the changed ones: a no-op where the text is current.
+    ids = sorted(product_ids.values())
     for start in range(0, len(ids), 500):
         product_refresh_search(product_ids=ids[start : start + 500])
     if progress:
         progress(3, 3)
-    return {"products": len(products), "variants": len(variant_rows), "prices": len(prices)}
+    return {
+        "categories": len(leaves) + len(TREE),
+        "products": len(products),
+        "variants": len(variants),
+        "prices": len(prices),
+        "changed": len(changed),
+    }

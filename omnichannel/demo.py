@@ -7,9 +7,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from .models import Channel, ChannelLocation, Location
+from .models import ApiClient, Channel, ChannelLocation, Location
 from .roles import MANAGER, MERCHANDISER, roles_ensure
-from .services import api_client_authenticate, api_client_create
+from .services import _hash, api_client_authenticate, api_client_create
 
 CHANNELS = [
     {"code": "web", "name": "Web shop", "kind": Channel.Kind.WEB, "currency": "EUR"},
@@ -75,7 +75,12 @@ def demo_token(name: str) -> str:
 def _client(name: str, channel: str, location: str | None = None) -> str:
     token = demo_token(name)
     if api_client_authenticate(key=token) is None:
-        api_client_create(name=name, channel_code=channel, location_code=location, key=token)
+        # Revoked from the admin (trying the feature out on the demo): the token keeps its
+        # row, so creating it again would clash on the hash. Reinstate it instead: the
+        # printed token must work after every run.
+        reinstated = ApiClient.objects.filter(key_hash=_hash(token)).update(revoked_at=None)
+        if not reinstated:
+            api_client_create(name=name, channel_code=channel, location_code=location, key=token)
     return token
 
 
@@ -110,10 +115,12 @@ def seed() -> dict:
     users = get_user_model()
     for login in LOGINS:
         user, _ = users.objects.get_or_create(username=login["username"])
-        user.is_staff = True
+        user.is_active = user.is_staff = True
         user.is_superuser = login["superuser"]
         user.email = f"{login['username']}@demo.example"
-        user.set_password(login["password"])
+        # Checked first: a new salt on every run would change the row for nothing.
+        if not user.check_password(login["password"]):
+            user.set_password(login["password"])
         user.save()
         if login["role"]:
             user.groups.set([Group.objects.get(name=login["role"])])

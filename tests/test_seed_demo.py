@@ -1,15 +1,23 @@
-"""seed_demo: idempotent, the documented shape, and what it prints really works."""
+"""seed_demo: idempotent, the documented shape, and what it prints really works.
 
+The first small seed places a year of orders through the real services (most of a minute);
+the second finds its work done (a few seconds). So this file seeds exactly twice, in one test.
+"""
+
+import re
 from io import StringIO
 
 import pytest
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.test import Client
+from django.test import Client, override_settings
+from django.utils import timezone
 
-from catalog.models import ChannelPrice, Product, Variant
+from catalog.models import Category, ChannelPrice, Product, Variant
 from inventory.models import StockLevel
-from omnichannel.models import Channel, Location
+from omnichannel.models import ApiClient, Channel, ChannelLocation, Location
+from omnichannel.services import api_client_revoke
 from tests.conftest import as_client
 from tests.inventory_helpers import assert_ledger_matches_levels
 
@@ -18,69 +26,163 @@ pytestmark = pytest.mark.django_db
 APPS = ("omnichannel", "catalog", "inventory", "orders", "customers", "analytics", "auth")
 
 
-def counts() -> dict[str, int]:
-    return {
-        model._meta.label: model.objects.count()
-        for model in apps.get_models()
-        if model._meta.app_label in APPS
-    }
-
-
 def seed() -> str:
     out = StringIO()
-    call_command("seed_demo", "--size", "small", stdout=out, stderr=StringIO())
+    with override_settings(DEBUG=True):
+        call_command("seed_demo", "--size", "small", stdout=out, stderr=StringIO())
     return out.getvalue()
 
 
-def test_seed_demo_twice_is_idempotent_and_what_it_prints_works(settings):
-    settings.DEBUG = True
+def snapshot() -> dict[str, list[tuple]]:
+    """Every row of every model of the project (and auth), in primary key order, without the
+    `auto_now` bookkeeping timestamps (a level counted to the value it already has is still
+    touched); `Product.updated_at`, which storefronts sync on, is kept."""
+    rows = {}
+    for model in apps.get_models():
+        if model._meta.app_label in APPS:
+            fields = [
+                field.attname
+                for field in model._meta.concrete_fields
+                if not getattr(field, "auto_now", False)
+            ]
+            rows[model._meta.label] = list(model.objects.order_by("pk").values_list(*fields))
+    return rows
+
+
+def printed_tokens(output: str) -> list[str]:
+    return re.findall(r"^\s+Demo .*\s(oc_demo_\w+)$", output, re.MULTILINE)
+
+
+def printed_logins(output: str) -> dict[str, str]:
+    return dict(re.findall(r"^\s+login (\S+)\s+password (\S+)$", output, re.MULTILINE))
+
+
+def is_ean13(code: str) -> bool:
+    if not re.fullmatch(r"\d{13}", code):
+        return False
+    digits = [int(d) for d in code]
+    weighted = sum(d * (3 if i % 2 else 1) for i, d in enumerate(digits[:12]))
+    return (10 - weighted % 10) % 10 == digits[12]
+
+
+def test_seed_demo_twice_is_idempotent_resets_demo_rows_and_what_it_prints_works():
     first_output = seed()
-    first = counts()
-    levels = list(StockLevel.objects.order_by("pk").values_list("on_hand", "reserved"))
+    first = snapshot()
+
+    # Between the runs, someone plays with the demo: edits a product in the admin, revokes
+    # the storefront token, deactivates the merchandiser. A re-seed puts all of it back.
+    edited = Product.objects.order_by("code").last()
+    edited.name = "Renamed in the admin"
+    edited.save()
+    storefront_token = printed_tokens(first_output)[0]
+    api_client_revoke(client_id=ApiClient.objects.get(name="Demo storefront").pk)
+    get_user_model().objects.filter(username="merchandiser").update(is_active=False)
+    before_second_run = timezone.now()
+
     second_output = seed()
-    assert counts() == first
-    assert list(StockLevel.objects.order_by("pk").values_list("on_hand", "reserved")) == levels
+    second = snapshot()
 
-    def tokens_in(output):
-        return [line.split()[-1] for line in output.splitlines() if "oc_demo_" in line]
-
-    assert tokens_in(first_output) == tokens_in(second_output)  # tokens survive a re-seed
+    # Nothing created, nothing deleted, the same values in every row of every table; the one
+    # difference is the edited product's `updated_at`, moved so storefronts resync it.
+    assert {label: len(rows) for label, rows in second.items()} == {
+        label: len(rows) for label, rows in first.items()
+    }
+    updated_at = [f.attname for f in Product._meta.concrete_fields].index("updated_at")
+    changed = [label for label, rows in first.items() if second[label] != rows]
+    assert changed == ["catalog.Product"]
+    moved = [
+        (old, new)
+        for old, new in zip(first["catalog.Product"], second["catalog.Product"], strict=True)
+        if old != new
+    ]
+    assert [new[0] for _, new in moved] == [edited.pk]
+    [(old, new)] = moved
+    assert old[:updated_at] + old[updated_at + 1 :] == new[:updated_at] + new[updated_at + 1 :]
+    assert new[updated_at] >= before_second_run
+    assert printed_tokens(second_output) == printed_tokens(first_output)
+    assert printed_logins(second_output) == printed_logins(first_output)
 
     # The documented shape.
-    assert Location.objects.filter(kind="store").count() == 3
-    assert Location.objects.filter(kind="warehouse").count() == 1
-    assert set(Channel.objects.values_list("code", flat=True)) == {"web", "pos"}
+    stores = Location.objects.filter(kind="store")
+    assert stores.count() == 3 and all(store.pickup and store.city for store in stores)
+    assert stores.filter(ships=True).count() == 2
+    [warehouse] = Location.objects.filter(kind="warehouse")
+    assert warehouse.ships and not warehouse.pickup
+    assert set(Channel.objects.values_list("code", "kind", "currency", "name")) == {
+        ("web", "web", "EUR", "Web shop"),
+        ("pos", "pos", "EUR", "Stores"),
+    }
+    web_feeds = list(
+        ChannelLocation.objects.filter(channel__code="web")
+        .order_by("priority")
+        .values_list("location__kind", "location__ships", "priority", "safety_stock")
+    )
+    assert web_feeds == [("warehouse", True, 1, 0), ("store", True, 2, 2), ("store", True, 3, 2)]
+    assert set(
+        ChannelLocation.objects.filter(channel__code="pos").values_list("location", "safety_stock")
+    ) == {(store.pk, 0) for store in stores}
+    assert 15 <= Category.objects.count() <= 25
+    assert not Product.objects.filter(category__children__isnull=False).exists()  # leaves only
     assert Product.objects.count() == 500
     assert Variant.objects.count() == 1500
-    assert not Variant.objects.filter(prices__isnull=True).exists()
-    for barcode in Variant.objects.values_list("barcode", flat=True)[:50]:
-        digits = [int(d) for d in barcode]
-        assert sum(d * (3 if i % 2 else 1) for i, d in enumerate(digits[:-1])) % 10 == (
-            (10 - digits[-1]) % 10
-        )
+    assert all(
+        re.fullmatch(r"P\d{5}", code) for code in Product.objects.values_list("code", flat=True)
+    )
+    assert not Product.objects.filter(search_text="").exists()  # searchable at once
+    for sku, code, barcode in Variant.objects.values_list("sku", "product__code", "barcode"):
+        assert sku.startswith(f"{code}-") and is_ean13(barcode), (sku, barcode)
+    assert ChannelPrice.objects.filter(channel__code="web", published=False).exists()
     assert StockLevel.objects.count() == 1500 * 4
-    assert ChannelPrice.objects.filter(published=False).exists()
     assert_ledger_matches_levels()
 
-    # The printed tokens answer, confined to their channel.
-    storefront, till = tokens_in(first_output)[:2]
-    products = as_client(storefront).get("/api/v1/products/").json()["results"]
-    assert products and products[0]["variants"][0]["price"]
-    [variant] = as_client(till).get("/api/v1/variants/?sku=P00001-M").json()["results"]
-    assert variant["price"]
+    # The printed tokens answer, each with its own channel's prices, confined to its channel.
+    storefront, till = printed_tokens(first_output)
+    assert storefront == storefront_token  # and the revoked one works again
+    for token in (storefront, till):
+        response = as_client(token).get("/api/v1/products/")
+        assert response.status_code == 200
+        products = response.json()["results"]
+        assert products and all(
+            variant["price"] for product in products for variant in product["variants"]
+        )
     assert as_client(till).get("/api/v1/products/?channel=web").status_code == 403
+    prices: dict[str, dict[str, tuple]] = {}
+    for sku, channel, amount, published in ChannelPrice.objects.values_list(
+        "variant__sku", "channel__code", "amount", "published"
+    ):
+        prices.setdefault(sku, {})[channel] = (amount, published)
+    assert len(prices) == 1500  # every variant has a price in each channel
+    assert all(set(by_channel) == {"web", "pos"} for by_channel in prices.values())
+    sku, store_price, web_price = next(
+        (sku, p["pos"][0], p["web"][0])
+        for sku, p in sorted(prices.items())
+        if p["web"][1] and p["pos"][0] != p["web"][0]
+    )
+    [at_till] = as_client(till).get(f"/api/v1/variants/?sku={sku}").json()["results"]
+    [online] = as_client(storefront).get(f"/api/v1/variants/?sku={sku}").json()["results"]
+    assert (at_till["price"], online["price"]) == (str(store_price), str(web_price))
 
-    # The printed logins log in and open the admin.
+    # The edited product is the only one a storefront syncing since the re-seed fetches.
+    since = as_client(storefront).get(
+        "/api/v1/products/", {"updated_since": before_second_run.isoformat()}
+    )
+    assert [product["id"] for product in since.json()["results"]] == [edited.pk]
+
+    # The printed logins log in and open their pages.
+    logins = printed_logins(first_output)
+    assert set(logins) == {"admin", "merchandiser", "manager"}
     browser = Client()
-    assert browser.login(username="merchandiser", password="merchandiser-demo")
-    assert browser.get("/admin/catalog/variant/").status_code in (200, 404)
+    assert browser.login(username="merchandiser", password=logins["merchandiser"])
+    assert browser.get("/admin/catalog/product/").status_code == 200
     assert browser.get("/admin/inventory/stocklevel/").status_code == 200
-    assert browser.login(username="manager", password="manager-demo")
+    assert browser.login(username="manager", password=logins["manager"])
     assert browser.get("/admin/").status_code == 200
+    assert browser.login(username="admin", password=logins["admin"])
+    assert browser.get("/admin/omnichannel/apiclient/").status_code == 200
 
 
-def test_seed_demo_refuses_production_without_force(settings):
-    settings.DEBUG = False
-    with pytest.raises(CommandError, match="--force"):
+def test_seed_demo_refuses_production_without_force():
+    with override_settings(DEBUG=False), pytest.raises(CommandError, match="--force"):
         call_command("seed_demo", stdout=StringIO(), stderr=StringIO())
     assert not Product.objects.exists()
+    assert not get_user_model().objects.filter(username="admin").exists()

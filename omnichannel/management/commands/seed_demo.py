@@ -1,7 +1,10 @@
 import random
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
@@ -13,11 +16,39 @@ import orders.demo
 
 SEED = 20261125
 
+# What the closing summary counts, in the order a reader meets them.
+SUMMARY = [
+    ("channels", "omnichannel.Channel"),
+    ("locations", "omnichannel.Location"),
+    ("categories", "catalog.Category"),
+    ("products", "catalog.Product"),
+    ("variants", "catalog.Variant"),
+    ("channel prices", "catalog.ChannelPrice"),
+    ("stock levels", "inventory.StockLevel"),
+    ("orders", "orders.Order"),
+    ("members", "customers.Member"),
+]
+ADMIN_URL = "http://127.0.0.1:8000/admin/"
+PRODUCTS_URL = "http://127.0.0.1:8000/api/v1/products/"
+
+
+@contextmanager
+def progress_bar(desc: str, unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar on stderr, driven by the demo modules' `progress(done, total)` callback."""
+    with tqdm(desc=desc, unit=unit, file=sys.stderr, leave=False) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield progress
+
 
 class Command(BaseCommand):
     help = (
         "Idempotent demo data: stores, a warehouse, the web shop and POS channels, a catalog "
-        "with prices, stock at every location, staff logins and demo API tokens."
+        "with prices, a year of orders, stock at every location, staff logins and demo API "
+        "tokens. Run it again to reset the demo rows to their demo values."
     )
 
     def add_arguments(self, parser):
@@ -40,45 +71,48 @@ class Command(BaseCommand):
 
         started = time.monotonic()
 
-        self.stderr.write("Channels, locations, logins, API clients...")
-        network = omnichannel.demo.seed()
+        with self.step("Channels, locations, feeds, logins, API clients") as done:
+            network = omnichannel.demo.seed()
+            done(f"{len(network['logins'])} logins, {len(network['tokens'])} API clients")
 
-        with tqdm(total=3, desc="Catalog", unit="step", file=sys.stderr) as bar:
-            catalog_counts = catalog.demo.seed(
-                size=size, rng=rng("catalog"), progress=lambda done, total: bar.update(done - bar.n)
+        with self.step("Catalog") as done, progress_bar("Catalog", "step") as progress:
+            catalog_counts = catalog.demo.seed(size=size, rng=rng("catalog"), progress=progress)
+            done(
+                f"{catalog_counts['products']:,} products, {catalog_counts['variants']:,} "
+                f"variants, {catalog_counts['changed']:,} products written"
             )
 
         # Orders before the stock counts: the counts then set every level to its demo value,
         # so a second run finds the same stock and adds no ledger rows.
-        with tqdm(desc="A year of orders", unit="order", file=sys.stderr) as bar:
+        with self.step("A year of orders") as done, progress_bar("Orders", "order") as progress:
+            made = orders.demo.seed(size=size, rng=rng("orders"), progress=progress)
+            done(f"{made:,} new orders")
 
-            def order_progress(done, total):
-                bar.total = total
-                bar.update(done - bar.n)
+        with self.step("Stock") as done, progress_bar("Stock", "level") as progress:
+            changed = inventory.demo.seed(rng=rng("stock"), progress=progress)
+            done(f"{changed:,} levels counted to their demo value")
 
-            orders.demo.seed(size=size, rng=rng("orders"), progress=order_progress)
+        self.summary(size, time.monotonic() - started, network)
 
-        with tqdm(desc="Stock", unit="level", file=sys.stderr) as bar:
+    @contextmanager
+    def step(self, label: str) -> Iterator[Callable[[str], None]]:
+        """One line on stderr per step, once it is done: what it did and how long it took."""
+        started = time.monotonic()
+        outcome = []
+        yield outcome.append
+        self.stderr.write(f"{label}: {', '.join(outcome)} ({time.monotonic() - started:.1f} s)")
 
-            def stock_progress(done, total):
-                bar.total = total
-                bar.update(done - bar.n)
-
-            inventory.demo.seed(rng=rng("stock"), progress=stock_progress)
-
+    def summary(self, size: str, seconds: float, network: dict) -> None:
         out = self.stdout
-        out.write(
-            f"\nDemo data ready ({size}, {time.monotonic() - started:.1f} s): "
-            f"{catalog_counts['products']} products, {catalog_counts['variants']} variants.\n"
+        counts = ", ".join(
+            f"{apps.get_model(label).objects.count():,} {name}" for name, label in SUMMARY
         )
-        out.write("Admin: http://127.0.0.1:8000/admin/")
+        out.write(f"\nDemo data ready ({size}, {seconds:.1f} s): {counts}.\n")
+        out.write(f"Admin: {ADMIN_URL}")
         for username, password in network["logins"]:
             out.write(f"  login {username:<13} password {password}")
         out.write("API tokens (the same on every run):")
         for label, token in network["tokens"].items():
             out.write(f"  {label:<32} {token}")
         storefront = next(iter(network["tokens"].values()))
-        out.write(
-            f'Try: curl -H "Authorization: Token {storefront}" '
-            "http://127.0.0.1:8000/api/v1/products/"
-        )
+        out.write(f'Try: curl -H "Authorization: Token {storefront}" {PRODUCTS_URL}')
