@@ -33,6 +33,9 @@ NO_ADD_FORM = {
     "orders.order",
     "orders.return",
     "customers.memberevent",
+    "analytics.nightlyrun",
+    "analytics.memberscore",
+    "analytics.cohortretention",
 }
 
 
@@ -71,6 +74,10 @@ def world(web, pos, store):
 
     member, _ = member_upsert(contact=Contact(phone="+33612345678"), channel=pos)
     member_export(member_id=member.pk)
+    from datetime import date
+
+    from analytics.jobs import nightly_run
+
     sale = order_place(
         channel=pos,
         fulfillment="in_store",
@@ -81,6 +88,7 @@ def world(web, pos, store):
     order_return(
         order_id=sale.pk, location=store, lines=[LineRequest(variant.sku, 1)], restock=True
     )
+    nightly_run(run_date=date.today())
     IdempotencyRecord.objects.create(
         scope="client:1", key="k", method="POST", path="/", fingerprint="f", status_code=201
     )

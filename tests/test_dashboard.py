@@ -64,3 +64,12 @@ def test_the_dashboard_is_refused_to_staff_without_permission_and_to_visitors(cl
     assert client.get("/dashboard/").status_code == 302  # to the login page
     client.force_login(make_staff("clerk"))
     assert client.get("/dashboard/").status_code == 403
+
+
+def test_managers_find_the_dashboard_from_the_admin_home(client):
+    manager = make_staff("boss")
+    manager.groups.add(Group.objects.get(name=MANAGER))
+    client.force_login(manager)
+    assert 'href="/dashboard/"' in client.get("/admin/").content.decode()
+    client.force_login(make_staff("clerk", "catalog.view_product"))
+    assert 'href="/dashboard/"' not in client.get("/admin/").content.decode()

@@ -1,0 +1,71 @@
+from django.contrib import admin
+from django.utils.html import format_html_join
+
+from .models import CohortRetention, MemberScore, NightlyRun
+
+
+class ReadOnly(admin.ModelAdmin):
+    """Computed by the nightly run; recomputed, never edited."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(NightlyRun)
+class NightlyRunAdmin(ReadOnly):
+    list_display = ["run_date", "status", "started_at", "finished_at", "stage_summary"]
+    list_filter = ["status"]
+    date_hierarchy = "run_date"
+    readonly_fields = [
+        "run_date",
+        "status",
+        "started_at",
+        "finished_at",
+        "stages",
+        "parameters",
+        "error",
+    ]
+
+    @admin.display(description="stages (rows, seconds)")
+    def stage_summary(self, run):
+        return (
+            format_html_join(
+                ", ",
+                "{}: {} rows in {} s",
+                (
+                    (name, stage.get("rows"), stage.get("seconds"))
+                    for name, stage in run.stages.items()
+                ),
+            )
+            or "-"
+        )
+
+
+@admin.register(MemberScore)
+class MemberScoreAdmin(ReadOnly):
+    list_display = [
+        "member",
+        "segment",
+        "recency_days",
+        "frequency",
+        "monetary",
+        "p_alive",
+        "clv_12m",
+        "first_channel",
+        "as_of",
+    ]
+    list_filter = ["segment", "first_channel"]
+    search_fields = ["member__email", "member__phone"]
+    list_select_related = ["member"]
+
+
+@admin.register(CohortRetention)
+class CohortRetentionAdmin(ReadOnly):
+    list_display = ["cohort", "first_channel", "months_since", "members", "active"]
+    list_filter = ["first_channel", "cohort"]
