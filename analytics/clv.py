@@ -26,7 +26,7 @@ Conventions (the ones both papers use, so the published parameters compare):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -313,19 +313,21 @@ def bgnbd_expected_purchases(
         / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x)),   z = t/(alpha+T+t).
 
     All arguments broadcast, so `t` can be a column of horizons against a row of customers.
-    The formula is 0/0 at a == 1 exactly (its limit is finite); there it is evaluated as the
-    mean of a = 1 -/+ 1e-6, which is exact to ~1e-10.
+    The formula is 0/0 at a == 1 (its limit is finite): within 1e-6 of it, it is evaluated as
+    the mean of a = 1 -/+ 1e-5, exact to ~1e-10 (the error is O(eps^2) plus rounding / eps).
     """
     x, t_x, T = _rfm_arrays(x, t_x, T)
     t = np.asarray(t, dtype=np.float64)
     if np.any(t < 0):
         raise ValueError("t must be >= 0")
     if abs(params.a - 1.0) < 1e-6:
-        lo = BGNBDParams(params.r, params.alpha, 1.0 - 1e-6, params.b)
-        hi = BGNBDParams(params.r, params.alpha, 1.0 + 1e-6, params.b)
-        return 0.5 * (
-            bgnbd_expected_purchases(lo, t, x, t_x, T) + bgnbd_expected_purchases(hi, t, x, t_x, T)
+        return 0.5 * sum(
+            _bgnbd_expected(replace(params, a=a), t, x, t_x, T) for a in (1.0 - 1e-5, 1.0 + 1e-5)
         )
+    return _bgnbd_expected(params, t, x, t_x, T)
+
+
+def _bgnbd_expected(params: BGNBDParams, t, x, t_x, T) -> FloatArray:
     a, b = params.a, params.b
     future = _bgnbd_future_fraction(params, x, T, t)
     p_alive = special.expit(-_log_drop_odds(params, x, t_x, T))
