@@ -166,6 +166,8 @@ TIER_EARN_MULTIPLIER = {"basic": "1.0", "silver": "1.25", "gold": "1.5"}
 TIER_SPEND_THRESHOLDS = {"gold": "1500.00", "silver": "500.00"}
 # Earned points not spent within this many days expire (nightly).
 POINTS_EXPIRY_DAYS = env.int("POINTS_EXPIRY_DAYS", default=365)
+# CLV: the monthly discount rate for 12-month customer lifetime value.
+CLV_MONTHLY_DISCOUNT = env.float("CLV_MONTHLY_DISCOUNT", default=0.01)
 # Pickups nobody collects are released after this many days (beat checks hourly).
 PICKUP_EXPIRY_DAYS = env.int("PICKUP_EXPIRY_DAYS", default=7)
 # /healthz reports the worker as up when its last heartbeat is at most this old.

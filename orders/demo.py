@@ -74,6 +74,8 @@ def _people(count: int, rng: random.Random) -> list[dict]:
                 "last_name": last,
                 "phone": f"+3361{n:07d}" if has_phone or not has_email else None,
                 "email": f"{slugify(first)}.{slugify(last)}.{n}@example.com" if has_email else None,
+                # Each shopper has a usual budget: what CLV's spend model learns from.
+                "budget": rng.choice([0, 0, 1, 1, 1, 2]),
             }
         )
     return people
@@ -113,14 +115,15 @@ def seed(*, size: str, rng: random.Random, progress: Callable[[int, int], None] 
     channels = {c.code: c for c in Channel.objects.filter(code__in=["web", "pos"])}
     if len(channels) < 2:
         return 0
-    skus = {
-        code: list(
-            ChannelPrice.objects.filter(channel=channels[code], published=True).values_list(
-                "variant__sku", "variant_id"
-            )
+    skus = {}  # per channel: three price bands (cheap, middle, premium) of (sku, variant_id)
+    for code in channels:
+        priced = list(
+            ChannelPrice.objects.filter(channel=channels[code], published=True)
+            .order_by("amount", "variant__sku")
+            .values_list("variant__sku", "variant_id")
         )
-        for code in channels
-    }
+        third = max(1, len(priced) // 3)
+        skus[code] = [priced[:third], priced[third : 2 * third], priced[2 * third :]]
     stores = list(Location.objects.filter(feeds__channel=channels["pos"]).distinct())
     pickups = [store for store in stores if store.pickup]
     first_shipper = (
@@ -139,7 +142,9 @@ def seed(*, size: str, rng: random.Random, progress: Callable[[int, int], None] 
         when = year_ago + timedelta(days=365 * n / count, minutes=rng.randint(0, 600))
         web = rng.random() < 0.45
         channel = channels["web" if web else "pos"]
-        lines = [rng.choice(skus[channel.code]) for _ in range(rng.choice([1, 1, 1, 2, 2, 3]))]
+        person = rng.choice(people) if rng.random() < 0.7 else None
+        band = skus[channel.code][person["budget"] if person else rng.randrange(3)]
+        lines = [rng.choice(band) for _ in range(rng.choice([1, 1, 1, 2, 2, 3]))]
         wanted = {}
         for sku, variant_id in lines:
             wanted[(sku, variant_id)] = wanted.get((sku, variant_id), 0) + rng.choice([1, 1, 2])
@@ -150,7 +155,6 @@ def seed(*, size: str, rng: random.Random, progress: Callable[[int, int], None] 
                 fulfillment, where = "ship", None
             else:
                 fulfillment, where = "in_store", rng.choice(stores)
-            person = rng.choice(people) if rng.random() < 0.7 else None
             member = _member_for(person, channel, where, rng) if person else None
             arrive_at = where.pk if where else first_shipper
             stock_receive(  # a little more than sold: stores keep safety stock for the web

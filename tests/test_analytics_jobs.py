@@ -203,3 +203,65 @@ def test_analytics_are_for_staff_with_permission_only(history, web, web_client):
     for path in ("sales", "rfm", "clv", "retention"):
         assert nobody.get(f"/api/v1/analytics/{path}/").status_code == 403
     assert APIClient().get("/api/v1/analytics/rfm/").status_code == 401
+
+
+def test_clv_is_skipped_and_recorded_when_history_is_too_thin(history):
+    run = nightly_run(run_date=date(2026, 3, 31))
+    assert run.status == "succeeded"
+    assert "skipped" in run.stages["clv"]
+    assert MemberScore.objects.filter(clv_12m__isnull=False).count() == 0
+
+
+def test_clv_p_alive_and_expected_purchases_land_on_every_scored_member(web, pos):
+    """Histories drawn from the models' own process (analytics.clv.simulate), as orders."""
+    import random
+    from datetime import timedelta
+
+    from analytics import clv
+
+    x, t_x, T, m = clv.simulate(
+        300,
+        clv.BGNBDParams(r=0.8, alpha=6.0, a=0.9, b=3.0, log_likelihood=0.0),
+        clv.GammaGammaParams(p=6.0, q=4.0, gamma=15.0, log_likelihood=0.0),
+        T=52.0,
+        seed=11,
+    )
+    as_of = date(2026, 6, 1)
+    end = datetime.fromisoformat("2026-06-01T12:00:00+00:00")
+    rng = random.Random(3)
+    members = Member.objects.bulk_create([Member(email=f"m{n}@example.com") for n in range(300)])
+    orders, dates = [], []
+    for member, xi, txi, Ti, mi in zip(members, x, t_x, T, m, strict=True):
+        first = end - timedelta(weeks=float(Ti))
+        repeats = [*sorted(rng.uniform(0, float(txi)) for _ in range(int(xi) - 1)), float(txi)]
+        moments = [0.0] + (repeats if xi > 0 else [])
+        for weeks in moments:
+            amount = Decimal(f"{max(float(mi), 5.0):.2f}")
+            orders.append(
+                Order(
+                    channel=rng.choice([web, pos]),
+                    fulfillment="ship",
+                    status="completed",
+                    currency="EUR",
+                    subtotal=amount,
+                    total=amount,
+                    member=member,
+                )
+            )
+            dates.append(first + timedelta(weeks=weeks))
+    created = Order.objects.bulk_create(orders)
+    for made, when in zip(created, dates, strict=True):  # auto_now_add: set it afterwards
+        Order.objects.filter(pk=made.pk).update(created_at=when)
+
+    run = nightly_run(run_date=as_of)
+    assert "skipped" not in run.stages["clv"], run.stages
+    assert run.stages["clv"]["rows"] == MemberScore.objects.count() > 0
+    assert set(run.parameters["bgnbd"]) == {"r", "alpha", "a", "b", "log_likelihood"}
+    scores = list(MemberScore.objects.exclude(clv_12m=None))
+    assert len(scores) == run.stages["clv"]["rows"]
+    assert all(0.0 <= s.p_alive <= 1.0 for s in scores)
+    assert all(s.expected_purchases_90d >= 0 and s.clv_12m >= 0 for s in scores)
+    # Frequent, recent buyers are worth more than one-off shoppers long gone.
+    frequent = [s.clv_12m for s in scores if s.frequency >= 4 and s.recency_days < 60]
+    gone = [s.clv_12m for s in scores if s.frequency == 1 and s.recency_days > 200]
+    assert frequent and gone and min(frequent) > max(gone)
