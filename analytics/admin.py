@@ -1,20 +1,13 @@
 from django.contrib import admin
 from django.utils.html import format_html_join
 
+from omnichannel.admin_base import ReadOnlyAdminMixin
+
 from .models import CohortRetention, MemberScore, NightlyRun
 
 
-class ReadOnly(admin.ModelAdmin):
+class ReadOnly(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Computed by the nightly run; recomputed, never edited."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(NightlyRun)

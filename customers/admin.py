@@ -1,20 +1,10 @@
 from django.contrib import admin, messages
 
+from omnichannel.admin_base import ReadOnlyInline
 from orders.models import Order
 
 from . import privacy
 from .models import Member, MemberChannel, MemberEvent, PointsEntry
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class PointsInline(ReadOnlyInline):

@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from import_export.admin import ImportExportMixin
 
 from catalog.models import Variant
+from omnichannel.admin_base import ReadOnlyAdminMixin
 from omnichannel.errors import DomainError
 from omnichannel.models import Location
 
@@ -30,17 +31,6 @@ from .models import (
 from .resources import CycleCountResource
 
 LOW_STOCK = 3
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class StockHealthFilter(admin.SimpleListFilter):
@@ -86,7 +76,7 @@ class AdjustmentForm(forms.Form):
 
 
 @admin.register(StockLevel)
-class StockLevelAdmin(ReadOnlyMixin, ImportExportMixin, admin.ModelAdmin):
+class StockLevelAdmin(ReadOnlyAdminMixin, ImportExportMixin, admin.ModelAdmin):
     """Import a cycle count as CSV (`sku,location,counted`); export gives the count sheet."""
 
     resource_classes = [CycleCountResource]
@@ -169,7 +159,7 @@ class StockLevelAdmin(ReadOnlyMixin, ImportExportMixin, admin.ModelAdmin):
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class StockMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The ledger: append-only, here and in the database."""
 
     list_display = [
@@ -189,7 +179,7 @@ class StockMovementAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ["variant", "location", "created_by", "api_client__channel"]
 
 
-class TransferLineInline(ReadOnlyMixin, admin.TabularInline):
+class TransferLineInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = TransferLine
     fields = ["variant", "quantity", "shipped_quantity", "received_quantity", "discrepancy"]
     readonly_fields = fields
@@ -254,7 +244,7 @@ class TransferAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChannelAvailability)
-class ChannelAvailabilityAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ChannelAvailabilityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["variant", "channel", "available", "as_of"]
     list_filter = ["channel"]
     search_fields = ["variant__sku"]
@@ -269,14 +259,14 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
     readonly_fields = ["secret", "created_at"]
 
 
-class WebhookAttemptInline(ReadOnlyMixin, admin.TabularInline):
+class WebhookAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = WebhookAttempt
     fields = ["attempted_at", "status_code", "error", "duration_ms"]
     readonly_fields = fields
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The delivery log: what was sent, how often, what the subscriber answered."""
 
     list_display = ["id", "subscription", "status", "attempts", "next_attempt_at", "created_at"]

@@ -8,22 +8,12 @@ from django.utils.html import format_html_join
 
 from inventory.models import StockMovement
 from inventory.services import Actor
+from omnichannel.admin_base import ReadOnlyInline
 from omnichannel.errors import DomainError
 from omnichannel.models import Location
 
 from . import services
 from .models import Allocation, Order, OrderLine, Payment, Return, ReturnLine
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class OrderLineInline(ReadOnlyInline):
