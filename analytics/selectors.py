@@ -6,6 +6,7 @@ from datetime import date
 from django.db.models import Avg, Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
+from inventory.selectors import stock_out_rate_by_channel
 from orders.models import Order, Return
 
 from .models import CohortRetention, MemberScore
@@ -56,6 +57,7 @@ def sales(*, start: date, end: date, by: str) -> dict:
             "pickup_share": round(totals["pickups"] / count, 4) if count else 0.0,
             "return_rate": round(refunded["returns"] / count, 4) if count else 0.0,
             "refunds": refunded["refunds"],
+            "stock_out_rate": stock_out_rate_by_channel(),
         },
     }
 

@@ -80,3 +80,31 @@ def stock_health_by_location(*, low: int = 3) -> list[dict]:
         )
         .order_by("location_code")
     )
+
+
+def stock_out_rate_by_channel() -> dict[str, float]:
+    """Per channel: the share of its published SKUs that it currently shows as unavailable
+    (a SKU never stocked counts as out)."""
+    from catalog.models import ChannelPrice
+
+    published = dict(
+        ChannelPrice.objects.filter(published=True)
+        .values("channel__code")
+        .annotate(n=Count("pk"))
+        .values_list("channel__code", "n")
+    )
+    available = dict(
+        ChannelAvailability.objects.filter(
+            available__gt=0,
+            variant__prices__published=True,
+            variant__prices__channel_id=F("channel_id"),
+        )
+        .values("channel__code")
+        .annotate(n=Count("pk"))
+        .values_list("channel__code", "n")
+    )
+    return {
+        code: round(1 - available.get(code, 0) / total, 4)
+        for code, total in sorted(published.items())
+        if total
+    }

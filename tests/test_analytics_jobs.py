@@ -265,3 +265,25 @@ def test_clv_p_alive_and_expected_purchases_land_on_every_scored_member(web, pos
     frequent = [s.clv_12m for s in scores if s.frequency >= 4 and s.recency_days < 60]
     gone = [s.clv_12m for s in scores if s.frequency == 1 and s.recency_days > 200]
     assert frequent and gone and min(frequent) > max(gone)
+
+
+def test_stock_out_rate_per_channel_counts_published_skus_shown_as_unavailable(
+    web, store, manager_api
+):
+    from catalog.models import ChannelPrice
+    from inventory.services import StockLine, stock_receive
+    from inventory.tasks import sync_channel_availability
+    from tests.factories import VariantFactory
+
+    in_stock, sold_out, never = VariantFactory(), VariantFactory(), VariantFactory()
+    for variant in (in_stock, sold_out, never):
+        ChannelPrice.objects.create(variant=variant, channel=web, amount=Decimal("9.00"))
+    stock_receive(lines=[StockLine(in_stock.pk, store.pk, 5)], reference="d")
+    stock_receive(lines=[StockLine(sold_out.pk, store.pk, 1)], reference="d")  # safety 0
+    sync_channel_availability()
+    from inventory.services import stock_sell_now
+
+    stock_sell_now(lines=[StockLine(sold_out.pk, store.pk, 1)], reference="pos:1")
+    sync_channel_availability()
+    totals = manager_api.get("/api/v1/analytics/sales/").json()["totals"]
+    assert totals["stock_out_rate"] == {"web": round(2 / 3, 4)}

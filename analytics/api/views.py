@@ -54,6 +54,10 @@ class SalesTotalsSerializer(serializers.Serializer):
     pickup_share = serializers.FloatField()
     return_rate = serializers.FloatField()
     refunds = serializers.DecimalField(max_digits=14, decimal_places=2)
+    stock_out_rate = serializers.DictField(
+        child=serializers.FloatField(),
+        help_text="Per channel: share of its published SKUs it shows as unavailable now.",
+    )
 
 
 class SalesSerializer(serializers.Serializer):
