@@ -204,3 +204,19 @@ def test_two_tills_redeeming_at_once_cannot_spend_more_than_the_balance(shop):
     assert member.points >= 0
     assert PointsEntry.objects.filter(member=member, kind="redeemed").count() == 1
     assert_points_ledger_matches_balances()
+
+
+def test_api_clients_look_members_up_but_cannot_browse_them(shop):
+    member_id = buy(shop["till"], {"phone": "0633333333"}).json()["member"]
+    listing = shop["web"].get("/api/v1/members/")
+    assert listing.status_code == 400 and listing.json()["code"] == "invalid"
+    found = shop["web"].get("/api/v1/members/", {"phone": "06 33 33 33 33"}).json()["results"]
+    assert [m["id"] for m in found] == [member_id]
+    # Seen only at the till so far: the storefront cannot open them by id...
+    assert shop["web"].get(f"/api/v1/members/{member_id}/").status_code == 404
+    assert shop["web"].get(f"/api/v1/members/{member_id}/points/").status_code == 404
+    # ...until they shop online.
+    assert (
+        buy(shop["web"], member_id, fulfillment="pickup", pickup_location="lyon").status_code == 201
+    )
+    assert shop["web"].get(f"/api/v1/members/{member_id}/").status_code == 200

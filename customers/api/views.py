@@ -2,7 +2,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -35,15 +35,23 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     serializer_class = MemberSerializer
 
     def get_queryset(self):
+        """Staff may browse members. An API client looks a person up by their exact email or
+        phone, and opens by id only members seen in its channel: a till or a storefront must
+        not be able to page through everyone's contact details."""
         qs = member_list()
+        client = api_client_of(self.request)
         params = self.request.query_params
         if self.action == "list":
             email = services.normalize_email(params.get("email"))
             phone = services.normalize_phone(params.get("phone"))
+            if client is not None and not (email or phone):
+                raise ValidationError({"email": ["Look a member up by `email` or `phone`."]})
             if email:
                 qs = qs.filter(email=email)
             if phone:
                 qs = qs.filter(phone=phone)
+        elif client is not None:
+            qs = qs.filter(seen_in__channel_id=client.channel_id).distinct()
         return qs
 
     @extend_schema(
