@@ -443,3 +443,18 @@ def test_staff_see_an_orders_lines_movements_and_clear_the_review_flag(shop, cli
     assert "sale" in page and "TEE@lyon -2" in page
     client.post("/admin/orders/order/", {"action": "mark_reviewed", "_selected_action": [order.pk]})
     assert not Order.objects.get(pk=order.pk).needs_review
+
+
+def test_the_storefront_cannot_open_a_store_sale_but_a_till_opens_a_web_order(shop):
+    stock(shop, "TEE", "lyon", 5)
+    stock(shop, "TEE", "wh", 5)
+    sale = place(
+        shop["lyon_till"], fulfillment="in_store", lines=[{"sku": "TEE", "quantity": 1}]
+    ).json()
+    web_order = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
+    assert shop["web"].get(f"/api/v1/orders/{sale['id']}/").status_code == 404
+    assert shop["web"].get(f"/api/v1/orders/{sale['number']}/").status_code == 404
+    assert shop["web"].post(f"/api/v1/orders/{sale['id']}/cancel/").status_code == 404
+    assert (
+        shop["paris_till"].get(f"/api/v1/orders/{web_order.json()['number']}/").status_code == 200
+    )

@@ -85,8 +85,15 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return order_list(client=api_client_of(self.request))
 
     def get_object(self):
+        """Any order for a POS client (it takes returns for every channel) and for staff;
+        another client sees only its own channel's orders."""
         order = order_lookup(key=self.kwargs["pk"])
-        if order is None:
+        client = api_client_of(self.request)
+        if order is None or (
+            client is not None
+            and client.location_id is None
+            and order.channel_id != client.channel_id
+        ):
             raise NotFound("No order has that id or number.")
         return order
 
