@@ -1,13 +1,12 @@
 """Stock over the API: levels, the ledger, adjustments and counts, scoping, idempotency."""
 
-import threading
-
 import pytest
 from rest_framework.test import APIClient
 
 from inventory.models import StockLevel, StockMovement
 from inventory.services import StockLine, stock_receive, stock_reserve
 from omnichannel.models import IdempotencyRecord
+from tests.concurrency import require_postgres, run_in_threads
 from tests.conftest import as_client
 from tests.factories import ChannelLocationFactory, LocationFactory, VariantFactory, make_staff
 from tests.inventory_helpers import assert_ledger_matches_levels
@@ -272,32 +271,20 @@ def test_malformed_idempotency_key_is_400(tee, pos_client, key):
 
 @pytest.mark.django_db(transaction=True)
 def test_same_key_sent_at_the_same_moment_applies_once(pos, store):
-    from django.db import connection, connections
-
-    if connection.vendor != "postgresql":
-        pytest.fail("needs PostgreSQL")
+    require_postgres()
     from tests.factories import make_api_client
 
     variant = VariantFactory(sku="MUG")
     _, token = make_api_client(pos, store)
     body = {"sku": "MUG", "location": "lyon", "delta": 1, "reason": "receipt"}
-    barrier, answers = threading.Barrier(8), []
 
-    def send():
-        try:
-            barrier.wait(timeout=30)
-            response = as_client(token).post(
-                "/api/v1/stock/adjustments/", body, format="json", HTTP_IDEMPOTENCY_KEY="burst"
-            )
-            answers.append((response.status_code, response.json()))
-        finally:
-            connections.close_all()
+    def send(_):
+        response = as_client(token).post(
+            "/api/v1/stock/adjustments/", body, format="json", HTTP_IDEMPOTENCY_KEY="burst"
+        )
+        return response.status_code, response.json()
 
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = run_in_threads(8, send)
     assert [status for status, _ in answers] == [201] * 8
     assert all(body == answers[0][1] for _, body in answers)
     assert StockLevel.objects.get(variant=variant).on_hand == 1

@@ -1,11 +1,8 @@
 """Real threads against real PostgreSQL: the last units are sold once, and nothing deadlocks."""
 
 import random
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection, connections
 
 from inventory.models import StockLevel
 from inventory.services import (
@@ -16,6 +13,7 @@ from inventory.services import (
     stock_reserve,
     stock_sell_now,
 )
+from tests.concurrency import require_postgres, run_in_threads
 from tests.factories import LocationFactory, VariantFactory
 from tests.inventory_helpers import assert_ledger_matches_levels
 
@@ -24,23 +22,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
 @pytest.fixture(autouse=True)
 def _needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.fail("row-lock tests need PostgreSQL: CI has it; locally start it")
-
-
-def run_in_threads(count: int, work):
-    """Run `work(i)` in `count` threads released at the same instant; return the results."""
-    barrier = threading.Barrier(count)
-
-    def job(i):
-        try:
-            barrier.wait(timeout=30)
-            return work(i)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(job, range(count)))
+    require_postgres()
 
 
 def test_fifty_tills_and_the_web_take_the_last_ten_units_exactly_once():

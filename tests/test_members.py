@@ -1,16 +1,15 @@
 """One customer across channels, and points that add up."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
 from django.db.models import Sum
 
 from customers.models import Member, PointsEntry
 from customers.services import points_earn
 from inventory.services import StockLine, stock_receive
 from orders.models import Order
+from tests.concurrency import require_postgres, run_in_threads
 from tests.conftest import as_client
 from tests.factories import ChannelPriceFactory, VariantFactory, make_api_client
 
@@ -179,26 +178,13 @@ def test_an_unknown_member_id_is_400_and_nothing_is_sold(shop):
 
 @pytest.mark.django_db(transaction=True)
 def test_two_tills_redeeming_at_once_cannot_spend_more_than_the_balance(shop):
-    if connection.vendor != "postgresql":
-        pytest.fail("needs PostgreSQL")
+    require_postgres()
     member_id = buy(shop["till"], {"phone": "0622222222"}, quantity=5).json()["member"]
     assert Member.objects.get(pk=member_id).points == 100
     token = shop["till"]._credentials["HTTP_AUTHORIZATION"].split()[1]
-    barrier, codes = threading.Barrier(6), []
-
-    def redeem():
-        try:
-            barrier.wait(timeout=30)
-            response = buy(as_client(token), member_id, redeem_points=60)
-            codes.append(response.status_code)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=redeem) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    codes = run_in_threads(
+        6, lambda _: buy(as_client(token), member_id, redeem_points=60).status_code
+    )
     assert sorted(codes) == [201] + [409] * 5
     member = Member.objects.get(pk=member_id)
     assert member.points >= 0

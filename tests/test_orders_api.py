@@ -1,17 +1,16 @@
 """Every order flow end to end through the API, with the stock it moves."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
 from django.utils import timezone
 
 from inventory.models import ChannelAvailability, StockLevel
 from inventory.services import StockLine, stock_receive
 from orders.models import Order
 from orders.services import orders_expire_pickups
+from tests.concurrency import require_postgres, run_in_threads
 from tests.conftest import as_client
 from tests.factories import (
     ChannelLocationFactory,
@@ -388,28 +387,18 @@ def test_a_pos_sale_lowers_the_web_availability(shop, django_capture_on_commit_c
 
 @pytest.mark.django_db(transaction=True)
 def test_the_same_idempotency_key_at_the_same_moment_makes_one_order(shop):
-    if connection.vendor != "postgresql":
-        pytest.fail("needs PostgreSQL")
+    require_postgres()
     stock(shop, "TEE", "wh", 10)
     token = shop["web"]._credentials["HTTP_AUTHORIZATION"].split()[1]
-    barrier, answers = threading.Barrier(6), []
     body = {"fulfillment": "ship", "lines": [{"sku": "TEE", "quantity": 1}]}
 
-    def send():
-        try:
-            barrier.wait(timeout=30)
-            response = as_client(token).post(
-                "/api/v1/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY="checkout-42"
-            )
-            answers.append((response.status_code, response.json()))
-        finally:
-            connections.close_all()
+    def send(_):
+        response = as_client(token).post(
+            "/api/v1/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY="checkout-42"
+        )
+        return response.status_code, response.json()
 
-    threads = [threading.Thread(target=send) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = run_in_threads(6, send)
     assert [code for code, _ in answers] == [201] * 6
     assert len({body["id"] for _, body in answers}) == 1
     assert all(answer == answers[0][1] for _, answer in answers)

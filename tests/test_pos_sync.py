@@ -1,16 +1,15 @@
 """Offline POS sales: recorded once per till and client_id, oversold sales stand, flagged."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
 from django.utils import timezone
 
 from inventory.models import StockLevel
 from inventory.services import StockLine, stock_receive
 from orders.models import Order
+from tests.concurrency import require_postgres, run_in_threads
 from tests.conftest import as_client
 from tests.factories import ChannelPriceFactory, VariantFactory, make_api_client
 from tests.inventory_helpers import assert_ledger_matches_levels
@@ -108,24 +107,11 @@ def test_client_ids_belong_to_one_till(till, pos, store):
 
 @pytest.mark.django_db(transaction=True)
 def test_overlapping_syncs_of_one_batch_record_each_sale_once(till):
-    if connection.vendor != "postgresql":
-        pytest.fail("needs PostgreSQL")
+    require_postgres()
     _, tee, store, token = till
     batch = [sale(f"s{n}") for n in range(5)]
-    barrier = threading.Barrier(4)
-
-    def send():
-        try:
-            barrier.wait(timeout=30)
-            assert sync(as_client(token), *batch).status_code == 200
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=send) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = run_in_threads(4, lambda _: sync(as_client(token), *batch).status_code)
+    assert statuses == [200] * 4
     assert Order.objects.count() == 5
     assert on_hand(tee, store) == 2 - 5
     assert Order.objects.filter(needs_review=True).count() == 3
