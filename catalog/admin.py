@@ -1,23 +1,86 @@
 """The merchandisers' catalog: search, filters, variants inline on the product, prices
-inline on the variant, and CSV sheets with a preview before anything is written."""
+inline on the variant, and CSV sheets with a preview before anything is written.
 
-from django.contrib import admin
+Any save here that changes a product, a variant or a price queues the product's search-text
+refresh (it runs once the transaction commits), as an import does.
+"""
+
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import Count
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from import_export.admin import ImportExportModelAdmin
 
 from .models import Category, ChannelPrice, Product, Variant
-from .resources import ChannelPriceResource, VariantResource
+from .resources import ChannelPriceResource, VariantResource, describe_errors
 from .services import product_refresh_search_later
+
+
+class CategoryForm(forms.ModelForm):
+    class Meta:
+        model = Category
+        fields = ["name", "slug", "parent"]
+
+    def clean_parent(self):
+        """A category under itself or its own subcategory would make the tree a loop."""
+        parent = self.cleaned_data.get("parent")
+        node, seen = parent, set()
+        while self.instance.pk and node is not None and node.pk not in seen:
+            if node.pk == self.instance.pk:
+                raise forms.ValidationError(
+                    "A category cannot sit under itself or one of its subcategories."
+                )
+            seen.add(node.pk)
+            node = node.parent
+        return parent
 
 
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
+    form = CategoryForm
     list_display = ["name", "slug", "parent"]
     list_filter = ["parent"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     autocomplete_fields = ["parent"]
     list_select_related = ["parent"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "name" in form.changed_data:  # the category name is searchable text
+            product_refresh_search_later(
+                product_ids=obj.products.values_list("pk", flat=True)
+            )
+
+
+class CatalogSheetAdmin(ImportExportModelAdmin):
+    """Import (upload, preview, confirm) needs the rights to add and change everything the
+    sheet writes; export needs the right to view. The library's default lets any staff
+    member who reaches the list import."""
+
+    import_permissions: tuple[str, ...]
+
+    def has_import_permission(self, request):
+        return bool(self.import_permissions) and request.user.has_perms(self.import_permissions)
+
+    def has_export_permission(self, request):
+        return self.has_view_permission(request)
+
+    def process_result(self, result, request):
+        """The confirm step imports the file again; if the catalog changed since the preview
+        and a row no longer fits, nothing was written: say so instead of "Import finished"."""
+        if result.has_errors() or result.has_validation_errors():
+            messages.error(
+                request,
+                f"Nothing was imported, the file no longer fits the catalog: "
+                f"{describe_errors(result)}. Upload it again to see every row.",
+            )
+            info = self.get_model_info()
+            return HttpResponseRedirect(
+                reverse("admin:{}_{}_import".format(*info), current_app=self.admin_site.name)
+            )
+        return super().process_result(result, request)
 
 
 class VariantInline(admin.TabularInline):
@@ -30,7 +93,7 @@ class VariantInline(admin.TabularInline):
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "category", "is_active", "variant_count", "updated_at"]
-    list_filter = ["is_active", "category"]
+    list_filter = ["category", "is_active"]
     search_fields = ["code", "name", "variants__sku", "variants__barcode"]
     autocomplete_fields = ["category"]
     readonly_fields = ["created_at", "updated_at"]
@@ -56,8 +119,14 @@ class ChannelPriceInline(admin.TabularInline):
 
 
 @admin.register(Variant)
-class VariantAdmin(ImportExportModelAdmin):
+class VariantAdmin(CatalogSheetAdmin):
     resource_classes = [VariantResource]
+    import_permissions = (
+        "catalog.add_product",
+        "catalog.change_product",
+        "catalog.add_variant",
+        "catalog.change_variant",
+    )
     list_display = ["sku", "barcode", "name", "product", "is_active"]
     list_filter = ["is_active", "product__category"]
     search_fields = ["sku", "barcode", "name", "product__code", "product__name"]
@@ -65,21 +134,50 @@ class VariantAdmin(ImportExportModelAdmin):
     inlines = [ChannelPriceInline]
     list_select_related = ["product"]
 
+    def get_export_queryset(self, request):
+        return super().get_export_queryset(request).select_related("product__category")
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        product_refresh_search_later(product_ids=[form.instance.product_id])
+        product_ids = [form.instance.product_id]
+        if "product" in form.changed_data and form.initial.get("product"):
+            product_ids.append(form.initial["product"])  # moved: the old product changed too
+        product_refresh_search_later(product_ids=product_ids)
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        product_refresh_search_later(product_ids=[obj.product_id])
+
+    def delete_queryset(self, request, queryset):
+        product_ids = list(queryset.values_list("product_id", flat=True))
+        super().delete_queryset(request, queryset)
+        product_refresh_search_later(product_ids=product_ids)
 
 
 @admin.register(ChannelPrice)
-class ChannelPriceAdmin(ImportExportModelAdmin):
+class ChannelPriceAdmin(CatalogSheetAdmin):
     resource_classes = [ChannelPriceResource]
+    import_permissions = ("catalog.add_channelprice", "catalog.change_channelprice")
     list_display = ["sku", "channel", "amount", "published"]
     list_editable = ["amount", "published"]
     list_filter = ["channel", "published"]
-    search_fields = ["variant__sku", "variant__product__name"]
+    search_fields = ["variant__sku", "variant__barcode", "variant__product__name"]
     autocomplete_fields = ["variant"]
     list_select_related = ["variant", "channel"]
 
     @admin.display(ordering="variant__sku")
     def sku(self, obj):
         return obj.variant.sku
+
+    def save_model(self, request, obj, form, change):  # also each row saved from the list
+        super().save_model(request, obj, form, change)
+        product_refresh_search_later(product_ids=[obj.variant.product_id])
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        product_refresh_search_later(product_ids=[obj.variant.product_id])
+
+    def delete_queryset(self, request, queryset):
+        product_ids = list(queryset.values_list("variant__product_id", flat=True))
+        super().delete_queryset(request, queryset)
+        product_refresh_search_later(product_ids=product_ids)

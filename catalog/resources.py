@@ -6,11 +6,13 @@
 - The price sheet: sku, channel, amount, published.
 
 A bad value is reported on its row and column; a file with any bad row writes nothing (the
-import runs in one transaction, rolled back on any error).
+import runs in one transaction, rolled back on any error, see `AllOrNothingResource`). After a
+real import the touched products' search text is refreshed, once the transaction commits.
 """
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from import_export import fields
+from import_export.results import Result
 from import_export.widgets import (
     BooleanWidget,
     CharWidget,
@@ -24,6 +26,74 @@ from omnichannel.resources import AllOrNothingResource
 
 from .models import Category, ChannelPrice, Product, Variant
 from .services import product_refresh_search_later
+
+
+class TrimmedCharWidget(CharWidget):
+    """Text with the spaces a spreadsheet leaves around a cell removed."""
+
+    def clean(self, value, row=None, **kwargs):
+        value = super().clean(value, row=row, **kwargs)
+        return value.strip() if isinstance(value, str) else value
+
+
+class BlankIsNullWidget(TrimmedCharWidget):
+    """An empty cell is "no value" (NULL), e.g. a variant without a barcode."""
+
+    def clean(self, value, row=None, **kwargs):
+        return super().clean(value, row=row, **kwargs) or None
+
+
+class StrictBooleanWidget(BooleanWidget):
+    """1/0, true/false or yes/no; anything else is a row error, never a silent False
+    (the library's widget reads "yes" or "Y" as False)."""
+
+    TRUE = {"1", "true", "yes", "y"}
+    FALSE = {"0", "false", "no", "n"}
+
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int | float) and value in (0, 1):  # a spreadsheet's number cell
+            return bool(value)
+        text = "" if value is None else str(value).strip().lower()
+        if not text:
+            return None  # the field's default applies
+        if text in self.TRUE:
+            return True
+        if text in self.FALSE:
+            return False
+        raise ValueError(f"Use 1 or 0 (true/false, yes/no), not '{value}'.")
+
+
+class AmountWidget(DecimalWidget):
+    def clean(self, value, row=None, **kwargs):
+        try:
+            amount = super().clean(value, row=row, **kwargs)
+        except (ArithmeticError, TypeError, ValueError) as exc:  # decimal.InvalidOperation
+            raise ValueError(f"amount must be a number such as 12.90, not '{value}'.") from exc
+        if amount is None:
+            raise ValueError("amount is required.")
+        if not amount.is_finite():
+            raise ValueError(f"amount must be a number such as 12.90, not '{value}'.")
+        return amount
+
+
+class AttributesWidget(JSONWidget):
+    def clean(self, value, row=None, **kwargs):
+        if value is None or str(value).strip() == "":
+            return {}
+        try:
+            parsed = super().clean(value, row=row, **kwargs)
+        except ValueError as exc:  # JSONDecodeError is a ValueError
+            raise ValueError(
+                f'attributes must be a JSON object such as {{"size": "M"}}: {exc}'
+            ) from exc
+        if not isinstance(parsed, dict):
+            raise ValueError('attributes must be a JSON object such as {"size": "M"}.')
+        return parsed
+
+    def render(self, value, obj=None, **kwargs):
+        return super().render(value, obj=obj, **kwargs) or ""
 
 
 class LookupWidget(ForeignKeyWidget):
@@ -43,40 +113,10 @@ class LookupWidget(ForeignKeyWidget):
             raise ValueError(f"Unknown {self.label} '{value}'.") from exc
 
 
-class BlankIsNullWidget(CharWidget):
-    """An empty cell is "no value" (NULL), e.g. a variant without a barcode."""
-
-    def clean(self, value, row=None, **kwargs):
-        value = super().clean(value, row=row, **kwargs)
-        return value.strip() or None if isinstance(value, str) else value
-
-
-class AmountWidget(DecimalWidget):
-    def clean(self, value, row=None, **kwargs):
-        try:
-            return super().clean(value, row=row, **kwargs)
-        except (ArithmeticError, TypeError) as exc:  # decimal.InvalidOperation
-            raise ValueError(f"amount must be a number such as 12.90, not '{value}'.") from exc
-
-
-class AttributesWidget(JSONWidget):
-    def clean(self, value, row=None, **kwargs):
-        if value in (None, ""):
-            return {}
-        try:
-            parsed = super().clean(value, row=row, **kwargs)
-        except ValueError as exc:  # JSONDecodeError is a ValueError
-            raise ValueError(
-                f'attributes must be a JSON object such as {{"size": "M"}}: {exc}'
-            ) from exc
-        if not isinstance(parsed, dict):
-            raise ValueError('attributes must be a JSON object such as {"size": "M"}.')
-        return parsed
-
-
 class ProductByCodeWidget(ForeignKeyWidget):
     """Finds the product by `product_code`, or prepares a new one, with name, description
-    and category from the same row. Saved just before its variant (see the resource)."""
+    and category from the same row. Saved just before its variant (see the resource), so a
+    product is only ever written together with a valid variant row."""
 
     def __init__(self):
         super().__init__(Product, field="code")
@@ -89,7 +129,7 @@ class ProductByCodeWidget(ForeignKeyWidget):
         product = Product.objects.filter(code=code).first() or Product(code=code)
         name = str(row.get("product_name") or "").strip() or product.name
         if not name:
-            raise ValueError("product_name is required for a new product.")
+            raise ValueError(f"product_name is required for the new product '{code}'.")
         description = row.get("product_description")
         description = product.description if description is None else str(description)
         category = product.category
@@ -100,11 +140,8 @@ class ProductByCodeWidget(ForeignKeyWidget):
                 raise ValueError(f"Unknown category '{slug}'.")
         before = (product.name, product.description, product.category_id)
         product.name, product.description, product.category = name, description, category
-        product.import_changed = product.pk is None or before != (
-            name,
-            description,
-            category.pk if category else None,
-        )
+        after = (name, description, category.pk if category else None)
+        product.import_changed = product.pk is None or before != after
         try:
             product.full_clean(exclude=["search_text", "updated_at"], validate_unique=False)
         except ValidationError as exc:
@@ -116,15 +153,95 @@ class ProductByCodeWidget(ForeignKeyWidget):
         return value.code if value else ""
 
 
-class VariantResource(AllOrNothingResource):
-    sku = fields.Field(attribute="sku", column_name="sku", widget=CharWidget(allow_blank=False))
+def describe_errors(result: Result, limit: int = 5) -> str:
+    """The first few problems of an import, one line each: "row 3: barcode: ..."."""
+    lines = [f"file: {error.error}" for error in result.base_errors]
+    for number, errors in result.row_errors():
+        lines += [f"row {number}: {error.error}" for error in errors]
+    for invalid in result.invalid_rows:
+        for column, messages in invalid.error_dict.items():
+            where = "" if column == NON_FIELD_ERRORS else f"{column}: "
+            lines += [f"row {invalid.number}: {where}{message}" for message in messages]
+    more = f" (and {len(lines) - limit} more)" if len(lines) > limit else ""
+    return "; ".join(lines[:limit]) + more
+
+
+class CatalogSheet(AllOrNothingResource):
+    """What both sheets share: errors named by the sheet's columns, a row id given twice in
+    one file is an error (never "last row wins"), and the search refresh after a real import.
+    """
+
+    class Meta:
+        skip_unchanged = True
+        report_skipped = True
+        clean_model_instances = True
+        use_transactions = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.touched_products: set[int] = set()
+        self._rows_by_id: dict[tuple[str, ...], int] = {}
+
+    def product_id_of(self, instance) -> int:
+        raise NotImplementedError
+
+    def _column_of(self, key: str) -> str:
+        """The sheet's column for a model field or resource attribute name."""
+        for field in self.get_import_fields():
+            if key in (field.attribute, field.column_name):
+                return field.column_name
+        return key
+
+    def before_import_row(self, row, **kwargs):
+        columns = [self.fields[name].column_name for name in self.get_import_id_fields()]
+        key = tuple(str(row.get(column) or "").strip() for column in columns)
+        if not all(key):
+            return  # the missing id is reported on its own column
+        first = self._rows_by_id.setdefault(key, kwargs["row_number"])
+        if first != kwargs["row_number"]:
+            shown = ", ".join(f"{c} {v}" for c, v in zip(columns, key, strict=True))
+            raise ValidationError({columns[0]: f"{shown} is already on row {first} of this file."})
+
+    def validation_exclude(self, instance) -> set[str]:
+        """Model fields not to check yet (e.g. a foreign key to a row still to be saved)."""
+        return set()
+
+    def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
+        errors = dict(import_validation_errors or {})
+        try:
+            instance.full_clean(
+                exclude={*errors, *self.validation_exclude(instance)},
+                validate_unique=validate_unique,
+            )
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            named: dict[str, list] = {}
+            for key, messages in errors.items():
+                messages = messages if isinstance(messages, list) else [messages]
+                named.setdefault(self._column_of(key), []).extend(messages)
+            raise ValidationError(named)
+
+    def after_save_instance(self, instance, row, **kwargs):
+        super().after_save_instance(instance, row, **kwargs)
+        self.touched_products.add(self.product_id_of(instance))
+
+    def after_import(self, dataset, result, **kwargs):
+        super().after_import(dataset, result, **kwargs)
+        failed = result.has_errors() or result.has_validation_errors()
+        if not kwargs.get("dry_run", True) and not failed:
+            product_refresh_search_later(product_ids=self.touched_products)
+
+
+class VariantResource(CatalogSheet):
+    sku = fields.Field(attribute="sku", column_name="sku", widget=TrimmedCharWidget())
     barcode = fields.Field(attribute="barcode", column_name="barcode", widget=BlankIsNullWidget())
     name = fields.Field(attribute="name", column_name="name", widget=CharWidget())
     attributes = fields.Field(
         attribute="attributes", column_name="attributes", widget=AttributesWidget()
     )
     is_active = fields.Field(
-        attribute="is_active", column_name="is_active", widget=BooleanWidget(), default=True
+        attribute="is_active", column_name="is_active", widget=StrictBooleanWidget(), default=True
     )
     product_code = fields.Field(
         attribute="product", column_name="product_code", widget=ProductByCodeWidget()
@@ -139,7 +256,7 @@ class VariantResource(AllOrNothingResource):
         attribute="product__category__slug", column_name="category", readonly=True
     )
 
-    class Meta:
+    class Meta(CatalogSheet.Meta):
         model = Variant
         name = "Catalog sheet (one row per variant)"
         fields = (
@@ -154,55 +271,53 @@ class VariantResource(AllOrNothingResource):
             "category",
         )
         import_id_fields = ("sku",)
-        skip_unchanged = True
-        report_skipped = True
-        clean_model_instances = True
-        use_transactions = True
+
+    PRODUCT_COLUMNS = ("product_name", "product_description", "category")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.touched_products: set[int] = set()
+        self._product_rows: dict[str, tuple[int, tuple[str, ...]]] = {}
 
     def get_queryset(self):
         return Variant.objects.select_related("product__category").order_by("sku")
 
-    def validate_instance(self, instance, import_validation_errors=None, validate_unique=True):
-        errors = dict(import_validation_errors or {})
-        exclude = set(errors)
-        if instance.product_id is None:  # a new product is saved just before its variant
-            exclude.add("product")
-        try:
-            instance.full_clean(exclude=exclude, validate_unique=validate_unique)
-        except ValidationError as exc:
-            errors = exc.update_error_dict(errors)
-        if errors:
-            raise ValidationError(errors)
+    def product_id_of(self, instance) -> int:
+        return instance.product_id
+
+    def before_import_row(self, row, **kwargs):
+        """The rows of one product must describe it the same way (or leave it blank)."""
+        super().before_import_row(row, **kwargs)
+        code = str(row.get("product_code") or "").strip()
+        if not code:
+            return
+        described = tuple(str(row.get(column) or "").strip() for column in self.PRODUCT_COLUMNS)
+        first, seen = self._product_rows.setdefault(code, (kwargs["row_number"], described))
+        for column, mine, theirs in zip(self.PRODUCT_COLUMNS, described, seen, strict=True):
+            if mine and theirs and mine != theirs:
+                raise ValidationError(
+                    {column: f"Product '{code}' has {column} '{theirs}' on row {first}."}
+                )
+
+    def validation_exclude(self, instance) -> set[str]:
+        # A new product is saved just before its variant, once the whole row is valid.
+        return {"product"} if instance.product_id is None else set()
 
     def skip_row(self, instance, original, row, import_validation_errors=None):
-        product = (
-            instance.product
-            if instance.product_id or "product" in instance._state.fields_cache
-            else None
-        )
-        if product is not None and getattr(product, "import_changed", False):
+        product = instance.product if Variant.product.is_cached(instance) else None
+        if getattr(product, "import_changed", False):
             return False
         return super().skip_row(instance, original, row, import_validation_errors)
 
     def before_save_instance(self, instance, row, **kwargs):
+        super().before_save_instance(instance, row, **kwargs)
         product = instance.product
         if product.pk is None or getattr(product, "import_changed", False):
             product.save()
+            product.import_changed = False
             instance.product = product
 
-    def after_save_instance(self, instance, row, **kwargs):
-        self.touched_products.add(instance.product_id)
 
-    def after_import(self, dataset, result, **kwargs):
-        if not kwargs.get("dry_run") and not result.has_errors():
-            product_refresh_search_later(product_ids=self.touched_products)
-
-
-class ChannelPriceResource(AllOrNothingResource):
+class ChannelPriceResource(CatalogSheet):
     sku = fields.Field(
         attribute="variant", column_name="sku", widget=LookupWidget(Variant, "sku", "sku")
     )
@@ -213,20 +328,30 @@ class ChannelPriceResource(AllOrNothingResource):
     )
     amount = fields.Field(attribute="amount", column_name="amount", widget=AmountWidget())
     published = fields.Field(
-        attribute="published", column_name="published", widget=BooleanWidget(), default=True
+        attribute="published",
+        column_name="published",
+        widget=StrictBooleanWidget(),
+        default=True,
     )
 
-    class Meta:
+    class Meta(CatalogSheet.Meta):
         model = ChannelPrice
         name = "Price sheet (sku, channel, amount, published)"
         fields = ("sku", "channel", "amount", "published")
         import_id_fields = ("sku", "channel")
-        skip_unchanged = True
-        report_skipped = True
-        clean_model_instances = True
-        use_transactions = True
 
     def get_queryset(self):
         return ChannelPrice.objects.select_related("variant", "channel").order_by(
             "variant__sku", "channel__code"
         )
+
+    def get_instance(self, instance_loader, row):
+        try:
+            return super().get_instance(instance_loader, row)
+        except ValueError:
+            # An unknown sku or channel: the row goes on as new, so that import_instance
+            # reports it on its column with the row's other mistakes, as a validation error.
+            return None
+
+    def product_id_of(self, instance) -> int:
+        return instance.variant.product_id

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 import tablib
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from catalog.models import Category, ChannelPrice, Product, Variant
@@ -160,9 +160,9 @@ def test_a_duplicate_barcode_within_the_file_is_a_row_error(catalog):
     ],
 )
 def test_a_bad_price_file_reports_the_row_and_writes_nothing(catalog, row, message):
-    sku = Variant.objects.order_by("sku").first().sku
+    first, sku = Variant.objects.order_by("sku").values_list("sku", flat=True)[:2]
     before = snapshot()
-    csv = f"sku,channel,amount,published\n{sku},web,99.00,1\n{row.format(sku=sku)}\n"
+    csv = f"sku,channel,amount,published\n{first},web,99.00,1\n{row.format(sku=sku)}\n"
     result = reimport(ChannelPriceResource(), csv)
     reported = [str(invalid.error) for invalid in result.invalid_rows] + [
         str(errs[0].error) for _, errs in result.row_errors()
@@ -227,3 +227,68 @@ def test_admin_export_gives_the_catalog_sheet_header(catalog, merchandiser_clien
     response = merchandiser_client.post("/admin/catalog/variant/export/", data)
     assert response.status_code == 200
     assert response.content.decode().splitlines()[0].strip() == HEADER
+
+
+def test_a_row_id_given_twice_in_one_file_is_an_error_not_last_row_wins(catalog):
+    sku = Variant.objects.order_by("sku").first().sku
+    before = snapshot()
+    csv = f"sku,channel,amount,published\n{sku},web,11.00,1\n{sku},web,12.00,1\n"
+    result = reimport(ChannelPriceResource(), csv)
+    assert [invalid.number for invalid in result.invalid_rows] == [2]
+    assert "already on row 1" in str(result.invalid_rows[0].error)
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [("1", True), ("yes", True), ("Y", True), ("true", True), ("0", False), ("no", False)],
+)
+def test_published_reads_every_spreadsheet_spelling(catalog, cell, expected):
+    sku = Variant.objects.order_by("sku").first().sku
+    result = reimport(ChannelPriceResource(), f"sku,channel,amount,published\n{sku},pos,5,{cell}")
+    assert not result.has_validation_errors() and not result.has_errors()
+    assert ChannelPrice.objects.get(variant__sku=sku, channel__code="pos").published is expected
+
+
+def test_an_unreadable_flag_is_a_row_error_never_a_silent_false(catalog):
+    sku = Variant.objects.order_by("sku").first().sku
+    before = snapshot()
+    result = reimport(ChannelPriceResource(), f"sku,channel,amount,published\n{sku},web,5,maybe")
+    assert "not 'maybe'" in str(result.invalid_rows[0].error)
+    assert snapshot() == before
+
+
+def test_rows_of_one_product_must_describe_it_the_same_way(catalog):
+    rows = [
+        HEADER,
+        "TWO-1,,A,{},1,TWO,Two-way shirt,,shirts",
+        "TWO-2,,B,{},1,TWO,Another name,,shirts",
+    ]
+    before = snapshot()
+    result = reimport(VariantResource(), "\n".join(rows))
+    assert [invalid.number for invalid in result.invalid_rows] == [2]
+    assert "product_name 'Two-way shirt' on row 1" in str(result.invalid_rows[0].error)
+    assert snapshot() == before
+
+
+def test_staff_without_the_add_and_change_rights_cannot_import(catalog, client):
+    viewer = make_staff("viewer")  # staff, no catalog permissions beyond what is granted here
+    viewer.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_variant", "view_channelprice"])
+    )
+    client.force_login(viewer)
+    assert client.get("/admin/catalog/variant/import/").status_code == 403
+    assert client.get("/admin/catalog/channelprice/import/").status_code == 403
+    assert client.get("/admin/catalog/variant/export/").status_code == 200
+
+
+def test_a_category_cannot_be_moved_under_its_own_subcategory(catalog, merchandiser_client):
+    child = CategoryFactory(slug="tees", name="Tees", parent=catalog)
+    response = merchandiser_client.post(
+        f"/admin/catalog/category/{catalog.pk}/change/",
+        {"name": catalog.name, "slug": catalog.slug, "parent": child.pk},
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "cannot sit under itself" in response.content.decode()
+    catalog.refresh_from_db()
+    assert catalog.parent_id is None
