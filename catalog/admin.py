@@ -49,9 +49,7 @@ class CategoryAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if change and "name" in form.changed_data:  # the category name is searchable text
-            product_refresh_search_later(
-                product_ids=obj.products.values_list("pk", flat=True)
-            )
+            product_refresh_search_later(product_ids=obj.products.values_list("pk", flat=True))
 
 
 class CatalogSheetAdmin(ImportExportModelAdmin):
