@@ -5,12 +5,18 @@ second run finds nothing to change. The warehouse holds the most; stores hold a 
 some empty shelves and a few low ones, so the dashboards have something to show."""
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from django.db import connection
+from django.utils import timezone
 
 from catalog.models import Variant
+from omnichannel.bulk import copy_rows
 from omnichannel.models import Location
 
 from .availability import availability_rebuild
+from .models import StockLevel, StockMovement
 from .services import Count, stock_count_many
 
 BATCH = 2000
@@ -45,3 +51,49 @@ def seed(*, rng: random.Random, progress: Callable[[int, int], None] | None = No
             progress(min(start + BATCH, len(counts)), len(counts))
     availability_rebuild()
     return changed
+
+
+# (variant_id, location_id, delta, reserved_delta, reason, reference, created_at)
+LedgerRow = tuple[int, int, int, int, str, str, datetime]
+MOVEMENT_COLUMNS = (
+    "variant_id",
+    "location_id",
+    "delta",
+    "reserved_delta",
+    "reason",
+    "reference",
+    "created_at",
+    "note",
+)
+
+
+def bulk_ledger(rows: Sequence[LedgerRow]) -> int:
+    """History for the bulk demo orders: write the ledger rows and move each stock level by
+    their sum, in the caller's transaction, so the ledger still sums to every level."""
+    net: dict[tuple[int, int], list[int]] = {}
+    for variant_id, location_id, delta, reserved_delta, *_ in rows:
+        total = net.setdefault((variant_id, location_id), [0, 0])
+        total[0] += delta
+        total[1] += reserved_delta
+    copy_rows(StockMovement, MOVEMENT_COLUMNS, ((*row, "") for row in rows))
+    changed = sorted(net.items())  # every touched level exists afterwards, as with services
+    table = StockLevel._meta.db_table
+    now = timezone.now()
+    if connection.vendor != "postgresql":
+        now = connection.ops.adapt_datetimefield_value(now)
+    for start in range(0, len(changed), 4000):  # within every database's parameter limit
+        chunk = changed[start : start + 4000]
+        params = []
+        for (variant_id, location_id), (delta, reserved_delta) in chunk:
+            params += [variant_id, location_id, delta, reserved_delta, now]
+        with connection.cursor() as cursor:  # one upsert per chunk, in the global lock order
+            cursor.execute(
+                f"INSERT INTO {table} (variant_id, location_id, on_hand, reserved, updated_at) "
+                f"VALUES {', '.join(['(%s, %s, %s, %s, %s)'] * len(chunk))} "
+                f"ON CONFLICT (variant_id, location_id) DO UPDATE SET "
+                f"on_hand = {table}.on_hand + excluded.on_hand, "
+                f"reserved = {table}.reserved + excluded.reserved, "
+                f"updated_at = excluded.updated_at",
+                params,
+            )
+    return len(rows)

@@ -20,8 +20,9 @@ from omnichannel.models import Channel, ChannelLocation, Location
 from .models import Order
 from .services import LineRequest, order_place, order_return, order_transition
 
-SIZES = {"small": 1000, "large": 20000}
-PEOPLE = {"small": 300, "large": 5000}
+# Through the services; `--size large` adds a million more in bulk (orders.demo_bulk).
+SIZES = {"small": 1000, "large": 1000}
+PEOPLE = {"small": 300, "large": 300}
 FIRST = [
     "Alice",
     "Bruno",

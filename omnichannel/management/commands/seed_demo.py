@@ -14,6 +14,7 @@ import catalog.demo
 import inventory.demo
 import omnichannel.demo
 import orders.demo
+import orders.demo_bulk
 from analytics.jobs import nightly_run
 from analytics.models import NightlyRun
 
@@ -90,6 +91,17 @@ class Command(BaseCommand):
         with self.step("A year of orders") as done, progress_bar("Orders", "order") as progress:
             made = orders.demo.seed(size=size, rng=rng("orders"), progress=progress)
             done(f"{made:,} new orders")
+
+        bulk_orders, bulk_people = orders.demo_bulk.SIZES[size]
+        if bulk_orders:
+            with (
+                self.step("History at scale (bulk)") as done,
+                progress_bar("History", "order") as progress,
+            ):
+                made = orders.demo_bulk.seed_bulk(
+                    orders=bulk_orders, people=bulk_people, seed=f"{SEED}", progress=progress
+                )
+                done(f"{made:,} new orders")
 
         with self.step("Stock") as done, progress_bar("Stock", "level") as progress:
             changed = inventory.demo.seed(rng=rng("stock"), progress=progress)
