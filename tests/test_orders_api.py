@@ -447,3 +447,52 @@ def test_the_storefront_cannot_open_a_store_sale_but_a_till_opens_a_web_order(sh
     assert (
         shop["paris_till"].get(f"/api/v1/orders/{web_order.json()['number']}/").status_code == 200
     )
+
+
+@pytest.mark.parametrize(
+    ("client", "body"),
+    [
+        (
+            "lyon_till",
+            {
+                "fulfillment": "in_store",
+                "lines": [{"sku": "TEE", "quantity": 2}, {"sku": "MUG", "quantity": 1}],
+                "payments": [
+                    {"method": "card", "amount": "30.00"},
+                    {"method": "cash", "amount": "18.30"},
+                ],
+                "member": {"phone": "+33612345678"},
+            },
+        ),
+        (
+            "web",
+            {
+                "fulfillment": "pickup",
+                "pickup_location": "paris",
+                "lines": [{"sku": "MUG", "quantity": 1}],
+            },
+        ),
+        (
+            "web",
+            {
+                "fulfillment": "ship",
+                "lines": [{"sku": "TEE", "quantity": 12}],
+                "member": {"email": "a@example.com"},
+            },
+        ),
+    ],
+)
+def test_the_placement_answer_is_what_a_fresh_read_of_the_order_gives(shop, client, body):
+    """The 201 answer is built from what the service wrote, without reading it back: it
+    must equal a fresh GET of the order, field for field (a split ship order included)."""
+    stock(shop, "TEE", "lyon", 10)
+    stock(shop, "TEE", "wh", 5)
+    stock(shop, "MUG", "lyon", 3)
+    stock(shop, "MUG", "paris", 3)
+    response = place(shop[client], **body)
+    assert response.status_code == 201, response.json()
+    answer = response.json()
+    fresh = shop[client].get(f"/api/v1/orders/{answer['id']}/").json()
+    assert answer == fresh
+    if body["fulfillment"] == "ship":
+        assert {a["location"] for a in answer["allocations"]} == {"wh", "lyon"}  # split

@@ -134,7 +134,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             discount=fields.get("discount", services.ZERO),
             actor=actor_of(request),
         )
-        return self._answer(order.pk, status.HTTP_201_CREATED)
+        # The service hands the order back with what it wrote attached: no re-read.
+        return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED)
 
     def _transition(self, request, action_name: str) -> Response:
         order = self.get_object()
