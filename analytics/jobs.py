@@ -146,7 +146,7 @@ def clv_stage(*, as_of: date) -> tuple[int, dict]:
     if not rows:
         return 0
     ids = np.array([row[0] for row in rows])
-    days = np.array([str(row[1]) for row in rows], dtype="datetime64[D]")
+    days = np.array([row[1] for row in rows], dtype="datetime64[D]")
     spend = np.array([float(row[2]) for row in rows])
     summary = clv.summarise(ids, days, spend, calibration_end=as_of)
     try:
@@ -169,32 +169,46 @@ def clv_stage(*, as_of: date) -> tuple[int, dict]:
     finite = np.isfinite(expected) & np.isfinite(alive) & np.isfinite(value)
     if not finite.any():
         raise StageSkipped(f"the fitted BG/NBD is degenerate ({bgnbd}): no finite CLV")
-    scores = {score.member_id: score for score in MemberScore.objects.all()}
-    changed = []
-    rows = zip(
-        summary.customer_ids.tolist(),
-        expected.tolist(),
-        alive.tolist(),
-        value.tolist(),
-        finite.tolist(),
-        strict=True,
-    )
-    for member_id, purchases, p_alive, clv_12m, ok in rows:
-        score = scores.get(member_id)
-        if score is not None and ok:  # a non-finite figure is left empty, and counted
-            score.expected_purchases_90d = round(purchases, 4)
-            score.p_alive = round(p_alive, 4)
-            score.clv_12m = round(clv_12m, 2)
-            changed.append(score)
-    MemberScore.objects.bulk_update(
-        changed, ["expected_purchases_90d", "p_alive", "clv_12m"], batch_size=2000
+    keep = finite  # a non-finite figure is left empty, and counted
+    written = _write_clv(
+        summary.customer_ids[keep].tolist(),
+        np.round(expected[keep], 4).tolist(),
+        np.round(alive[keep], 4).tolist(),
+        [round(v, 2) for v in value[keep].tolist()],
     )
     fitted = {
         "bgnbd": bgnbd.__dict__,
         "gamma_gamma": gg.__dict__,
         "clv_not_finite": int((~finite).sum()),
     }
-    return len(changed), fitted
+    return written, fitted
+
+
+def _write_clv(member_ids, expected, alive, value) -> int:
+    """Set the CLV columns of the members' RFM rows: one UPDATE over arrays on PostgreSQL
+    (100,000 members in well under a second), chunked UPDATE ... FROM VALUES elsewhere."""
+    table = MemberScore._meta.db_table
+    columns = "expected_purchases_90d = v.e, p_alive = v.p, clv_12m = v.c"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} s SET {columns} FROM unnest(%s::bigint[], %s::float8[], "
+                f"%s::float8[], %s::numeric[]) AS v(id, e, p, c) WHERE s.member_id = v.id",
+                [member_ids, expected, alive, value],
+            )
+            return cursor.rowcount
+        written = 0
+        rows = list(zip(member_ids, expected, alive, value, strict=True))
+        for start in range(0, len(rows), 5000):
+            chunk = rows[start : start + 5000]
+            cursor.execute(
+                f"WITH v (id, e, p, c) AS (VALUES {', '.join(['(%s, %s, %s, %s)'] * len(chunk))}) "
+                f"UPDATE {table} SET {columns} FROM v "
+                f"WHERE {table}.member_id = v.id",
+                [x for row in chunk for x in row],
+            )
+            written += cursor.rowcount
+        return written
 
 
 class StageSkipped(Exception):
