@@ -211,6 +211,17 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # Requests per caller and period, counted in the cache (Redis): each API client by its id,
+    # each staff member by user id; callers without credentials (schema, docs) by IP address.
+    # Over the rate: 429 {"code": "throttled"} with Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "omnichannel.api.throttling.ClientRateThrottle",
+        "omnichannel.api.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "client": env.str("THROTTLE_RATE", default="3000/min"),
+        "anon": env.str("THROTTLE_RATE_ANON", default="60/min"),
+    },
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "iso-8601",
 }
