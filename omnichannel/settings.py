@@ -5,6 +5,7 @@ kombu's filesystem transport: a newcomer gets a working system with no server to
 With both set it runs on PostgreSQL and Redis, as in production.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -36,6 +37,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "import_export",
+    "axes",
     "omnichannel",
     "catalog",
     "inventory",
@@ -54,6 +56,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for too many failures into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "omnichannel.urls"
@@ -181,6 +185,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# Staff logins (the admin's and any other): after LOGIN_FAILURE_LIMIT wrong passwords for one
+# username from one IP address, that pair is refused for LOGIN_COOLOFF_MINUTES, the right
+# password included (django-axes; attempts are rows in the database, listed in the admin,
+# where deleting one lifts its lockout). A successful login starts the count afresh. Every
+# failed login and every login are also kept in the admin (access failure log, access log).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -211,6 +231,17 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # Requests per caller and period, counted in the cache (Redis): each API client by its id,
+    # each staff member by user id; callers without credentials (schema, docs) by IP address.
+    # Over the rate: 429 {"code": "throttled"} with Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "omnichannel.api.throttling.ClientRateThrottle",
+        "omnichannel.api.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "client": env.str("THROTTLE_RATE", default="3000/min"),
+        "anon": env.str("THROTTLE_RATE_ANON", default="60/min"),
+    },
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "iso-8601",
 }

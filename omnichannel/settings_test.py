@@ -50,3 +50,9 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Rates far above what any test sends, so counters left in Redis by an earlier run never refuse
+# a request; tests/test_throttling.py sets low rates where it proves the 429.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,  # noqa: F405
+    "DEFAULT_THROTTLE_RATES": {"client": "100000/min", "anon": "100000/min"},
+}

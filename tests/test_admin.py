@@ -36,6 +36,9 @@ NO_ADD_FORM = {
     "analytics.nightlyrun",
     "analytics.memberscore",
     "analytics.cohortretention",
+    "axes.accessattempt",
+    "axes.accesslog",
+    "axes.accessfailurelog",
 }
 
 
@@ -92,6 +95,12 @@ def world(web, pos, store):
     IdempotencyRecord.objects.create(
         scope="client:1", key="k", method="POST", path="/", fingerprint="f", status_code=201
     )
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    seen = {"username": "root", "ip_address": "127.0.0.1", "user_agent": "test"}
+    AccessAttempt.objects.create(**seen, failures_since_start=1)
+    AccessFailureLog.objects.create(**seen)
+    AccessLog.objects.create(**seen)
 
 
 def pages():

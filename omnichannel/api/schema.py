@@ -37,6 +37,23 @@ ValidationErrorSerializer = inline_serializer(
 
 
 class AutoSchema(SpectacularAutoSchema):
+    def get_operation(self, *args, **kwargs):
+        operation = super().get_operation(*args, **kwargs)
+        # Also on operations that declare their own responses: every throttled view may refuse.
+        if operation is not None and self.view.get_throttles():
+            error = self.resolve_serializer(ErrorSerializer, "response")
+            operation["responses"]["429"] = {
+                "description": "Over the caller's request rate.",
+                "headers": {
+                    "Retry-After": {
+                        "schema": {"type": "integer"},
+                        "description": "Seconds until the caller's count starts again.",
+                    }
+                },
+                "content": {"application/json": {"schema": error.ref}},
+            }
+        return operation
+
     def get_response_serializers(self):
         declared = super().get_response_serializers()
         if isinstance(declared, dict):

@@ -1,0 +1,71 @@
+"""Request rates per caller, counted in the shared cache (Redis when REDIS_URL is set).
+
+Each caller has one counter per window (a minute by default): an atomic increment of a key
+that expires with its window. Every web worker counts against the same number, and a request
+costs the same whatever the rate. DRF's SimpleRateThrottle instead reads, trims and writes back
+a list of timestamps on every request: at thousands of requests a minute that list is large,
+and concurrent workers overwrite each other's writes, so the limit would leak.
+
+The rates are read at request time from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] (a scope
+with no rate, or a rate of None, is not throttled).
+"""
+
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+from ..auth import api_client_of
+
+
+class WindowRateThrottle(SimpleRateThrottle):
+    def get_rate(self) -> str | None:
+        # DRF binds its rates when the module is imported; read them per request instead.
+        return api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
+
+    def allow_request(self, request, view) -> bool:
+        if self.rate is None:
+            return True
+        ident_key = self.get_cache_key(request, view)
+        if ident_key is None:
+            return True
+        now = self.timer()
+        window = int(now // self.duration)
+        key = f"{ident_key}_{window}"
+        try:
+            count = self.cache.incr(key)
+        except ValueError:
+            # The first request of this window opens it, unless another worker just did. The key
+            # lives a second longer than the window, so it outlives every request counted in it.
+            opened = self.cache.add(key, 1, timeout=self.duration + 1)
+            count = 1 if opened else self.cache.incr(key)
+        self.retry_after = (window + 1) * self.duration - now
+        return count <= self.num_requests
+
+    def wait(self) -> float:
+        return self.retry_after
+
+
+class ClientRateThrottle(WindowRateThrottle):
+    """Each API client (by its id) and each staff member (by user id) has its own counter."""
+
+    scope = "client"
+
+    def get_cache_key(self, request, view) -> str | None:
+        client = api_client_of(request)
+        if client is not None:
+            ident = f"client:{client.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"user:{request.user.pk}"
+        else:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class AnonRateThrottle(WindowRateThrottle):
+    """Callers without credentials (the schema and the docs), by IP address."""
+
+    scope = "anon"
+
+    def get_cache_key(self, request, view) -> str | None:
+        if request.user and request.user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -1,0 +1,108 @@
+"""Staff login lockout (django-axes): 5 wrong passwords lock one username at one address."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from axes.models import AccessAttempt, AccessFailureLog
+from django.test import Client
+
+from tests.factories import make_staff
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "pw-for-tests-123"  # what make_staff gives
+LOGIN = "/admin/login/?next=/admin/"
+
+
+def log_in(client: Client, username: str, password: str, address: str = "127.0.0.1"):
+    return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def logged_in(client: Client) -> bool:
+    return client.get("/admin/").status_code == 200
+
+
+def fail(client: Client, username: str, times: int, address: str = "127.0.0.1"):
+    return [log_in(client, username, "wrong", address).status_code for _ in range(times)]
+
+
+def test_five_wrong_passwords_lock_the_login_and_the_right_one_is_refused(settings):
+    assert settings.AXES_ENABLED and settings.AXES_FAILURE_LIMIT == 5
+    make_staff("clerk")
+    client = Client()
+    assert fail(client, "clerk", 4) == [200] * 4  # the login form again, with its error
+    locked = log_in(client, "clerk", "wrong")
+    assert locked.status_code == 429
+    right = log_in(client, "clerk", PASSWORD)
+    assert right.status_code == 429
+    assert not logged_in(client)
+    assert AccessFailureLog.objects.filter(username="clerk").count() == 6
+
+
+def test_the_lockout_page_says_why_and_for_how_long():
+    make_staff("clerk")
+    client = Client()
+    fail(client, "clerk", 4)
+    page = log_in(client, "clerk", "wrong")
+    assert page.status_code == 429
+    text = page.content.decode()
+    assert "Login locked" in text
+    assert "Omnichannel back office" in text
+    assert "clerk" in text
+    assert "0:15:00" in text  # LOGIN_COOLOFF_MINUTES
+
+
+def test_another_user_and_the_same_user_elsewhere_are_unaffected():
+    make_staff("clerk")
+    make_staff("manager")
+    attacker = Client()
+    fail(attacker, "clerk", 5)
+    other_user = Client()
+    assert log_in(other_user, "manager", PASSWORD).status_code == 302
+    assert logged_in(other_user)
+    at_the_office = Client()  # username and address together are locked, not the username alone
+    assert log_in(at_the_office, "clerk", PASSWORD, address="10.1.2.3").status_code == 302
+    assert logged_in(at_the_office)
+
+
+def test_after_the_cool_off_the_user_logs_in(settings):
+    settings.AXES_COOLOFF_TIME = timedelta(seconds=1)
+    make_staff("clerk")
+    client = Client()
+    fail(client, "clerk", 5)
+    assert log_in(client, "clerk", PASSWORD).status_code == 429
+    time.sleep(1.2)
+    assert log_in(client, "clerk", PASSWORD).status_code == 302
+    assert logged_in(client)
+
+
+def test_an_admin_deleting_the_attempt_lifts_the_lockout():
+    make_staff("clerk")
+    client = Client()
+    fail(client, "clerk", 5)
+    assert log_in(client, "clerk", PASSWORD).status_code == 429
+    admin = Client()
+    admin.force_login(make_staff("root", superuser=True))
+    attempt = AccessAttempt.objects.get(username="clerk")
+    assert admin.get("/admin/axes/accessattempt/").status_code == 200
+    response = admin.post(f"/admin/axes/accessattempt/{attempt.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert log_in(client, "clerk", PASSWORD).status_code == 302
+    assert logged_in(client)
+
+
+def test_a_successful_login_starts_the_count_afresh():
+    make_staff("clerk")
+    client = Client()
+    fail(client, "clerk", 4)
+    assert log_in(client, "clerk", PASSWORD).status_code == 302
+    client.logout()
+    assert fail(client, "clerk", 4) == [200] * 4
+    assert log_in(client, "clerk", PASSWORD).status_code == 302
+
+
+def test_an_unknown_username_is_locked_the_same_way():
+    """No hint whether the account exists: the lockout looks the same."""
+    client = Client()
+    assert fail(client, "nobody", 5) == [200] * 4 + [429]
