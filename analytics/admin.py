@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.utils.html import format_html_join
 
-from omnichannel.admin_base import ReadOnlyAdminMixin
+from omnichannel.admin_base import ReadOnlyAdminMixin, WholeBusinessAdminMixin
 
 from .models import CohortRetention, MemberScore, NightlyRun
 
@@ -41,7 +41,7 @@ class NightlyRunAdmin(ReadOnly):
 
 
 @admin.register(MemberScore)
-class MemberScoreAdmin(ReadOnly):
+class MemberScoreAdmin(WholeBusinessAdminMixin, ReadOnly):
     list_display = [
         "member",
         "segment",
@@ -59,6 +59,6 @@ class MemberScoreAdmin(ReadOnly):
 
 
 @admin.register(CohortRetention)
-class CohortRetentionAdmin(ReadOnly):
+class CohortRetentionAdmin(WholeBusinessAdminMixin, ReadOnly):
     list_display = ["cohort", "first_channel", "months_since", "members", "active"]
     list_filter = ["first_channel", "cohort"]

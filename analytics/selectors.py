@@ -7,7 +7,9 @@ from django.db.models import Avg, Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
 from inventory.selectors import stock_out_rate_by_channel
+from omnichannel.selectors import StoreLimit
 from orders.models import Order, Return
+from orders.selectors import orders_within_limit
 
 from .models import CohortRetention, MemberScore
 
@@ -19,14 +21,22 @@ GROUPS = {
 }
 
 
-def sales(*, start: date, end: date, by: str) -> dict:
+def _handed_over(limit: StoreLimit):
+    """Orders whose goods were handed over; with a store limit, only its stores' orders
+    (sold at, collected at or served from them: the orders the staff member may see)."""
+    return orders_within_limit(Order.objects.filter(status__in=HANDED_OVER), limit=limit)
+
+
+def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
     """Sales between two dates (inclusive) grouped by channel, location or day, with the
-    pickup share and return rate of the period."""
-    orders = Order.objects.filter(
-        status__in=HANDED_OVER, created_at__date__gte=start, created_at__date__lte=end
-    ).annotate(
-        day=TruncDate("created_at"),
-        where=Coalesce("location__code", "pickup_location__code", Value("web")),
+    pickup share and return rate of the period; with a store limit, its stores' only."""
+    orders = (
+        _handed_over(limit)
+        .filter(created_at__date__gte=start, created_at__date__lte=end)
+        .annotate(
+            day=TruncDate("created_at"),
+            where=Coalesce("location__code", "pickup_location__code", Value("web")),
+        )
     )
     rows = (
         orders.values(key=F(GROUPS[by]))
@@ -79,16 +89,17 @@ def retention():
     return CohortRetention.objects.order_by("cohort", "first_channel", "months_since")
 
 
-def daily_revenue_by_channel(*, days: int = 90, today: date | None = None) -> dict:
+def daily_revenue_by_channel(
+    *, days: int = 90, today: date | None = None, limit: StoreLimit = None
+) -> dict:
     """{"days": [...], "channels": {code: [revenue per day]}} for the last `days` days."""
     from datetime import timedelta
 
     end = today or date.today()
     start = end - timedelta(days=days - 1)
     rows = (
-        Order.objects.filter(
-            status__in=HANDED_OVER, created_at__date__gte=start, created_at__date__lte=end
-        )
+        _handed_over(limit)
+        .filter(created_at__date__gte=start, created_at__date__lte=end)
         .annotate(day=TruncDate("created_at"))
         .values("day", "channel__code")
         .annotate(revenue=Sum("total"))
@@ -102,14 +113,21 @@ def daily_revenue_by_channel(*, days: int = 90, today: date | None = None) -> di
     return {"days": [day.isoformat() for day in axis], "channels": channels}
 
 
-def top_products(*, days: int = 90, limit: int = 10, today: date | None = None) -> list[dict]:
+def top_products(
+    *,
+    days: int = 90,
+    limit: int = 10,
+    today: date | None = None,
+    store_limit: StoreLimit = None,
+) -> list[dict]:
     from datetime import timedelta
 
     from orders.models import OrderLine
 
     since = (today or date.today()) - timedelta(days=days)
+    orders = _handed_over(store_limit).filter(created_at__date__gte=since)
     return list(
-        OrderLine.objects.filter(order__status__in=HANDED_OVER, order__created_at__date__gte=since)
+        OrderLine.objects.filter(order__in=orders.values("pk"))
         .values("sku", "name")
         .annotate(revenue=Sum("line_total"), units=Sum("quantity"))
         .order_by("-revenue", "sku")[:limit]

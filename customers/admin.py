@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
 
 from omnichannel.admin_base import ReadOnlyInline
+from omnichannel.selectors import store_limit
 from orders.models import Order
+from orders.selectors import orders_within_limit
 
 from . import privacy
 from .models import Member, MemberChannel, MemberEvent, PointsEntry
@@ -27,6 +29,12 @@ class OrderInline(ReadOnlyInline):
     readonly_fields = fields
     show_change_link = True
     ordering = ["-created_at"]
+
+    def get_queryset(self, request):
+        """A store-limited staff member sees the member's orders at their stores only."""
+        return orders_within_limit(
+            super().get_queryset(request), limit=store_limit(user=request.user)
+        )
 
 
 @admin.register(Member)

@@ -13,9 +13,14 @@ from django.urls import path, reverse
 from import_export.admin import ImportExportMixin
 
 from catalog.models import Variant
-from omnichannel.admin_base import ReadOnlyAdminMixin
+from omnichannel.admin_base import (
+    AllowedLocationFilter,
+    ReadOnlyAdminMixin,
+    StoreLimitedAdminMixin,
+)
 from omnichannel.errors import DomainError
 from omnichannel.models import Location
+from omnichannel.selectors import location_allowed, locations_allowed, store_limit
 
 from . import services, transfers
 from .models import (
@@ -29,6 +34,7 @@ from .models import (
     WebhookSubscription,
 )
 from .resources import CycleCountResource
+from .selectors import transfer_acting_location_id
 
 LOW_STOCK = 3
 
@@ -56,8 +62,10 @@ class StockHealthFilter(admin.SimpleListFilter):
 
 
 class AdjustmentForm(forms.Form):
+    """One adjustment or count; the locations offered (and accepted) are the staff member's."""
+
     sku = forms.CharField(max_length=64)
-    location = forms.ModelChoiceField(Location.objects.order_by("code"), to_field_name="code")
+    location = forms.ModelChoiceField(Location.objects.none(), to_field_name="code")
     kind = forms.ChoiceField(
         choices=[("delta", "Change on hand by"), ("counted", "Cycle count: on hand is now")]
     )
@@ -68,6 +76,10 @@ class AdjustmentForm(forms.Form):
     )
     note = forms.CharField(max_length=500, required=False)
 
+    def __init__(self, *args, limit, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["location"].queryset = locations_allowed(limit=limit)
+
     def clean_sku(self):
         sku = self.cleaned_data["sku"].strip()
         if not Variant.objects.filter(sku=sku).exists():
@@ -76,13 +88,16 @@ class AdjustmentForm(forms.Form):
 
 
 @admin.register(StockLevel)
-class StockLevelAdmin(ReadOnlyAdminMixin, ImportExportMixin, admin.ModelAdmin):
-    """Import a cycle count as CSV (`sku,location,counted`); export gives the count sheet."""
+class StockLevelAdmin(
+    StoreLimitedAdminMixin, ReadOnlyAdminMixin, ImportExportMixin, admin.ModelAdmin
+):
+    """Import a cycle count as CSV (`sku,location,counted`); export gives the count sheet.
+    A store-limited staff member sees, exports, adjusts and counts their stores only."""
 
     resource_classes = [CycleCountResource]
 
     list_display = ["sku", "product", "location", "on_hand", "reserved", "available", "updated_at"]
-    list_filter = [StockHealthFilter, "location"]
+    list_filter = [StockHealthFilter, ("location", AllowedLocationFilter)]
     search_fields = ["variant__sku", "variant__barcode", "variant__product__name"]
     list_select_related = ["variant__product", "location"]
     import_export_change_list_template = "admin/inventory/stocklevel/change_list.html"
@@ -92,6 +107,12 @@ class StockLevelAdmin(ReadOnlyAdminMixin, ImportExportMixin, admin.ModelAdmin):
 
     def has_export_permission(self, request):
         return request.user.has_perm("inventory.view_stocklevel")
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        return {
+            **super().get_import_resource_kwargs(request, **kwargs),
+            "limit": store_limit(user=request.user),
+        }
 
     @admin.display(ordering="variant__sku")
     def sku(self, obj):
@@ -119,7 +140,7 @@ class StockLevelAdmin(ReadOnlyAdminMixin, ImportExportMixin, admin.ModelAdmin):
         """Adjust or count one SKU at one location, through the stock services."""
         if not request.user.has_perm("inventory.add_stockmovement"):
             raise PermissionDenied
-        form = AdjustmentForm(request.POST or None)
+        form = AdjustmentForm(request.POST or None, limit=store_limit(user=request.user))
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             variant_id = Variant.objects.get(sku=data["sku"]).pk
@@ -159,7 +180,7 @@ class StockLevelAdmin(ReadOnlyAdminMixin, ImportExportMixin, admin.ModelAdmin):
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StockMovementAdmin(StoreLimitedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The ledger: append-only, here and in the database."""
 
     list_display = [
@@ -173,7 +194,7 @@ class StockMovementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "created_by",
         "api_client",
     ]
-    list_filter = ["reason", "location"]
+    list_filter = ["reason", ("location", AllowedLocationFilter)]
     search_fields = ["variant__sku", "reference", "note"]
     date_hierarchy = "created_at"
     list_select_related = ["variant", "location", "created_by", "api_client__channel"]
@@ -190,7 +211,11 @@ class TransferLineInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Transfer)
-class TransferAdmin(admin.ModelAdmin):
+class TransferAdmin(StoreLimitedAdminMixin, admin.ModelAdmin):
+    """A store-limited staff member sees the transfers from or to their stores; ships and
+    cancels from them, receives at them (the same rule as the API)."""
+
+    store_limit_fields = ("from_location", "to_location")
     list_display = [
         "id",
         "from_location",
@@ -200,7 +225,11 @@ class TransferAdmin(admin.ModelAdmin):
         "shipped_at",
         "received_at",
     ]
-    list_filter = ["status", "from_location", "to_location"]
+    list_filter = [
+        "status",
+        ("from_location", AllowedLocationFilter),
+        ("to_location", AllowedLocationFilter),
+    ]
     readonly_fields = [
         "from_location",
         "to_location",
@@ -219,9 +248,25 @@ class TransferAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # created through the API (POS) or stock/transfers/, where stock is reserved
 
-    def _each(self, request, queryset, operation, done: str):
+    STEPS = {
+        "ship": (transfers.transfer_ship, "shipped"),
+        "receive": (transfers.transfer_receive, "received"),
+        "cancel": (transfers.transfer_cancel, "cancelled"),
+    }
+
+    def _each(self, request, queryset, action: str):
+        operation, done = self.STEPS[action]
         ok = 0
+        limit = store_limit(user=request.user)
         for transfer in queryset:
+            acting = transfer_acting_location_id(transfer, action=action)
+            if not location_allowed(limit=limit, location_id=acting):
+                messages.error(
+                    request,
+                    f"Transfer #{transfer.pk}: your staff account is limited to other stores "
+                    f"than the one that must {action} it.",
+                )
+                continue
             try:
                 operation(transfer_id=transfer.pk, actor=services.Actor(user_id=request.user.pk))
                 ok += 1
@@ -232,15 +277,15 @@ class TransferAdmin(admin.ModelAdmin):
 
     @admin.action(description="Ship the selected transfers", permissions=["change"])
     def ship(self, request, queryset):
-        self._each(request, queryset, transfers.transfer_ship, "shipped")
+        self._each(request, queryset, "ship")
 
     @admin.action(description="Receive as shipped (no discrepancy)", permissions=["change"])
     def receive_as_shipped(self, request, queryset):
-        self._each(request, queryset, transfers.transfer_receive, "received")
+        self._each(request, queryset, "receive")
 
     @admin.action(description="Cancel (before shipping)", permissions=["change"])
     def cancel(self, request, queryset):
-        self._each(request, queryset, transfers.transfer_cancel, "cancelled")
+        self._each(request, queryset, "cancel")
 
 
 @admin.register(ChannelAvailability)

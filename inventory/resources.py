@@ -1,6 +1,7 @@
 """CSV of a cycle count (`sku,location,counted`): exported as a count sheet, imported with
 django-import-export's preview. Each row is applied by `inventory.services.stock_count`, so
-the ledger records every difference; a file with any bad row writes nothing."""
+the ledger records every difference; a file with any bad row writes nothing, a row at a
+location outside the importing staff member's store limit included."""
 
 from import_export import fields
 from import_export.widgets import ForeignKeyWidget, IntegerWidget
@@ -8,6 +9,7 @@ from import_export.widgets import ForeignKeyWidget, IntegerWidget
 from catalog.models import Variant
 from omnichannel.models import Location
 from omnichannel.resources import AllOrNothingResource
+from omnichannel.selectors import StoreLimit, location_allowed
 
 from . import services
 from .models import StockLevel
@@ -21,6 +23,20 @@ class CountedWidget(IntegerWidget):
         if not 0 <= counted <= services.MAX_QUANTITY:
             raise ValueError(f"counted must be between 0 and {services.MAX_QUANTITY}.")
         return int(counted)
+
+
+class AllowedLocationWidget(ForeignKeyWidget):
+    """A location by code, refused when it is outside the store limit."""
+
+    def __init__(self, *, limit: StoreLimit):
+        super().__init__(Location, field="code")
+        self.limit = limit
+
+    def clean(self, value, row=None, **kwargs):
+        location = super().clean(value, row=row, **kwargs)
+        if location is not None and not location_allowed(limit=self.limit, location_id=location.pk):
+            raise ValueError(f"Your staff account may not count stock at '{value}'.")
+        return location
 
 
 class CycleCountResource(AllOrNothingResource):
@@ -41,6 +57,10 @@ class CycleCountResource(AllOrNothingResource):
         skip_unchanged = True
         report_skipped = True
         use_transactions = True
+
+    def __init__(self, *, limit: StoreLimit = None, **kwargs):
+        super().__init__(**kwargs)
+        self.fields["location"].widget = AllowedLocationWidget(limit=limit)
 
     def get_queryset(self):
         return StockLevel.objects.select_related("variant", "location").order_by(

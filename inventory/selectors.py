@@ -4,7 +4,7 @@ from django.db.models import Count, F, Prefetch, Q, QuerySet
 
 from catalog.selectors import variant_ids_by_sku
 from omnichannel.models import ApiClient, Channel
-from omnichannel.selectors import location_list
+from omnichannel.selectors import StoreLimit, location_list, within_limit
 
 from .models import ChannelAvailability, StockLevel, StockMovement, Transfer, TransferLine
 
@@ -15,13 +15,13 @@ def _visible(qs, client: ApiClient | None):
     return qs.filter(location__in=location_list(client=client))
 
 
-def stock_list(*, client: ApiClient | None) -> QuerySet[StockLevel]:
-    qs = StockLevel.objects.select_related("variant", "location")
+def stock_list(*, client: ApiClient | None, limit: StoreLimit = None) -> QuerySet[StockLevel]:
+    qs = within_limit(StockLevel.objects.select_related("variant", "location"), limit=limit)
     return _visible(qs, client).order_by("variant__sku", "location__code")
 
 
-def movement_list(*, client: ApiClient | None) -> QuerySet[StockMovement]:
-    qs = StockMovement.objects.select_related("variant", "location")
+def movement_list(*, client: ApiClient | None, limit: StoreLimit = None) -> QuerySet[StockMovement]:
+    qs = within_limit(StockMovement.objects.select_related("variant", "location"), limit=limit)
     return _visible(qs, client).order_by("-id")
 
 
@@ -54,22 +54,24 @@ def availability_for_skus(*, channel: Channel, skus: list[str]) -> list[dict]:
     return result
 
 
-def transfer_list(*, client: ApiClient | None) -> QuerySet[Transfer]:
+def transfer_list(*, client: ApiClient | None, limit: StoreLimit = None) -> QuerySet[Transfer]:
     """Transfers from or to a location the caller may see, with their lines."""
     qs = Transfer.objects.select_related("from_location", "to_location").prefetch_related(
         Prefetch("lines", queryset=TransferLine.objects.select_related("variant"))
     )
+    qs = within_limit(qs, limit=limit, fields=("from_location", "to_location"))
     if client is not None:
         visible = location_list(client=client)
         qs = qs.filter(Q(from_location__in=visible) | Q(to_location__in=visible))
     return qs.order_by("-id")
 
 
-def stock_health_by_location(*, low: int = 3) -> list[dict]:
-    """Per location: SKUs out of stock (nothing available), low (1 to `low` available) and
-    negative (oversold offline, to review)."""
+def stock_health_by_location(*, low: int = 3, limit: StoreLimit = None) -> list[dict]:
+    """Per location (those of the store limit, when there is one): SKUs out of stock (nothing
+    available), low (1 to `low` available) and negative (oversold offline, to review)."""
     return list(
-        StockLevel.objects.values(location_code=F("location__code"))
+        within_limit(StockLevel.objects.all(), limit=limit)
+        .values(location_code=F("location__code"))
         .annotate(
             out=Count("pk", filter=Q(on_hand__gte=0) & Q(on_hand__lte=F("reserved"))),
             low=Count(
@@ -108,3 +110,10 @@ def stock_out_rate_by_channel() -> dict[str, float]:
         for code, total in sorted(published.items())
         if total
     }
+
+
+def transfer_acting_location_id(transfer: Transfer, *, action: str) -> int:
+    """The location whose stock a transfer step changes, so the one that must carry it out:
+    the origin requests, ships and cancels (its units are reserved, leave or are released),
+    the destination receives."""
+    return transfer.to_location_id if action == "receive" else transfer.from_location_id

@@ -1,7 +1,16 @@
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
 from . import services
-from .models import ApiClient, Channel, ChannelLocation, Location, WorkerHeartbeat
+from .models import (
+    ApiClient,
+    Channel,
+    ChannelLocation,
+    Location,
+    StaffStoreLimit,
+    WorkerHeartbeat,
+)
 
 
 class ChannelLocationInline(admin.TabularInline):
@@ -79,3 +88,23 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class StaffStoreLimitInline(admin.StackedInline):
+    """On a staff member's page: add a store limit to confine them to some locations,
+    delete it to lift the limit. Superusers are never limited."""
+
+    model = StaffStoreLimit
+    extra = 0
+    max_num = 1
+    filter_horizontal = ["locations"]
+    verbose_name_plural = "store limit (none: every store)"
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class StaffUserAdmin(UserAdmin):
+    inlines = [*UserAdmin.inlines, StaffStoreLimitInline]

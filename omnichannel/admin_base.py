@@ -1,7 +1,10 @@
 """Admin building blocks shared by the apps: pages for rows that only services or jobs write
-(ledgers, orders, computed figures), shown to staff but never edited by hand."""
+(ledgers, orders, computed figures), shown to staff but never edited by hand; and the staff
+store limit applied to pages of rows kept at a location."""
 
 from django.contrib import admin
+
+from .selectors import store_limit, within_limit
 
 
 class ReadOnlyAdminMixin:
@@ -18,3 +21,42 @@ class ReadOnlyAdminMixin:
 class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False
+
+
+class AllowedLocationFilter(admin.RelatedFieldListFilter):
+    """A location filter offering only the locations the staff member may see."""
+
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        limit = store_limit(user=request.user)
+        if limit is None:
+            return field.get_choices(include_blank=False, ordering=ordering)
+        return field.get_choices(
+            include_blank=False, ordering=ordering, limit_choices_to={"pk__in": limit}
+        )
+
+
+class StoreLimitedAdminMixin:
+    """Pages of rows kept at a location (stock, ledger, transfers, returns): a store-limited
+    staff member sees and changes only the rows of their stores; another store's row answers
+    as a missing one does (Django's "doesn't exist" redirect)."""
+
+    store_limit_fields: tuple[str, ...] = ("location",)
+
+    def get_queryset(self, request):
+        return within_limit(
+            super().get_queryset(request),
+            limit=store_limit(user=request.user),
+            fields=self.store_limit_fields,
+        )
+
+
+class WholeBusinessAdminMixin:
+    """Pages of figures over every store and channel (member scores, cohorts): hidden from a
+    store-limited staff member, as analytics.api refuses them the same figures."""
+
+    def has_module_permission(self, request):
+        return store_limit(user=request.user) is None and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return store_limit(user=request.user) is None and super().has_view_permission(request, obj)

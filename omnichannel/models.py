@@ -1,5 +1,6 @@
 """Channels, the locations that hold stock, which locations feed which channel, API clients."""
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MinValueValidator, RegexValidator
@@ -151,6 +152,29 @@ class ApiClient(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class StaffStoreLimit(models.Model):
+    """A staff member limited to some locations: they see and change only those locations'
+    stock, orders and figures. Without this row a staff member has no store limit (what their
+    Django permissions allow, everywhere); with it and no location chosen, they see none.
+    Superusers are never limited. `omnichannel.selectors.store_limit` reads it."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="store_limit"
+    )
+    locations = models.ManyToManyField(
+        Location,
+        related_name="staff_limits",
+        blank=True,
+        help_text="The only stores (or warehouses) this staff member sees and changes.",
+    )
+
+    class Meta:
+        verbose_name = "store limit"
+
+    def __str__(self) -> str:
+        return f"store limit of {self.user}"
 
 
 class WorkerHeartbeat(models.Model):

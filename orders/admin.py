@@ -1,6 +1,7 @@
 """Orders for staff: filters by channel, status, location and date; each order with its
 lines, allocations, payments, returns and the stock movements it caused; cancel and pickup
-steps through the same services as the API."""
+steps through the same services as the API. A store-limited staff member sees and moves on
+the orders of their stores, by the rules of orders.selectors, as in the API."""
 
 from django.contrib import admin, messages
 from django.db.models import Q
@@ -8,12 +9,13 @@ from django.utils.html import format_html_join
 
 from inventory.models import StockMovement
 from inventory.services import Actor
-from omnichannel.admin_base import ReadOnlyInline
+from omnichannel.admin_base import AllowedLocationFilter, ReadOnlyInline, StoreLimitedAdminMixin
 from omnichannel.errors import DomainError
-from omnichannel.models import Location
+from omnichannel.selectors import locations_allowed, store_limit
 
 from . import services
 from .models import Allocation, Order, OrderLine, Payment, Return, ReturnLine
+from .selectors import order_changeable, orders_within_limit
 
 
 class OrderLineInline(ReadOnlyInline):
@@ -40,7 +42,8 @@ class LocationFilter(admin.SimpleListFilter):
     parameter_name = "at"
 
     def lookups(self, request, model_admin):
-        return list(Location.objects.order_by("code").values_list("code", "name"))
+        limit = store_limit(user=request.user)
+        return list(locations_allowed(limit=limit).values_list("code", "name"))
 
     def queryset(self, request, queryset):
         if not self.value():
@@ -95,6 +98,11 @@ class OrderAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def get_queryset(self, request):
+        return orders_within_limit(
+            super().get_queryset(request), limit=store_limit(user=request.user)
+        )
+
     @admin.display(description="allocations")
     def allocations(self, order):
         rows = Allocation.objects.filter(line__order=order).select_related("line", "location")
@@ -136,7 +144,14 @@ class OrderAdmin(admin.ModelAdmin):
 
     def _each(self, request, queryset, action: str):
         done = 0
-        for order in queryset:
+        limit = store_limit(user=request.user)
+        for order in queryset.prefetch_related("lines__allocations"):
+            if not order_changeable(order, limit=limit):
+                messages.error(
+                    request,
+                    f"{order.number}: it also involves a store outside your staff account's limit.",
+                )
+                continue
             try:
                 services.order_transition(
                     order_id=order.pk, action=action, actor=Actor(user_id=request.user.pk)
@@ -178,9 +193,11 @@ class ReturnLineInline(ReadOnlyInline):
 
 
 @admin.register(Return)
-class ReturnAdmin(admin.ModelAdmin):
+class ReturnAdmin(StoreLimitedAdminMixin, admin.ModelAdmin):
+    """A store-limited staff member sees the returns taken at their stores."""
+
     list_display = ["id", "order", "location", "restock", "refund", "created_at"]
-    list_filter = ["location", "restock"]
+    list_filter = [("location", AllowedLocationFilter), "restock"]
     search_fields = ["order__number"]
     readonly_fields = [
         "order",

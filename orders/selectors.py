@@ -3,6 +3,7 @@
 from django.db.models import Prefetch, Q, QuerySet
 
 from omnichannel.models import ApiClient
+from omnichannel.selectors import StoreLimit
 
 from .models import Allocation, Order, OrderLine
 
@@ -16,21 +17,46 @@ def _with_details(qs: QuerySet[Order]) -> QuerySet[Order]:
     )
 
 
-def order_list(*, client: ApiClient | None) -> QuerySet[Order]:
+def orders_within_limit(qs: QuerySet[Order], *, limit: StoreLimit) -> QuerySet[Order]:
+    """The orders a store-limited staff member sees: sold at, collected at or served from
+    (allocated at) one of their stores. A subquery, not a join: no row counted twice."""
+    if limit is None:
+        return qs
+    served = Allocation.objects.filter(location_id__in=limit).values("line__order_id")
+    return qs.filter(Q(location_id__in=limit) | Q(pickup_location_id__in=limit) | Q(pk__in=served))
+
+
+def order_location_ids(order: Order) -> set[int]:
+    """Every location an order touches: its store, its pickup store, where it is allocated
+    (read from the prefetched allocations of `_with_details`)."""
+    ids = {order.location_id, order.pickup_location_id}
+    ids.update(a.location_id for line in order.lines.all() for a in line.allocations.all())
+    ids.discard(None)
+    return ids
+
+
+def order_changeable(order: Order, *, limit: StoreLimit) -> bool:
+    """A store-limited staff member moves an order on (cancel, pickup, ship: stock is
+    released or leaves) only when every location it touches is one of their stores."""
+    return limit is None or order_location_ids(order) <= limit
+
+
+def order_list(*, client: ApiClient | None, limit: StoreLimit = None) -> QuerySet[Order]:
     """A client sees its channel's orders, and a POS also the pickups at its store, whichever
-    channel took them. Staff see every order."""
+    channel took them. Staff see every order, or with a store limit those of their stores."""
     qs = Order.objects.all()
     if client is not None:
         visible = Q(channel_id=client.channel_id)
         if client.location_id:
             visible |= Q(pickup_location_id=client.location_id)
         qs = qs.filter(visible)
-    return _with_details(qs).order_by("-id")
+    return _with_details(orders_within_limit(qs, limit=limit)).order_by("-id")
 
 
-def order_lookup(*, key: str) -> Order | None:
-    """An order by id or by number, for any channel: a return can happen at any store."""
-    qs = _with_details(Order.objects.all())
+def order_lookup(*, key: str, limit: StoreLimit = None) -> Order | None:
+    """An order by id or by number, for any channel: a return can happen at any store. A
+    store-limited staff member finds only the orders of their stores."""
+    qs = _with_details(orders_within_limit(Order.objects.all(), limit=limit))
     if key.isdigit():
         return qs.filter(pk=int(key)).first()
     return qs.filter(number=key).first()

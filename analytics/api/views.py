@@ -1,5 +1,9 @@
 """Managers' numbers over the API. Staff with `analytics.view_memberscore` only: these are
-the whole business's figures, not a channel's."""
+the whole business's figures, not a channel's.
+
+A store-limited staff member gets the sales of their stores only, and no member-level figures
+(RFM, CLV, retention): those are about people who buy in every store and channel, so they
+cannot be cut by store, and they would show the rest of the business's trade."""
 
 from datetime import date, timedelta
 
@@ -9,6 +13,7 @@ from rest_framework import generics, permissions, serializers
 from rest_framework.response import Response
 
 from omnichannel.auth import api_client_of
+from omnichannel.selectors import store_limit
 
 from .. import selectors
 from ..models import CohortRetention, MemberScore
@@ -25,6 +30,13 @@ class StaffAnalyticsPermission(permissions.BasePermission):
             and user.is_staff
             and user.has_perm("analytics.view_memberscore")
         )
+
+
+class WholeBusinessAnalyticsPermission(StaffAnalyticsPermission):
+    message = "Member-level figures cover every store: not for a store-limited staff account."
+
+    def has_permission(self, request, view) -> bool:
+        return super().has_permission(request, view) and store_limit(user=request.user) is None
 
 
 class SalesQuerySerializer(serializers.Serializer):
@@ -75,7 +87,8 @@ SalesSerializer._declared_fields = {
 
 
 class SalesView(generics.GenericAPIView):
-    """Sales of goods handed over (all channels) by channel, location or day."""
+    """Sales of goods handed over (all channels) by channel, location or day; for a
+    store-limited staff member, the orders of their stores only."""
 
     permission_classes = [StaffAnalyticsPermission]
     serializer_class = SalesSerializer
@@ -104,6 +117,7 @@ class SalesView(generics.GenericAPIView):
             start=params.validated_data["start"],
             end=params.validated_data["end"],
             by=params.validated_data["by"],
+            limit=store_limit(user=request.user),
         )
         return Response(SalesSerializer(body).data)
 
@@ -118,7 +132,7 @@ class SegmentSerializer(serializers.Serializer):
 class RfmView(generics.GenericAPIView):
     """RFM segments from the last nightly run, with their size and average value."""
 
-    permission_classes = [StaffAnalyticsPermission]
+    permission_classes = [WholeBusinessAnalyticsPermission]
     serializer_class = SegmentSerializer
     pagination_class = None
 
@@ -149,7 +163,7 @@ class MemberScoreSerializer(serializers.ModelSerializer):
 class ClvView(generics.ListAPIView):
     """Members by 12-month CLV (highest first), optionally in one `segment`."""
 
-    permission_classes = [StaffAnalyticsPermission]
+    permission_classes = [WholeBusinessAnalyticsPermission]
     serializer_class = MemberScoreSerializer
     queryset = MemberScore.objects.none()
 
@@ -175,7 +189,7 @@ class CohortSerializer(serializers.ModelSerializer):
 class RetentionView(generics.ListAPIView):
     """Monthly cohorts by first purchase, web-first vs store-first: share active by month."""
 
-    permission_classes = [StaffAnalyticsPermission]
+    permission_classes = [WholeBusinessAnalyticsPermission]
     serializer_class = CohortSerializer
     queryset = CohortRetention.objects.none()
 

@@ -10,7 +10,13 @@ from omnichannel.api.filters import MultipleValueFilter
 from omnichannel.auth import api_client_of
 from omnichannel.errors import LocationForbidden
 from omnichannel.idempotency import idempotent
-from omnichannel.selectors import channel_scope, location_for_read, location_for_write
+from omnichannel.selectors import (
+    channel_scope,
+    location_allowed,
+    location_for_read,
+    location_for_write,
+    store_limit,
+)
 
 from .. import services, transfers
 from ..models import ChannelAvailability, StockLevel, StockMovement, Transfer
@@ -19,6 +25,7 @@ from ..selectors import (
     availability_list,
     movement_list,
     stock_list,
+    transfer_acting_location_id,
     transfer_list,
 )
 from .serializers import (
@@ -50,7 +57,9 @@ class StockViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     filterset_class = StockFilter
 
     def get_queryset(self):
-        return stock_list(client=api_client_of(self.request))
+        return stock_list(
+            client=api_client_of(self.request), limit=store_limit(user=self.request.user)
+        )
 
 
 class MovementFilter(StockFilter):
@@ -70,7 +79,9 @@ class MovementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     filterset_class = MovementFilter
 
     def get_queryset(self):
-        return movement_list(client=api_client_of(self.request))
+        return movement_list(
+            client=api_client_of(self.request), limit=store_limit(user=self.request.user)
+        )
 
 
 def actor_of(request) -> services.Actor:
@@ -83,7 +94,8 @@ def actor_of(request) -> services.Actor:
 class AdjustmentView(generics.GenericAPIView):
     """Adjust stock by `delta`, or set it to what a cycle count found (`counted`).
 
-    A POS client adjusts at its own store only; staff need `inventory.add_stockmovement`.
+    A POS client adjusts at its own store only; staff need `inventory.add_stockmovement`
+    and, with a store limit, adjust only at their stores (403 `location_forbidden`).
     """
 
     queryset = StockMovement.objects.none()  # the permission checked: add a ledger row
@@ -100,7 +112,9 @@ class AdjustmentView(generics.GenericAPIView):
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         client = api_client_of(request)
-        location = location_for_write(client=client, code=fields["location"])
+        location = location_for_write(
+            client=client, code=fields["location"], limit=store_limit(user=request.user)
+        )
         variant_id = variant_ids_by_sku(skus=[fields["sku"]])[fields["sku"]]
         if "counted" in fields:
             level, movement = services.stock_count(
@@ -143,7 +157,9 @@ class AvailabilityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """A channel's published availability per SKU, kept in sync by the worker.
 
     With `sku`: one entry per SKU asked (0 for a SKU never stocked). Without: the channel's
-    whole read model, paginated. Staff name the `channel`; a client gets its own.
+    whole read model, paginated. Staff name the `channel`; a client gets its own. A staff
+    store limit does not narrow it: it is what the channel publishes to its customers (the
+    storefront shows every pickup store's figure), not a store's stock.
     """
 
     queryset = ChannelAvailability.objects.none()
@@ -187,14 +203,17 @@ class AvailabilityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Transfers between locations. A POS client sends from and receives at its own store;
-    staff need the transfer permissions."""
+    staff need the transfer permissions. A store-limited staff member sees the transfers from
+    or to their stores, requests, ships and cancels from them and receives at them."""
 
     queryset = Transfer.objects.none()
     serializer_class = TransferSerializer
     filterset_fields = ["status"]
 
     def get_queryset(self):
-        return transfer_list(client=api_client_of(self.request))
+        return transfer_list(
+            client=api_client_of(self.request), limit=store_limit(user=self.request.user)
+        )
 
     def _answer(self, transfer_id: int, status_code=status.HTTP_200_OK) -> Response:
         transfer = transfer_list(client=None).get(pk=transfer_id)
@@ -211,7 +230,10 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         client = api_client_of(request)
-        origin = location_for_read(client=client, code=fields["from_location"])
+        # The origin's stock is reserved: a store-limited staff member sends from their stores.
+        origin = location_for_read(
+            client=client, code=fields["from_location"], limit=store_limit(user=request.user)
+        )
         destination = location_for_read(client=client, code=fields["to_location"])
         if client is not None and client.location_id not in (origin.pk, destination.pk):
             raise LocationForbidden("A POS client transfers from or to its own store.")
@@ -228,11 +250,13 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         )
         return self._answer(transfer.pk, status.HTTP_201_CREATED)
 
-    def _transfer_at(self, pk, *, side: str) -> Transfer:
+    def _transfer_at(self, pk, *, action: str) -> Transfer:
         transfer = self.get_object()
         client = api_client_of(self.request)
-        location_id = transfer.from_location_id if side == "from" else transfer.to_location_id
-        if client is not None and client.location_id != location_id:
+        location_id = transfer_acting_location_id(transfer, action=action)
+        if (client is not None and client.location_id != location_id) or not location_allowed(
+            limit=store_limit(user=self.request.user), location_id=location_id
+        ):
             raise LocationForbidden(
                 "Only the sending store ships, only the receiving store receives."
             )
@@ -241,14 +265,14 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(request=None, responses={200: TransferSerializer})
     @action(detail=True, methods=["post"])
     def ship(self, request, pk=None):
-        transfer = self._transfer_at(pk, side="from")
+        transfer = self._transfer_at(pk, action="ship")
         transfers.transfer_ship(transfer_id=transfer.pk, actor=actor_of(request))
         return self._answer(transfer.pk)
 
     @extend_schema(request=TransferReceiveSerializer, responses={200: TransferSerializer})
     @action(detail=True, methods=["post"])
     def receive(self, request, pk=None):
-        transfer = self._transfer_at(pk, side="to")
+        transfer = self._transfer_at(pk, action="receive")
         data = TransferReceiveSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         lines = data.validated_data.get("lines") or []
@@ -263,6 +287,6 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(request=None, responses={200: TransferSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        transfer = self._transfer_at(pk, side="from")
+        transfer = self._transfer_at(pk, action="cancel")
         transfers.transfer_cancel(transfer_id=transfer.pk, actor=actor_of(request))
         return self._answer(transfer.pk)

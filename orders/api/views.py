@@ -14,11 +14,11 @@ from omnichannel.auth import api_client_of
 from omnichannel.errors import ChannelForbidden, LocationForbidden, UnknownLocation
 from omnichannel.idempotency import idempotent
 from omnichannel.models import Location
-from omnichannel.selectors import channel_scope, location_for_write
+from omnichannel.selectors import channel_scope, location_for_write, store_limit
 
 from .. import pos_sync, services
 from ..models import Order, Return
-from ..selectors import order_list, order_lookup
+from ..selectors import order_changeable, order_list, order_lookup
 from .serializers import (
     OrderInputSerializer,
     OrderSerializer,
@@ -72,9 +72,28 @@ def _member(ref: dict, channel, location, fields):
     return member
 
 
+def _confine_to_store_limit(request, fields) -> None:
+    """A store-limited staff member places orders only on their stores' stock: the store of
+    the sale, the pickup store, or the location a shipped order is served from, which they
+    must then name (the routing might pick another store)."""
+    limit = store_limit(user=request.user)
+    if limit is None:
+        return
+    pickup = fields["fulfillment"] == Order.Fulfillment.PICKUP
+    where = fields.get("pickup_location") if pickup else fields.get("location")
+    if where:
+        location_for_write(client=None, code=where, limit=limit)
+    elif fields["fulfillment"] == Order.Fulfillment.SHIP:
+        raise LocationForbidden(
+            "Your staff account is limited to some stores: name the `location` to ship from."
+        )
+
+
 class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Orders from every channel. `orders/{id or number}/` finds any order (returns happen
-    at any store); lists show the caller's channel, and a POS also the pickups at its store."""
+    at any store); lists show the caller's channel, and a POS also the pickups at its store.
+    A store-limited staff member sees the orders sold at, collected at or served from their
+    stores (others are 404) and moves on only those touching no other store (403)."""
 
     queryset = Order.objects.none()
     serializer_class = OrderSerializer
@@ -82,12 +101,15 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     lookup_value_regex = r"[^/]+"
 
     def get_queryset(self):
-        return order_list(client=api_client_of(self.request))
+        return order_list(
+            client=api_client_of(self.request), limit=store_limit(user=self.request.user)
+        )
 
     def get_object(self):
-        """Any order for a POS client (it takes returns for every channel) and for staff;
-        another client sees only its own channel's orders."""
-        order = order_lookup(key=self.kwargs["pk"])
+        """Any order for a POS client (it takes returns for every channel) and for staff
+        without a store limit; another client sees only its own channel's orders, a
+        store-limited staff member only their stores' orders."""
+        order = order_lookup(key=self.kwargs["pk"], limit=store_limit(user=self.request.user))
         client = api_client_of(self.request)
         if order is None or (
             client is not None
@@ -119,6 +141,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             if location is not None and location.pk != client.location_id:
                 raise LocationForbidden(location=location.code)
             location = client.location
+        _confine_to_store_limit(request, fields)
         member = None
         if "member" in fields:
             member = _member(fields["member"], channel, location, fields)
@@ -155,6 +178,10 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 allowed = client.channel_id == order.channel_id
             if not allowed:
                 raise ChannelForbidden("This API client may not do that to this order.")
+        if not order_changeable(order, limit=store_limit(user=request.user)):
+            raise LocationForbidden(
+                "This order also involves a store outside your staff account's limit."
+            )
         services.order_transition(order_id=order.pk, action=action_name, actor=actor_of(request))
         return self._answer(order.pk)
 
@@ -181,7 +208,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 class ReturnView(generics.GenericAPIView):
     """Goods come back at any store, whichever channel sold them. A POS client takes
-    returns at its own store."""
+    returns at its own store, a store-limited staff member at one of their stores; either
+    may name any order, as a till does ("return anywhere")."""
 
     queryset = Return.objects.none()
     serializer_class = ReturnInputSerializer
@@ -195,7 +223,9 @@ class ReturnView(generics.GenericAPIView):
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         client = api_client_of(request)
-        location = location_for_write(client=client, code=fields["location"])
+        location = location_for_write(
+            client=client, code=fields["location"], limit=store_limit(user=request.user)
+        )
         order = order_lookup(key=fields["order"])
         if order is None:
             raise NotFound("No order has that id or number.")

@@ -1,0 +1,565 @@
+"""Staff limited to some stores see and change only those stores' stock, orders and figures,
+in the API, the admin and the dashboard; staff without a limit and superusers see everything.
+
+Foreign objects answer as the API answers a client for another channel's: absent from lists,
+404 when opened; naming another store to change its stock is 403 `location_forbidden`. In the
+admin another store's row answers as a missing one (Django's "doesn't exist" redirect)."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from inventory.models import StockLevel, StockMovement, Transfer
+from inventory.services import StockLine, stock_receive
+from inventory.transfers import TransferItem, transfer_request, transfer_ship
+from omnichannel.models import StaffStoreLimit
+from omnichannel.roles import MANAGER, MERCHANDISER
+from omnichannel.selectors import store_limit
+from orders.models import Order, Return
+from orders.services import LineRequest, order_place, order_return
+from tests.factories import (
+    ChannelLocationFactory,
+    ChannelPriceFactory,
+    LocationFactory,
+    VariantFactory,
+    make_staff,
+)
+from tests.inventory_helpers import assert_ledger_matches_levels
+from tests.test_dashboard import chart_data
+
+pytestmark = pytest.mark.django_db
+
+EXTRA_PERMS = (
+    "orders.add_order",
+    "orders.change_order",
+    "orders.add_return",
+    "orders.view_return",
+)
+
+
+def staff(username, *, stores=None, superuser=False):
+    """A merchandiser and manager who may also take orders and returns; `stores` (a list of
+    locations) puts a store limit on them."""
+    user = make_staff(username, *EXTRA_PERMS, superuser=superuser)
+    user.groups.add(*Group.objects.filter(name__in=[MERCHANDISER, MANAGER]))
+    if stores is not None:
+        StaffStoreLimit.objects.create(user=user).locations.set(stores)
+    return user
+
+
+def session(user) -> APIClient:
+    api = APIClient()
+    api.force_login(user)
+    return api
+
+
+@pytest.fixture
+def world(web, pos):
+    """Stores A and B (and C), both channels fed by A and B. TEE: 20 at A and B; MUG: 1 at A,
+    1 at B. A sale at A (10.00) and at B (20.00), a pickup at A, a web order shipped from
+    B, a web order split between A and B; transfers A->B and B->C."""
+    a, b, c = (LocationFactory(code=code) for code in ("store-a", "store-b", "store-c"))
+    for channel in (web, pos):
+        ChannelLocationFactory(channel=channel, location=a, priority=1)
+        ChannelLocationFactory(channel=channel, location=b, priority=2)
+    tee, mug = VariantFactory(sku="TEE"), VariantFactory(sku="MUG")
+    for variant in (tee, mug):
+        for channel in (web, pos):
+            ChannelPriceFactory(variant=variant, channel=channel, amount=Decimal("10.00"))
+    stock_receive(
+        lines=[
+            StockLine(tee.pk, a.pk, 20),
+            StockLine(tee.pk, b.pk, 20),
+            StockLine(mug.pk, a.pk, 1),
+            StockLine(mug.pk, b.pk, 1),
+        ],
+        reference="delivery",
+    )
+
+    def place(channel, fulfillment, sku="TEE", quantity=1, **where):
+        return order_place(
+            channel=channel,
+            fulfillment=fulfillment,
+            lines=[LineRequest(sku, quantity)],
+            **where,
+        )
+
+    return {
+        "a": a,
+        "b": b,
+        "c": c,
+        "tee": tee,
+        "sale_a": place(pos, "in_store", location=a),
+        "sale_b": place(pos, "in_store", quantity=2, location=b),
+        "pickup_a": place(web, "pickup", pickup_location=a),
+        "ship_b": place(web, "ship", location=b),
+        "split": place(web, "ship", sku="MUG", quantity=2),
+        "a_to_b": transfer_request(
+            from_location_id=a.pk, to_location_id=b.pk, items=[TransferItem(tee.pk, 1)]
+        ),
+        "b_to_c": transfer_request(
+            from_location_id=b.pk, to_location_id=c.pk, items=[TransferItem(tee.pk, 1)]
+        ),
+    }
+
+
+@pytest.fixture
+def limited(world):
+    return staff("a-manager", stores=[world["a"]])
+
+
+def results(api, url, **params):
+    response = api.get(url, params)
+    assert response.status_code == 200, response.json()
+    return response.json()["results"]
+
+
+# --- who is limited -----------------------------------------------------------------------
+
+
+def test_no_limit_row_means_every_store_and_an_empty_limit_means_none(world):
+    free = staff("free")
+    nowhere = staff("nowhere", stores=[])
+    root = staff("root", stores=[world["b"]], superuser=True)
+    assert store_limit(user=free) is None
+    assert store_limit(user=nowhere) == frozenset()
+    assert store_limit(user=root) is None  # superusers are never limited
+    assert results(session(nowhere), "/api/v1/stock/") == []
+    assert results(session(nowhere), "/api/v1/orders/") == []
+
+
+def test_the_limit_is_read_once_per_request(world, limited, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert store_limit(user=limited) == {world["a"].pk}
+        assert store_limit(user=limited) == store_limit(user=limited)
+
+
+# --- stock over the API ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/api/v1/stock/", "/api/v1/stock/movements/"])
+def test_limited_staff_see_only_their_stores_stock_and_ledger(world, limited, url):
+    api = session(limited)
+    assert {row["location"] for row in results(api, url)} == {"store-a"}
+    assert results(api, url, location="store-b") == []
+    for everyone in (staff("free"), staff("root", stores=[world["b"]], superuser=True)):
+        assert {row["location"] for row in results(session(everyone), url)} == {
+            "store-a",
+            "store-b",
+        }
+
+
+def test_limited_staff_adjust_and_count_only_at_their_stores(world, limited):
+    api = session(limited)
+    url = "/api/v1/stock/adjustments/"
+    done = api.post(url, {"sku": "TEE", "location": "store-a", "delta": 2, "reason": "receipt"})
+    assert done.status_code == 201, done.json()
+    before = StockMovement.objects.count()
+    for body in (
+        {"sku": "TEE", "location": "store-b", "delta": 2, "reason": "receipt"},
+        {"sku": "TEE", "location": "store-b", "counted": 0, "reason": "count"},
+    ):
+        refused = api.post(url, body, format="json")
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "location_forbidden"
+    assert StockMovement.objects.count() == before
+    assert StockLevel.objects.get(variant=world["tee"], location=world["b"]).on_hand == 18
+    assert_ledger_matches_levels()
+
+
+def test_availability_is_the_channels_published_figure_for_limited_staff_too(world, limited):
+    """Not narrowed: the storefront publishes every store's pickup figure to customers."""
+    response = session(limited).get("/api/v1/availability/", {"channel": "web", "sku": "TEE"})
+    assert response.status_code == 200
+
+
+# --- transfers ------------------------------------------------------------------------------
+
+
+def test_limited_staff_see_transfers_from_or_to_their_stores_only(world, limited):
+    api = session(limited)
+    assert [t["id"] for t in results(api, "/api/v1/stock/transfers/")] == [world["a_to_b"].pk]
+    foreign = world["b_to_c"].pk
+    assert api.get(f"/api/v1/stock/transfers/{foreign}/").status_code == 404
+    for step in ("ship", "cancel", "receive"):
+        assert api.post(f"/api/v1/stock/transfers/{foreign}/{step}/").status_code == 404
+    assert Transfer.objects.get(pk=foreign).status == "requested"
+
+
+def test_limited_staff_send_from_and_receive_at_their_stores_only(world, limited):
+    api = session(limited)
+    lines = [{"sku": "TEE", "quantity": 1}]
+    from_b = api.post(
+        "/api/v1/stock/transfers/",
+        {"from_location": "store-b", "to_location": "store-a", "lines": lines},
+        format="json",
+    )
+    assert from_b.status_code == 403
+    assert from_b.json()["code"] == "location_forbidden"
+    assert Transfer.objects.count() == 2
+    from_a = api.post(
+        "/api/v1/stock/transfers/",
+        {"from_location": "store-a", "to_location": "store-c", "lines": lines},
+        format="json",
+    )
+    assert from_a.status_code == 201, from_a.json()
+
+    a_to_b = world["a_to_b"].pk
+    assert api.post(f"/api/v1/stock/transfers/{a_to_b}/ship/").status_code == 200
+    refused = api.post(f"/api/v1/stock/transfers/{a_to_b}/receive/", {}, format="json")
+    assert refused.status_code == 403  # B receives it, not A
+    assert Transfer.objects.get(pk=a_to_b).status == "shipped"
+
+    b_to_a = transfer_request(
+        from_location_id=world["b"].pk,
+        to_location_id=world["a"].pk,
+        items=[TransferItem(world["tee"].pk, 1)],
+    )
+    assert api.post(f"/api/v1/stock/transfers/{b_to_a.pk}/ship/").status_code == 403
+    assert api.post(f"/api/v1/stock/transfers/{b_to_a.pk}/cancel/").status_code == 403
+    transfer_ship(transfer_id=b_to_a.pk)
+    received = api.post(f"/api/v1/stock/transfers/{b_to_a.pk}/receive/", {}, format="json")
+    assert received.status_code == 200, received.json()
+    assert_ledger_matches_levels()
+
+
+# --- orders and returns ---------------------------------------------------------------------
+
+
+def test_limited_staff_see_the_orders_sold_collected_or_served_at_their_stores(world, limited):
+    api = session(limited)
+    shown = {o["number"] for o in results(api, "/api/v1/orders/")}
+    assert shown == {world[k].number for k in ("sale_a", "pickup_a", "split")}
+    at_b = results(api, "/api/v1/orders/", location="store-b")
+    assert [o["number"] for o in at_b] == [world["split"].number]
+    for key in ("sale_b", "ship_b"):
+        order = world[key]
+        assert api.get(f"/api/v1/orders/{order.pk}/").status_code == 404
+        assert api.get(f"/api/v1/orders/{order.number}/").status_code == 404
+        assert api.post(f"/api/v1/orders/{order.pk}/cancel/").status_code == 404
+    assert Order.objects.get(pk=world["ship_b"].pk).status == "placed"
+    everyone = {o.number for o in Order.objects.all()}
+    assert {o["number"] for o in results(session(staff("free")), "/api/v1/orders/")} == everyone
+
+
+def test_limited_staff_move_on_only_orders_touching_no_other_store(world, limited):
+    api = session(limited)
+    pickup = world["pickup_a"].pk
+    assert api.post(f"/api/v1/orders/{pickup}/ready-for-pickup/").status_code == 200
+    split = world["split"]
+    assert {a.location.code for a in split.lines.get().allocations.all()} == {
+        "store-a",
+        "store-b",
+    }
+    assert api.get(f"/api/v1/orders/{split.pk}/").status_code == 200  # it serves from A
+    refused = api.post(f"/api/v1/orders/{split.pk}/cancel/")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "location_forbidden"
+    assert Order.objects.get(pk=split.pk).status == "placed"
+    assert session(staff("free")).post(f"/api/v1/orders/{split.pk}/cancel/").status_code == 200
+
+
+def test_limited_staff_place_orders_only_on_their_stores_stock(world, limited):
+    api = session(limited)
+    line = [{"sku": "TEE", "quantity": 1}]
+    refusals = [
+        {"channel": "pos", "fulfillment": "in_store", "location": "store-b", "lines": line},
+        {"channel": "web", "fulfillment": "pickup", "pickup_location": "store-b", "lines": line},
+        {"channel": "web", "fulfillment": "ship", "lines": line},  # the routing might pick B
+    ]
+    before = Order.objects.count()
+    for body in refusals:
+        response = api.post("/api/v1/orders/", body, format="json")
+        assert response.status_code == 403, (body, response.json())
+        assert response.json()["code"] == "location_forbidden"
+    assert Order.objects.count() == before
+    ship_a = {"channel": "web", "fulfillment": "ship", "location": "store-a", "lines": line}
+    assert api.post("/api/v1/orders/", ship_a, format="json").status_code == 201
+
+
+def test_limited_staff_take_returns_at_their_stores_of_any_order(world, limited):
+    api = session(limited)
+    body = {"restock": True, "lines": [{"sku": "TEE", "quantity": 1}]}
+    refused = api.post(
+        "/api/v1/returns/",
+        {**body, "order": world["sale_a"].number, "location": "store-b"},
+        format="json",
+    )
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "location_forbidden"
+    assert Return.objects.count() == 0
+    anywhere = api.post(  # sold at B, brought back to A: "return anywhere"
+        "/api/v1/returns/",
+        {**body, "order": world["sale_b"].number, "location": "store-a"},
+        format="json",
+    )
+    assert anywhere.status_code == 201, anywhere.json()
+    assert anywhere.json()["location"] == "store-a"
+
+
+def test_list_endpoints_keep_a_constant_query_count_for_limited_staff(
+    world, limited, django_assert_max_num_queries
+):
+    api = session(limited)
+    urls = [
+        "/api/v1/stock/",
+        "/api/v1/stock/movements/",
+        "/api/v1/stock/transfers/",
+        "/api/v1/orders/",
+    ]
+    baselines = {}
+    for url in urls:
+        api.get(url)
+        with django_assert_max_num_queries(30) as few:
+            api.get(url)
+        baselines[url] = len(few.captured_queries)
+    for _ in range(6):
+        variant = VariantFactory()
+        ChannelPriceFactory(variant=variant, channel=world["sale_a"].channel)
+        stock_receive(lines=[StockLine(variant.pk, world["a"].pk, 5)], reference="d")
+        order_place(
+            channel=world["sale_a"].channel,
+            fulfillment="in_store",
+            location=world["a"],
+            lines=[LineRequest(variant.sku, 1)],
+        )
+        transfer_request(
+            from_location_id=world["a"].pk,
+            to_location_id=world["b"].pk,
+            items=[TransferItem(variant.pk, 1)],
+        )
+    for url in urls:
+        with django_assert_max_num_queries(baselines[url]):
+            assert len(results(api, url)) > 6
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def test_limited_staff_get_sales_of_their_stores_only(world, limited):
+    api = session(limited)
+    by_location = api.get("/api/v1/analytics/sales/", {"by": "location"}).json()
+    assert [(r["key"], r["orders"], r["revenue"]) for r in by_location["results"]] == [
+        ("store-a", 1, "10.00")
+    ]
+    assert (by_location["totals"]["orders"], by_location["totals"]["revenue"]) == (1, "10.00")
+    by_channel = api.get("/api/v1/analytics/sales/", {"by": "channel"}).json()
+    assert [(r["key"], r["revenue"]) for r in by_channel["results"]] == [("pos", "10.00")]
+    everyone = session(staff("free")).get("/api/v1/analytics/sales/", {"by": "location"}).json()
+    assert [(r["key"], r["revenue"]) for r in everyone["results"]] == [
+        ("store-a", "10.00"),
+        ("store-b", "20.00"),
+    ]
+
+
+@pytest.mark.parametrize("url", ["rfm", "clv", "retention"])
+def test_member_level_figures_are_refused_to_limited_staff(world, limited, url):
+    """A member buys in every store and channel: their figures cannot be cut by store."""
+    assert session(limited).get(f"/api/v1/analytics/{url}/").status_code == 403
+    assert session(staff("free")).get(f"/api/v1/analytics/{url}/").status_code == 200
+
+
+def test_the_dashboard_of_limited_staff_counts_their_stores_only(client, world, limited):
+    from analytics.jobs import nightly_run
+
+    nightly_run(run_date=date.today())
+    client.force_login(limited)
+    response = client.get("/dashboard/")
+    assert response.status_code == 200
+    data = chart_data(response)
+    assert sum(sum(series) for series in data["sales"]["channels"].values()) == 10.0
+    assert [(p["sku"], p["revenue"]) for p in data["top_products"]] == [("TEE", 10.0)]
+    assert [row["location_code"] for row in data["stock"]] == ["store-a"]
+    assert data["segments"] == [] and data["clv"]["counts"] == []
+    html = response.content.decode()
+    assert 'id="chart-segments"' not in html and 'id="retention-heatmap"' not in html
+    assert 'id="store-limit-note"' in html and "store-a" in html
+
+    client.force_login(staff("free"))
+    data = chart_data(client.get("/dashboard/"))
+    assert sum(sum(series) for series in data["sales"]["channels"].values()) == 30.0
+    assert [row["location_code"] for row in data["stock"]] == ["store-a", "store-b"]
+
+
+# --- the admin ------------------------------------------------------------------------------
+
+
+def shown(client, url, **params):
+    response = client.get(url, params)
+    assert response.status_code == 200
+    return list(response.context["cl"].result_list)
+
+
+def test_admin_pages_list_only_their_stores_rows(client, world, limited):
+    client.force_login(limited)
+    assert {lv.location.code for lv in shown(client, "/admin/inventory/stocklevel/")} == {"store-a"}
+    assert {m.location.code for m in shown(client, "/admin/inventory/stockmovement/")} == {
+        "store-a"
+    }
+    assert [t.pk for t in shown(client, "/admin/inventory/transfer/")] == [world["a_to_b"].pk]
+    assert {o.pk for o in shown(client, "/admin/orders/order/")} == {
+        world[k].pk for k in ("sale_a", "pickup_a", "split")
+    }
+    asking_for_b = shown(client, "/admin/inventory/stocklevel/", location__id__exact=world["b"].pk)
+    assert {lv.location.code for lv in asking_for_b} <= {"store-a"}
+    assert shown(client, "/admin/orders/order/", at="store-b") == [world["split"]]
+    returned = [
+        order_return(
+            order_id=world[sale].pk,
+            location=world[at],
+            lines=[LineRequest("TEE", 1)],
+            restock=True,
+        )
+        for sale, at in (("sale_a", "b"), ("sale_b", "a"))
+    ]
+    assert shown(client, "/admin/orders/return/") == [returned[1]]
+
+
+def test_admin_location_filters_offer_only_their_stores(client, world):
+    order_return(
+        order_id=world["sale_b"].pk,
+        location=world["a"],
+        lines=[LineRequest("TEE", 1)],
+        restock=True,
+    )
+    client.force_login(staff("a-and-c", stores=[world["a"], world["c"]]))
+    for url in ("/admin/inventory/stocklevel/", "/admin/orders/order/", "/admin/orders/return/"):
+        html = client.get(url).content.decode()
+        assert "Store store-c" in html, url  # only ever named by the filter here
+        assert "Store store-b" not in html, url
+    client.force_login(staff("free"))
+    assert "Store store-b" in client.get("/admin/inventory/stocklevel/").content.decode()
+
+
+def test_another_stores_rows_answer_as_missing_in_the_admin(client, world, limited):
+    level_b = StockLevel.objects.get(variant=world["tee"], location=world["b"])
+    movement_b = StockMovement.objects.filter(location=world["b"]).first()
+    pages = [
+        f"/admin/inventory/stocklevel/{level_b.pk}/change/",
+        f"/admin/inventory/stockmovement/{movement_b.pk}/change/",
+        f"/admin/inventory/transfer/{world['b_to_c'].pk}/change/",
+        f"/admin/orders/order/{world['sale_b'].pk}/change/",
+    ]
+    client.force_login(limited)
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 302, page
+        assert response["Location"] == "/admin/"
+        assert "store-b" not in client.get(response["Location"]).content.decode()
+    client.force_login(staff("free"))
+    for page in pages:
+        assert client.get(page).status_code == 200, page
+
+
+def test_admin_adjust_form_and_count_import_refuse_other_stores(client, world, limited):
+    client.force_login(limited)
+    form = client.get("/admin/inventory/stocklevel/adjust/").context["form"]
+    assert [loc.code for loc in form.fields["location"].queryset] == ["store-a"]
+    before = StockMovement.objects.count()
+    body = {"sku": "TEE", "kind": "delta", "quantity": 5, "reason": "receipt"}
+    refused = client.post("/admin/inventory/stocklevel/adjust/", {**body, "location": "store-b"})
+    assert refused.status_code == 200
+    assert refused.context["form"].errors["location"]
+    assert StockMovement.objects.count() == before
+    done = client.post("/admin/inventory/stocklevel/adjust/", {**body, "location": "store-a"})
+    assert done.status_code == 302
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    import_page = client.get("/admin/inventory/stocklevel/import/").context["form"]
+    csv_format = next(v for v, label in import_page.fields["format"].choices if label == "csv")
+    sheet = "sku,location,counted\nTEE,store-a,5\nTEE,store-b,0\n"
+    preview = client.post(
+        "/admin/inventory/stocklevel/import/",
+        {
+            "import_file": SimpleUploadedFile("count.csv", sheet.encode(), "text/csv"),
+            "format": csv_format,
+        },
+    )
+    assert preview.status_code == 200
+    assert preview.context.get("confirm_form") is None
+    result = preview.context["result"]
+    assert len(result.invalid_rows) + len(result.row_errors()) == 1
+    assert "may not count stock at" in preview.content.decode()
+    assert StockMovement.objects.count() == before + 1
+    assert StockLevel.objects.get(variant=world["tee"], location=world["b"]).on_hand == 18
+    assert_ledger_matches_levels()
+
+
+def test_admin_actions_refuse_steps_at_other_stores(client, world, limited):
+    client.force_login(limited)
+    a_to_b = world["a_to_b"]
+    transfer_ship(transfer_id=a_to_b.pk)
+    response = client.post(
+        "/admin/inventory/transfer/",
+        {"action": "receive_as_shipped", "_selected_action": [a_to_b.pk]},
+        follow=True,
+    )
+    assert any("limited to other stores" in str(m) for m in response.context["messages"])
+    assert Transfer.objects.get(pk=a_to_b.pk).status == "shipped"
+
+    split = world["split"]
+    response = client.post(
+        "/admin/orders/order/",
+        {"action": "cancel", "_selected_action": [split.pk, world["sale_b"].pk]},
+        follow=True,
+    )
+    assert any("outside your staff account" in str(m) for m in response.context["messages"])
+    assert Order.objects.get(pk=split.pk).status == "placed"
+    pickup = world["pickup_a"]
+    client.post("/admin/orders/order/", {"action": "cancel", "_selected_action": [pickup.pk]})
+    assert Order.objects.get(pk=pickup.pk).status == "cancelled"
+
+
+def test_a_superuser_sets_a_store_limit_on_the_staff_members_page(client, world):
+    member = staff("new-hire")
+    client.force_login(staff("root", superuser=True))
+    page = client.get(f"/admin/auth/user/{member.pk}/change/")
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    data = {
+        name: value
+        for name, value in form.initial.items()
+        if name not in ("password", "last_login", "date_joined", "groups", "user_permissions")
+        and value is not None
+    }
+    data.update(
+        {
+            "groups": [g.pk for g in member.groups.all()],
+            "user_permissions": [p.pk for p in member.user_permissions.all()],
+            "date_joined_0": member.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": member.date_joined.strftime("%H:%M:%S"),
+            "store_limit-TOTAL_FORMS": "1",
+            "store_limit-INITIAL_FORMS": "0",
+            "store_limit-MIN_NUM_FORMS": "0",
+            "store_limit-MAX_NUM_FORMS": "1",
+            "store_limit-0-user": member.pk,
+            "store_limit-0-locations": [world["a"].pk],
+        }
+    )
+    saved = client.post(f"/admin/auth/user/{member.pk}/change/", data)
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    assert store_limit(user=type(member).objects.get(pk=member.pk)) == {world["a"].pk}
+
+
+def test_member_pages_show_their_stores_orders_and_no_whole_business_figures(
+    client, world, limited
+):
+    from analytics.jobs import nightly_run
+    from customers.services import Contact, member_upsert
+
+    member, _ = member_upsert(contact=Contact(email="both@stores.example"), channel=None)
+    Order.objects.filter(pk__in=[world["sale_a"].pk, world["sale_b"].pk]).update(member=member)
+    nightly_run(run_date=date.today())
+    client.force_login(limited)
+    page = client.get(f"/admin/customers/member/{member.pk}/change/").content.decode()
+    assert world["sale_a"].number in page and world["sale_b"].number not in page
+    for url in ("/admin/analytics/memberscore/", "/admin/analytics/cohortretention/"):
+        assert client.get(url).status_code == 403, url
+    client.force_login(staff("free"))
+    page = client.get(f"/admin/customers/member/{member.pk}/change/").content.decode()
+    assert world["sale_a"].number in page and world["sale_b"].number in page
+    assert client.get("/admin/analytics/memberscore/").status_code == 200
