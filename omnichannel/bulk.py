@@ -15,7 +15,6 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import Model
 
-
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
