@@ -136,12 +136,7 @@ def _raw(sql_for):
     return work
 
 
-def reads() -> list[dict]:
-    import django
-
-    os.environ["DATABASE_URL"] = LARGE_URL
-    os.environ["ALLOWED_HOSTS"] = "127.0.0.1,testserver"  # the in-process query count
-    django.setup()
+def reads() -> tuple[list[dict], dict]:
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -219,6 +214,21 @@ def reads() -> list[dict]:
         assert response.status_code == 200, (name, response.status_code)
         queries[name] = len(captured.captured_queries)
 
+    # And the write path: one ship order, one line.
+    sku = (
+        ChannelAvailability.objects.filter(channel=web, available__gte=5)
+        .values_list("variant__sku", flat=True)
+        .first()
+    )
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(
+            "/api/v1/orders/",
+            {"fulfillment": "ship", "lines": [{"sku": sku, "quantity": 1}]},
+            content_type="application/json",
+        )
+    assert response.status_code == 201, response.content
+    queries["order placement (ship, 1 line)"] = len(captured.captured_queries)
+
     port = free_port()
     server = start_gunicorn(port)
     rows = []
@@ -243,13 +253,18 @@ def reads() -> list[dict]:
     finally:
         server.terminate()
         server.wait(timeout=20)
-    return rows
+    return rows, queries
 
 
 def main() -> None:
+    import django
+
     seeded = ensure_seeded()
+    os.environ["DATABASE_URL"] = LARGE_URL
+    os.environ["ALLOWED_HOSTS"] = "127.0.0.1,testserver"  # the in-process query count
+    django.setup()
     result = {"seed_s": round(seeded, 1), "nightly": nightly()}
-    result["reads"] = reads()
+    result["reads"], result["queries"] = reads()
     print(json.dumps(result, default=str))
 
 

@@ -6,6 +6,9 @@ against the raw baseline are what to compare across commits. Results are also wr
 JSON under bench/results/.
 """
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,8 +60,74 @@ def main() -> None:
             for r in rows
         ],
     )
+    large = run_large()
+    results["large"] = large
+    nightly = large["nightly"]
+    common.print_table(
+        f"Nightly run on the large demo ({nightly['orders']:,} orders, {nightly['members']:,} "
+        f"members, {nightly['member_days']:,} member purchase days), its own process: "
+        f"{nightly['total_s']} s in all (target < {nightly['target_s']} s), peak "
+        f"{nightly['peak_mb']} MB",
+        ["stage", "rows", "seconds", "bare SQL scan s", "stage/bare"],
+        [
+            [
+                name,
+                stage.get("rows"),
+                stage.get("seconds", stage.get("skipped")),
+                nightly["bare_sql_s"],
+                round(stage["seconds"] / nightly["bare_sql_s"], 2) if "seconds" in stage else "",
+            ]
+            for name, stage in nightly["stages"].items()
+        ],
+    )
+    common.print_table(
+        "Reads on the large demo through gunicorn vs the same rows by raw SQL (psycopg2), "
+        "same clients, same run (target p99 < 10 ms availability, < 50 ms lists/detail)",
+        [
+            "operation",
+            "clients",
+            "queries",
+            "API/s",
+            "API p50 ms",
+            "API p99 ms",
+            "SQL p99 ms",
+            "API/SQL",
+        ],
+        [
+            [
+                r["operation"],
+                r["clients"],
+                r["queries"],
+                r["api_per_s"],
+                r["api"]["p50_ms"],
+                r["api"]["p99_ms"],
+                r["raw_sql"]["p99_ms"],
+                r["ratio"],
+            ]
+            for r in large["reads"]
+        ],
+    )
+    common.print_table(
+        "SQL statements per API operation (counted in-process on the large demo)",
+        ["operation", "queries"],
+        [[name, count] for name, count in large["queries"].items()],
+    )
     out = common.write_results(results)
     print(f"\nwritten: {out.relative_to(common.ROOT)}")
+
+
+def run_large() -> dict:
+    """bench/large.py in a child process of its own: another database, a fresh Django."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.large"],
+        cwd=common.ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,  # the JSON; progress goes to stderr as it happens
+        text=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

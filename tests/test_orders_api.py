@@ -496,3 +496,23 @@ def test_the_placement_answer_is_what_a_fresh_read_of_the_order_gives(shop, clie
     assert answer == fresh
     if body["fulfillment"] == "ship":
         assert {a["location"] for a in answer["allocations"]} == {"wh", "lyon"}  # split
+
+
+def test_the_order_list_pages_newest_first_by_cursor_without_counting(shop):
+    """Orders grow without end: pages follow `next` (a cursor), no `count`, and an order
+    placed while a client pages through neither repeats nor shifts what it sees."""
+    stock(shop, "MUG", "wh", 50)
+    placed = [
+        place(shop["web"], fulfillment="ship", lines=[{"sku": "MUG", "quantity": 1}]).json()["id"]
+        for _ in range(7)
+    ]
+    first = shop["web"].get("/api/v1/orders/", {"page_size": 3}).json()
+    assert set(first) == {"next", "previous", "results"}
+    seen = [order["id"] for order in first["results"]]
+    place(shop["web"], fulfillment="ship", lines=[{"sku": "MUG", "quantity": 1}])  # meanwhile
+    page = first
+    while page["next"]:
+        page = shop["web"].get(page["next"]).json()
+        seen += [order["id"] for order in page["results"]]
+    assert seen == sorted(placed, reverse=True)
+    assert shop["web"].get("/api/v1/orders/", {"cursor": "garbage"}).json()["code"] == "not_found"

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from catalog.selectors import variant_ids_by_sku
 from omnichannel.api.filters import MultipleValueFilter
+from omnichannel.api.pagination import NewestFirstPagination
 from omnichannel.auth import api_client_of
 from omnichannel.errors import LocationForbidden
 from omnichannel.idempotency import idempotent
@@ -74,6 +75,7 @@ class MovementFilter(StockFilter):
 class MovementViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """The append-only ledger, newest first."""
 
+    pagination_class = NewestFirstPagination
     queryset = StockMovement.objects.none()
     serializer_class = StockMovementSerializer
     filterset_class = MovementFilter

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from customers.models import Member
 from customers.services import Contact, UnknownMember, member_upsert
 from inventory.api.views import actor_of
+from omnichannel.api.pagination import NewestFirstPagination
 from omnichannel.auth import api_client_of
 from omnichannel.errors import ChannelForbidden, LocationForbidden, UnknownLocation
 from omnichannel.idempotency import idempotent
@@ -95,6 +96,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     A store-limited staff member sees the orders sold at, collected at or served from their
     stores (others are 404) and moves on only those touching no other store (403)."""
 
+    pagination_class = NewestFirstPagination
     queryset = Order.objects.none()
     serializer_class = OrderSerializer
     filterset_class = OrderFilter
