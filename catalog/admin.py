@@ -195,17 +195,17 @@ class PriceChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     see prices."""
 
     list_display = [
-        "history_date",
+        "when",
         "sku",
         "channel",
         "old_amount",
         "amount",
         "published",
-        "history_type",
-        "history_user",
+        "change",
+        "staff",
         "history_api_client",
         "history_source",
-        "history_change_reason",
+        "reason",
     ]
     list_filter = [
         "history_source",
@@ -240,3 +240,19 @@ class PriceChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="old amount")
     def old_amount(self, obj):
         return obj.amount_before
+
+    @admin.display(ordering="history_date")
+    def when(self, obj):
+        return obj.history_date
+
+    @admin.display()
+    def change(self, obj):
+        return obj.get_history_type_display()
+
+    @admin.display(description="staff member")
+    def staff(self, obj):
+        return obj.history_user
+
+    @admin.display()
+    def reason(self, obj):
+        return obj.history_change_reason

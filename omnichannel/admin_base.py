@@ -30,7 +30,7 @@ class HistoryAdmin(SimpleHistoryAdmin):
     Read-only: a past version is shown, never saved back (django-simple-history's version
     page would save a POST from anyone allowed to view)."""
 
-    history_list_display = ["source", "api_client"]
+    history_list_display = ["source", "client"]
 
     def get_history_queryset(self, request, history_manager, pk_name, object_id):
         qs = super().get_history_queryset(request, history_manager, pk_name, object_id)
@@ -47,5 +47,5 @@ class HistoryAdmin(SimpleHistoryAdmin):
     def source(self, record):
         return record.get_history_source_display()
 
-    def api_client(self, record):
+    def client(self, record):
         return record.history_api_client or ""

@@ -298,7 +298,7 @@ def shop(web, pos, store):
     return till, as_client(till_token), as_client(web_token)
 
 
-def test_a_till_signing_a_member_up_and_completing_them_is_in_their_history(shop):
+def test_a_till_signing_a_member_up_and_completing_them_is_in_their_history(client, shop):
     till, till_api, _ = shop
     created = till_api.post("/api/v1/members/", {"email": "ana@example.com"}, format="json")
     assert created.status_code == 201
@@ -310,6 +310,9 @@ def test_a_till_signing_a_member_up_and_completing_them_is_in_their_history(shop
     assert (new.history_type, new.history_api_client, new.history_source) == ("+", till, "api")
     assert (done.history_type, done.history_api_client, done.history_user) == ("~", till, None)
     assert changes(done) == {"phone": (None, "+33611111111"), "first_name": ("", "Ana")}
+    client.force_login(make_staff("care", "customers.view_member"))
+    page = client.get(f"/admin/customers/member/{member.pk}/history/").content.decode()
+    assert "till [pos/lyon]" in page and "+33611111111" in page
 
 
 def test_finding_a_member_again_or_selling_to_them_adds_no_history(shop):
