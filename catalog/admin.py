@@ -1,5 +1,7 @@
 """The merchandisers' catalog: search, filters, variants inline on the product, prices
-inline on the variant, and CSV sheets with a preview before anything is written.
+inline on the variant, and CSV sheets with a preview before anything is written. Products,
+variants and prices have a "History" page (who, when, from where, old -> new), and "Price
+changes" lists every price change across the catalog.
 
 Any save here that changes a product, a variant or a price queues the product's search-text
 refresh (it runs once the transaction commits), as an import does.
@@ -7,10 +9,12 @@ refresh (it runs once the transaction commits), as an import does.
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from import_export.admin import ImportExportModelAdmin
+
+from omnichannel.admin_base import HistoryAdmin, ReadOnlyAdminMixin
 
 from .models import Category, ChannelPrice, Product, Variant
 from .resources import ChannelPriceResource, VariantResource, describe_errors
@@ -52,7 +56,7 @@ class CategoryAdmin(admin.ModelAdmin):
             product_refresh_search_later(product_ids=obj.products.values_list("pk", flat=True))
 
 
-class CatalogSheetAdmin(ImportExportModelAdmin):
+class CatalogSheetAdmin(HistoryAdmin, ImportExportModelAdmin):
     """Import (upload, preview, confirm) needs the rights to add and change everything the
     sheet writes; export needs the right to view. The library's default lets any staff
     member who reaches the list import."""
@@ -89,7 +93,7 @@ class VariantInline(admin.TabularInline):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(HistoryAdmin):
     list_display = ["code", "name", "category", "is_active", "variant_count", "updated_at"]
     list_filter = ["category", "is_active"]
     search_fields = ["code", "name", "variants__sku", "variants__barcode"]
@@ -179,3 +183,76 @@ class ChannelPriceAdmin(CatalogSheetAdmin):
         product_ids = list(queryset.values_list("variant__product_id", flat=True))
         super().delete_queryset(request, queryset)
         product_refresh_search_later(product_ids=product_ids)
+
+
+PriceHistory = ChannelPrice.history.model
+
+
+@admin.register(PriceHistory)
+class PriceChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every price written, newest first, with the amount before it: who (staff member or
+    API client), when, and from where (admin, CSV import, API, system). For anyone who may
+    see prices."""
+
+    list_display = [
+        "when",
+        "sku",
+        "channel",
+        "old_amount",
+        "amount",
+        "published",
+        "change",
+        "staff",
+        "history_api_client",
+        "history_source",
+        "reason",
+    ]
+    list_filter = [
+        "history_source",
+        "history_type",
+        "channel",
+        ("history_user", admin.RelatedOnlyFieldListFilter),
+    ]
+    search_fields = ["variant__sku"]
+    date_hierarchy = "history_date"
+    list_select_related = ["variant", "channel", "history_user", "history_api_client__channel"]
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("catalog.view_channelprice")
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
+    def get_queryset(self, request):
+        before = PriceHistory.objects.filter(
+            id=OuterRef("id"), history_id__lt=OuterRef("history_id")
+        ).order_by("-history_id")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(amount_before=Subquery(before.values("amount")[:1]))
+        )
+
+    @admin.display(ordering="variant__sku")
+    def sku(self, obj):
+        return obj.variant.sku if obj.variant else f"variant #{obj.variant_id}"
+
+    @admin.display(description="old amount")
+    def old_amount(self, obj):
+        return obj.amount_before
+
+    @admin.display(ordering="history_date")
+    def when(self, obj):
+        return obj.history_date
+
+    @admin.display()
+    def change(self, obj):
+        return obj.get_history_type_display()
+
+    @admin.display(description="staff member")
+    def staff(self, obj):
+        return obj.history_user
+
+    @admin.display()
+    def reason(self, obj):
+        return obj.history_change_reason

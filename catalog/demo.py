@@ -5,6 +5,7 @@ import random
 from collections.abc import Callable
 from decimal import Decimal
 
+from django.db.models import Max
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -163,6 +164,32 @@ def _changed_products(products: dict, variants: dict, prices: dict) -> set[str]:
     return changed
 
 
+def _record_history(model, rows) -> None:
+    """Bulk writes send no signals: a history row for each row the seed created ("created")
+    or changed back to its demo values ("changed"), none for a row rewritten as it was. So
+    the admin's history page shows the old values when staff first change a demo price."""
+    rows = list(rows)
+    history = model.history.model
+    last_ids = (
+        history.objects.filter(id__in=[row.pk for row in rows])
+        .values("id")
+        .annotate(last=Max("history_id"))
+        .values("last")
+    )
+    last = {record.id: record for record in history.objects.filter(history_id__in=last_ids)}
+    fields = [field.attname for field in history.tracked_fields]
+    created = [row for row in rows if row.pk not in last]
+    changed = [
+        row
+        for row in rows
+        if row.pk in last and any(getattr(row, f) != getattr(last[row.pk], f) for f in fields)
+    ]
+    for update, group in ((False, created), (True, changed)):
+        model.history.bulk_history_create(
+            group, update=update, default_change_reason="seed_demo", batch_size=1000
+        )
+
+
 def seed(
     *, size: str, rng: random.Random, progress: Callable[[int, int], None] | None = None
 ) -> dict:
@@ -234,6 +261,10 @@ def seed(
         update_fields=["amount", "published"],
         batch_size=1000,
     )
+    # Bulk writes send no signals: the demo's rows get their history rows here, in bulk.
+    _record_history(Product, Product.objects.filter(code__in=changed))
+    _record_history(Variant, Variant.objects.filter(sku__in=changed_skus))
+    _record_history(ChannelPrice, ChannelPrice.objects.filter(variant_id__in=variant_ids.values()))
     # Synchronously (not through the task): the demo must be searchable once the command ends.
     # All of them, not only the changed ones: a no-op where the text is current.
     ids = sorted(product_ids.values())

@@ -6,6 +6,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from omnichannel.history import tracked_history
+
 sku_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
     "Letters, digits, '.', '_', '/', '-' (at most 64), starting with a letter or digit.",
@@ -44,6 +46,7 @@ class Product(models.Model):
     search_text = models.TextField(blank=True, editable=False, help_text="Kept by a task.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+    history = tracked_history(excluded_fields=["search_text", "updated_at"])
 
     class Meta:
         ordering = ["id"]
@@ -72,6 +75,7 @@ class Variant(models.Model):
     name = models.CharField(max_length=200, blank=True)
     attributes = models.JSONField(default=dict, blank=True, help_text='e.g. {"size": "M"}')
     is_active = models.BooleanField(default=True)
+    history = tracked_history()
 
     class Meta:
         ordering = ["sku"]
@@ -103,6 +107,7 @@ class ChannelPrice(models.Model):
         max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0.00"))]
     )
     published = models.BooleanField(default=True)
+    history = tracked_history(verbose_name="price change", verbose_name_plural="price changes")
 
     class Meta:
         ordering = ["variant", "channel"]

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from omnichannel.admin_base import ReadOnlyInline
+from omnichannel.admin_base import HistoryAdmin, ReadOnlyInline
 from omnichannel.selectors import store_limit
 from orders.models import Order
 from orders.selectors import orders_within_limit
@@ -38,7 +38,10 @@ class OrderInline(ReadOnlyInline):
 
 
 @admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
+class MemberAdmin(HistoryAdmin):
+    """Members, with a "History" page of profile changes (who, when, old -> new); merges,
+    exports and erasures are also listed under member events."""
+
     list_display = [
         "id",
         "email",

@@ -3,6 +3,8 @@ and the loyalty points ledger that explains their balance."""
 
 from django.db import models
 
+from omnichannel.history import tracked_history
+
 
 class Member(models.Model):
     """Email is stored lower-cased and trimmed, phone in E.164: the same person typing either
@@ -29,6 +31,9 @@ class Member(models.Model):
     tier = models.CharField(max_length=10, choices=Tier.choices, default=Tier.BASIC)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Profile changes only: points have their ledger, the tier is recomputed nightly. Erasing
+    # a member deletes their history too (customers.privacy.member_erase).
+    history = tracked_history(excluded_fields=["points", "tier", "updated_at"])
 
     class Meta:
         ordering = ["-id"]

@@ -1,9 +1,14 @@
 """Who a member is: merge, export and erase. Staff operations, each in one transaction and
-recorded as a MemberEvent (ids only, never personal data)."""
+recorded as a MemberEvent (ids only, never personal data). Merges also leave rows in the
+members' change history (who, when, which details moved); an erasure deletes the person's
+change history, and the admin log keeps only "member #id" for them."""
 
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Q, TextField
-from django.db.models.functions import Cast
+from django.db.models import Q, TextField, Value
+from django.db.models.functions import Cast, Concat
 
 from omnichannel.errors import DomainError
 from omnichannel.models import IdempotencyRecord
@@ -50,10 +55,15 @@ def member_merge(*, survivor_id: int, other_id: int, staff_id: int | None = None
         if theirs and (not mine or theirs > mine):
             for suffix in ("consent", "consent_at", "consent_source"):
                 setattr(survivor, f"{kind}_{suffix}", getattr(other, f"{kind}_{suffix}"))
+    if staff_id:  # else the history takes the request's user, if any
+        staff = get_user_model().objects.filter(pk=staff_id).first()
+        other._history_user = survivor._history_user = staff
+    other._change_reason = f"merged into member {survivor_id}"
     other.delete()  # frees its email and phone for the survivor
     for field, value in contact.items():
         if value and not getattr(survivor, field):
             setattr(survivor, field, value)
+    survivor._change_reason = f"member {other_id} merged into this one"
     survivor.save()
     MemberEvent.objects.create(
         kind=MemberEvent.Kind.MERGED,
@@ -153,6 +163,32 @@ def member_erase(*, member_id: int, staff_id: int | None = None) -> None:
             match |= Q(text__icontains=value)
         stored.filter(match).delete()
     member.delete()
+    _forget_history(member_id=member_id, traces=traces)
     MemberEvent.objects.create(
         kind=MemberEvent.Kind.ERASED, member_id_ref=member_id, staff_id=staff_id
     )
+
+
+def _merged_into(member_id: int) -> set[int]:
+    """The member and every member merged into it, directly or through earlier merges."""
+    ids, frontier = {member_id}, {member_id}
+    while frontier:
+        frontier = set(
+            MemberEvent.objects.filter(kind=MemberEvent.Kind.MERGED, member_id_ref__in=frontier)
+            .exclude(other_id_ref__in=ids)
+            .values_list("other_id_ref", flat=True)
+        )
+        ids |= frontier
+    return ids
+
+
+def _forget_history(*, member_id: int, traces: list[str]) -> None:
+    """The change history of the person (and of the members merged into them, whose details
+    they took) goes, as does any history row holding their email or phone. The admin's log
+    of edits keeps who edited when, under "member #id" instead of their email."""
+    ids = _merged_into(member_id)
+    Member.history.filter(Q(id__in=ids) | Q(email__in=traces) | Q(phone__in=traces)).delete()
+    LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Member),
+        object_id__in=[str(pk) for pk in ids],
+    ).update(object_repr=Concat(Value("member #"), "object_id"))

@@ -102,6 +102,22 @@ def _apply_consent(member: Member, contact: Contact, source: str) -> None:
             setattr(member, f"{kind}_consent_source", source[:80])
 
 
+PROFILE_FIELDS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "email_consent",
+    "email_consent_source",
+    "sms_consent",
+    "sms_consent_source",
+)
+
+
+def _profile(member: Member) -> tuple:
+    return tuple(getattr(member, field) for field in PROFILE_FIELDS)
+
+
 def member_upsert(
     *, contact: Contact, channel=None, location=None, source: str = ""
 ) -> tuple[Member, bool]:
@@ -119,12 +135,16 @@ def member_upsert(
                     raise MemberConflict(members=[m.pk for m in found])
                 created = not found
                 member = found[0] if found else Member()
+                before = _profile(member)
                 member.email = member.email or email
                 member.phone = member.phone or phone
                 member.first_name = member.first_name or contact.first_name[:100]
                 member.last_name = member.last_name or contact.last_name[:100]
                 _apply_consent(member, contact, source)
-                member.save()
+                if created or _profile(member) != before:
+                    member.save()  # with a history row: who completed the profile, from what
+                else:
+                    member.save_without_historical_record()  # found again, nothing new
                 if channel is not None:
                     member_seen(member=member, channel=channel, location=location)
                 return member, created
@@ -156,7 +176,8 @@ def _post(member: Member, kind: str, points: int, **links) -> PointsEntry | None
     except IntegrityError:
         return None  # already posted for this order or return: a retry changes nothing
     member.points += points
-    member.save(update_fields=["points", "updated_at"])
+    # The points ledger is the history of the balance; the member's history is their profile.
+    member.save_without_historical_record(update_fields=["points", "updated_at"])
     return entry
 
 
@@ -247,7 +268,7 @@ def points_expire(*, now=None, days: int | None = None) -> int:
                     note=f"earned before {cutoff:%Y-%m-%d}",
                 )
                 member.points -= due
-                member.save(update_fields=["points", "updated_at"])
+                member.save_without_historical_record(update_fields=["points", "updated_at"])
                 expired += due
     return expired
 

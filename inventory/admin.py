@@ -195,7 +195,13 @@ class StockMovementAdmin(StoreLimitedAdminMixin, ReadOnlyAdminMixin, admin.Model
         "api_client",
     ]
     list_filter = ["reason", ("location", AllowedLocationFilter)]
-    search_fields = ["variant__sku", "reference", "note"]
+    search_fields = [
+        "variant__sku",
+        "reference",
+        "note",
+        "created_by__username",
+        "api_client__name",
+    ]
     date_hierarchy = "created_at"
     list_select_related = ["variant", "location", "created_by", "api_client__channel"]
 

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "import_export",
     "axes",
+    "simple_history",
     "omnichannel",
     "catalog",
     "inventory",
@@ -54,6 +55,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Lets history rows name the staff member or API client behind a change.
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: turns a login refused for too many failures into the lockout page.
@@ -257,6 +260,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {},
 }
+
+# --- change history (django-simple-history) ----------------------------------------------------
+# The history is an audit trail: read it in the admin, never restore a past version from it
+# (edits go through the normal forms and services).
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 # --- import-export ------------------------------------------------------------------------------
 IMPORT_EXPORT_USE_TRANSACTIONS = True

@@ -7,6 +7,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from simple_history.admin import SimpleHistoryAdmin
 
 from inventory.services import StockLine, stock_receive
 from inventory.transfers import TransferItem, transfer_request
@@ -39,6 +40,7 @@ NO_ADD_FORM = {
     "axes.accessattempt",
     "axes.accesslog",
     "axes.accessfailurelog",
+    "catalog.historicalchannelprice",
 }
 
 
@@ -111,7 +113,8 @@ def test_every_admin_page_answers_for_a_superuser(client, world):
     client.force_login(make_staff("root", superuser=True))
     assert client.get("/admin/").status_code == 200
     checked = 0
-    for model, _ in pages():
+    histories = 0
+    for model, model_admin in pages():
         label = f"{model._meta.app_label}.{model._meta.model_name}"
         info = (model._meta.app_label, model._meta.model_name)
         changelist = client.get(reverse("admin:{}_{}_changelist".format(*info)))
@@ -123,7 +126,12 @@ def test_every_admin_page_answers_for_a_superuser(client, world):
         change = client.get(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))
         assert change.status_code == 200, label
         checked += 1
+        if isinstance(model_admin, SimpleHistoryAdmin):
+            history = client.get(reverse("admin:{}_{}_history".format(*info), args=[obj.pk]))
+            assert history.status_code == 200, label
+            histories += 1
     assert checked >= 15
+    assert histories == 4  # products, variants, prices, members
 
 
 MERCHANDISER_PAGES = [

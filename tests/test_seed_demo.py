@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from django.utils import timezone
+from simple_history.models import HistoricalChanges
 
 from catalog.models import Category, ChannelPrice, Product, Variant
 from inventory.models import StockLevel
@@ -36,10 +37,11 @@ def seed() -> str:
 def snapshot() -> dict[str, list[tuple]]:
     """Every row of every model of the project (and auth), in primary key order, without the
     `auto_now` bookkeeping timestamps (a level counted to the value it already has is still
-    touched); `Product.updated_at`, which storefronts sync on, is kept."""
+    touched); `Product.updated_at`, which storefronts sync on, is kept. Change history is
+    append-only and checked on its own."""
     rows = {}
     for model in apps.get_models():
-        if model._meta.app_label in APPS:
+        if model._meta.app_label in APPS and not issubclass(model, HistoricalChanges):
             fields = [
                 field.attname
                 for field in model._meta.concrete_fields
@@ -71,7 +73,9 @@ def test_seed_demo_twice_is_idempotent_resets_demo_rows_and_what_it_prints_works
 
     # Between the runs, someone plays with the demo: edits a product in the admin, revokes
     # the storefront token, deactivates the merchandiser. A re-seed puts all of it back.
+    history_counts = [model.history.count() for model in (Product, Variant, ChannelPrice)]
     edited = Product.objects.order_by("code").last()
+    demo_name = edited.name
     edited.name = "Renamed in the admin"
     edited.save()
     storefront_token = printed_tokens(first_output)[0]
@@ -100,6 +104,24 @@ def test_seed_demo_twice_is_idempotent_resets_demo_rows_and_what_it_prints_works
     assert old[:updated_at] + old[updated_at + 1 :] == new[:updated_at] + new[updated_at + 1 :]
     assert new[updated_at] >= before_second_run
     assert printed_tokens(second_output) == printed_tokens(first_output)
+
+    # Change history: the bulk-written demo rows have their first entry; the edit and the
+    # reset of the edited product are the only new ones (variants and prices rewritten as
+    # they were add none).
+    assert history_counts == [500, 1500, 3000]
+    assert [model.history.count() for model in (Product, Variant, ChannelPrice)] == [
+        502,
+        1500,
+        3000,
+    ]
+    assert [
+        (record.history_type, record.name, record.history_change_reason)
+        for record in edited.history.order_by("history_id")
+    ] == [
+        ("+", demo_name, "seed_demo"),
+        ("~", "Renamed in the admin", None),
+        ("~", demo_name, "seed_demo"),
+    ]
     assert printed_logins(second_output) == printed_logins(first_output)
 
     # The documented shape.
