@@ -9,11 +9,13 @@ current stock, so running it twice is harmless.
 """
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db import connection, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from omnichannel.models import ChannelLocation
 
@@ -36,7 +38,9 @@ def outbox_record(*, variant_ids: Iterable[int]) -> None:
 
 SYNC_PENDING_KEY = "inventory:availability-sync-pending"
 SYNC_PENDING_TTL_MS = 5000
+KICK_PAUSE_SECONDS = 5.0  # beat's sweeper interval: a skipped kick waits no longer than that
 _client = None
+_kick_paused_until = 0.0  # time.monotonic() before which commits do not try the broker
 
 
 def _redis():
@@ -58,9 +62,17 @@ def _queue_sync() -> None:
     The task clears the flag before it reads the outbox. A commit that finds the flag set
     committed its outbox row before that, so the queued task sees the row. A burst of sales
     costs one message instead of one each. Without Redis (or if it fails) always send.
+
+    Runs after the sale committed, in the request: it must never fail the request nor make
+    it wait. If the broker is down the message is dropped with a warning (the outbox row
+    waits for beat's sweeper) and, for KICK_PAUSE_SECONDS, later commits do not even try,
+    so a broker outage costs one publish timeout per process and pause, not one per sale.
     """
+    global _kick_paused_until
     from .tasks import sync_channel_availability
 
+    if time.monotonic() < _kick_paused_until:
+        return
     client = _redis()
     try:
         if client is not None and not client.set(
@@ -69,7 +81,17 @@ def _queue_sync() -> None:
             return
     except Exception:
         log.warning("availability debounce flag unavailable; sending the sync anyway")
-    sync_channel_availability.delay()
+    try:
+        sync_channel_availability.delay()
+    except BrokerUnavailable as exc:  # refused, timed out, reset: Celery raises this for all
+        _kick_paused_until = time.monotonic() + KICK_PAUSE_SECONDS
+        log.warning(
+            "availability sync not queued (%s: %s); the outbox keeps the change and beat's "
+            "sweeper publishes it; not retrying for %s s",
+            type(exc).__name__,
+            exc,
+            KICK_PAUSE_SECONDS,
+        )
 
 
 def sync_started() -> None:

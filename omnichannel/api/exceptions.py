@@ -1,18 +1,27 @@
 """The one place that turns any API error into the contract's JSON body.
 
 Body: {"code": "<machine_code>", "detail": "<human sentence>", ...extra}. Validation errors are
-400 with code "invalid" and `errors: {field: [messages]}`.
+400 with code "invalid" and `errors: {field: [messages]}`. A database that cannot be reached, or
+a connection lost mid-request, is 503 `service_unavailable` with `retryable: true` and
+`Retry-After`: PostgreSQL rolled the transaction back, so a retry (with the same
+Idempotency-Key) is safe, and it is not the client's fault.
 """
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..errors import DomainError
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 2
 
 
 def _field_errors(detail: Any) -> dict[str, Any]:
@@ -23,7 +32,34 @@ def _field_errors(detail: Any) -> dict[str, Any]:
     return {"non_field_errors": [detail]}
 
 
+def _service_unavailable(exc: Exception, context: dict[str, Any]) -> Response:
+    """The database is down, the connection dropped, or PostgreSQL cancelled the statement
+    (deadlock, lock or statement timeout): OperationalError and InterfaceError in Django's
+    terms. The transaction is gone with it; the client should try again shortly."""
+    request = context.get("request")
+    log.warning(
+        "database unavailable during %s %s: %s",
+        getattr(request, "method", "?"),
+        getattr(request, "path", "?"),
+        exc,
+        exc_info=exc,
+    )
+    response = Response(
+        {
+            "code": "service_unavailable",
+            "detail": "The database did not answer. Retry in a moment with the same "
+            "Idempotency-Key: the request is carried out once.",
+            "retryable": True,
+        },
+        status=503,
+    )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, OperationalError | InterfaceError):
+        return _service_unavailable(exc, context)
     if isinstance(exc, DomainError):
         body = {"code": exc.code, "detail": exc.detail, **exc.extra}
         return Response(body, status=exc.status_code)

@@ -35,6 +35,15 @@ ValidationErrorSerializer = inline_serializer(
     },
 )
 
+ServiceUnavailableSerializer = inline_serializer(
+    name="ServiceUnavailable",
+    fields={
+        "code": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "retryable": serializers.BooleanField(),
+    },
+)
+
 
 class AutoSchema(SpectacularAutoSchema):
     def get_operation(self, *args, **kwargs):
@@ -63,6 +72,11 @@ class AutoSchema(SpectacularAutoSchema):
             "400": OpenApiResponse(ValidationErrorSerializer, description="Invalid input."),
             "401": OpenApiResponse(ErrorSerializer, description="No or invalid credentials."),
             "403": OpenApiResponse(ErrorSerializer, description="Outside the caller's scope."),
+            "503": OpenApiResponse(
+                ServiceUnavailableSerializer,
+                description="The database did not answer (`service_unavailable`, "
+                "`retryable: true`, `Retry-After`); retry with the same Idempotency-Key.",
+            ),
         }
         if self.method == "DELETE":
             responses.pop("200", None)
