@@ -151,8 +151,9 @@ def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
             level_id, _on_hand, _reserved = cur.fetchone()
             cur.execute(
                 "INSERT INTO orders_order (channel_id, number, fulfillment, status, currency, "
-                "subtotal, discount, total, needs_review, client_id, created_at, updated_at) "
-                "VALUES (%s, '', 'ship', 'placed', 'EUR', %s, 0, %s, false, '', now(), now()) "
+                "subtotal, discount, total, needs_review, client_id, points_earned, created_at, "
+                "updated_at) VALUES (%s, '', 'ship', 'placed', 'EUR', %s, 0, %s, false, '', 0, "
+                "now(), now()) "
                 "RETURNING id",
                 [channel_id, amount, amount],
             )

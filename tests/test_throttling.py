@@ -180,3 +180,30 @@ def test_concurrent_requests_of_one_client_never_exceed_the_rate(low_rates, web)
     token = make_api_client(web)[1]
     answers = run_in_threads(12, lambda i: as_client(token).get(PATH).status_code)
     assert sorted(answers) == [200] * RATE + [429] * (12 - RATE)
+
+
+def test_with_the_cache_down_requests_pass_uncounted_and_it_is_logged(
+    settings, clock, web, caplog, monkeypatch
+):
+    """Redis stopped: a rate is a guard, not a reason to fail a sale. Requests go through,
+    a warning says the rate was not counted, and the process leaves the cache alone for a
+    few seconds instead of paying a connection error on every request."""
+    import omnichannel.api.throttling as throttling
+
+    monkeypatch.setattr(throttling, "_cache_down_until", 0.0)
+    settings.CACHES = {  # a port where nothing listens
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"client": f"{RATE}/min", "anon": "2/min"},
+    }
+    api = as_client(make_api_client(web)[1])
+    with caplog.at_level("WARNING", logger="omnichannel.api.throttling"):
+        assert [api.get(PATH).status_code for _ in range(RATE + 2)] == [200] * (RATE + 2)
+    warnings = [r for r in caplog.records if "rate not counted" in r.getMessage()]
+    assert len(warnings) == 1  # then paused, not retried on every request
+    assert throttling._cache_down_until > time.monotonic()

@@ -10,10 +10,22 @@ The rates are read at request time from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
 with no rate, or a rate of None, is not throttled).
 """
 
+import logging
+import time
+
+from redis.exceptions import RedisError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from ..auth import api_client_of
+
+log = logging.getLogger(__name__)
+
+# When the cache (Redis) is down, requests are let through rather than refused: the rate is a
+# guard, not something a sale may fail on (tests/test_faults.py places orders with Redis
+# stopped). For a few seconds after a failure this process does not try the cache again.
+PAUSE_AFTER_FAILURE = 5.0
+_cache_down_until = 0.0
 
 
 class WindowRateThrottle(SimpleRateThrottle):
@@ -27,18 +39,29 @@ class WindowRateThrottle(SimpleRateThrottle):
         ident_key = self.get_cache_key(request, view)
         if ident_key is None:
             return True
+        global _cache_down_until
+        if time.monotonic() < _cache_down_until:
+            return True
         now = self.timer()
         window = int(now // self.duration)
         key = f"{ident_key}_{window}"
         try:
-            count = self.cache.incr(key)
+            count = self._count(key)
+        except (RedisError, OSError) as exc:
+            _cache_down_until = time.monotonic() + PAUSE_AFTER_FAILURE
+            log.warning("request rate not counted, the cache is unavailable: %s", exc)
+            return True
+        self.retry_after = (window + 1) * self.duration - now
+        return count <= self.num_requests
+
+    def _count(self, key: str) -> int:
+        try:
+            return self.cache.incr(key)
         except ValueError:
             # The first request of this window opens it, unless another worker just did. The key
             # lives a second longer than the window, so it outlives every request counted in it.
             opened = self.cache.add(key, 1, timeout=self.duration + 1)
-            count = 1 if opened else self.cache.incr(key)
-        self.retry_after = (window + 1) * self.duration - now
-        return count <= self.num_requests
+            return 1 if opened else self.cache.incr(key)
 
     def wait(self) -> float:
         return self.retry_after

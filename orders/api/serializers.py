@@ -98,6 +98,11 @@ class TotalsSerializer(serializers.Serializer):
     total = serializers.DecimalField(**MONEY)
 
 
+# Totals and allocations are built as plain dicts, shaped as their annotated serializers say:
+# a nested serializer per order cost a third of an order list page (50 orders, profiled).
+_MONEY = serializers.DecimalField(**MONEY)
+
+
 class OrderSerializer(serializers.ModelSerializer):
     channel = serializers.CharField(source="channel.code")
     location = serializers.CharField(source="location.code", allow_null=True, default=None)
@@ -133,13 +138,19 @@ class OrderSerializer(serializers.ModelSerializer):
         ]
 
     def get_totals(self, order) -> TotalsSerializer:
-        return TotalsSerializer(
-            {"subtotal": order.subtotal, "discount": order.discount, "total": order.total}
-        ).data
+        money = _MONEY.to_representation
+        return {
+            "subtotal": money(order.subtotal),
+            "discount": money(order.discount),
+            "total": money(order.total),
+        }
 
     def get_allocations(self, order) -> AllocationSerializer(many=True):
-        rows = [a for line in order.lines.all() for a in line.allocations.all()]
-        return AllocationSerializer(rows, many=True).data
+        return [
+            {"sku": line.sku, "location": a.location.code, "quantity": a.quantity}
+            for line in order.lines.all()
+            for a in line.allocations.all()
+        ]
 
     def get_member(self, order) -> int | None:
         return order.member_id
