@@ -40,10 +40,21 @@ FloatArray = NDArray[np.float64]
 # constraints. The box only stops a line search from stepping to exp(700) and overflowing;
 # an estimate that ends on it means the data do not identify that parameter (see FitError).
 _LOG_BOUND = math.log(1e8)
+# A fitted mean drop-out probability a/(a+b) below this is the no-drop-out limit (NBD).
+NO_DROPOUT_BELOW = 1e-6
 
 
 class FitError(ValueError):
     """The data cannot support a fit (too few customers, no repeat buyers, no convergence)."""
+
+
+class _AtBound(FitError):
+    """The optimum ran to the box on the parameters `at` (indices into theta); `res` is where
+    the optimiser stopped."""
+
+    def __init__(self, message: str, at: set[int], res: optimize.OptimizeResult):
+        super().__init__(message)
+        self.at, self.res = at, res
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,11 @@ class BGNBDParams:
     a: float
     b: float
     log_likelihood: float = float("nan")
+    # The limit the fit reaches when the history shows no drop-out at all (a/(a+b) -> 0):
+    # every customer stays, purchases are the NBD model (Poisson rates, gamma across
+    # customers). Then a = b = 0 stand for "no drop-out", P(alive) = 1 and the expected
+    # purchases are (r+x)/(alpha+T) * t.
+    no_dropout: bool = False
 
 
 @dataclass(frozen=True)
@@ -215,6 +231,8 @@ def _bgnbd_loglik(
 def bgnbd_log_likelihood(params: BGNBDParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLike):
     """Per-customer BG/NBD log-likelihood at `params` (for diagnostics and model comparison)."""
     x, t_x, T = _rfm_arrays(x, t_x, T)
+    if params.no_dropout:
+        return _nbd_loglik(np.log([params.r, params.alpha]), x, T)[0]
     theta = np.log([params.r, params.alpha, params.a, params.b])
     return _bgnbd_loglik(theta, x, t_x, T)[0]
 
@@ -234,8 +252,11 @@ def _fit(objective, theta0: FloatArray, what: str) -> optimize.OptimizeResult:
     _, grad = objective(res.x)
     if not np.all(np.isfinite(res.x)) or (not res.success and np.max(np.abs(grad)) > 1e-5):
         raise FitError(f"{what} fit did not converge: {res.message}")
-    if np.any(np.abs(res.x) >= _LOG_BOUND - 1e-6):
-        raise FitError(f"{what} fit ran to a parameter bound; the data do not identify the model")
+    at = {i for i, v in enumerate(res.x) if abs(v) >= _LOG_BOUND - 1e-6}
+    if at:
+        raise _AtBound(
+            f"{what} fit ran to a parameter bound; the data do not identify the model", at, res
+        )
     return res
 
 
@@ -262,10 +283,50 @@ def bgnbd_fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> BGNBDParams:
     # Start from r=1 and alpha = the mean observation window (a population buying about once
     # per window), a, b = 1 (uniform drop-out probability): scale-aware, so weeks or days work.
     theta0 = np.log([1.0, max(float(T.mean()), 1e-3), 1.0, 1.0])
-    res = _fit(objective, theta0, "BG/NBD")
+    try:
+        res = _fit(objective, theta0, "BG/NBD")
+    except _AtBound as bound:
+        if not bound.at <= {2, 3}:
+            raise  # the purchase-rate part is not identified either
+        return _nbd_limit_fit(x, T, bgnbd_ll=float(-bound.res.fun * n))
     r, alpha, a, b = np.exp(res.x)
+    if a / (a + b) < NO_DROPOUT_BELOW:
+        # On its way to the limit (a -> 0, b -> inf): the formulas lose their digits there
+        # (huge b in the hypergeometric terms), the limit's closed forms do not.
+        return _nbd_limit_fit(x, T, bgnbd_ll=float(-res.fun * n))
     return BGNBDParams(
         r=float(r), alpha=float(alpha), a=float(a), b=float(b), log_likelihood=float(-res.fun * n)
+    )
+
+
+def _nbd_loglik(theta: FloatArray, x: FloatArray, T: FloatArray):
+    """The BG/NBD likelihood's limit with no drop-out, per customer, with its gradient with
+    respect to log(r, alpha): G(r+x) alpha^r / (G(r) (alpha+T)^(r+x))."""
+    r, alpha = np.exp(theta)
+    log_at = np.log(alpha + T)
+    ll = special.gammaln(r + x) - special.gammaln(r) + r * math.log(alpha) - (r + x) * log_at
+    d_r = special.digamma(r + x) - special.digamma(r) + math.log(alpha) - log_at
+    d_alpha = r / alpha - (r + x) / (alpha + T)
+    return ll, np.stack([d_r * r, d_alpha * alpha])
+
+
+def _nbd_limit_fit(x: FloatArray, T: FloatArray, *, bgnbd_ll: float) -> BGNBDParams:
+    """The drop-out parameters ran to the box: if that is the no-drop-out limit (the NBD
+    model fits at least as well as where BG/NBD stopped), fit it and say so; otherwise the
+    drop-out is not identified (e.g. one same p for everyone) and the fit fails."""
+    n = len(x)
+
+    def objective(theta):
+        ll, grad = _nbd_loglik(theta, x, T)
+        return -ll.sum() / n, -grad.sum(axis=1) / n
+
+    res = _fit(objective, np.log([1.0, max(float(T.mean()), 1e-3)]), "NBD")
+    ll = float(-res.fun * n)
+    if ll < bgnbd_ll - 1e-6 * max(1.0, abs(bgnbd_ll)):
+        raise FitError("BG/NBD drop-out parameters are not identified by this history")
+    r, alpha = np.exp(res.x)
+    return BGNBDParams(
+        r=float(r), alpha=float(alpha), a=0.0, b=0.0, log_likelihood=ll, no_dropout=True
     )
 
 
@@ -286,6 +347,8 @@ def bgnbd_p_alive(params: BGNBDParams, x: ArrayLike, t_x: ArrayLike, T: ArrayLik
     expit(-log odds): a loyal customer long silent has odds of 10^300 and more.
     """
     x, t_x, T = _rfm_arrays(x, t_x, T)
+    if params.no_dropout:
+        return np.ones_like(x)
     return special.expit(-_log_drop_odds(params, x, t_x, T))
 
 
@@ -320,6 +383,8 @@ def bgnbd_expected_purchases(
     t = np.asarray(t, dtype=np.float64)
     if np.any(t < 0):
         raise ValueError("t must be >= 0")
+    if params.no_dropout:  # still buying at their posterior mean rate (r+x)/(alpha+T)
+        return (params.r + x) / (params.alpha + T) * t
     if abs(params.a - 1.0) < 1e-6:
         return 0.5 * sum(
             _bgnbd_expected(replace(params, a=a), t, x, t_x, T) for a in (1.0 - 1e-5, 1.0 + 1e-5)

@@ -256,7 +256,7 @@ def test_clv_p_alive_and_expected_purchases_land_on_every_scored_member(web, pos
     run = nightly_run(run_date=as_of)
     assert "skipped" not in run.stages["clv"], run.stages
     assert run.stages["clv"]["rows"] == MemberScore.objects.count() > 0
-    assert set(run.parameters["bgnbd"]) == {"r", "alpha", "a", "b", "log_likelihood"}
+    assert set(run.parameters["bgnbd"]) == {"r", "alpha", "a", "b", "log_likelihood", "no_dropout"}
     scores = list(MemberScore.objects.exclude(clv_12m=None))
     assert len(scores) == run.stages["clv"]["rows"]
     assert all(0.0 <= s.p_alive <= 1.0 for s in scores)

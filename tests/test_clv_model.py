@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
+import analytics.clv as clv_module
 from analytics.clv import (
     BGNBDParams,
     GammaGammaParams,
@@ -418,3 +419,34 @@ def test_clv_fit_command_needs_repeat_buyers_to_fit(tmp_path):
     path.write_text("customer_id,date,amount\n" + "\n".join(lines) + "\n", encoding="utf-8")
     with pytest.raises(CommandError, match="repeat purchases"):
         call_command("clv_fit", transactions=str(path), calibration_end="2024-12-31")
+
+
+def _nbd_history(n: int, r: float, alpha: float, seed: int):
+    """Customers who never drop out: Poisson purchases at gamma-distributed rates over
+    windows of 26 to 78 weeks (the BG/NBD process with p = 0)."""
+    rng = np.random.default_rng(seed)
+    T = rng.uniform(26, 78, n)
+    rate = rng.gamma(r, 1.0 / alpha, n)
+    x = rng.poisson(rate * T).astype(float)
+    t_x = np.where(x > 0, T * rng.beta(np.maximum(x, 1), 1), 0.0)  # the last of x uniforms
+    return x, t_x, T
+
+
+def test_a_history_without_drop_out_fits_the_no_drop_out_limit_not_a_failure():
+    """With nobody dropping out the drop-out parameters run off to the box; the fit is the
+    model's limit (NBD), recovered, with P(alive) = 1 and (r+x)/(alpha+T) t purchases."""
+    x, t_x, T = _nbd_history(20_000, r=0.8, alpha=6.0, seed=7)
+    fitted = clv_module.bgnbd_fit(x, t_x, T)
+    assert fitted.no_dropout and fitted.a == fitted.b == 0.0
+    assert fitted.r == pytest.approx(0.8, rel=0.08)
+    assert fitted.alpha == pytest.approx(6.0, rel=0.10)
+    assert np.all(clv_module.bgnbd_p_alive(fitted, x, t_x, T) == 1.0)
+    expected = clv_module.bgnbd_expected_purchases(fitted, 13.0, [0, 4], [0, 20], [52, 52])
+    assert expected == pytest.approx([(fitted.r + k) / (fitted.alpha + 52) * 13 for k in (0, 4)])
+    # The limit's likelihood is what BG/NBD approaches, never below it.
+    near = clv_module.BGNBDParams(r=fitted.r, alpha=fitted.alpha, a=1e-6, b=1.0)
+    assert fitted.log_likelihood >= clv_module.bgnbd_log_likelihood(near, x, t_x, T).sum() - 1e-3
+    spend = np.full_like(x, 20.0)
+    gg = clv_module.GammaGammaParams(p=6.0, q=4.0, gamma=15.0)
+    value = clv_module.clv(fitted, gg, x, t_x, T, spend, months=12, monthly_discount=0.01)
+    assert np.all(np.isfinite(value)) and np.all(value > 0)

@@ -57,7 +57,7 @@ class Command(BaseCommand):
                 "alpha": bg.alpha,
                 "a": bg.a,
                 "b": bg.b,
-                "log_likelihood": bg.log_likelihood,
+                "log_likelihood": bg.log_likelihood,  # a = b = 0: the no-drop-out limit
             },
             "gamma_gamma": {"p": gg.p, "q": gg.q, "gamma": gg.gamma},
         }
