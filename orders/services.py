@@ -113,16 +113,20 @@ def _priced_lines(channel: Channel, lines: list[LineRequest]) -> list[dict]:
     merged: dict[str, int] = {}
     for line in lines:
         merged[line.sku] = merged.get(line.sku, 0) + line.quantity
-    ids = variant_ids_by_sku(skus=list(merged))
+    # One query on the way that sells: the prices, found by SKU. Only when a SKU has no
+    # published price here is it looked up again, to tell an unknown SKU from one this
+    # channel does not sell.
     prices = {
-        row.variant_id: row
+        row.variant.sku: row
         for row in ChannelPrice.objects.filter(
-            channel=channel, published=True, variant_id__in=ids.values()
+            channel=channel, published=True, variant__sku__in=list(merged)
         ).select_related("variant__product")
     }
+    if len(prices) < len(merged):
+        variant_ids_by_sku(skus=list(merged))  # 400 unknown_sku for the first unknown one
     priced = []
     for sku, quantity in merged.items():
-        price = prices.get(ids[sku])
+        price = prices.get(sku)
         if price is None:
             raise NotSoldInChannel(sku=sku, channel=channel.code)
         variant = price.variant
