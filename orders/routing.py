@@ -6,7 +6,7 @@ re-checks everything under lock."""
 from dataclasses import dataclass
 
 from inventory.models import StockLevel
-from omnichannel.models import ChannelLocation
+from omnichannel.models import ChannelLocation, Location
 
 
 class Shortfall(Exception):
@@ -22,15 +22,16 @@ class Shortfall(Exception):
 class Candidate:
     location_id: int
     safety_stock: int
+    location: Location | None = None  # loaded with the feed: the order's answer names it
 
 
 def ship_candidates(*, channel_id: int, location_id: int | None = None) -> list[Candidate]:
     feeds = (
         ChannelLocation.objects.filter(channel_id=channel_id, location__ships=True)
+        .select_related("location")
         .order_by("priority", "location__code")
-        .values_list("location_id", "safety_stock")
     )
-    candidates = [Candidate(location, safety) for location, safety in feeds]
+    candidates = [Candidate(f.location_id, f.safety_stock, f.location) for f in feeds]
     if location_id is not None:
         return [c for c in candidates if c.location_id == location_id]
     return candidates

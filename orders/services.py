@@ -160,7 +160,8 @@ def _allocate_ship(
     location: Location | None,
     reference: str,
     actor: Actor,
-) -> list[tuple[int, int, int]]:
+) -> tuple[list[tuple[int, int, int]], list[Location]]:
+    """The allocation, and the candidate locations (loaded with the feeds) it may name."""
     candidates = routing.ship_candidates(
         channel_id=channel.pk, location_id=location.pk if location else None
     )
@@ -179,7 +180,7 @@ def _allocate_ship(
                     keep={(v, loc): keep_by_location[loc] for v, loc, _ in allocation},
                     actor=actor,
                 )
-            return allocation
+            return allocation, [c.location for c in candidates if c.location is not None]
         except routing.Shortfall as short:
             sku = Variant.objects.filter(pk=short.variant_id).values_list("sku", flat=True)[0]
             raise InsufficientStock(
@@ -263,6 +264,7 @@ def order_place(
             actor=actor,
         )
         allocation = [(v, location.pk, q) for v, q in wanted.items()]
+        shippers = []
         order.needs_review = bool(oversold)
     elif fulfillment == Fulfillment.PICKUP:
         stock_reserve(
@@ -272,8 +274,9 @@ def order_place(
             actor=actor,
         )
         allocation = [(v, pickup_location.pk, q) for v, q in wanted.items()]
+        shippers = []
     else:
-        allocation = _allocate_ship(channel, wanted, location, order.reference, actor)
+        allocation, shippers = _allocate_ship(channel, wanted, location, order.reference, actor)
     order.save(update_fields=["number", "needs_review"])
 
     created = OrderLine.objects.bulk_create(
@@ -303,7 +306,7 @@ def order_place(
         if redeem_points:
             value = points_redeem(member_id=member.pk, points=redeem_points, order=order)
             paid.append(Payment.objects.create(order=order, method="points", amount=value))
-    _keep_written(order, created, allocations, paid, known=(location, pickup_location))
+    _keep_written(order, created, allocations, paid, known=(location, pickup_location, *shippers))
     if member is not None and order.status == Status.COMPLETED:
         order.points_earned = points_earn(order=order)
     return order
