@@ -4,7 +4,7 @@ the whole business's figures, not a channel's."""
 from datetime import date, timedelta
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, permissions, serializers
 from rest_framework.response import Response
 
@@ -122,6 +122,11 @@ class RfmView(generics.GenericAPIView):
     serializer_class = SegmentSerializer
     pagination_class = None
 
+    @extend_schema(
+        responses=inline_serializer(
+            name="RfmSegments", fields={"results": SegmentSerializer(many=True)}
+        )
+    )
     def get(self, request):
         return Response({"results": SegmentSerializer(selectors.segments(), many=True).data})
 
