@@ -1,36 +1,29 @@
-"""The API's one parser: JSON, bounded in size and in depth.
+"""The API's one parser: JSON, bounded in depth.
 
-DRF's own JSONParser reads the whole body whatever its size (Django's
-DATA_UPLOAD_MAX_MEMORY_SIZE only guards `request.body` and forms), and a body nested a few
-thousand levels deep makes `json` raise RecursionError, a 500. Here both are the contract's
-errors: 413 `request_too_large` and 400 `parse_error`.
+DRF's JSONParser turns only ValueError into a 400: a body nested a few thousand levels deep
+makes `json` raise RecursionError, a 500, and one just under the interpreter's limit parses
+but then exhausts the stack wherever it is walked (validation, the idempotency fingerprint).
+Both are refused here, as 400 `parse_error`. The body's size is bounded before parsing: DRF
+reads `request.body`, which enforces DATA_UPLOAD_MAX_MEMORY_SIZE (413, see exceptions.py).
+NULs and unpaired surrogates in text are refused by DRF's CharField, field by field.
 """
 
-import codecs
-import json
-
-from django.conf import settings
-from rest_framework import exceptions, parsers, status
+from rest_framework import exceptions, parsers
 
 # Deeper than any body the API reads (an order's `member` object is 2 levels down).
 MAX_DEPTH = 32
 
 
-class RequestTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_code = "request_too_large"
-    default_detail = "The request body is too large."
-
-
-def _depth_exceeds(value, limit: int) -> bool:
-    """Whether containers nest more than `limit` levels (iterative: no recursion to exhaust)."""
-    stack = [(value, 1)]
+def nested_deeper_than(data, limit: int) -> bool:
+    """Whether lists and objects nest more than `limit` levels. Iterative: no recursion for a
+    deep body to exhaust."""
+    stack = [(data, 1)]
     while stack:
-        current, depth = stack.pop()
-        if isinstance(current, dict):
-            children = current.values()
-        elif isinstance(current, list):
-            children = current
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
         else:
             continue
         if depth > limit:
@@ -41,21 +34,10 @@ def _depth_exceeds(value, limit: int) -> bool:
 
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        encoding = parsers.get_encoding(parser_context or {})
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        raw = stream.read() if limit is None else stream.read(limit + 1)
-        if limit is not None and len(raw) > limit:
-            raise RequestTooLarge(f"The request body is larger than {limit} bytes.")
         try:
-            text = codecs.decode(raw, encoding)
-            data = json.loads(text, parse_constant=json_strict_constant)
-        except (ValueError, RecursionError) as exc:
-            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
-        if _depth_exceeds(data, MAX_DEPTH):
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError as exc:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from exc
+        if nested_deeper_than(data, MAX_DEPTH):
             raise exceptions.ParseError(f"JSON nested deeper than {MAX_DEPTH} levels.")
         return data
-
-
-def json_strict_constant(value: str):
-    """NaN and Infinity are not JSON."""
-    raise ValueError(f"{value} is not valid JSON.")
