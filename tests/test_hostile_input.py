@@ -637,3 +637,44 @@ def test_the_tables_sql_text_named_are_still_there(shop):
         shop["till"].get(query)
     assert Order.objects.count() == 1
     assert shop["till"].get(f"/api/v1/orders/{shop['order'].number}/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "to=0001-01-05",
+        "to=0001-01-01",
+        "from=0001-01-01&to=0001-01-31&by=day",
+        "from=9999-12-01&to=9999-12-31&by=day",
+    ],
+)
+def test_sales_at_the_edges_of_the_calendar_are_answered_not_a_500(query):
+    """`to=0001-01-05` without `from` reached back 30 days, before year 1: an OverflowError."""
+    manager = APIClient()
+    manager.force_login(make_staff("manager", superuser=True))
+    response = manager.get(f"/api/v1/analytics/sales/?{query}")
+    assert response.status_code == 200, response.content[:300]
+    assert response.json()["results"] == []
+
+
+@pytest.mark.parametrize("query", ["to=10000-01-01", "from=0000-12-31", f"by={SQL}", "from=x"])
+def test_sales_with_dates_that_are_not_dates_is_a_400(query):
+    manager = APIClient()
+    manager.force_login(make_staff("manager", superuser=True))
+    assert_error(manager.get(f"/api/v1/analytics/sales/?{query}"), 400, "invalid")
+
+
+@pytest.mark.parametrize(
+    "sold_at",
+    ["0001-01-01T00:00:00+10:00", "9999-12-31T23:59:59-10:00", "2026-02-30T10:00:00Z", SQL, 0],
+)
+def test_an_offline_sale_time_off_the_calendar_is_a_400(shop, unchanged, sold_at):
+    body = sync_body()
+    body["sales"][0]["sold_at"] = sold_at
+    assert_error(post_json(shop["till"], "/api/v1/pos/sync/", body), 400, "invalid")
+
+
+@pytest.mark.parametrize("member", [2**63, 10**30, -1, 0])
+def test_an_order_for_a_member_id_out_of_any_range_is_a_400(shop, unchanged, member):
+    response = post_json(shop["till"], "/api/v1/orders/", {**order_body(), "member": member})
+    assert_error(response, 400, "unknown_member")

@@ -34,7 +34,8 @@ class SalesQuerySerializer(serializers.Serializer):
 
     def validate(self, attrs):
         end = attrs.get("end") or date.today()
-        start = attrs.get("start") or end - timedelta(days=30)
+        # 30 days back, or to the first day there is (`to=0001-01-05` was an OverflowError).
+        start = attrs.get("start") or end - timedelta(days=min(30, (end - date.min).days))
         if start > end:
             raise serializers.ValidationError({"from": ["`from` is after `to`."]})
         if (end - start).days > 3660:
