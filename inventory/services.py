@@ -286,13 +286,22 @@ def stock_adjust(
     note: str = "",
     actor: Actor = SYSTEM,
 ) -> tuple[StockLevel, StockMovement]:
-    """A manual change of `on_hand` by `delta` (receipt, damage, theft, correction)."""
+    """A manual change of `on_hand` by `delta`: a receipt adds, damage and theft remove, a
+    correction goes either way (the sign must match the reason, or the ledger lies)."""
     if reason not in ADJUSTMENT_REASONS:
         raise DomainError(
             f"Adjustments take a reason in {sorted(ADJUSTMENT_REASONS)}.", reason=reason
         )
     if not is_whole(delta, low=-MAX_QUANTITY) or delta == 0:
         raise InvalidQuantity("delta must be a non-zero whole number.", delta=delta)
+    if (reason == Reason.RECEIPT and delta < 0) or (
+        reason in (Reason.DAMAGE, Reason.THEFT) and delta > 0
+    ):
+        raise InvalidQuantity(
+            "A receipt adds stock, damage and theft remove it; a correction goes either way.",
+            delta=delta,
+            reason=reason,
+        )
     key = (variant_id, location_id)
     level = _lock([key], create_missing=True)[key]
     if level.on_hand + delta < 0:

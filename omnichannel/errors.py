@@ -5,6 +5,8 @@
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from rest_framework import status
 
@@ -55,5 +57,16 @@ def json_500(request) -> JsonResponse:
     )
 
 
+def too_large_body() -> dict[str, Any]:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return {
+        "code": "request_too_large",
+        "detail": f"The request body is larger than {limit} bytes.",
+        "limit": limit,
+    }
+
+
 def json_400(request, exception=None) -> JsonResponse:
+    if isinstance(exception, RequestDataTooBig):  # outside the API (the admin's forms)
+        return JsonResponse(too_large_body(), status=413)
     return JsonResponse({"code": "bad_request", "detail": "Bad request."}, status=400)

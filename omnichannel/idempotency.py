@@ -105,6 +105,7 @@ def idempotent(handler):
             record.save(update_fields=["status_code", "response_body"])
             return response
 
+    wrapper.idempotent = True  # the schema documents the header and 422 for it
     return wrapper
 
 

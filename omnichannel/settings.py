@@ -222,6 +222,10 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
+# The largest request body read, in bytes (413 `request_too_large` above it). A POS batch of
+# 500 offline sales fits easily.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -234,6 +238,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "omnichannel.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "omnichannel.api.exceptions.api_exception_handler",
+    # JSON in and out (the contract); bounded in size and depth, see omnichannel/api/parsers.py.
+    "DEFAULT_PARSER_CLASSES": ["omnichannel.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

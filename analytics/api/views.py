@@ -8,7 +8,7 @@ cannot be cut by store, and they would show the rest of the business's trade."""
 from datetime import date, timedelta
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import generics, permissions, serializers
 from rest_framework.response import Response
 
@@ -46,7 +46,8 @@ class SalesQuerySerializer(serializers.Serializer):
 
     def validate(self, attrs):
         end = attrs.get("end") or date.today()
-        start = attrs.get("start") or end - timedelta(days=30)
+        # 30 days back, or to the first day there is (`to=0001-01-05` was an OverflowError).
+        start = attrs.get("start") or end - timedelta(days=min(30, (end - date.min).days))
         if start > end:
             raise serializers.ValidationError({"from": ["`from` is after `to`."]})
         if (end - start).days > 3660:
@@ -136,6 +137,11 @@ class RfmView(generics.GenericAPIView):
     serializer_class = SegmentSerializer
     pagination_class = None
 
+    @extend_schema(
+        responses=inline_serializer(
+            name="RfmSegments", fields={"results": SegmentSerializer(many=True)}
+        )
+    )
     def get(self, request):
         return Response({"results": SegmentSerializer(selectors.segments(), many=True).data})
 

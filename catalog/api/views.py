@@ -3,7 +3,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
-from omnichannel.api.filters import MultipleValueFilter
+from omnichannel.api.filters import MultipleValueFilter, UtcIsoDateTimeFilter
 from omnichannel.auth import api_client_of
 from omnichannel.selectors import channel_scope
 
@@ -36,7 +36,7 @@ class ProductFilter(django_filters.FilterSet):
         method="filter_category", max_length=120, help_text="Category slug; includes subcategories."
     )
     sku = MultipleValueFilter(field_name="variants__sku", lookup_expr="in")
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Product

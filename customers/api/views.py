@@ -6,6 +6,7 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from omnichannel.api.schema import CONFLICT
 from omnichannel.auth import api_client_of
 from omnichannel.idempotency import idempotent
 
@@ -56,7 +57,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     @extend_schema(
         request=MemberInputSerializer,
-        responses={200: MemberSerializer, 201: MemberSerializer},
+        responses={200: MemberSerializer, 201: MemberSerializer, 409: CONFLICT},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, "header")],
     )
     @idempotent

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from catalog.selectors import variant_ids_by_sku
 from omnichannel.api.filters import MultipleValueFilter
 from omnichannel.api.pagination import NewestFirstPagination
+from omnichannel.api.schema import CONFLICT
 from omnichannel.auth import api_client_of
 from omnichannel.errors import LocationForbidden
 from omnichannel.idempotency import idempotent
@@ -105,7 +106,7 @@ class AdjustmentView(generics.GenericAPIView):
 
     @extend_schema(
         request=AdjustmentInputSerializer,
-        responses={201: AdjustmentOutputSerializer},
+        responses={201: AdjustmentOutputSerializer, 409: CONFLICT},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, "header")],
     )
     @idempotent
@@ -223,7 +224,7 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(
         request=TransferInputSerializer,
-        responses={201: TransferSerializer},
+        responses={201: TransferSerializer, 409: CONFLICT},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, "header")],
     )
     @idempotent
@@ -264,14 +265,16 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             )
         return transfer
 
-    @extend_schema(request=None, responses={200: TransferSerializer})
+    @extend_schema(request=None, responses={200: TransferSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def ship(self, request, pk=None):
         transfer = self._transfer_at(pk, action="ship")
         transfers.transfer_ship(transfer_id=transfer.pk, actor=actor_of(request))
         return self._answer(transfer.pk)
 
-    @extend_schema(request=TransferReceiveSerializer, responses={200: TransferSerializer})
+    @extend_schema(
+        request=TransferReceiveSerializer, responses={200: TransferSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"])
     def receive(self, request, pk=None):
         transfer = self._transfer_at(pk, action="receive")
@@ -286,7 +289,7 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         )
         return self._answer(transfer.pk)
 
-    @extend_schema(request=None, responses={200: TransferSerializer})
+    @extend_schema(request=None, responses={200: TransferSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         transfer = self._transfer_at(pk, action="cancel")

@@ -1,8 +1,11 @@
 """Filter building blocks shared by the apps' APIs."""
 
+from datetime import UTC
+
 import django_filters
 from django import forms
 from django.core.validators import ProhibitNullCharactersValidator
+from django_filters.fields import IsoDateTimeField
 
 
 class MultipleValueField(forms.Field):
@@ -35,3 +38,22 @@ class MultipleValueFilter(django_filters.Filter):
         if not value:
             return qs
         return qs.filter(**{f"{self.field_name}__{self.lookup_expr}": value}).distinct()
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, handed to the database in UTC. PostgreSQL refuses offsets beyond
+    ±15:59 that Python accepts (`...-21:43` was a 500), and a time at the very edge of the
+    calendar can leave it once converted: both are a 400."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError) as exc:
+            raise forms.ValidationError("Out of the supported range of dates.") from exc
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField

@@ -10,7 +10,9 @@ from rest_framework.response import Response
 from customers.models import Member
 from customers.services import Contact, UnknownMember, member_upsert
 from inventory.api.views import actor_of
+from omnichannel.api.filters import UtcIsoDateTimeFilter
 from omnichannel.api.pagination import NewestFirstPagination
+from omnichannel.api.schema import CONFLICT
 from omnichannel.auth import api_client_of
 from omnichannel.errors import ChannelForbidden, LocationForbidden, UnknownLocation
 from omnichannel.idempotency import idempotent
@@ -36,7 +38,7 @@ class OrderFilter(django_filters.FilterSet):
     channel = django_filters.CharFilter(field_name="channel__code", max_length=40)
     status = django_filters.ChoiceFilter(choices=Order.Status.choices)
     location = django_filters.CharFilter(method="filter_location", max_length=40)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     number = django_filters.CharFilter(max_length=40)
 
     class Meta:
@@ -125,7 +127,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(OrderSerializer(order_lookup(key=str(order_id))).data, status=code)
 
     @extend_schema(
-        request=OrderInputSerializer, responses={201: OrderSerializer}, parameters=[IDEMPOTENCY]
+        request=OrderInputSerializer,
+        responses={201: OrderSerializer, 409: CONFLICT},
+        parameters=[IDEMPOTENCY],
     )
     @idempotent
     def create(self, request):
@@ -187,22 +191,22 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         services.order_transition(order_id=order.pk, action=action_name, actor=actor_of(request))
         return self._answer(order.pk)
 
-    @extend_schema(request=None, responses={200: OrderSerializer})
+    @extend_schema(request=None, responses={200: OrderSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         return self._transition(request, "cancel")
 
-    @extend_schema(request=None, responses={200: OrderSerializer})
+    @extend_schema(request=None, responses={200: OrderSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"], url_path="ready-for-pickup")
     def ready_for_pickup(self, request, pk=None):
         return self._transition(request, "ready_for_pickup")
 
-    @extend_schema(request=None, responses={200: OrderSerializer})
+    @extend_schema(request=None, responses={200: OrderSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"], url_path="picked-up")
     def picked_up(self, request, pk=None):
         return self._transition(request, "picked_up")
 
-    @extend_schema(request=None, responses={200: OrderSerializer})
+    @extend_schema(request=None, responses={200: OrderSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def ship(self, request, pk=None):
         return self._transition(request, "ship")
@@ -217,7 +221,9 @@ class ReturnView(generics.GenericAPIView):
     serializer_class = ReturnInputSerializer
 
     @extend_schema(
-        request=ReturnInputSerializer, responses={201: ReturnSerializer}, parameters=[IDEMPOTENCY]
+        request=ReturnInputSerializer,
+        responses={201: ReturnSerializer, 409: CONFLICT},
+        parameters=[IDEMPOTENCY],
     )
     @idempotent
     def post(self, request):
