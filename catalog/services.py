@@ -1,10 +1,13 @@
 """Write operations on the catalog."""
 
+import logging
 from collections.abc import Iterable
 
 from django.db import transaction
 
 from .models import Product
+
+log = logging.getLogger(__name__)
 
 
 def _search_text(product: Product) -> str:
@@ -43,6 +46,18 @@ def product_refresh_search_later(*, product_ids: Iterable[int]) -> None:
     ids = sorted(set(product_ids))
     if not ids:
         return
+    transaction.on_commit(lambda: _queue_refresh(ids))
+
+
+def _queue_refresh(ids: list[int]) -> None:
+    """After the commit, in the request: with the broker down the edit stands (it committed)
+    and the refresh runs here instead, so a search never misses an edited product."""
+    from kombu.exceptions import OperationalError as BrokerUnavailable
+
     from .tasks import refresh_product_search
 
-    transaction.on_commit(lambda: refresh_product_search.delay(ids))
+    try:
+        refresh_product_search.delay(ids)
+    except BrokerUnavailable as exc:
+        log.warning("search refresh not queued (%s); refreshing %d products now", exc, len(ids))
+        product_refresh_search(product_ids=ids)

@@ -4,6 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import Product
@@ -232,3 +233,27 @@ def test_nul_in_a_path_lookup_is_400_not_500(web_client, path):
     response = web_client.get(path)
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_broker_down_an_edit_is_still_searchable(web, caplog, monkeypatch):
+    """The refresh is queued after the commit; when the broker refuses it (Redis stopped),
+    the edit stands and the refresh runs in the request instead: nothing to re-run later."""
+    from kombu.exceptions import OperationalError
+
+    from catalog.services import product_refresh_search_later
+    from catalog.tasks import refresh_product_search
+
+    product = ProductFactory(name="Old name")
+    product_refresh_search(product_ids=[product.pk])
+
+    def refused(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(refresh_product_search, "delay", refused)
+    with caplog.at_level("WARNING", logger="catalog.services"), transaction.atomic():
+        Product.objects.filter(pk=product.pk).update(name="Linen shirt")
+        product_refresh_search_later(product_ids=[product.pk])
+    product.refresh_from_db()
+    assert "linen shirt" in product.search_text.lower()
+    assert any("search refresh not queued" in r.getMessage() for r in caplog.records)
