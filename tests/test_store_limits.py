@@ -155,7 +155,9 @@ def test_limited_staff_see_only_their_stores_stock_and_ledger(world, limited, ur
 def test_limited_staff_adjust_and_count_only_at_their_stores(world, limited):
     api = session(limited)
     url = "/api/v1/stock/adjustments/"
-    done = api.post(url, {"sku": "TEE", "location": "store-a", "delta": 2, "reason": "receipt"})
+    done = api.post(
+        url, {"sku": "TEE", "location": "store-a", "delta": 2, "reason": "receipt"}, format="json"
+    )
     assert done.status_code == 201, done.json()
     before = StockMovement.objects.count()
     for body in (
