@@ -13,7 +13,7 @@ SALES = int(os.environ.get("BENCH_SALES", "100"))
 
 def run() -> dict:
     from catalog.models import Product, Variant
-    from inventory.models import ChannelAvailability
+    from inventory.models import ChannelAvailability, StockLevel
     from inventory.services import StockLine, stock_count, stock_sell_now
     from omnichannel.models import Channel, ChannelLocation, Location
 
@@ -24,8 +24,10 @@ def run() -> dict:
     ChannelLocation.objects.get_or_create(channel=web, location=store)
     product = Product.objects.get(code="BENCH")
     variant, _ = Variant.objects.get_or_create(product=product, sku="BENCH-LAG")
-    # A count sets the level exactly, whatever earlier runs left.
-    stock_count(variant_id=variant.pk, location_id=store.pk, counted=SALES + 10)
+    # A count sets on_hand exactly; what earlier runs left reserved stays reserved.
+    level = StockLevel.objects.filter(variant=variant, location=store).first()
+    reserved = level.reserved if level else 0
+    stock_count(variant_id=variant.pk, location_id=store.pk, counted=SALES + 10 + reserved)
 
     worker = subprocess.Popen(
         [
