@@ -39,7 +39,7 @@ from catalog.models import ChannelPrice
 from customers.demo import bulk_members, bulk_points, bulk_seen
 from customers.models import Member, MemberChannel
 from inventory.demo import bulk_ledger
-from omnichannel.bulk import copy_rows, next_ids
+from omnichannel.bulk import copy_rows, next_ids, refresh_planner_statistics
 from omnichannel.models import Channel, ChannelLocation, Location
 
 from .demo import FIRST, LAST
@@ -174,6 +174,7 @@ def seed_bulk(
             writer.write(lo, hi)
         if progress:
             progress(hi, orders)
+    refresh_planner_statistics()
     return orders - done
 
 

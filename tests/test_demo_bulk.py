@@ -9,6 +9,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.db.models import Count, F, Sum
 from django.test import override_settings
 
@@ -221,6 +222,23 @@ def test_the_plan_is_the_same_every_time_and_follows_the_shoppers_processes():
     assert max(per_person.values()) > 5 and min(per_person.values()) == 1  # loyal and one-off
     other = demo_bulk.make_plan(orders=20_000, people=2_000, seed="q", stores=3)
     assert not (other.days == one.days).all()
+
+
+def planner_row_estimate(table: str) -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+        return cursor.fetchone()[0]
+
+
+def test_after_a_bulk_load_the_planner_knows_the_tables_are_full(network):
+    """Straight after COPY the planner would take the tables for empty (measured: an
+    order-list prefetch at 0.2-0.5 s instead of 1 ms) until autovacuum came by."""
+    require_postgres()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE orders_order")
+    assert planner_row_estimate("orders_order") == 0
+    demo_bulk.seed_bulk(orders=ORDERS, people=PEOPLE, seed="t", batch=BATCH)
+    assert planner_row_estimate("orders_order") == ORDERS
 
 
 @pytest.mark.parametrize("use_copy", [True, False])
