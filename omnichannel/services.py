@@ -57,11 +57,12 @@ def api_client_authenticate(*, key: str) -> ApiClient | None:
     carry 256 bits of randomness, so an unsalted SHA-256 is not guessable."""
     if not key or len(key) > 200:
         return None
-    return (
+    found = (
         ApiClient.objects.select_related("channel", "location")
         .filter(key_hash=_hash(key), revoked_at__isnull=True)
-        .first()
+        .order_by()[:1]  # key_hash is unique: no ordering to compile and sort
     )
+    return found[0] if found else None
 
 
 def api_client_revoke(*, client_id: int) -> None:

@@ -42,11 +42,14 @@ def plan(*, wanted: dict[int, int], candidates: list[Candidate]) -> list[tuple[i
     Shortfall when the candidates together cannot."""
     sellable: dict[tuple[int, int], int] = {}
     safety = {c.location_id: c.safety_stock for c in candidates}
-    for row in StockLevel.objects.filter(variant_id__in=wanted, location_id__in=safety).values(
-        "variant_id", "location_id", "on_hand", "reserved"
-    ):
-        free = row["on_hand"] - row["reserved"] - safety[row["location_id"]]
-        sellable[(row["variant_id"], row["location_id"])] = max(0, free)
+    levels = (
+        StockLevel.objects.filter(variant_id__in=wanted, location_id__in=safety)
+        .order_by()  # the model's ordering (SKU, location code) would join both tables
+        .values_list("variant_id", "location_id", "on_hand", "reserved")
+    )
+    for variant_id, location_id, on_hand, reserved in levels:
+        free = on_hand - reserved - safety[location_id]
+        sellable[(variant_id, location_id)] = max(0, free)
 
     for candidate in candidates:  # one parcel when one location has everything
         if all(sellable.get((v, candidate.location_id), 0) >= q for v, q in wanted.items()):

@@ -120,7 +120,9 @@ def _priced_lines(channel: Channel, lines: list[LineRequest]) -> list[dict]:
         row.variant.sku: row
         for row in ChannelPrice.objects.filter(
             channel=channel, published=True, variant__sku__in=list(merged)
-        ).select_related("variant__product")
+        )
+        .select_related("variant__product")
+        .order_by()  # the model's ordering (by SKU, then channel code) would join for nothing
     }
     if len(prices) < len(merged):
         variant_ids_by_sku(skus=list(merged))  # 400 unknown_sku for the first unknown one
@@ -173,13 +175,14 @@ def _allocate_ship(
     for attempt in range(ROUTING_ATTEMPTS):
         try:
             allocation = routing.plan(wanted=wanted, candidates=candidates)
-            with transaction.atomic():
-                stock_reserve(
-                    lines=[StockLine(v, loc, q) for v, loc, q in allocation],
-                    reference=reference,
-                    keep={(v, loc): keep_by_location[loc] for v, loc, _ in allocation},
-                    actor=actor,
-                )
+            # stock_reserve is atomic on its own: refused, it leaves nothing behind (its
+            # savepoint) and the next attempt plans again.
+            stock_reserve(
+                lines=[StockLine(v, loc, q) for v, loc, q in allocation],
+                reference=reference,
+                keep={(v, loc): keep_by_location[loc] for v, loc, _ in allocation},
+                actor=actor,
+            )
             return allocation, [c.location for c in candidates if c.location is not None]
         except routing.Shortfall as short:
             sku = Variant.objects.filter(pk=short.variant_id).values_list("sku", flat=True)[0]

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from inventory.models import ChannelAvailability, StockLevel
-from inventory.services import StockLine, stock_receive
+from inventory.services import StockLine, stock_receive, stock_sell_now
 from orders.models import Order
 from orders.services import orders_expire_pickups
 from tests.concurrency import require_postgres, run_in_threads
@@ -123,6 +123,31 @@ def test_web_ship_order_splits_only_when_no_single_location_can(shop):
     shipped = shop["web"].post(f"/api/v1/orders/{order_id}/ship/")
     assert shipped.json()["status"] == "shipped"
     assert level(shop, "TEE", "lyon") == (2, 0) and level(shop, "TEE", "wh") == (0, 0)
+    assert_ledger_matches_levels()
+
+
+def test_a_plan_gone_stale_under_the_reservation_is_planned_again(shop, monkeypatch):
+    """The plan reads stock without locks; when the location it chose was sold out in
+    between, the refused reservation leaves nothing behind and the order is planned again
+    from what is left (here: the other location)."""
+    import orders.routing
+
+    stock(shop, "TEE", "wh", 1)
+    stock(shop, "TEE", "lyon", 5)
+    real_plan, plans = orders.routing.plan, []
+
+    def plan_then_lose_the_race(*, wanted, candidates):
+        plans.append(real_plan(wanted=wanted, candidates=candidates))
+        if len(plans) == 1:  # a till sells the warehouse's last unit after the plan
+            stock_sell_now(lines=[StockLine(shop["tee"].pk, shop["wh"].pk, 1)], reference="t")
+        return plans[-1]
+
+    monkeypatch.setattr(orders.routing, "plan", plan_then_lose_the_race)
+    response = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
+    assert response.status_code == 201, response.json()
+    assert [p[0][1] for p in plans] == [shop["wh"].pk, shop["lyon"].pk]
+    assert response.json()["allocations"] == [{"sku": "TEE", "location": "lyon", "quantity": 1}]
+    assert level(shop, "TEE", "wh") == (0, 0) and level(shop, "TEE", "lyon") == (5, 1)
     assert_ledger_matches_levels()
 
 
