@@ -234,7 +234,10 @@ def reads() -> tuple[list[dict], dict]:
     rows = []
     try:
         get = _get(port, token)
-        for name, (clients, path_for, sql_for) in operations.items():
+        # Each read alone (one client: the latency a till or a manager sees) and under load
+        # (the clients share the machine's two cores with PostgreSQL and gunicorn).
+        runs = [(name, n, *op[1:]) for name, op in operations.items() for n in (1, op[0])]
+        for name, clients, path_for, sql_for in runs:
             api_done, api_lat = run_clients(
                 clients, lambda rng, state, path_for=path_for: get(state, path_for(rng))
             )
