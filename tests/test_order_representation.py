@@ -1,6 +1,7 @@
-"""The order answer is built by hand (OrderSerializer.to_representation, for speed); the
-declared fields stay the schema. Here both ways render every kind of order the demo makes,
-and must give the same JSON: any field added to one and not the other fails."""
+"""The order answer is built by hand (orders.api.serializers.order_answer, for speed), from a
+model instance (one order) or from plain values (a list page); the declared fields stay the
+schema. Here the three ways render every kind of order the demo makes and must give the
+same JSON: any field added to one and not the others fails."""
 
 import random
 
@@ -16,10 +17,10 @@ from customers.services import points_value
 from inventory.models import StockLevel
 from inventory.services import stock_count
 from omnichannel.models import Channel, Location
-from orders.api.serializers import OrderSerializer
+from orders.api.serializers import OrderSerializer, order_answer
 from orders.models import Order
 from orders.routing import ship_candidates
-from orders.selectors import order_list
+from orders.selectors import ORDER_VALUES, order_list, order_lookup, order_page_details
 from orders.services import LineRequest, PaymentRequest, order_place
 
 pytestmark = pytest.mark.django_db
@@ -79,7 +80,9 @@ def test_the_hand_built_answer_is_the_declared_fields_answer(monkeypatch):
     monkeypatch.setitem(orders.demo.SIZES, "small", 250)
     orders.demo.seed(size="small", rng=random.Random("repr"))
     add_what_the_demo_never_makes()
-    every = list(order_list(client=None))
+    every = [
+        order_lookup(key=str(pk)) for pk in order_list(client=None).values_list("pk", flat=True)
+    ]
     assert len(every) >= 250
 
     # The kinds of order whose answers differ in shape, each present at least once.
@@ -100,6 +103,9 @@ def test_the_hand_built_answer_is_the_declared_fields_answer(monkeypatch):
     }
     assert not [name for name, found in kinds.items() if not found]
 
-    for order in every:
-        assert OrderSerializer(order).data == generic(order), order.number
-    assert OrderSerializer(every, many=True).data == [generic(o) for o in every]
+    expected = [generic(order) for order in every]
+    for order, answer in zip(every, expected, strict=True):
+        assert OrderSerializer(order).data == answer, order.number
+    assert OrderSerializer(every, many=True).data == expected
+    page = order_page_details(list(order_list(client=None).values(*ORDER_VALUES)))
+    assert [order_answer(row) for row in page] == expected

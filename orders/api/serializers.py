@@ -141,39 +141,46 @@ class OrderSerializer(serializers.ModelSerializer):
         ]
 
     def to_representation(self, order) -> dict:
-        money = _MONEY.to_representation
         lines = order.lines.all()
-        return {
-            "id": order.pk,
-            "number": order.number,
-            "status": order.status,
-            "channel": order.channel.code,
-            "fulfillment": order.fulfillment,
-            "location": order.location.code if order.location_id else None,
-            "pickup_location": order.pickup_location.code if order.pickup_location_id else None,
-            "currency": order.currency,
-            "lines": [
-                {
-                    "sku": line.sku,
-                    "name": line.name,
-                    "quantity": line.quantity,
-                    "unit_price": money(line.unit_price),
-                    "line_total": money(line.line_total),
-                    "discount": money(line.discount),
-                }
-                for line in lines
-            ],
-            "totals": self.get_totals(order),
-            "allocations": self.get_allocations(order),
-            "payments": [
-                {"method": payment.method, "amount": money(payment.amount)}
-                for payment in order.payments.all()
-            ],
-            "member": order.member_id,
-            "points_earned": order.points_earned,
-            "needs_review": order.needs_review,
-            "created_at": _WHEN.to_representation(order.created_at),
-        }
+        return order_answer(
+            {
+                "id": order.pk,
+                "number": order.number,
+                "status": order.status,
+                "channel__code": order.channel.code,
+                "fulfillment": order.fulfillment,
+                "location__code": order.location.code if order.location_id else None,
+                "pickup_location__code": (
+                    order.pickup_location.code if order.pickup_location_id else None
+                ),
+                "currency": order.currency,
+                "subtotal": order.subtotal,
+                "discount": order.discount,
+                "total": order.total,
+                "member_id": order.member_id,
+                "points_earned": order.points_earned,
+                "needs_review": order.needs_review,
+                "created_at": order.created_at,
+                "lines": [
+                    {
+                        "sku": line.sku,
+                        "name": line.name,
+                        "quantity": line.quantity,
+                        "unit_price": line.unit_price,
+                        "line_total": line.line_total,
+                        "discount": line.discount,
+                        "allocations": [
+                            {"location__code": a.location.code, "quantity": a.quantity}
+                            for a in line.allocations.all()
+                        ],
+                    }
+                    for line in lines
+                ],
+                "payments": [
+                    {"method": p.method, "amount": p.amount} for p in order.payments.all()
+                ],
+            }
+        )
 
     def get_totals(self, order) -> TotalsSerializer:
         money = _MONEY.to_representation
@@ -195,6 +202,51 @@ class OrderSerializer(serializers.ModelSerializer):
 
     def get_points_earned(self, order) -> int:
         return order.points_earned
+
+
+def order_answer(row: dict) -> dict:
+    """An order's answer, in the shape OrderSerializer's fields declare, from plain values:
+    a model instance's (`OrderSerializer.to_representation`) or a list page's
+    (`selectors.order_page_details`)."""
+    money = _MONEY.to_representation
+    return {
+        "id": row["id"],
+        "number": row["number"],
+        "status": row["status"],
+        "channel": row["channel__code"],
+        "fulfillment": row["fulfillment"],
+        "location": row["location__code"],
+        "pickup_location": row["pickup_location__code"],
+        "currency": row["currency"],
+        "lines": [
+            {
+                "sku": line["sku"],
+                "name": line["name"],
+                "quantity": line["quantity"],
+                "unit_price": money(line["unit_price"]),
+                "line_total": money(line["line_total"]),
+                "discount": money(line["discount"]),
+            }
+            for line in row["lines"]
+        ],
+        "totals": {
+            "subtotal": money(row["subtotal"]),
+            "discount": money(row["discount"]),
+            "total": money(row["total"]),
+        },
+        "allocations": [
+            {"sku": line["sku"], "location": a["location__code"], "quantity": a["quantity"]}
+            for line in row["lines"]
+            for a in line["allocations"]
+        ],
+        "payments": [
+            {"method": p["method"], "amount": money(p["amount"])} for p in row["payments"]
+        ],
+        "member": row["member_id"],
+        "points_earned": row["points_earned"],
+        "needs_review": row["needs_review"],
+        "created_at": _WHEN.to_representation(row["created_at"]),
+    }
 
 
 class ReturnInputSerializer(serializers.Serializer):

@@ -21,7 +21,13 @@ from omnichannel.selectors import channel_scope, location_for_write, store_limit
 
 from .. import pos_sync, services
 from ..models import Order, Return
-from ..selectors import order_changeable, order_list, order_lookup
+from ..selectors import (
+    ORDER_VALUES,
+    order_changeable,
+    order_list,
+    order_lookup,
+    order_page_details,
+)
 from .serializers import (
     OrderInputSerializer,
     OrderSerializer,
@@ -29,6 +35,7 @@ from .serializers import (
     PosSyncOutputSerializer,
     ReturnInputSerializer,
     ReturnSerializer,
+    order_answer,
 )
 
 IDEMPOTENCY = OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, "header")
@@ -108,6 +115,13 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return order_list(
             client=api_client_of(self.request), limit=store_limit(user=self.request.user)
         )
+
+    def list(self, request, *args, **kwargs):
+        """A page of orders read as plain values (see selectors.ORDER_VALUES), each answered
+        as `orders/{id}/` answers it."""
+        orders = self.filter_queryset(self.get_queryset()).values(*ORDER_VALUES)
+        page = self.paginate_queryset(orders)
+        return self.get_paginated_response([order_answer(row) for row in order_page_details(page)])
 
     def get_object(self):
         """Any order for a POS client (it takes returns for every channel) and for staff
