@@ -34,24 +34,21 @@ def availability_list(*, channel: Channel) -> QuerySet[ChannelAvailability]:
 
 
 def availability_for_skus(*, channel: Channel, skus: list[str]) -> list[dict]:
-    """One entry per requested SKU, in the order asked; a SKU never stocked shows 0."""
-    ids = variant_ids_by_sku(skus=skus)
+    """One entry per requested SKU, in the order asked; a SKU never stocked shows 0, an
+    unknown SKU is a 400 `unknown_sku`. One query when every SKU has a figure (the usual
+    case); only the SKUs without one are looked up again, to tell unknown from never stocked."""
+    wanted = list(dict.fromkeys(skus))
     rows = {
-        row.variant_id: row
-        for row in ChannelAvailability.objects.filter(channel=channel, variant_id__in=ids.values())
+        row["sku"]: row
+        for row in ChannelAvailability.objects.filter(channel=channel, variant__sku__in=wanted)
+        .order_by()
+        .values("available", "as_of", "locations", sku=F("variant__sku"))
     }
-    result = []
-    for sku in dict.fromkeys(skus):
-        row = rows.get(ids[sku])
-        result.append(
-            {
-                "sku": sku,
-                "available": row.available if row else 0,
-                "as_of": row.as_of if row else None,
-                "locations": row.locations if row else [],
-            }
-        )
-    return result
+    missing = [sku for sku in wanted if sku not in rows]
+    if missing:
+        variant_ids_by_sku(skus=missing)  # raises for the first unknown one
+    never_stocked = {"available": 0, "as_of": None, "locations": []}
+    return [{"sku": sku, **rows.get(sku, never_stocked)} for sku in wanted]
 
 
 def transfer_list(*, client: ApiClient | None, limit: StoreLimit = None) -> QuerySet[Transfer]:

@@ -90,11 +90,19 @@ def test_availability_api_per_sku_with_breakdown(web, network, web_client):
     assert body["results"][0]["as_of"] is not None
     assert body["results"][0]["locations"][0] == {"location": "wh", "available": 7, "pickup": False}
     assert body["results"][1]["as_of"] is None
+    # A SKU asked twice is answered once; comma-separated works as repeated.
+    again = web_client.get("/api/v1/availability/?sku=TEE-XL,TEE-M&sku=TEE-XL").json()
+    assert [(r["sku"], r["available"]) for r in again["results"]] == [("TEE-XL", 0), ("TEE-M", 7)]
 
 
 def test_availability_api_errors(web, pos, network, web_client):
-    VariantFactory(sku="TEE-M")
+    tee = VariantFactory(sku="TEE-M")
     assert web_client.get("/api/v1/availability/?sku=NOPE").json()["code"] == "unknown_sku"
+    # Beside a SKU that has a figure, an unknown one is still refused.
+    stock_receive(lines=[StockLine(tee.pk, network[0].pk, 1)], reference="d")
+    sync_channel_availability()
+    mixed = web_client.get("/api/v1/availability/?sku=TEE-M&sku=NOPE")
+    assert (mixed.status_code, mixed.json()["code"]) == (400, "unknown_sku")
     response = web_client.get("/api/v1/availability/?channel=pos&sku=TEE-M")
     assert response.status_code == 403
     assert response.json()["code"] == "channel_forbidden"
