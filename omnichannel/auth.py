@@ -1,6 +1,5 @@
 """Who is calling: an API client (token) or a staff member (session), and what they may do."""
 
-from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import DjangoModelPermissions
@@ -28,12 +27,7 @@ class ApiClientTokenAuthentication(BaseAuthentication):
         client = services.api_client_authenticate(key=key)
         if client is None:
             raise exceptions.AuthenticationFailed("Unknown or revoked token.")
-        now = timezone.now()
-        if (
-            client.last_used_at is None
-            or (now - client.last_used_at).total_seconds() > LAST_USED_RESOLUTION_SECONDS
-        ):
-            ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
+        services.api_client_touch(client=client, resolution_seconds=LAST_USED_RESOLUTION_SECONDS)
         return (client, client)
 
     def authenticate_header(self, request) -> str:

@@ -181,6 +181,10 @@ POINTS_EXPIRY_DAYS = env.int("POINTS_EXPIRY_DAYS", default=365)
 CLV_MONTHLY_DISCOUNT = env.float("CLV_MONTHLY_DISCOUNT", default=0.01)
 # Pickups nobody collects are released after this many days (beat checks hourly).
 PICKUP_EXPIRY_DAYS = env.int("PICKUP_EXPIRY_DAYS", default=7)
+# A web process keeps the API client behind a token this long before looking it up again
+# (omnichannel.services.api_client_authenticate): a token revoked in another process stops
+# working within that many seconds, at once in the one that revoked it. 0: every request.
+API_CLIENT_CACHE_SECONDS = env.int("API_CLIENT_CACHE_SECONDS", default=5)
 # /healthz reports the worker as up when its last heartbeat is at most this old.
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = 60
 

@@ -1,12 +1,22 @@
 import pytest
 from rest_framework.test import APIClient
 
+from omnichannel.services import api_client_forget
 from tests.factories import (
     ChannelFactory,
     ChannelLocationFactory,
     LocationFactory,
     make_api_client,
 )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_lookups():
+    """Each test's database starts over, so does the process's token look-up cache (a
+    deterministic demo token may name another row in the next test)."""
+    api_client_forget()
+    yield
+    api_client_forget()
 
 
 @pytest.fixture

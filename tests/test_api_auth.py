@@ -144,3 +144,97 @@ def test_write_methods_are_not_allowed_on_read_only_resources(web_client):
     response = web_client.post("/api/v1/products/", {"name": "x"}, format="json")
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+# --- the token look-up cache (omnichannel.services.api_client_authenticate) --------------
+
+
+def _statements_on_api_clients(token: str) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert as_client(token).get("/api/v1/channels/").status_code == 200
+    return [q["sql"] for q in captured.captured_queries if "omnichannel_apiclient" in q["sql"]]
+
+
+def test_a_token_used_again_is_not_looked_up_again_nor_its_use_rewritten(web):
+    _, token = make_api_client(web)
+    first = _statements_on_api_clients(token)
+    assert len(first) == 2  # the look-up, and last_used_at written
+    assert _statements_on_api_clients(token) == []
+
+
+def test_a_token_revoked_by_another_process_stops_working_within_the_cache_time(
+    web, settings, monkeypatch
+):
+    """Another web process revokes: this one learns it from the database when its cached
+    look-up runs out (API_CLIENT_CACHE_SECONDS), not before."""
+    import time
+
+    from django.utils import timezone
+
+    from omnichannel import services
+
+    settings.API_CLIENT_CACHE_SECONDS = 5
+    client, token = make_api_client(web)
+    assert as_client(token).get("/api/v1/channels/").status_code == 200
+    ApiClient.objects.filter(pk=client.pk).update(revoked_at=timezone.now())
+    assert as_client(token).get("/api/v1/channels/").status_code == 200
+
+    later = time.monotonic() + 5.1
+    monkeypatch.setattr(services.time, "monotonic", lambda: later)
+    response = as_client(token).get("/api/v1/channels/")
+    assert response.status_code == 401
+    assert response.json()["code"] == "authentication_failed"
+
+
+def test_with_no_cache_time_every_request_looks_the_token_up(web, settings):
+    settings.API_CLIENT_CACHE_SECONDS = 0
+    client, token = make_api_client(web)
+    assert as_client(token).get("/api/v1/channels/").status_code == 200
+    assert len(_statements_on_api_clients(token)) == 1  # looked up; use already recorded
+    api_client_revoke(client_id=client.pk)
+    assert as_client(token).get("/api/v1/channels/").status_code == 401
+
+
+def test_a_till_moved_to_another_store_in_the_admin_acts_there_at_once(pos, store):
+    """Saving the client (the admin does) drops this process's cached look-up."""
+    from tests.factories import ChannelLocationFactory, VariantFactory
+
+    other = LocationFactory(code="nice", name="Nice store")
+    ChannelLocationFactory(channel=pos, location=other, priority=2)
+    variant = VariantFactory(sku="CAP-1")
+    client, token = make_api_client(pos, store)
+
+    def receive_at(code: str) -> int:
+        return (
+            as_client(token)
+            .post(
+                "/api/v1/stock/adjustments/",
+                {"sku": variant.sku, "location": code, "delta": 1, "reason": "receipt"},
+                format="json",
+            )
+            .status_code
+        )
+
+    assert receive_at("lyon") == 201
+    assert receive_at("nice") == 403
+    client.location = other
+    client.save()
+    assert receive_at("nice") == 201
+    assert receive_at("lyon") == 403
+
+
+def test_a_channel_edited_in_the_admin_is_seen_at_once_by_its_cached_clients(web):
+    _, token = make_api_client(web)
+    assert as_client(token).get("/api/v1/channels/web/").json()["currency"] == "EUR"
+    web.currency = "CHF"
+    web.save()
+    assert as_client(token).get("/api/v1/channels/web/").json()["currency"] == "CHF"
+    # The request's client is a copy: what one request does to it stays in that request.
+    from omnichannel.services import api_client_authenticate
+
+    one = api_client_authenticate(key=token)
+    one.name = "changed in one request"
+    assert api_client_authenticate(key=token).name != one.name
