@@ -95,6 +95,43 @@ def test_availability_api_per_sku_with_breakdown(web, network, web_client):
     assert [(r["sku"], r["available"]) for r in again["results"]] == [("TEE-XL", 0), ("TEE-M", 7)]
 
 
+def test_availability_answer_is_what_its_declared_fields_produce(web, network, settings):
+    """AvailabilitySerializer answers from the plain entry; the schema's fields must agree,
+    for UTC and another time zone, a figure never published, and extra keys in the JSON."""
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+    from rest_framework import serializers
+
+    from inventory.api.serializers import AvailabilitySerializer
+
+    entries = [
+        {
+            "sku": "TEE-M",
+            "available": 7,
+            "as_of": datetime(2026, 3, 29, 1, 30, 5, 123456, tzinfo=UTC),
+            "locations": [
+                {"location": "wh", "available": 7, "pickup": False},
+                {"location": "lyon", "available": 0, "pickup": True, "later": "field"},
+            ],
+        },
+        {"sku": "TEE-XL", "available": 0, "as_of": None, "locations": []},
+    ]
+    for zone in ("UTC", "Europe/Paris"):
+        settings.TIME_ZONE = zone
+        with timezone.override(zone):
+            fast = AvailabilitySerializer(entries, many=True).data
+            by_fields = [
+                serializers.Serializer.to_representation(AvailabilitySerializer(), entry)
+                for entry in entries
+            ]
+        assert [dict(e) for e in fast] == [
+            {**e, "locations": [dict(loc) for loc in e["locations"]]} for e in by_fields
+        ]
+    assert fast[0]["as_of"] == "2026-03-29T03:30:05.123456+02:00"
+    assert fast[0]["locations"][1] == {"location": "lyon", "available": 0, "pickup": True}
+
+
 def test_availability_api_errors(web, pos, network, web_client):
     tee = VariantFactory(sku="TEE-M")
     assert web_client.get("/api/v1/availability/?sku=NOPE").json()["code"] == "unknown_sku"

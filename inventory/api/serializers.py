@@ -73,6 +73,24 @@ class AvailabilitySerializer(serializers.Serializer):
     as_of = serializers.DateTimeField(allow_null=True)
     locations = AvailabilityLocationSerializer(many=True)
 
+    def to_representation(self, entry: dict) -> dict:
+        """The storefront's hottest read, answered from the plain entry without walking the
+        fields one by one (a sixth of the request's CPU); the fields above still describe it
+        in the schema, and a test holds the two to the same answer."""
+        as_of = entry["as_of"]
+        return {
+            "sku": entry["sku"],
+            "available": entry["available"],
+            "as_of": None if as_of is None else _AS_OF.to_representation(as_of),
+            "locations": [
+                {"location": at["location"], "available": at["available"], "pickup": at["pickup"]}
+                for at in entry["locations"]
+            ],
+        }
+
+
+_AS_OF = serializers.DateTimeField()
+
 
 class TransferLineSerializer(serializers.ModelSerializer):
     sku = serializers.CharField(source="variant.sku")
