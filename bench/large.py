@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from .common import ROOT, percentiles
+from .common import ROOT
 
 LARGE_URL = os.environ.get(
     "BENCH_LARGE_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/omni_bench_large"
@@ -146,7 +146,7 @@ def reads() -> tuple[list[dict], dict]:
     from omnichannel.models import Channel
     from omnichannel.services import api_client_create
 
-    from .orders import free_port, run_clients, start_gunicorn
+    from .orders import PACED_SHARE, free_port, row, run_clients, start_gunicorn
 
     web = Channel.objects.get(code="web")
     _, token = api_client_create(name="bench reads", channel_code="web")
@@ -234,24 +234,22 @@ def reads() -> tuple[list[dict], dict]:
     rows = []
     try:
         get = _get(port, token)
-        # Each read alone (one client: the latency a till or a manager sees) and under load
-        # (the clients share the machine's two cores with PostgreSQL and gunicorn).
-        runs = [(name, n, *op[1:]) for name, op in operations.items() for n in (1, op[0])]
-        for name, clients, path_for, sql_for in runs:
-            api_done, api_lat = run_clients(
-                clients, lambda rng, state, path_for=path_for: get(state, path_for(rng))
-            )
-            raw_done, raw_lat = run_clients(clients, _raw(sql_for))
+        # Each read alone (one client: the latency a till or a manager sees), under load as
+        # fast as answered (the clients share the machine's two cores with PostgreSQL and
+        # gunicorn), and paced at half the rate that load reached (orders.PACED_SHARE).
+        for name, (clients, path_for, sql_for) in operations.items():
+
+            def api(rng, state, path_for=path_for):
+                get(state, path_for(rng))
+
+            raw = _raw(sql_for)
+            for n in (1, clients):
+                done = row(n, "closed", run_clients(n, api), run_clients(n, raw))
+                rows.append({"operation": name, "queries": queries[name], **done})
+            rate = round(rows[-1]["api_per_s"] * PACED_SHARE)
+            paced = (run_clients(clients, work, rate=rate) for work in (api, raw))
             rows.append(
-                {
-                    "operation": name,
-                    "clients": clients,
-                    "queries": queries[name],
-                    "api_per_s": round(api_done / float(os.environ.get("BENCH_SECONDS", "3")), 1),
-                    "api": percentiles(api_lat),
-                    "raw_sql": percentiles(raw_lat),
-                    "ratio": round(api_done / raw_done, 3) if raw_done else None,
-                }
+                {"operation": name, "queries": queries[name], **row(clients, f"{rate}/s", *paced)}
             )
     finally:
         server.terminate()

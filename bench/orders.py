@@ -82,8 +82,15 @@ def start_gunicorn(port: int) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
-def run_clients(clients: int, work) -> tuple[int, list[float]]:
-    stop = time.monotonic() + DURATION
+def run_clients(clients: int, work, rate: float | None = None) -> tuple[int, list[float]]:
+    """`clients` threads calling `work` for DURATION seconds: each as fast as it is answered
+    (closed loop: the figures of a saturated server, where latency is queueing, clients /
+    throughput), or with `rate`, together sending that many requests a second on a fixed
+    schedule (open loop: the latency a client sees at that load). Paced, a request's latency
+    counts from when it was due, so a server that falls behind is charged for the wait."""
+    start = time.monotonic()
+    stop = start + DURATION
+    interval = clients / rate if rate else 0.0
     latencies: list[list[float]] = [[] for _ in range(clients)]
     barrier = threading.Barrier(clients)
 
@@ -91,11 +98,17 @@ def run_clients(clients: int, work) -> tuple[int, list[float]]:
         rng = random.Random(i)
         state = {}
         barrier.wait()
+        due = time.monotonic() + interval * i / clients
         try:
-            while time.monotonic() < stop:
-                started = time.perf_counter()
+            while due < stop:
+                if interval:
+                    time.sleep(max(0.0, due - time.monotonic()))
+                    began = due - time.monotonic() + time.perf_counter()
+                else:
+                    began = time.perf_counter()
                 work(rng, state)
-                latencies[i].append(time.perf_counter() - started)
+                latencies[i].append(time.perf_counter() - began)
+                due = due + interval if interval else time.monotonic()
         finally:
             if "conn" in state:
                 state["conn"].close()
@@ -192,25 +205,39 @@ def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
     return work
 
 
+# Besides the closed loops, the paced run: this many clients together sending half the
+# orders a second the API managed at that many clients in the closed loop (the same run).
+PACED_CLIENTS = 8
+PACED_SHARE = 0.5
+
+
+def row(clients: int, load: str, api: tuple[int, list[float]], raw: tuple[int, list[float]]):
+    (api_done, api_lat), (raw_done, raw_lat) = api, raw
+    return {
+        "clients": clients,
+        "load": load,
+        "api_per_s": round(api_done / DURATION, 1),
+        "api": percentiles(api_lat),
+        "raw_sql_per_s": round(raw_done / DURATION, 1),
+        "raw_sql": percentiles(raw_lat),
+        "ratio": round(api_done / raw_done, 3) if raw_done else None,
+    }
+
+
 def run() -> list[dict]:
     token, skus, variant_ids, location_id, channel_id = prepare()
     port = free_port()
     server = start_gunicorn(port)
+    api, raw = api_work(port, token, skus), raw_work(variant_ids, location_id, channel_id)
     rows = []
     try:
         for clients in CLIENTS:
-            api_done, api_lat = run_clients(clients, api_work(port, token, skus))
-            raw_done, raw_lat = run_clients(clients, raw_work(variant_ids, location_id, channel_id))
-            rows.append(
-                {
-                    "clients": clients,
-                    "api_per_s": round(api_done / DURATION, 1),
-                    "api": percentiles(api_lat),
-                    "raw_sql_per_s": round(raw_done / DURATION, 1),
-                    "raw_sql": percentiles(raw_lat),
-                    "ratio": round(api_done / raw_done, 3) if raw_done else None,
-                }
-            )
+            closed = (run_clients(clients, work) for work in (api, raw))
+            rows.append(row(clients, "closed", *closed))
+        closed = next(r for r in rows if r["clients"] == PACED_CLIENTS)
+        rate = round(closed["api_per_s"] * PACED_SHARE)
+        paced = (run_clients(PACED_CLIENTS, w, rate=rate) for w in (api, raw))
+        rows.append(row(PACED_CLIENTS, f"{rate}/s", *paced))
     finally:
         server.terminate()
         server.wait(timeout=20)
