@@ -74,6 +74,8 @@ ORDER_VALUES = (
     "created_at",
 )
 
+LINE_VALUES = ("sku", "name", "quantity", "unit_price", "line_total", "discount")
+
 
 def order_page_details(orders: list[dict]) -> list[dict]:
     """Give each order row (`.values(*ORDER_VALUES)`) its `lines` (each with its
@@ -81,21 +83,22 @@ def order_page_details(orders: list[dict]) -> list[dict]:
     by_id = {row["id"]: row for row in orders}
     for row in orders:
         row["lines"], row["payments"] = [], []
+    # The lines with their allocations in one statement (a line with none still comes, once,
+    # with NULLs): a row per allocation, in line then allocation order.
     lines = {}
-    for line in (
+    for line_id, order_id, *fields, at, allocated in (
         OrderLine.objects.filter(order_id__in=by_id)
-        .order_by("id")
-        .values("id", "order_id", "sku", "name", "quantity", "unit_price", "line_total", "discount")
+        .order_by("id", "allocations__id")
+        .values_list(
+            "id", "order_id", *LINE_VALUES, "allocations__location__code", "allocations__quantity"
+        )
     ):
-        line["allocations"] = []
-        lines[line["id"]] = line
-        by_id[line["order_id"]]["lines"].append(line)
-    for allocation in (
-        Allocation.objects.filter(line_id__in=lines)
-        .order_by("id")
-        .values("line_id", "location__code", "quantity")
-    ):
-        lines[allocation["line_id"]]["allocations"].append(allocation)
+        line = lines.get(line_id)
+        if line is None:
+            line = lines[line_id] = dict(zip(LINE_VALUES, fields, strict=True), allocations=[])
+            by_id[order_id]["lines"].append(line)
+        if at is not None:
+            line["allocations"].append({"location__code": at, "quantity": allocated})
     for payment in (
         Payment.objects.filter(order_id__in=by_id)
         .order_by("id")

@@ -519,6 +519,9 @@ def test_the_placement_answer_is_what_a_fresh_read_of_the_order_gives(shop, clie
     answer = response.json()
     fresh = shop[client].get(f"/api/v1/orders/{answer['id']}/").json()
     assert answer == fresh
+    # And the list, which reads a page as plain values (lines joined to their allocations).
+    listed = shop[client].get("/api/v1/orders/").json()["results"]
+    assert next(order for order in listed if order["id"] == answer["id"]) == fresh
     if body["fulfillment"] == "ship":
         assert {a["location"] for a in answer["allocations"]} == {"wh", "lyon"}  # split
 
