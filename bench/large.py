@@ -10,7 +10,8 @@ takes several minutes to write the history, later runs find it there. Prints one
   autovacuum would before the next day's reads;
 - reads: channel availability, the order list and a member's detail through gunicorn at
   several clients (p50/p99), beside the same rows read by raw SQL from psycopg2 threads;
-- queries: how many SQL statements each API operation runs.
+- queries: how many SQL statements each API operation runs (bench/statements.py walks the
+  rest of the API as a till, the storefront and a manager).
 """
 
 import json
@@ -163,6 +164,7 @@ def reads() -> tuple[list[dict], dict]:
     from omnichannel.models import Channel
     from omnichannel.services import api_client_create
 
+    from . import statements
     from .orders import PACED_SHARE, free_port, row, run_clients, start_gunicorn
 
     web = Channel.objects.get(code="web")
@@ -245,6 +247,7 @@ def reads() -> tuple[list[dict], dict]:
         )
     assert response.status_code == 201, response.content
     queries["order placement (ship, 1 line)"] = len(captured.captured_queries)
+    queries.update(statements.count())  # the rest of the API, as a till and a manager use it
 
     port = free_port()
     server = start_gunicorn(port)
