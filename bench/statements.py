@@ -82,7 +82,8 @@ def count() -> dict[str, int]:
 
     call("channels", web, "get", "/api/v1/channels/")
     call("products (page of 50)", web, "get", "/api/v1/products/")
-    call("products search", web, "get", f"/api/v1/products/?search={variant.product.name[:6]}")
+    search = quote(variant.product.name[:6])
+    call("products search", web, "get", f"/api/v1/products/?search={search}")
     call(
         "variant by barcode (POS scan)", till, "get", f"/api/v1/variants/?barcode={variant.barcode}"
     )
