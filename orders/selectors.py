@@ -108,10 +108,22 @@ def order_page_details(orders: list[dict]) -> list[dict]:
     return orders
 
 
+def _by_id_or_number(qs: QuerySet[Order], key: str) -> QuerySet[Order]:
+    """An order key is its id (ASCII digits: "²" passes str.isdigit but not int) or else
+    its number. An id past the column's range simply matches nothing."""
+    if key.isascii() and key.isdigit():
+        return qs.filter(pk=int(key))
+    return qs.filter(number=key)
+
+
 def order_lookup(*, key: str, limit: StoreLimit = None) -> Order | None:
     """An order by id or by number, for any channel: a return can happen at any store. A
     store-limited staff member finds only the orders of their stores."""
     qs = _with_details(orders_within_limit(Order.objects.all(), limit=limit))
-    if key.isdigit():
-        return qs.filter(pk=int(key)).first()
-    return qs.filter(number=key).first()
+    return _by_id_or_number(qs, key).first()
+
+
+def order_id_lookup(*, key: str) -> int | None:
+    """The id of the order with this id or number, for any channel (returns happen at any
+    store), without loading it."""
+    return _by_id_or_number(Order.objects.all(), key).values_list("pk", flat=True).first()

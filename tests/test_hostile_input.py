@@ -679,3 +679,21 @@ def test_an_offline_sale_time_off_the_calendar_is_a_400(shop, unchanged, sold_at
 def test_an_order_for_a_member_id_out_of_any_range_is_a_400(shop, unchanged, member):
     response = post_json(shop["till"], "/api/v1/orders/", {**order_body(), "member": member})
     assert_error(response, 400, "unknown_member")
+
+
+# --- order keys that look like ids but are not ----------------------------------------------
+
+NOT_AN_ORDER_ID = {
+    "superscript_two": "\u00b2",  # str.isdigit() is True, int() refuses it
+    "arabic_indic_digits": "\u0661\u0662",  # int() reads these, the id column never holds them
+    "past_bigint": str(2**63),
+    "twenty_digits": "9" * 20,
+}
+
+
+@pytest.mark.parametrize("key", NOT_AN_ORDER_ID.values(), ids=NOT_AN_ORDER_ID.keys())
+def test_an_order_key_that_is_no_id_is_a_404_on_read_transition_and_return(shop, unchanged, key):
+    assert_error(shop["till"].get(f"/api/v1/orders/{key}/"), 404, "not_found")
+    assert_error(shop["till"].post(f"/api/v1/orders/{key}/cancel/"), 404, "not_found")
+    body = {**return_body(shop), "order": key}
+    assert_error(post_json(shop["till"], "/api/v1/returns/", body), 404, "not_found")
