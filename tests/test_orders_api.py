@@ -192,6 +192,43 @@ def test_cancel_releases_the_reservation_and_a_sale_cannot_be_cancelled(shop):
     assert_ledger_matches_levels()
 
 
+@pytest.mark.parametrize(
+    ("fulfillment", "steps"),
+    [
+        ("ship", ["cancel"]),
+        ("ship", ["ship"]),
+        ("pickup", ["ready-for-pickup", "picked-up"]),
+        ("pickup", ["ready-for-pickup", "cancel"]),
+    ],
+)
+def test_a_transition_answers_what_a_fresh_read_of_the_order_gives(shop, fulfillment, steps):
+    """The answer takes the order's row from the service and its lines, allocations and
+    payments as loaded before the move: field for field what a GET then shows, points
+    earned on handover included (a split parcel, a member, a payment)."""
+    stock(shop, "TEE", "wh", 2)
+    stock(shop, "TEE", "lyon", 5)
+    stock(shop, "MUG", "lyon", 4)  # 2 of them lyon's safety stock for the web
+    body = {
+        "fulfillment": fulfillment,
+        "lines": [{"sku": "TEE", "quantity": 5}, {"sku": "MUG", "quantity": 1}],
+        "member": {"email": "moves@example.com"},
+        "payments": [{"method": "card", "amount": "108.00"}],
+    }
+    if fulfillment == "pickup":
+        body["pickup_location"] = "lyon"
+        body["lines"] = [{"sku": "TEE", "quantity": 3}, {"sku": "MUG", "quantity": 1}]
+        body["payments"] = [{"method": "card", "amount": "68.20"}]
+    placed = place(shop["web"], **body)
+    assert placed.status_code == 201, placed.json()
+    order = placed.json()
+    for step in steps:
+        moved = shop["web"].post(f"/api/v1/orders/{order['id']}/{step}/")
+        assert moved.status_code == 200, moved.json()
+        assert moved.json() == shop["web"].get(f"/api/v1/orders/{order['id']}/").json()
+    if steps[-1] in ("ship", "picked-up"):
+        assert moved.json()["points_earned"] > 0
+
+
 def test_return_at_a_different_store_restocks_there(shop):
     stock(shop, "TEE", "wh", 3)
     order = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 2}]).json()

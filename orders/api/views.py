@@ -24,6 +24,7 @@ from ..models import Order, Return
 from ..selectors import (
     ORDER_VALUES,
     order_changeable,
+    order_id_lookup,
     order_list,
     order_lookup,
     order_page_details,
@@ -137,9 +138,6 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             raise NotFound("No order has that id or number.")
         return order
 
-    def _answer(self, order_id: int, code=status.HTTP_200_OK) -> Response:
-        return Response(OrderSerializer(order_lookup(key=str(order_id))).data, status=code)
-
     @extend_schema(
         request=OrderInputSerializer,
         responses={201: OrderSerializer, 409: CONFLICT},
@@ -202,8 +200,15 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             raise LocationForbidden(
                 "This order also involves a store outside your staff account's limit."
             )
-        services.order_transition(order_id=order.pk, action=action_name, actor=actor_of(request))
-        return self._answer(order.pk)
+        moved = services.order_transition(
+            order_id=order.pk, action=action_name, actor=actor_of(request)
+        )
+        # A transition changes the order's own row (status, points earned, when), never its
+        # lines, allocations or payments: the answer takes the row the service wrote and the
+        # rest as get_object loaded it, instead of reading all of it again (4 statements).
+        for field in Order._meta.concrete_fields:
+            setattr(order, field.attname, getattr(moved, field.attname))
+        return Response(OrderSerializer(order).data)
 
     @extend_schema(request=None, responses={200: OrderSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
@@ -248,11 +253,11 @@ class ReturnView(generics.GenericAPIView):
         location = location_for_write(
             client=client, code=fields["location"], limit=store_limit(user=request.user)
         )
-        order = order_lookup(key=fields["order"])
-        if order is None:
+        order_id = order_id_lookup(key=fields["order"])
+        if order_id is None:
             raise NotFound("No order has that id or number.")
         ret = services.order_return(
-            order_id=order.pk,
+            order_id=order_id,
             location=location,
             lines=[services.LineRequest(**line) for line in fields["lines"]],
             restock=fields["restock"],
