@@ -14,7 +14,7 @@ COPY inventory ./inventory
 COPY orders ./orders
 COPY customers ./customers
 COPY analytics ./analytics
-COPY manage.py Procfile ./
+COPY manage.py Procfile gunicorn.conf.py ./
 RUN pip install . \
     && SECRET_KEY=build-only-not-a-secret-0123456789-abcdefghijklmnopqrstuvwxyz \
        ALLOWED_HOSTS=build python manage.py collectstatic --noinput --verbosity 0 \
@@ -23,4 +23,4 @@ RUN pip install . \
 
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "omnichannel.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "omnichannel.wsgi", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]

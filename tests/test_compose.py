@@ -78,3 +78,53 @@ def test_dockerfile_builds_the_project_on_python_3_11(compose):
     assert re.search(r"^USER (?!root)", dockerfile, re.M)
     for app in ["omnichannel", "catalog", "inventory", "orders", "customers", "analytics"]:
         assert f"COPY {app} " in dockerfile, app
+
+
+def _gunicorn_settings(monkeypatch, **env) -> dict:
+    for name in ("WEB_CONCURRENCY", "WEB_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    namespace: dict = {}
+    exec((ROOT / "gunicorn.conf.py").read_text(), namespace)
+    return namespace
+
+
+def test_one_gunicorn_config_runs_the_web_server_everywhere(compose):
+    """make run (Procfile), docker-compose, the Dockerfile and make bench all start gunicorn
+    with gunicorn.conf.py, so the bench measures what is deployed."""
+    assert compose["services"]["web"]["command"][2:4] == ["--config", "gunicorn.conf.py"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^COPY .*\bgunicorn\.conf\.py\b", dockerfile, re.M)
+    assert '"--config", "gunicorn.conf.py"' in dockerfile.split("CMD", 1)[1]
+    procfile = dict(
+        line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line
+    )
+    assert "--config gunicorn.conf.py" in procfile["web"]
+    assert '"gunicorn.conf.py"' in (ROOT / "bench" / "orders.py").read_text()
+
+
+def test_the_gunicorn_config_takes_the_cores_and_the_environment(monkeypatch):
+    import os
+
+    defaults = _gunicorn_settings(monkeypatch)
+    assert defaults["worker_class"] == "gthread"
+    assert defaults["workers"] == (os.cpu_count() or 2)
+    assert defaults["threads"] == 4
+    chosen = _gunicorn_settings(monkeypatch, WEB_CONCURRENCY="5", WEB_THREADS="2")
+    assert (chosen["workers"], chosen["threads"]) == (5, 2)
+
+
+def test_gunicorn_accepts_the_config_and_loads_the_app():
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "gunicorn", "--check-config", "--config", "gunicorn.conf.py"]
+    done = subprocess.run(
+        [*command, "omnichannel.wsgi"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
