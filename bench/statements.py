@@ -6,6 +6,7 @@ Writes act on the demo's own stock and orders, as a till and the storefront woul
 """
 
 import json
+import uuid
 from urllib.parse import quote
 
 from django.db import connection
@@ -64,6 +65,7 @@ def count() -> dict[str, int]:
     sku = variant.sku
     member = Member.objects.filter(email__isnull=False).exclude(email="").order_by("pk").first()
     counts: dict[str, int] = {}
+    run = uuid.uuid4().hex[:12]  # each bench run's offline sales are new ones, not replays
 
     def call(name, client, method, path, body=None, status=200):
         def send():
@@ -94,25 +96,19 @@ def count() -> dict[str, int]:
     call("member upsert (existing)", web, "post", "/api/v1/members/", {"email": member.email})
 
     line = [{"sku": sku, "quantity": 1}]
+
+    def place(name, client, **body):
+        return call(name, client, "post", "/api/v1/orders/", {**body, "lines": line}, status=201)
+
     for _ in range(2):  # the second is counted
-        pickup = call(
-            "order placement (pickup, 1 line)",
-            web,
-            "post",
-            "/api/v1/orders/",
-            {"fulfillment": "pickup", "pickup_location": STORE, "lines": line},
-            status=201,
+        pickup = place(
+            "order placement (pickup, 1 line)", web, fulfillment="pickup", pickup_location=STORE
         )
     call("order detail", web, "get", f"/api/v1/orders/{pickup['id']}/")
     call("order cancel", web, "post", f"/api/v1/orders/{pickup['id']}/cancel/")
     for _ in range(2):
-        sale = call(
-            "order placement (in-store sale, 1 line)",
-            till,
-            "post",
-            "/api/v1/orders/",
-            {"fulfillment": "in_store", "location": STORE, "lines": line},
-            status=201,
+        sale = place(
+            "order placement (in-store sale, 1 line)", till, fulfillment="in_store", location=STORE
         )
         call(
             "return at a store (restock)",
@@ -136,7 +132,7 @@ def count() -> dict[str, int]:
             till,
             "post",
             "/api/v1/pos/sync/",
-            {"sales": [{"client_id": f"bench-statements-{n}", "lines": line}]},
+            {"sales": [{"client_id": f"bench-statements-{run}-{n}", "lines": line}]},
         )
         transfer = call(
             "transfer request",
