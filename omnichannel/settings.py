@@ -102,6 +102,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT = "omnichannel.broker:Transport"  # kombu's Redis, see broker.py
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -343,6 +343,38 @@ def test_orders_succeed_while_redis_is_down_and_availability_converges_when_it_r
     assert_ledger_matches_levels()
 
 
+def test_the_worker_survives_redis_dying_while_it_holds_a_message(
+    services, redis_server, web, store
+):
+    """A worker nearly always holds a message under load: a task running (acknowledged late)
+    or one waiting for its countdown. Redis dying then made kombu's close of the channel
+    raise AttributeError while handing the message back, and the worker exited with
+    'Unrecoverable error'. It must reconnect when Redis returns and go on working."""
+    variant = VariantFactory(sku="FAULT-HELD")
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 5)], reference="delivery")
+    worker = services.worker()
+    client = broker(redis_server.url)
+    worker_log = services.workdir / "worker.log"
+    assert wait_for(lambda: "ready." in worker_log.read_text(), 30), services.logs()
+    # Held by the worker, unacknowledged, until its countdown ends (well after the restart).
+    client.send_task("omnichannel.tasks.record_worker_heartbeat", countdown=600)
+    assert wait_for(lambda: "] received" in worker_log.read_text(), 30), services.logs()
+
+    redis_server.kill()
+    assert wait_for(lambda: "Connection to broker lost" in worker_log.read_text(), 30)
+    time.sleep(1)
+    redis_server.start()
+    assert wait_for(lambda: worker_log.read_text().count("Connected to") >= 2, 60), services.logs()
+    assert worker.poll() is None, services.logs()
+    assert "Unrecoverable error" not in worker_log.read_text(), services.logs()
+
+    # And it works: a stock change queued after the restart is published by it.
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 2)], reference="after the restart")
+    broker(redis_server.url).send_task("inventory.tasks.sync_channel_availability")
+    assert wait_for(lambda: published(web, variant) == 7, 30), services.logs()
+    assert worker.poll() is None
+
+
 # --- 2. A worker killed in the middle of a sync -------------------------------------------
 
 

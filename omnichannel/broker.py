@@ -1,0 +1,47 @@
+"""The Redis broker transport, as kombu's, less one way for a worker to die with Redis.
+
+Under load a worker nearly always holds a message: a task running (acknowledged late) or one
+waiting for its countdown. When Redis goes away, the consumer closes its channel, and closing
+hands the held messages back to Redis. kombu's Redis channel drops its connection pool before
+that hand-back, which then fails building a new one (AttributeError: 'NoneType' object has no
+attribute 'hostname') and the worker exits with "Unrecoverable error" instead of reconnecting
+(tests/test_faults.py reproduces it with kombu 5.7.0).
+
+Here the hand-back that cannot reach Redis is given up with a warning, and the worker goes on
+to reconnect. Nothing depends on those messages: Redis keeps a message it delivered in its
+unacknowledged index and delivers it again after the visibility timeout; a Redis restarted
+empty has lost them anyway, and every task here is idempotent with a beat sweeper behind it
+(availability outbox, webhook deliveries, the nightly jobs).
+
+Settings: CELERY_BROKER_TRANSPORT = "omnichannel.broker:Transport" when REDIS_URL is set.
+"""
+
+import logging
+
+from kombu.transport import redis as kombu_redis
+
+log = logging.getLogger(__name__)
+
+
+class QoS(kombu_redis.QoS):
+    def restore_unacked(self, client=None):
+        try:
+            return super().restore_unacked(client)
+        except Exception as exc:  # the broker is unreachable or this channel's pool is gone
+            log.warning(
+                "%d held message(s) not handed back to the broker (%s: %s); Redis delivers "
+                "them again after the visibility timeout, beat's sweepers cover the rest",
+                len(self._delivered),
+                type(exc).__name__,
+                exc,
+            )
+            self._delivered.clear()
+            return None
+
+
+class Channel(kombu_redis.Channel):
+    QoS = QoS
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
