@@ -1,5 +1,6 @@
 """Shared bench plumbing: the database, timing, the table and the JSON record."""
 
+import contextlib
 import json
 import os
 import statistics
@@ -39,6 +40,36 @@ def setup_django() -> None:
     import django
 
     django.setup()
+
+
+@contextlib.contextmanager
+def celery_worker():
+    """A real Celery worker process consuming from Redis, as deployed, for the block."""
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "omnichannel",
+            "worker",
+            "--pool=threads",
+            "--concurrency=4",
+            "--loglevel=WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
 
 
 def percentiles(samples: list[float]) -> dict:

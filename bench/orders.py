@@ -1,5 +1,6 @@
-"""Order placement through the API (gunicorn, PostgreSQL) at 1, 8 and 32 clients: orders/s
-and latency, beside the same transaction as raw SQL from psycopg2 threads, same run."""
+"""Order placement through the API (gunicorn, PostgreSQL, a Celery worker publishing the
+channels' availability as orders reserve stock) at 1, 8 and 32 clients: orders/s and latency,
+beside the same transaction as raw SQL from psycopg2 threads, same run, same worker."""
 
 import http.client
 import json
@@ -12,7 +13,7 @@ import threading
 import time
 from decimal import Decimal
 
-from .common import ROOT, percentiles
+from .common import ROOT, celery_worker, percentiles
 
 DURATION = float(os.environ.get("BENCH_SECONDS", "3"))
 CLIENTS = [1, 8, 32]
@@ -138,8 +139,12 @@ def api_work(port: int, token: str, skus: list[str]):
 
 def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
     """What placing a one-line ship order writes, by hand: price look-up, stock lock and
-    update, ledger and outbox rows, the order with its number, line and allocation."""
+    update, ledger and outbox rows, the order with its number, line and allocation; after
+    commit, the same wake-up of the worker as the service's (so the worker publishes these
+    rows during this run, not during the API's next one)."""
     import psycopg2
+
+    from inventory.availability import sync_soon
 
     def work(rng, state):
         conn = state.get("conn") or psycopg2.connect(os.environ["DATABASE_URL"])
@@ -197,6 +202,7 @@ def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
                 "INSERT INTO orders_allocation (line_id, location_id, quantity) VALUES (%s, %s, 1)",
                 [line_id, location_id],
             )
+        sync_soon()
 
     return work
 
@@ -207,8 +213,26 @@ PACED_CLIENTS = 8
 PACED_SHARE = 0.5
 
 
-def row(clients: int, load: str, api: tuple[int, list[float]], raw: tuple[int, list[float]]):
-    (api_done, api_lat), (raw_done, raw_lat) = api, raw
+def outbox_backlog() -> int:
+    """Stock changes the worker has not published yet: whether sync keeps up with the load."""
+    from inventory.models import AvailabilityOutbox
+
+    return AvailabilityOutbox.objects.count()
+
+
+def measured(clients: int, work, rate: float | None = None) -> tuple[int, list[float], int]:
+    """One run, starting with the worker caught up (nothing of the previous run to publish)."""
+    deadline = time.monotonic() + 120
+    while outbox_backlog():
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker did not catch up within 120 s")
+        time.sleep(0.1)
+    done, latencies = run_clients(clients, work, rate=rate)
+    return done, latencies, outbox_backlog()
+
+
+def row(clients: int, load: str, api: tuple, raw: tuple):
+    (api_done, api_lat, api_backlog), (raw_done, raw_lat, raw_backlog) = api, raw
     return {
         "clients": clients,
         "load": load,
@@ -217,24 +241,26 @@ def row(clients: int, load: str, api: tuple[int, list[float]], raw: tuple[int, l
         "raw_sql_per_s": round(raw_done / DURATION, 1),
         "raw_sql": percentiles(raw_lat),
         "ratio": round(api_done / raw_done, 3) if raw_done else None,
+        "outbox_backlog": {"api": api_backlog, "raw_sql": raw_backlog},
     }
 
 
 def run() -> list[dict]:
     token, skus, variant_ids, location_id, channel_id = prepare()
     port = free_port()
-    server = start_gunicorn(port)
     api, raw = api_work(port, token, skus), raw_work(variant_ids, location_id, channel_id)
     rows = []
-    try:
-        for clients in CLIENTS:
-            closed = (run_clients(clients, work) for work in (api, raw))
-            rows.append(row(clients, "closed", *closed))
-        closed = next(r for r in rows if r["clients"] == PACED_CLIENTS)
-        rate = round(closed["api_per_s"] * PACED_SHARE)
-        paced = (run_clients(PACED_CLIENTS, w, rate=rate) for w in (api, raw))
-        rows.append(row(PACED_CLIENTS, f"{rate}/s", *paced))
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with celery_worker():
+        server = start_gunicorn(port)
+        try:
+            for clients in CLIENTS:
+                closed = (measured(clients, work) for work in (api, raw))
+                rows.append(row(clients, "closed", *closed))
+            closed = next(r for r in rows if r["clients"] == PACED_CLIENTS)
+            rate = round(closed["api_per_s"] * PACED_SHARE)
+            paced = (measured(PACED_CLIENTS, w, rate=rate) for w in (api, raw))
+            rows.append(row(PACED_CLIENTS, f"{rate}/s", *paced))
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
     return rows

@@ -45,7 +45,9 @@ def main() -> None:
     results["order_placement"] = rows
     common.print_table(
         f"Order placement ({orders.DURATION:.0f} s each): POST /api/v1/orders/ through gunicorn "
-        "vs the same transaction as raw SQL (psycopg2), same run; load `closed`: each client "
+        "vs the same transaction as raw SQL (psycopg2), same run, a Celery worker publishing "
+        "availability meanwhile (`left`: outbox rows it had not published when the run "
+        "ended); load `closed`: each client "
         "sends as soon as answered (saturated), `N/s`: the clients together send N a second "
         "(target at 8 clients: API/SQL >= 0.25, p99 < 50 ms)",
         [
@@ -57,6 +59,7 @@ def main() -> None:
             "SQL/s",
             "SQL p99 ms",
             "API/SQL",
+            "left API/SQL",
         ],
         [
             [
@@ -68,6 +71,7 @@ def main() -> None:
                 r["raw_sql_per_s"],
                 r["raw_sql"]["p99_ms"],
                 r["ratio"],
+                f"{r['outbox_backlog']['api']}/{r['outbox_backlog']['raw_sql']}",
             ]
             for r in rows
         ],

@@ -2,11 +2,9 @@
 real Celery worker process consuming from Redis."""
 
 import os
-import subprocess
-import sys
 import time
 
-from .common import ROOT, percentiles
+from .common import celery_worker, percentiles
 
 SALES = int(os.environ.get("BENCH_SALES", "100"))
 
@@ -29,27 +27,7 @@ def run() -> dict:
     reserved = level.reserved if level else 0
     stock_count(variant_id=variant.pk, location_id=store.pk, counted=SALES + 10 + reserved)
 
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "omnichannel",
-            "worker",
-            "--pool=threads",
-            "--concurrency=4",
-            "--loglevel=WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env={**os.environ},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with celery_worker():
 
         def published():
             row = ChannelAvailability.objects.filter(channel=web, variant=variant).first()
@@ -73,7 +51,4 @@ def run() -> dict:
                     raise RuntimeError("sync did not arrive within 10 s")
                 time.sleep(0.0005)
             lags.append(time.perf_counter() - committed)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=20)
     return {"sales": SALES, **percentiles(lags)}

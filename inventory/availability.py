@@ -3,9 +3,11 @@
 A stock change writes `AvailabilityOutbox` rows in its own transaction and, once committed,
 queues `sync_channel_availability`. The task claims outbox rows (SKIP LOCKED, so workers share
 the work), recomputes those variants for every channel and deletes the rows, in one
-transaction. Beat runs the same task every few seconds as a sweeper, so a lost message, a
-broker outage or a killed worker only delays convergence. Recomputing is a pure function of
-current stock, so running it twice is harmless.
+transaction. A lone sale syncs at once; under load one sync runs per
+AVAILABILITY_SYNC_WINDOW_MS and publishes every sale of the window together. Beat runs the
+same task every few seconds as a sweeper, so a lost message, a broker outage or a killed
+worker only delays convergence. Recomputing is a pure function of current stock, so running
+it twice is harmless.
 """
 
 import logging
@@ -33,7 +35,7 @@ def outbox_record(*, variant_ids: Iterable[int]) -> None:
     if not ids:
         return
     AvailabilityOutbox.objects.bulk_create([AvailabilityOutbox(variant_id=v) for v in ids])
-    transaction.on_commit(_queue_sync, robust=True)
+    transaction.on_commit(sync_soon, robust=True)
 
 
 SYNC_PENDING_KEY = "inventory:availability-sync-pending"
@@ -56,21 +58,21 @@ def _redis():
     return _client
 
 
-def _queue_sync() -> None:
-    """Queue one sync unless one is already queued and has not started yet.
+def sync_soon() -> None:
+    """After a commit: queue a sync unless the flag says one will read the outbox later.
 
-    The task clears the flag before it reads the outbox. A commit that finds the flag set
-    committed its outbox row before that, so the queued task sees the row. A burst of sales
-    costs one message instead of one each. Without Redis (or if it fails) always send.
+    The flag's rule: while it is set, some sync is queued or running that reads the outbox
+    again after this moment. Whoever sets it (a commit here, or a sync queuing the next one
+    for the end of its window) queues that sync; a sync gives it up only before its last
+    read (see `sync_idle`). A commit that finds it set committed its row before, so that
+    read sees the row. A burst of sales costs one message instead of one each. Without Redis
+    (or if it fails) always send.
 
     Runs after the sale committed, in the request: it must never fail the request nor make
     it wait. If the broker is down the message is dropped with a warning (the outbox row
     waits for beat's sweeper) and, for KICK_PAUSE_SECONDS, later commits do not even try,
     so a broker outage costs one publish timeout per process and pause, not one per sale.
     """
-    global _kick_paused_until
-    from .tasks import sync_channel_availability
-
     if time.monotonic() < _kick_paused_until:
         return
     client = _redis()
@@ -81,8 +83,15 @@ def _queue_sync() -> None:
             return
     except Exception:
         log.warning("availability debounce flag unavailable; sending the sync anyway")
+    _send_sync()
+
+
+def _send_sync(countdown: float | None = None) -> bool:
+    global _kick_paused_until
+    from .tasks import sync_channel_availability
+
     try:
-        sync_channel_availability.delay()
+        sync_channel_availability.apply_async(countdown=countdown)
     except BrokerUnavailable as exc:  # refused, timed out, reset: Celery raises this for all
         _kick_paused_until = time.monotonic() + KICK_PAUSE_SECONDS
         log.warning(
@@ -92,10 +101,32 @@ def _queue_sync() -> None:
             exc,
             KICK_PAUSE_SECONDS,
         )
+        return False
+    return True
 
 
-def sync_started() -> None:
-    """Called by the task before it reads the outbox (see `_queue_sync`)."""
+def sync_again_later() -> bool:
+    """Called by the task after it published stock changes: keep the flag and queue the next
+    sync for the end of AVAILABILITY_SYNC_WINDOW_MS, so the sales committed in between queue
+    nothing of their own and are published together by that one. Returns whether it did;
+    if not (no window, no Redis, no broker), the task gives the flag up itself."""
+    from django.conf import settings
+
+    window = settings.AVAILABILITY_SYNC_WINDOW_MS
+    client = _redis()
+    if not window or client is None:
+        return False
+    try:
+        client.set(SYNC_PENDING_KEY, 1, px=SYNC_PENDING_TTL_MS + window)
+    except Exception:
+        return False
+    return _send_sync(countdown=window / 1000)
+
+
+def sync_idle() -> None:
+    """Called by the task when it found nothing more, or queued no next sync: give the flag
+    up, then the task reads the outbox once more (a commit that found the flag set just
+    before queued nothing); commits after this queue their own sync."""
     client = _redis()
     if client is None:
         return

@@ -1,20 +1,33 @@
 from celery import shared_task
 
-from .availability import availability_sync_pending, sync_started
+from .availability import availability_sync_pending, sync_again_later, sync_idle
 from .webhooks import webhook_attempt, webhooks_due
 
 BATCH = 1000
 
 
-@shared_task(ignore_result=True, acks_late=True)
-def sync_channel_availability() -> int:
-    """Consume the availability outbox until it is empty. Queued after every stock change
-    and run by beat every few seconds as the sweeper; idempotent."""
-    sync_started()
+def _drain() -> int:
+    """Consume the outbox until it is empty. A batch short of BATCH leaves nothing this task
+    has to take: the rows it skipped are another worker's, and rows committed since are
+    read by the sync the flag promises (see `availability.sync_soon`)."""
     total = 0
     while consumed := availability_sync_pending(limit=BATCH):
         total += consumed
+        if consumed < BATCH:
+            break
     return total
+
+
+@shared_task(ignore_result=True, acks_late=True)
+def sync_channel_availability() -> int:
+    """Publish the stock changes in the outbox. Queued after a stock change, and by itself
+    for the end of its window while sales keep coming; run by beat every few seconds as the
+    sweeper. Idempotent; returns how many outbox rows it consumed."""
+    total = _drain()
+    if total and sync_again_later():
+        return total
+    sync_idle()
+    return total + _drain()
 
 
 @shared_task(ignore_result=True, acks_late=True)

@@ -129,8 +129,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Worker and beat wait for a lost broker as long as it takes (Celery's default, 100 retries,
 # is about 50 minutes, after which the worker exits). Sending a task from the web process is
-# not affected: it fails after a short retry (see inventory.availability._queue_sync).
+# not affected: it fails after a short retry (see inventory.availability.sync_soon).
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# After a sync consumed stock changes, the next one waits this long (ms) so that the sales in
+# between are published together by one task: under load, one sync per window instead of one
+# per sale, for at most this much extra lag. A lone sale still syncs at once. 0: no wait.
+AVAILABILITY_SYNC_WINDOW_MS = env.int("AVAILABILITY_SYNC_WINDOW_MS", default=50)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {

@@ -153,3 +153,46 @@ def test_a_pos_order_through_the_api_lowers_web_availability_via_the_worker(
     )
     assert response.status_code == 201
     assert wait_for(lambda: web_available() == 3)
+
+
+def test_sales_during_the_sync_window_are_published_by_one_sync(worker, settings, web, store):
+    """A lone sale syncs at once; the sync then holds off for AVAILABILITY_SYNC_WINDOW_MS, and
+    the sales committed meanwhile queue nothing of their own: one sync at the end of the
+    window publishes them all, and the one it queues in turn finds nothing and stops."""
+    from celery.signals import task_postrun
+
+    from inventory.models import AvailabilityOutbox, ChannelAvailability
+    from inventory.services import StockLine, stock_receive, stock_sell_now
+
+    settings.AVAILABILITY_SYNC_WINDOW_MS = 1500
+    variants = VariantFactory.create_batch(10)
+    runs = []
+
+    def counted(sender=None, retval=None, **kwargs):
+        if sender.name == "inventory.tasks.sync_channel_availability":
+            runs.append(retval)
+
+    def web_available(variant):
+        row = ChannelAvailability.objects.filter(channel=web, variant=variant).first()
+        return row.available if row else None
+
+    task_postrun.connect(counted)
+    try:
+        stock_receive(lines=[StockLine(variants[0].pk, store.pk, 5)], reference="delivery")
+        assert wait_for(lambda: web_available(variants[0]) == 5, 1.0)  # at once, no window
+        assert runs == [1]
+        started = time.monotonic()
+        for n, variant in enumerate(variants):
+            stock_receive(lines=[StockLine(variant.pk, store.pk, 3)], reference=f"d{n}")
+        stock_sell_now(lines=[StockLine(variants[0].pk, store.pk, 2)], reference="pos:1")
+        assert time.monotonic() - started < 1.0, "the burst outlasted the window"
+        assert runs == [1]  # nothing was queued by the burst: the window's sync is pending
+        assert wait_for(lambda: len(runs) >= 3, 10)
+        assert runs[:2] == [1, 11]  # ten receipts and the sale, in one sync
+        assert not AvailabilityOutbox.objects.exists()
+        assert web_available(variants[0]) == 6
+        assert all(web_available(v) == 3 for v in variants[1:])
+        time.sleep(2)
+        assert runs == [1, 11, 0]  # the quiet window ended the chain
+    finally:
+        task_postrun.disconnect(counted)
