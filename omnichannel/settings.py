@@ -190,6 +190,10 @@ PICKUP_EXPIRY_DAYS = env.int("PICKUP_EXPIRY_DAYS", default=7)
 # (omnichannel.services.api_client_authenticate): a token revoked in another process stops
 # working within that many seconds, at once in the one that revoked it. 0: every request.
 API_CLIENT_CACHE_SECONDS = env.int("API_CLIENT_CACHE_SECONDS", default=5)
+# How long a process keeps a channel's ship-from locations (feeds, priority, safety stock) for
+# routing ship orders. Saving a feed or a location takes effect at once in the process that
+# saved it, within this many seconds in the others. 0: read them for every order.
+ROUTING_CACHE_SECONDS = env.int("ROUTING_CACHE_SECONDS", default=5)
 # /healthz reports the worker as up when its last heartbeat is at most this old.
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = 60
 

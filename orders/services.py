@@ -280,7 +280,7 @@ def order_place(
         shippers = []
     else:
         allocation, shippers = _allocate_ship(channel, wanted, location, order.reference, actor)
-    order.save(update_fields=["number", "needs_review"])
+    Order.objects.filter(pk=order.pk).update(number=order.number, needs_review=order.needs_review)
 
     created = OrderLine.objects.bulk_create(
         [

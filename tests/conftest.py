@@ -2,6 +2,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from omnichannel.services import api_client_forget
+from orders.routing import routing_forget
 from tests.factories import (
     ChannelFactory,
     ChannelLocationFactory,
@@ -13,10 +14,13 @@ from tests.factories import (
 @pytest.fixture(autouse=True)
 def _fresh_token_lookups():
     """Each test's database starts over, so does the process's token look-up cache (a
-    deterministic demo token may name another row in the next test)."""
+    deterministic demo token may name another row in the next test), and so does its ship
+    routing's copy of the feeds."""
     api_client_forget()
+    routing_forget()
     yield
     api_client_forget()
+    routing_forget()
 
 
 @pytest.fixture

@@ -126,6 +126,60 @@ def test_web_ship_order_splits_only_when_no_single_location_can(shop):
     assert_ledger_matches_levels()
 
 
+def test_a_feed_saved_steers_the_next_ship_order_at_once(shop):
+    """Routing keeps each channel's feeds for ROUTING_CACHE_SECONDS; saving a feed or a
+    location (the admin, any service) makes this process read them afresh."""
+    stock(shop, "TEE", "wh", 5)
+    stock(shop, "TEE", "lyon", 5)
+    first = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
+    assert [a["location"] for a in first.json()["allocations"]] == ["wh"]  # priority 1
+
+    wh = shop["wh"]
+    wh.ships = False  # the warehouse stops shipping
+    wh.save()
+    second = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
+    assert [a["location"] for a in second.json()["allocations"]] == ["lyon"]
+
+    feed = shop["lyon"].feeds.get(channel__code="web")
+    feed.safety_stock = 4  # lyon has 4 left: all of it kept back now
+    feed.save()
+    refused = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
+    assert (refused.status_code, refused.json()["code"]) == (409, "insufficient_stock")
+    assert level(shop, "TEE", "lyon") == (5, 1)
+
+
+def test_ship_orders_read_the_feeds_once_per_cache_period(shop, settings):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    stock(shop, "TEE", "wh", 10)
+
+    def feed_reads():
+        with CaptureQueriesContext(connection) as queries:
+            response = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
+        assert response.status_code == 201, response.json()
+        return sum('FROM "omnichannel_channellocation"' in q["sql"] for q in queries)
+
+    assert feed_reads() == 1
+    assert feed_reads() == 0  # kept
+    # A bulk update sends no signal: it takes effect when the period ends; with 0, at once.
+    settings.ROUTING_CACHE_SECONDS = 0
+    shop["wh"].feeds.update(priority=9)
+    Location = type(shop["wh"])
+    Location.objects.filter(pk=shop["wh"].pk).update(ships=False)
+    stock(shop, "TEE", "lyon", 10)
+    assert feed_reads() == 0  # still the copy taken before: its period has not ended
+    from orders.routing import routing_forget
+
+    routing_forget()
+    assert feed_reads() == 1
+    assert feed_reads() == 1  # 0 s: read for every order
+    order = Order.objects.order_by("-id").first()
+    assert {a.location.code for line in order.lines.all() for a in line.allocations.all()} == {
+        "lyon"
+    }
+
+
 def test_a_plan_gone_stale_under_the_reservation_is_planned_again(shop, monkeypatch):
     """The plan reads stock without locks; when the location it chose was sold out in
     between, the refused reservation leaves nothing behind and the order is planned again
