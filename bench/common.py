@@ -44,7 +44,8 @@ def setup_django() -> None:
 
 @contextlib.contextmanager
 def celery_worker():
-    """A real Celery worker process consuming from Redis, as deployed, for the block."""
+    """A real Celery worker consuming from Redis for the block, as the Procfile and
+    docker-compose start it (prefork, 2 processes)."""
     worker = subprocess.Popen(
         [
             sys.executable,
@@ -53,8 +54,7 @@ def celery_worker():
             "-A",
             "omnichannel",
             "worker",
-            "--pool=threads",
-            "--concurrency=4",
+            "--concurrency=2",
             "--loglevel=WARNING",
             "--without-gossip",
             "--without-mingle",

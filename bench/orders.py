@@ -231,9 +231,11 @@ def measured(clients: int, work, rate: float | None = None) -> tuple[int, list[f
     return done, latencies, outbox_backlog()
 
 
-def row(clients: int, load: str, api: tuple, raw: tuple):
-    (api_done, api_lat, api_backlog), (raw_done, raw_lat, raw_backlog) = api, raw
-    return {
+def row(clients: int, load: str, api: tuple, raw: tuple) -> dict:
+    """One table row from (done, latencies) pairs, or `measured` triples (with the outbox
+    rows left unpublished at the end)."""
+    (api_done, api_lat, *api_left), (raw_done, raw_lat, *raw_left) = api, raw
+    out = {
         "clients": clients,
         "load": load,
         "api_per_s": round(api_done / DURATION, 1),
@@ -241,8 +243,10 @@ def row(clients: int, load: str, api: tuple, raw: tuple):
         "raw_sql_per_s": round(raw_done / DURATION, 1),
         "raw_sql": percentiles(raw_lat),
         "ratio": round(api_done / raw_done, 3) if raw_done else None,
-        "outbox_backlog": {"api": api_backlog, "raw_sql": raw_backlog},
     }
+    if api_left and raw_left:
+        out["outbox_backlog"] = {"api": api_left[0], "raw_sql": raw_left[0]}
+    return out
 
 
 def run() -> list[dict]:
