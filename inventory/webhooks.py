@@ -42,9 +42,13 @@ def webhooks_record(*, changed: list[ChannelAvailability]) -> None:
     by_channel: dict[int, list[ChannelAvailability]] = {}
     for row in changed:
         by_channel.setdefault(row.channel_id, []).append(row)
-    subscriptions = WebhookSubscription.objects.filter(
-        channel_id__in=by_channel, is_active=True
-    ).select_related("channel")
+    subscriptions = list(
+        WebhookSubscription.objects.filter(
+            channel_id__in=by_channel, is_active=True
+        ).select_related("channel")
+    )
+    if not subscriptions:
+        return  # nobody listens: no SKUs to look up (every sync asks this)
     from catalog.models import Variant
 
     skus = dict(

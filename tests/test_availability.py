@@ -81,6 +81,21 @@ def test_sync_is_idempotent_and_the_sweeper_finds_leftovers(web, network):
     assert published(web, variant).as_of == first.as_of  # same figures, not rewritten
 
 
+def test_a_sync_with_no_webhook_subscriber_looks_up_no_skus(web, network):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _, store = network
+    variant = VariantFactory()
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 6)], reference="delivery")
+    with CaptureQueriesContext(connection) as queries:
+        assert availability_sync_pending() == 1
+    assert published(web, variant).available == 4
+    statements = [q["sql"] for q in queries]
+    assert any("inventory_webhooksubscription" in sql for sql in statements)
+    assert not any('FROM "catalog_variant"' in sql for sql in statements)
+
+
 def test_availability_api_per_sku_with_breakdown(web, network, web_client):
     warehouse, _ = network
     stocked = VariantFactory(sku="TEE-M")
