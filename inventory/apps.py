@@ -10,6 +10,7 @@ class InventoryConfig(AppConfig):
 
         from omnichannel.models import ChannelLocation, Location
 
+        from . import checks  # noqa: F401  (registers them)
         from .availability import rebuild_after_commit
 
         # Which locations feed a channel, their safety stock and pickup flag all shape what

@@ -195,3 +195,21 @@ def test_changing_safety_stock_republishes_availability(
         feed.delete()  # the store no longer feeds the web shop
     assert published(web, variant).available == 0
     assert [loc["location"] for loc in published(web, variant).locations] == ["wh"]
+
+
+@pytest.mark.parametrize("window", [0, 50, 499])
+def test_a_sync_window_within_the_contracts_second_passes_the_checks(settings, window):
+    from inventory.checks import availability_sync_window
+
+    settings.AVAILABILITY_SYNC_WINDOW_MS = window
+    assert availability_sync_window() == []
+
+
+@pytest.mark.parametrize("window", [-1, 500, 5000])
+def test_a_sync_window_that_would_break_the_contracts_second_is_an_error(settings, window):
+    from inventory.checks import availability_sync_window
+
+    settings.AVAILABILITY_SYNC_WINDOW_MS = window
+    [error] = availability_sync_window()
+    assert error.id == "inventory.E001"
+    assert str(window) in error.msg

@@ -4,11 +4,15 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inventory.models import ChannelAvailability, StockLevel
 from inventory.services import StockLine, stock_receive, stock_sell_now
+from omnichannel.models import Location
 from orders.models import Order
+from orders.routing import routing_forget
 from orders.services import orders_expire_pickups
 from tests.concurrency import require_postgres, run_in_threads
 from tests.conftest import as_client
@@ -149,9 +153,6 @@ def test_a_feed_saved_steers_the_next_ship_order_at_once(shop):
 
 
 def test_ship_orders_read_the_feeds_once_per_cache_period(shop, settings):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     stock(shop, "TEE", "wh", 10)
 
     def feed_reads():
@@ -165,12 +166,9 @@ def test_ship_orders_read_the_feeds_once_per_cache_period(shop, settings):
     # A bulk update sends no signal: it takes effect when the period ends; with 0, at once.
     settings.ROUTING_CACHE_SECONDS = 0
     shop["wh"].feeds.update(priority=9)
-    Location = type(shop["wh"])
     Location.objects.filter(pk=shop["wh"].pk).update(ships=False)
     stock(shop, "TEE", "lyon", 10)
     assert feed_reads() == 0  # still the copy taken before: its period has not ended
-    from orders.routing import routing_forget
-
     routing_forget()
     assert feed_reads() == 1
     assert feed_reads() == 1  # 0 s: read for every order
