@@ -11,7 +11,7 @@ Rules kept in this module:
   single sorted upsert.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -201,6 +201,42 @@ def stock_reserve(
             raise _shortage(level, key, quantity, keep=keep.get(key, 0))
     changes = {key: (0, quantity) for key, quantity in wanted.items()}
     return _apply(levels, changes, reason=Reason.RESERVATION, reference=reference, actor=actor)
+
+
+@transaction.atomic(savepoint=False)
+def stock_reserve_routed(
+    *,
+    variant_ids: Iterable[int],
+    keep: dict[int, int],
+    route: Callable[[dict[Key, int]], list[StockLine]],
+    reference: str,
+    actor: Actor = SYSTEM,
+) -> list[StockLine]:
+    """Reserve where `route` decides, deciding under lock: the rows of `variant_ids` at every
+    location of `keep` ({location_id: units held back there, a channel's safety stock}) are
+    locked first; `route` is given what each may give, {(variant_id, location_id): units},
+    and returns the lines to reserve, which are then reserved, all of them. Nothing can sell
+    in between, so the decision needs no second look (locking a variant's rows at all the
+    locations, not only the chosen one, is the price).
+
+    No savepoint of its own: whatever this raises, `route`'s own errors included, leaves the
+    enclosing transaction to be rolled back, as an order placement does anyway."""
+    variants, locations = sorted(set(variant_ids)), sorted(keep)
+    rows = (
+        StockLevel.objects.select_for_update()
+        .filter(variant_id__in=variants, location_id__in=locations)
+        .order_by("variant_id", "location_id")  # the global lock order
+    )
+    levels = {(row.variant_id, row.location_id): row for row in rows}
+    sellable = {key: max(0, level.available - keep[key[1]]) for key, level in levels.items()}
+    lines = route(sellable)
+    wanted = _merge(lines)
+    for key, quantity in sorted(wanted.items()):
+        if key[1] not in keep or sellable.get(key, 0) < quantity:  # a route that overreaches
+            raise _shortage(levels.get(key), key, quantity, keep=keep.get(key[1], 0))
+    changes = {key: (0, quantity) for key, quantity in wanted.items()}
+    _apply(levels, changes, reason=Reason.RESERVATION, reference=reference, actor=actor)
+    return lines
 
 
 @transaction.atomic

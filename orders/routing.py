@@ -1,7 +1,7 @@
 """Where a ship order is served from: the channel's ship-capable locations in priority
 order, one location for the whole order when one can, split across locations only when no
-single one can. A plan read from live stock without locks; the reservation that follows
-re-checks everything under lock."""
+single one can. The plan is made from stock read under lock
+(inventory.services.stock_reserve_routed), so what it chooses is there to reserve."""
 
 import time
 from dataclasses import dataclass
@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 
-from inventory.models import StockLevel
 from omnichannel.models import ChannelLocation, Location
 
 
@@ -70,20 +69,12 @@ def forget_on_save(**kwargs) -> None:
     transaction.on_commit(_candidates.clear)
 
 
-def plan(*, wanted: dict[int, int], candidates: list[Candidate]) -> list[tuple[int, int, int]]:
-    """[(variant_id, location_id, quantity)] serving `wanted` {variant_id: quantity}; raises
-    Shortfall when the candidates together cannot."""
-    sellable: dict[tuple[int, int], int] = {}
-    safety = {c.location_id: c.safety_stock for c in candidates}
-    levels = (
-        StockLevel.objects.filter(variant_id__in=wanted, location_id__in=safety)
-        .order_by()  # the model's ordering (SKU, location code) would join both tables
-        .values_list("variant_id", "location_id", "on_hand", "reserved")
-    )
-    for variant_id, location_id, on_hand, reserved in levels:
-        free = on_hand - reserved - safety[location_id]
-        sellable[(variant_id, location_id)] = max(0, free)
-
+def plan(
+    *, wanted: dict[int, int], candidates: list[Candidate], sellable: dict[tuple[int, int], int]
+) -> list[tuple[int, int, int]]:
+    """[(variant_id, location_id, quantity)] serving `wanted` {variant_id: quantity} from
+    `sellable` {(variant_id, location_id): units the channel may take there, its safety
+    stock kept}; raises Shortfall when the candidates together cannot."""
     for candidate in candidates:  # one parcel when one location has everything
         if all(sellable.get((v, candidate.location_id), 0) >= q for v, q in wanted.items()):
             return [(v, candidate.location_id, q) for v, q in wanted.items()]

@@ -18,7 +18,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from rest_framework import status
 
-from catalog.models import ChannelPrice, Variant
+from catalog.models import ChannelPrice
 from catalog.selectors import variant_ids_by_sku
 from customers.models import Member
 from customers.services import (
@@ -37,6 +37,7 @@ from inventory.services import (
     stock_receive,
     stock_release,
     stock_reserve,
+    stock_reserve_routed,
     stock_sell_now,
 )
 from omnichannel.errors import DomainError
@@ -105,9 +106,6 @@ class PaymentRequest:
     amount: Decimal
 
 
-ROUTING_ATTEMPTS = 3
-
-
 def _priced_lines(channel: Channel, lines: list[LineRequest]) -> list[dict]:
     """Merge lines of the same SKU and price them from the channel's published prices."""
     merged: dict[str, int] = {}
@@ -159,11 +157,14 @@ def _keep_for(channel: Channel, location_id: int, variant_ids) -> dict:
 def _allocate_ship(
     channel: Channel,
     wanted: dict[int, int],
+    skus: dict[int, str],
     location: Location | None,
     reference: str,
     actor: Actor,
 ) -> tuple[list[tuple[int, int, int]], list[Location]]:
-    """The allocation, and the candidate locations (loaded with the feeds) it may name."""
+    """The allocation, and the candidate locations (loaded with the feeds) it may name.
+
+    Routing decides from stock locked for this order, so it is reserved as planned."""
     candidates = routing.ship_candidates(
         channel_id=channel.pk, location_id=location.pk if location else None
     )
@@ -171,31 +172,29 @@ def _allocate_ship(
         raise LocationRequired(
             "That location does not ship for this channel.", location=location.code
         )
-    keep_by_location = {c.location_id: c.safety_stock for c in candidates}
-    for attempt in range(ROUTING_ATTEMPTS):
-        try:
-            allocation = routing.plan(wanted=wanted, candidates=candidates)
-            # stock_reserve is atomic on its own: refused, it leaves nothing behind (its
-            # savepoint) and the next attempt plans again.
-            stock_reserve(
-                lines=[StockLine(v, loc, q) for v, loc, q in allocation],
-                reference=reference,
-                keep={(v, loc): keep_by_location[loc] for v, loc, _ in allocation},
-                actor=actor,
-            )
-            return allocation, [c.location for c in candidates if c.location is not None]
-        except routing.Shortfall as short:
-            sku = Variant.objects.filter(pk=short.variant_id).values_list("sku", flat=True)[0]
-            raise InsufficientStock(
-                f"Only {short.available} of {sku} can ship in this channel.",
-                sku=sku,
-                location=location.code if location else None,
-                available=short.available,
-            ) from short
-        except InsufficientStock:
-            if attempt == ROUTING_ATTEMPTS - 1:
-                raise  # stock kept moving under the plan: the client may retry
-    raise AssertionError("the loop returns or raises")
+    allocation: list[tuple[int, int, int]] = []
+
+    def route(sellable: dict[tuple[int, int], int]) -> list[StockLine]:
+        allocation.extend(routing.plan(wanted=wanted, candidates=candidates, sellable=sellable))
+        return [StockLine(v, loc, q) for v, loc, q in allocation]
+
+    try:
+        stock_reserve_routed(
+            variant_ids=wanted,
+            keep={c.location_id: c.safety_stock for c in candidates},
+            route=route,
+            reference=reference,
+            actor=actor,
+        )
+    except routing.Shortfall as short:
+        # The transaction is spoilt now (no savepoint): the message uses what is known.
+        raise InsufficientStock(
+            f"Only {short.available} of {skus[short.variant_id]} can ship in this channel.",
+            sku=skus[short.variant_id],
+            location=location.code if location else None,
+            available=short.available,
+        ) from short
+    return allocation, [c.location for c in candidates if c.location is not None]
 
 
 @transaction.atomic
@@ -279,7 +278,10 @@ def order_place(
         allocation = [(v, pickup_location.pk, q) for v, q in wanted.items()]
         shippers = []
     else:
-        allocation, shippers = _allocate_ship(channel, wanted, location, order.reference, actor)
+        skus = {line["variant_id"]: line["sku"] for line in priced}
+        allocation, shippers = _allocate_ship(
+            channel, wanted, skus, location, order.reference, actor
+        )
     Order.objects.filter(pk=order.pk).update(number=order.number, needs_review=order.needs_review)
 
     created = OrderLine.objects.bulk_create(

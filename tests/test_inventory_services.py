@@ -16,6 +16,7 @@ from inventory.services import (
     stock_receive,
     stock_release,
     stock_reserve,
+    stock_reserve_routed,
     stock_sell_now,
 )
 from tests.factories import LocationFactory, VariantFactory
@@ -230,3 +231,80 @@ def test_reserve_keeps_the_safety_stock_it_is_told_to_keep(shelf):
     assert refused.value.extra["available"] == 8
     stock_reserve(lines=[StockLine(*key, 8)], reference="web:2", keep={key: 2})
     assert level(variant, location).available == 2
+
+
+def test_a_routed_reservation_decides_from_the_locked_rows_with_the_keep_held_back():
+    """stock_reserve_routed hands the route what each location may give (its available
+    minus what is held back there; no row: absent) and reserves exactly what it returns."""
+    variant = VariantFactory(sku="TEE-M")
+    lyon, paris, empty = (LocationFactory(code=c) for c in ("lyon", "paris", "empty"))
+    stock_receive(lines=[StockLine(variant.pk, lyon.pk, 10)], reference="seed")
+    stock_receive(lines=[StockLine(variant.pk, paris.pk, 1)], reference="seed")
+    stock_reserve(lines=[StockLine(variant.pk, lyon.pk, 3)], reference="order:1")
+    seen = []
+
+    def route(sellable):
+        seen.append(sellable)
+        return [StockLine(variant.pk, lyon.pk, 4), StockLine(variant.pk, lyon.pk, 1)]
+
+    lines = stock_reserve_routed(
+        variant_ids=[variant.pk],
+        keep={lyon.pk: 2, paris.pk: 5, empty.pk: 0},
+        route=route,
+        reference="order:2",
+    )
+    # lyon: 10 on hand - 3 reserved - 2 kept; paris: 1 - 5 kept is nothing, not negative.
+    assert seen == [{(variant.pk, lyon.pk): 5, (variant.pk, paris.pk): 0}]
+    assert [line.quantity for line in lines] == [4, 1]
+    assert (level(variant, lyon).on_hand, level(variant, lyon).reserved) == (10, 8)
+    movement = StockMovement.objects.get(reference="order:2")
+    assert (movement.reserved_delta, movement.reason) == (5, "reservation")
+    assert_ledger_matches_levels()
+
+
+@pytest.mark.parametrize(
+    "overreach", ["more than sellable", "a location not offered", "the kept units"]
+)
+def test_a_route_that_overreaches_is_refused_and_nothing_is_written(overreach):
+    variant = VariantFactory(sku="TEE-M")
+    lyon, paris = LocationFactory(code="lyon"), LocationFactory(code="paris")
+    stock_receive(lines=[StockLine(variant.pk, lyon.pk, 5)], reference="seed")
+    stock_receive(lines=[StockLine(variant.pk, paris.pk, 5)], reference="seed")
+    chosen = {
+        "more than sellable": StockLine(variant.pk, lyon.pk, 6),
+        "a location not offered": StockLine(variant.pk, paris.pk, 1),
+        "the kept units": StockLine(variant.pk, lyon.pk, 5),
+    }[overreach]
+    keep = {lyon.pk: 1 if overreach == "the kept units" else 0}
+    before = StockMovement.objects.count()
+    with pytest.raises(InsufficientStock) as refused, transaction.atomic():  # the caller's
+        stock_reserve_routed(
+            variant_ids=[variant.pk], keep=keep, route=lambda s: [chosen], reference="order:9"
+        )
+    assert refused.value.code == "insufficient_stock"
+    offered = {"more than sellable": 5, "a location not offered": 0, "the kept units": 4}
+    assert refused.value.extra["available"] == offered[overreach]
+    assert StockMovement.objects.count() == before
+    assert level(variant, lyon).reserved == level(variant, paris).reserved == 0
+
+
+def test_what_the_route_raises_leaves_the_enclosing_transaction_to_roll_back():
+    """No savepoint of its own: a route's error spoils the caller's transaction, which
+    must end (an order placement does: it fails as a whole)."""
+    variant, lyon = VariantFactory(sku="TEE-M"), LocationFactory(code="lyon")
+    stock_receive(lines=[StockLine(variant.pk, lyon.pk, 5)], reference="seed")
+
+    class NoRoute(Exception):
+        pass
+
+    def route(sellable):
+        raise NoRoute
+
+    with pytest.raises(NoRoute), transaction.atomic():
+        stock_receive(lines=[StockLine(variant.pk, lyon.pk, 1)], reference="delivery:2")
+        stock_reserve_routed(
+            variant_ids=[variant.pk], keep={lyon.pk: 0}, route=route, reference="order:1"
+        )
+    assert not StockMovement.objects.filter(reference="delivery:2").exists()
+    assert (level(variant, lyon).on_hand, level(variant, lyon).reserved) == (5, 0)
+    assert_ledger_matches_levels()

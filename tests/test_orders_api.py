@@ -1,10 +1,12 @@
 """Every order flow end to end through the API, with the stock it moves."""
 
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -178,28 +180,93 @@ def test_ship_orders_read_the_feeds_once_per_cache_period(shop, settings):
     }
 
 
-def test_a_plan_gone_stale_under_the_reservation_is_planned_again(shop, monkeypatch):
-    """The plan reads stock without locks; when the location it chose was sold out in
-    between, the refused reservation leaves nothing behind and the order is planned again
-    from what is left (here: the other location)."""
-    import orders.routing
-
+@pytest.mark.django_db(transaction=True)
+def test_routing_decides_under_the_stock_lock_so_a_racing_till_sale_steers_it(shop):
+    """A till holds the warehouse's last unit (sold, not yet committed) while a web order
+    is placed: the order waits for the till's transaction and then ships from lyon, what
+    is left, in one go (it never plans from stock that is about to go)."""
+    require_postgres()
     stock(shop, "TEE", "wh", 1)
     stock(shop, "TEE", "lyon", 5)
-    real_plan, plans = orders.routing.plan, []
+    till_holds, answers = threading.Event(), []
 
-    def plan_then_lose_the_race(*, wanted, candidates):
-        plans.append(real_plan(wanted=wanted, candidates=candidates))
-        if len(plans) == 1:  # a till sells the warehouse's last unit after the plan
-            stock_sell_now(lines=[StockLine(shop["tee"].pk, shop["wh"].pk, 1)], reference="t")
-        return plans[-1]
+    def work(i):
+        if i == 0:  # the till
+            with transaction.atomic():
+                stock_sell_now(lines=[StockLine(shop["tee"].pk, shop["wh"].pk, 1)], reference="t")
+                till_holds.set()
+                time.sleep(0.3)  # the order is waiting for this row meanwhile
+            return "sold"
+        assert till_holds.wait(10)
+        started = time.monotonic()
+        response = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
+        answers.append((response.status_code, response.json(), time.monotonic() - started))
+        return "placed"
 
-    monkeypatch.setattr(orders.routing, "plan", plan_then_lose_the_race)
-    response = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
-    assert response.status_code == 201, response.json()
-    assert [p[0][1] for p in plans] == [shop["wh"].pk, shop["lyon"].pk]
-    assert response.json()["allocations"] == [{"sku": "TEE", "location": "lyon", "quantity": 1}]
+    assert run_in_threads(2, work) == ["sold", "placed"]
+    [(code, body, waited)] = answers
+    assert code == 201, body
+    assert waited > 0.1  # it did wait for the till's lock
+    assert body["allocations"] == [{"sku": "TEE", "location": "lyon", "quantity": 1}]
     assert level(shop, "TEE", "wh") == (0, 0) and level(shop, "TEE", "lyon") == (5, 1)
+    assert_ledger_matches_levels()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_web_orders_and_tills_at_once_sell_what_may_ship_exactly_once(shop):
+    """24 storefront threads place two-line ship orders, half listing the SKUs the other way
+    round, while tills at lyon sell TEE: every unit the web may take (lyon keeps 2 for
+    itself) goes once, nothing below zero, no deadlock, the ledger adds up."""
+    require_postgres()
+    stock(shop, "TEE", "wh", 3)
+    stock(shop, "MUG", "wh", 2)
+    stock(shop, "TEE", "lyon", 6)
+    stock(shop, "MUG", "lyon", 6)
+    token = shop["web"]._credentials["HTTP_AUTHORIZATION"].split()[1]
+    till = shop["lyon_till"]._credentials["HTTP_AUTHORIZATION"].split()[1]
+
+    def work(i):
+        if i % 4 == 3:
+            response = as_client(till).post(
+                "/api/v1/orders/",
+                {"fulfillment": "in_store", "lines": [{"sku": "TEE", "quantity": 1}]},
+                format="json",
+            )
+            return "till", response.status_code
+        skus = ["TEE", "MUG"] if i % 2 else ["MUG", "TEE"]
+        response = as_client(token).post(
+            "/api/v1/orders/",
+            {"fulfillment": "ship", "lines": [{"sku": s, "quantity": 1} for s in skus]},
+            format="json",
+        )
+        assert response.status_code in (201, 409), response.json()
+        return "web", response.status_code
+
+    outcomes = run_in_threads(32, work)
+    web_placed = outcomes.count(("web", 201))
+    till_sold = outcomes.count(("till", 201))
+    assert outcomes.count(("web", 409)) == 24 - web_placed
+    assert 3 <= web_placed <= 6  # wh's 3 TEE are the web's alone; 6 MUG at most
+    assert till_sold + outcomes.count(("till", 409)) == 8
+    levels = {(sku, loc): level(shop, sku, loc) for sku in ("TEE", "MUG") for loc in ("wh", "lyon")}
+    assert all(on_hand >= 0 and reserved <= on_hand for on_hand, reserved in levels.values())
+    # Every web order took one TEE and one MUG, from wh first, then lyon above its keep of 2.
+    tee_web = levels["TEE", "wh"][1] + levels["TEE", "lyon"][1]
+    mug_web = levels["MUG", "wh"][1] + levels["MUG", "lyon"][1]
+    assert tee_web == mug_web == web_placed
+    assert levels["TEE", "lyon"][0] == 6 - till_sold
+    assert levels["MUG", "lyon"][1] <= 6 - 2  # lyon's keep of 2 never went to the web
+    # A web order was refused only once the web's share of TEE or MUG was gone (stock only
+    # goes down in this run), and a till only once lyon had nothing unreserved (the keep is
+    # the store's own: its tills may sell it).
+    mug_left = (2 - levels["MUG", "wh"][1]) + (6 - 2 - levels["MUG", "lyon"][1])
+    tee_left = (3 - levels["TEE", "wh"][1]) + max(
+        0, levels["TEE", "lyon"][0] - levels["TEE", "lyon"][1] - 2
+    )
+    assert min(mug_left, tee_left) == 0
+    if till_sold < 8:
+        assert levels["TEE", "lyon"][0] == levels["TEE", "lyon"][1]
+    assert Order.objects.filter(fulfillment="ship").count() == web_placed
     assert_ledger_matches_levels()
 
 
