@@ -12,10 +12,11 @@ from django.db.models import (
     Value,
 )
 
+from omnichannel.compiled import CompiledQuery
 from omnichannel.errors import DomainError
 from omnichannel.models import Channel
 
-from .models import Category, Product, Variant
+from .models import Category, ChannelPrice, Product, Variant
 
 
 def variant_list(*, channel: Channel | None) -> QuerySet[Variant]:
@@ -91,3 +92,23 @@ def variant_ids_by_sku(*, skus: list[str]) -> dict[str, int]:
     if missing:
         raise UnknownSku(f"Unknown SKU: {missing[0]}.", sku=missing[0])
     return found
+
+
+_SELLING_PRICES = CompiledQuery(
+    lambda channel_id, skus: (
+        ChannelPrice.objects.filter(channel_id=channel_id, published=True, variant__sku__in=skus)
+        .order_by()  # the model's ordering (by SKU, then channel code) would join for nothing
+        .values_list(
+            "variant_id", "variant__sku", "variant__name", "variant__product__name", "amount"
+        )
+    )
+)
+
+
+def selling_prices(*, channel_id: int, skus: list[str]) -> dict[str, tuple]:
+    """{sku: (variant_id, variant name, product name, price)} for the SKUs the channel sells
+    (a published price there): what an order's lines are priced from, on every sale."""
+    return {
+        sku: (variant_id, name, product, amount)
+        for variant_id, sku, name, product, amount in _SELLING_PRICES.rows(channel_id, skus)
+    }

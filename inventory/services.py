@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework import status
 
+from omnichannel.compiled import CompiledQuery
 from omnichannel.errors import DomainError
 
 from .availability import outbox_record
@@ -203,6 +204,17 @@ def stock_reserve(
     return _apply(levels, changes, reason=Reason.RESERVATION, reference=reference, actor=actor)
 
 
+# Every ship order runs this lock: compiled once (omnichannel.compiled).
+_LOCK_GRID = CompiledQuery(
+    lambda variant_ids, location_ids: (
+        StockLevel.objects.select_for_update()
+        .filter(variant_id__in=variant_ids, location_id__in=location_ids)
+        .order_by("variant_id", "location_id")  # the global lock order
+        .values_list("id", "variant_id", "location_id", "on_hand", "reserved")
+    )
+)
+
+
 @transaction.atomic(savepoint=False)
 def stock_reserve_routed(
     *,
@@ -221,13 +233,18 @@ def stock_reserve_routed(
 
     No savepoint of its own: whatever this raises, `route`'s own errors included, leaves the
     enclosing transaction to be rolled back, as an order placement does anyway."""
-    variants, locations = sorted(set(variant_ids)), sorted(keep)
-    rows = (
-        StockLevel.objects.select_for_update()
-        .filter(variant_id__in=variants, location_id__in=locations)
-        .order_by("variant_id", "location_id")  # the global lock order
-    )
-    levels = {(row.variant_id, row.location_id): row for row in rows}
+    levels = {
+        (variant_id, location_id): StockLevel(
+            id=pk,
+            variant_id=variant_id,
+            location_id=location_id,
+            on_hand=on_hand,
+            reserved=reserved,
+        )
+        for pk, variant_id, location_id, on_hand, reserved in _LOCK_GRID.rows(
+            sorted(set(variant_ids)), sorted(keep)
+        )
+    }
     sellable = {key: max(0, level.available - keep[key[1]]) for key, level in levels.items()}
     lines = route(sellable)
     wanted = _merge(lines)

@@ -18,8 +18,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from rest_framework import status
 
-from catalog.models import ChannelPrice
-from catalog.selectors import variant_ids_by_sku
+from catalog.selectors import selling_prices, variant_ids_by_sku
 from customers.models import Member
 from customers.services import (
     member_seen,
@@ -114,14 +113,7 @@ def _priced_lines(channel: Channel, lines: list[LineRequest]) -> list[dict]:
     # One query on the way that sells: the prices, found by SKU. Only when a SKU has no
     # published price here is it looked up again, to tell an unknown SKU from one this
     # channel does not sell.
-    prices = {
-        row.variant.sku: row
-        for row in ChannelPrice.objects.filter(
-            channel=channel, published=True, variant__sku__in=list(merged)
-        )
-        .select_related("variant__product")
-        .order_by()  # the model's ordering (by SKU, then channel code) would join for nothing
-    }
+    prices = selling_prices(channel_id=channel.pk, skus=list(merged))
     if len(prices) < len(merged):
         variant_ids_by_sku(skus=list(merged))  # 400 unknown_sku for the first unknown one
     priced = []
@@ -129,16 +121,15 @@ def _priced_lines(channel: Channel, lines: list[LineRequest]) -> list[dict]:
         price = prices.get(sku)
         if price is None:
             raise NotSoldInChannel(sku=sku, channel=channel.code)
-        variant = price.variant
-        name = f"{variant.product.name} {variant.name}".strip()
+        variant_id, variant_name, product_name, amount = price
         priced.append(
             {
-                "variant_id": variant.pk,
+                "variant_id": variant_id,
                 "sku": sku,
-                "name": name[:300],
-                "unit_price": price.amount,
+                "name": f"{product_name} {variant_name}".strip()[:300],
+                "unit_price": amount,
                 "quantity": quantity,
-                "line_total": money(price.amount * quantity),
+                "line_total": money(amount * quantity),
             }
         )
     return priced

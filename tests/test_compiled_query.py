@@ -1,0 +1,215 @@
+"""omnichannel.compiled: a read compiled once by the ORM returns what the ORM returns."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+import omnichannel.compiled
+from catalog.models import ChannelPrice, Variant
+from catalog.selectors import _SELLING_PRICES, selling_prices
+from inventory.models import StockLevel
+from inventory.services import _LOCK_GRID, StockLine, stock_receive
+from omnichannel.compiled import CompiledQuery, Unpreparable
+from tests.concurrency import require_postgres, run_in_threads
+from tests.factories import (
+    ChannelFactory,
+    ChannelPriceFactory,
+    LocationFactory,
+    VariantFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def priced():
+    web, pos = ChannelFactory(code="web"), ChannelFactory(code="pos")
+    variants = [VariantFactory(sku=f"SKU-{i}", name=f"size {i}") for i in range(4)]
+    for i, variant in enumerate(variants):
+        ChannelPriceFactory(variant=variant, channel=web, amount=Decimal(f"{i + 1}.50"))
+        ChannelPriceFactory(variant=variant, channel=pos, amount=Decimal(f"{i + 1}.00"))
+    ChannelPrice.objects.filter(variant=variants[3], channel=web).update(published=False)
+    return web, pos, variants
+
+
+def orm_prices(channel, skus):
+    return sorted(
+        ChannelPrice.objects.filter(
+            channel=channel, published=True, variant__sku__in=skus
+        ).values_list(
+            "variant_id", "variant__sku", "variant__name", "variant__product__name", "amount"
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "skus",
+    [["SKU-0"], ["SKU-2", "SKU-0", "SKU-1"], ["SKU-3"], ["NOPE", "SKU-1"], ["SKU-0", "SKU-0"]],
+    ids=["one", "three", "unpublished", "unknown", "twice"],
+)
+def test_the_selling_prices_are_the_orms_rows_for_every_shape(priced, skus):
+    web, pos, _ = priced
+    for channel in (web, pos):
+        rows = sorted(_SELLING_PRICES.rows(channel.pk, skus))
+        assert rows == orm_prices(channel, skus)
+        assert all(isinstance(row[4], Decimal) for row in rows)
+    # The same shape again, other values: bound into the kept statement.
+    assert sorted(_SELLING_PRICES.rows(pos.pk, skus)) == orm_prices(pos, skus)
+
+
+def test_a_shape_is_built_once_then_each_call_is_one_statement(priced):
+    web, pos, _ = priced
+    builds = []
+
+    def build(channel_id, skus):
+        builds.append((channel_id, skus))
+        return ChannelPrice.objects.filter(
+            channel_id=channel_id, variant__sku__in=skus
+        ).values_list("amount")
+
+    query = CompiledQuery(build)
+    with CaptureQueriesContext(connection) as captured:
+        assert query.rows(web.pk, ["SKU-0"]) == [(Decimal("1.50"),)]
+        assert query.rows(pos.pk, ["SKU-1"]) == [(Decimal("2.00"),)]
+        assert sorted(query.rows(pos.pk, ["SKU-1", "SKU-2"])) == [
+            (Decimal("2.00"),),
+            (Decimal("3.00"),),
+        ]
+    assert len(builds) == 2  # one list of one SKU, one of two
+    assert len(captured.captured_queries) == 3
+    # The placeholders never look like a real value: negative ids, control characters.
+    assert builds[0][0] < 0 and builds[0][1][0].startswith("\x1f")
+
+
+def test_values_go_where_their_placeholder_went_even_next_to_equal_constants(priced):
+    """Two int arguments of one type, a constant 1 in the query: each value lands in its
+    own slot, so swapping them swaps the answer."""
+    web, pos, variants = priced
+    query = CompiledQuery(
+        lambda channel_id, variant_id: ChannelPrice.objects.filter(
+            channel_id=channel_id, variant_id=variant_id, amount__gte=1
+        ).values_list("channel_id", "variant_id")
+    )
+    assert query.rows(web.pk, variants[1].pk) == [(web.pk, variants[1].pk)]
+    assert query.rows(pos.pk, variants[2].pk) == [(pos.pk, variants[2].pk)]
+    assert query.rows(variants[2].pk, pos.pk) == list(
+        ChannelPrice.objects.filter(channel_id=variants[2].pk, variant_id=pos.pk).values_list(
+            "channel_id", "variant_id"
+        )
+    )
+
+
+def test_the_databases_converters_apply_as_the_orm_applies_them(priced):
+    """JSON and datetimes come back as the ORM gives them (on SQLite every one needs a
+    converter; on PostgreSQL, JSON does)."""
+    _, _, variants = priced
+    Variant.objects.filter(pk=variants[0].pk).update(attributes={"size": "M", "fit": ["slim"]})
+    query = CompiledQuery(
+        lambda ids: (
+            Variant.objects.filter(pk__in=ids)
+            .order_by("pk")
+            .values_list("pk", "attributes", "is_active", "product__created_at")
+        )
+    )
+    ids = [v.pk for v in variants[:2]]
+    expected = list(
+        Variant.objects.filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", "attributes", "is_active", "product__created_at")
+    )
+    assert query.rows(ids) == expected
+    assert query.rows(ids)[0][1] == {"size": "M", "fit": ["slim"]}
+
+
+def test_an_empty_list_matches_nothing_without_a_statement(priced):
+    with CaptureQueriesContext(connection) as captured:
+        assert _SELLING_PRICES.rows(priced[0].pk, []) == []
+    assert captured.captured_queries == []
+
+
+@pytest.mark.parametrize(
+    "build, value",
+    [
+        (lambda sku: Variant.objects.filter(sku__contains=sku).values_list("pk"), "SKU"),
+        (lambda sku: Variant.objects.filter(sku=sku, name=sku).values_list("pk"), "SKU-0"),
+        (lambda flag: Variant.objects.filter(is_active=flag).values_list("pk"), True),
+        (lambda amount: ChannelPrice.objects.filter(amount=amount).values_list("pk"), 1.5),
+        (lambda nothing: Variant.objects.filter(barcode=nothing).values_list("pk"), None),
+    ],
+    ids=["value rewritten (LIKE %x%)", "value used twice", "bool", "float", "None"],
+)
+def test_a_query_that_does_not_pass_values_through_unchanged_is_refused(build, value):
+    with pytest.raises(Unpreparable):
+        CompiledQuery(build).rows(value)
+
+
+def test_more_shapes_than_kept_still_answer_right(priced, monkeypatch):
+    web, _, _ = priced
+    monkeypatch.setattr(omnichannel.compiled, "MAX_SHAPES", 2)
+    query = CompiledQuery(
+        lambda skus: (
+            ChannelPrice.objects.filter(channel_id=web.pk, variant__sku__in=skus)
+            .order_by("variant__sku")
+            .values_list("variant__sku")
+        )
+    )
+    for n in range(1, 5):
+        skus = [f"SKU-{i}" for i in range(n)]
+        assert query.rows(skus) == [(s,) for s in skus]
+    assert len(query._shapes) == 2
+
+
+def test_the_lock_grid_locks_every_row_it_reads_in_the_global_order():
+    require_postgres()
+    variants = [VariantFactory() for _ in range(2)]
+    locations = [LocationFactory() for _ in range(3)]
+    for v in variants:
+        for loc in locations[:2]:
+            stock_receive(lines=[StockLine(v.pk, loc.pk, 5)], reference="seed")
+    with transaction.atomic(), CaptureQueriesContext(connection) as captured:
+        rows = _LOCK_GRID.rows(sorted(v.pk for v in variants), sorted(loc.pk for loc in locations))
+    assert [(r[1], r[2]) for r in rows] == sorted(
+        (v.pk, loc.pk) for v in variants for loc in locations[:2]
+    )
+    expected = StockLevel.objects.filter(variant__in=variants).order_by("variant_id", "location_id")
+    assert [r[0] for r in rows] == [level.pk for level in expected]
+    [statement] = captured.captured_queries
+    assert statement["sql"].endswith("FOR UPDATE")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_compiling_the_same_shape_at_once_all_get_their_own_answer():
+    require_postgres()
+    web = ChannelFactory(code="web")
+    variants = [VariantFactory(sku=f"T-{i}") for i in range(16)]
+    for i, variant in enumerate(variants):
+        ChannelPriceFactory(variant=variant, channel=web, amount=Decimal(i))
+    query = CompiledQuery(
+        lambda channel_id, skus: ChannelPrice.objects.filter(
+            channel_id=channel_id, variant__sku__in=skus
+        ).values_list("variant__sku", "amount")
+    )
+
+    def ask(i):
+        return query.rows(web.pk, [f"T-{i}"])
+
+    assert run_in_threads(16, ask) == [[(f"T-{i}", Decimal(i))] for i in range(16)]
+    assert selling_prices(channel_id=web.pk, skus=["T-3"]) == {
+        "T-3": (variants[3].pk, variants[3].name, variants[3].product.name, Decimal(3))
+    }
+
+
+def test_a_value_of_another_type_than_compiled_is_never_bound_raw(priced):
+    """A str where an int was compiled is its own shape, which the ORM would convert
+    (so it cannot be bound as it is): refused, not run with the int's statement."""
+    _, _, variants = priced
+    query = CompiledQuery(lambda pk: Variant.objects.filter(pk=pk).values_list("sku"))
+    assert query.rows(variants[0].pk) == [("SKU-0",)]
+    assert query.rows(variants[1].pk) == [("SKU-1",)]
+    with pytest.raises(Unpreparable):
+        query.rows(str(variants[1].pk))
+    assert len(query._shapes) == 1
+    with pytest.raises(Unpreparable):
+        query.rows([1, "2"])  # a list of mixed types
