@@ -246,7 +246,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["omnichannel.auth.ClientOrStaffPermission"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["omnichannel.api.filters.FilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "omnichannel.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "omnichannel.api.schema.AutoSchema",

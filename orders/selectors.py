@@ -2,6 +2,7 @@
 
 from django.db.models import Prefetch, Q, QuerySet
 
+from omnichannel.compiled import CompiledQuery
 from omnichannel.models import ApiClient
 from omnichannel.selectors import StoreLimit
 
@@ -76,6 +77,26 @@ ORDER_VALUES = (
 
 LINE_VALUES = ("sku", "name", "quantity", "unit_price", "line_total", "discount")
 
+# A page's lines with their allocations in one statement (a line with none still comes,
+# once, with NULLs): a row per allocation, in line then allocation order. Compiled once per
+# page length (omnichannel.compiled), as are the payments.
+_PAGE_LINES = CompiledQuery(
+    lambda order_ids: (
+        OrderLine.objects.filter(order_id__in=order_ids)
+        .order_by("id", "allocations__id")
+        .values_list(
+            "id", "order_id", *LINE_VALUES, "allocations__location__code", "allocations__quantity"
+        )
+    )
+)
+_PAGE_PAYMENTS = CompiledQuery(
+    lambda order_ids: (
+        Payment.objects.filter(order_id__in=order_ids)
+        .order_by("id")
+        .values_list("order_id", "method", "amount")
+    )
+)
+
 
 def order_page_details(orders: list[dict]) -> list[dict]:
     """Give each order row (`.values(*ORDER_VALUES)`) its `lines` (each with its
@@ -83,28 +104,17 @@ def order_page_details(orders: list[dict]) -> list[dict]:
     by_id = {row["id"]: row for row in orders}
     for row in orders:
         row["lines"], row["payments"] = [], []
-    # The lines with their allocations in one statement (a line with none still comes, once,
-    # with NULLs): a row per allocation, in line then allocation order.
+    ids = list(by_id)
     lines = {}
-    for line_id, order_id, *fields, at, allocated in (
-        OrderLine.objects.filter(order_id__in=by_id)
-        .order_by("id", "allocations__id")
-        .values_list(
-            "id", "order_id", *LINE_VALUES, "allocations__location__code", "allocations__quantity"
-        )
-    ):
+    for line_id, order_id, *fields, at, allocated in _PAGE_LINES.rows(ids):
         line = lines.get(line_id)
         if line is None:
             line = lines[line_id] = dict(zip(LINE_VALUES, fields, strict=True), allocations=[])
             by_id[order_id]["lines"].append(line)
         if at is not None:
             line["allocations"].append({"location__code": at, "quantity": allocated})
-    for payment in (
-        Payment.objects.filter(order_id__in=by_id)
-        .order_by("id")
-        .values("order_id", "method", "amount")
-    ):
-        by_id[payment["order_id"]]["payments"].append(payment)
+    for order_id, method, amount in _PAGE_PAYMENTS.rows(ids):
+        by_id[order_id]["payments"].append({"method": method, "amount": amount})
     return orders
 
 
