@@ -109,3 +109,33 @@ def test_the_hand_built_answer_is_the_declared_fields_answer(monkeypatch):
     assert OrderSerializer(every, many=True).data == expected
     page = order_page_details(list(order_list(client=None).values(*ORDER_VALUES)))
     assert [order_answer(row) for row in page] == expected
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/New_York"])
+def test_a_list_pages_times_read_as_the_declared_field_writes_them(zone, settings):
+    """orders.api.serializers._when against DRF's DateTimeField, in and out of UTC, across a
+    daylight-saving change, with microseconds and without."""
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+    from rest_framework import serializers as drf
+
+    from orders.api.serializers import _when
+
+    settings.TIME_ZONE = zone
+    field = drf.DateTimeField()
+    moments = [
+        datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 11, 1, 6, 30, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ]
+    with timezone.override(zone):
+        for moment in moments:
+            assert _when(moment) == field.to_representation(moment)
+        expected = {
+            "UTC": "2026-03-29T00:59:59Z",
+            "Europe/Paris": "2026-03-29T01:59:59+01:00",
+            "America/New_York": "2026-03-28T20:59:59-04:00",
+        }
+        assert _when(moments[0]) == expected[zone]
