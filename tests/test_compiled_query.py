@@ -10,7 +10,7 @@ import omnichannel.compiled
 from catalog.models import ChannelPrice, Variant
 from catalog.selectors import _SELLING_PRICES, selling_prices
 from inventory.models import StockLevel
-from inventory.services import _LOCK_GRID, StockLine, stock_receive
+from inventory.services import _LOCK_GRID, StockLine, _levels, stock_receive
 from omnichannel.compiled import CompiledQuery, Unpreparable
 from tests.concurrency import require_postgres, run_in_threads
 from tests.factories import (
@@ -213,3 +213,20 @@ def test_a_value_of_another_type_than_compiled_is_never_bound_raw(priced):
     assert len(query._shapes) == 1
     with pytest.raises(Unpreparable):
         query.rows([1, "2"])  # a list of mixed types
+
+
+def test_the_lock_grid_reads_back_full_stock_levels_as_the_orm_loads_them():
+    """A routed reservation works on StockLevel instances built from the grid's rows: the
+    same values as the ORM loads, updated_at included, marked as loaded from the database."""
+    variant, location = VariantFactory(), LocationFactory()
+    stock_receive(lines=[StockLine(variant.pk, location.pk, 3)], reference="seed")
+    [(key, level)] = _levels(_LOCK_GRID.rows([variant.pk], [location.pk])).items()
+    orm = StockLevel.objects.get(variant=variant, location=location)
+    assert key == (variant.pk, location.pk)
+    assert (level.pk, level.on_hand, level.reserved, level.updated_at) == (
+        orm.pk,
+        orm.on_hand,
+        orm.reserved,
+        orm.updated_at,
+    )
+    assert not level._state.adding and level._state.db == "default"
