@@ -72,6 +72,46 @@ def celery_worker():
         worker.wait(timeout=20)
 
 
+def cpu_seconds() -> dict[str, float] | None:
+    """CPU time used so far (Linux /proc): the whole machine (every process, the bench's
+    own clients included) and, of the processes still running, gunicorn's, PostgreSQL's and
+    the Celery worker's. None where there is no /proc."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    out = {"machine": (sum(ticks) - ticks[3] - ticks[4]) / hz, "web": 0.0, "db": 0.0, "worker": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        group = (
+            "web"
+            if "gunicorn" in cmd
+            else "worker"
+            if "celery" in cmd
+            else "db"
+            if cmd.startswith("postgres")
+            else None
+        )
+        if group:
+            out[group] += (int(fields[11]) + int(fields[12])) / hz
+    return out
+
+
+def cpu_ms_per(done: int, before: dict | None, after: dict | None) -> dict | None:
+    """CPU milliseconds per operation between two `cpu_seconds()` readings."""
+    if not done or before is None or after is None:
+        return None
+    return {k: round((after[k] - before[k]) * 1000 / done, 2) for k in before}
+
+
 def percentiles(samples: list[float]) -> dict:
     ordered = sorted(samples)
     if not ordered:

@@ -13,7 +13,7 @@ import threading
 import time
 from decimal import Decimal
 
-from .common import ROOT, celery_worker, percentiles
+from .common import ROOT, celery_worker, cpu_ms_per, cpu_seconds, percentiles
 
 DURATION = float(os.environ.get("BENCH_SECONDS", "3"))
 CLIENTS = [1, 8, 32]
@@ -220,21 +220,23 @@ def outbox_backlog() -> int:
     return AvailabilityOutbox.objects.count()
 
 
-def measured(clients: int, work, rate: float | None = None) -> tuple[int, list[float], int]:
-    """One run, starting with the worker caught up (nothing of the previous run to publish)."""
+def measured(clients: int, work, rate: float | None = None) -> tuple[int, list[float], int, dict]:
+    """One run, starting with the worker caught up (nothing of the previous run to publish):
+    (done, latencies, outbox rows left, CPU ms per order)."""
     deadline = time.monotonic() + 120
     while outbox_backlog():
         if time.monotonic() > deadline:
             raise RuntimeError("the worker did not catch up within 120 s")
         time.sleep(0.1)
+    before = cpu_seconds()
     done, latencies = run_clients(clients, work, rate=rate)
-    return done, latencies, outbox_backlog()
+    return done, latencies, outbox_backlog(), cpu_ms_per(done, before, cpu_seconds())
 
 
 def row(clients: int, load: str, api: tuple, raw: tuple) -> dict:
-    """One table row from (done, latencies) pairs, or `measured` triples (with the outbox
-    rows left unpublished at the end)."""
-    (api_done, api_lat, *api_left), (raw_done, raw_lat, *raw_left) = api, raw
+    """One table row from (done, latencies) pairs, or `measured` tuples (with the outbox
+    rows left unpublished at the end and the CPU spent per order)."""
+    (api_done, api_lat, *api_more), (raw_done, raw_lat, *raw_more) = api, raw
     out = {
         "clients": clients,
         "load": load,
@@ -244,8 +246,9 @@ def row(clients: int, load: str, api: tuple, raw: tuple) -> dict:
         "raw_sql": percentiles(raw_lat),
         "ratio": round(api_done / raw_done, 3) if raw_done else None,
     }
-    if api_left and raw_left:
-        out["outbox_backlog"] = {"api": api_left[0], "raw_sql": raw_left[0]}
+    if api_more and raw_more:
+        out["outbox_backlog"] = {"api": api_more[0], "raw_sql": raw_more[0]}
+        out["cpu_ms_per_order"] = {"api": api_more[1], "raw_sql": raw_more[1]}
     return out
 
 

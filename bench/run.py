@@ -76,6 +76,28 @@ def main() -> None:
             for r in rows
         ],
     )
+    cpu_rows = [r for r in rows if r.get("cpu_ms_per_order", {}).get("api")]
+    if cpu_rows:
+        common.print_table(
+            "Where the CPU goes, ms per order (Linux /proc, same runs): the machine's total "
+            "(the bench's own clients included) for the API and for raw SQL, and the API's "
+            "share in gunicorn, PostgreSQL and the worker (raw SQL's PostgreSQL backends end "
+            "with the run: only the machine's total counts them)",
+            ["clients", "load", "API", "web", "PostgreSQL", "worker", "raw SQL", "SQL/API"],
+            [
+                [
+                    r["clients"],
+                    r["load"],
+                    (api := r["cpu_ms_per_order"]["api"])["machine"],
+                    api["web"],
+                    api["db"],
+                    api["worker"],
+                    (raw := r["cpu_ms_per_order"]["raw_sql"])["machine"],
+                    round(raw["machine"] / api["machine"], 3) if api["machine"] else None,
+                ]
+                for r in cpu_rows
+            ],
+        )
     large = run_large()
     results["large"] = large
     nightly = large["nightly"]
