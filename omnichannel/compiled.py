@@ -50,9 +50,10 @@ def _shape_of(arg) -> tuple[int | None, type]:
 
 
 def _placeholder(value: Value) -> Value:
-    """A value no real row or request carries, unique, of the same type."""
+    """A unique value of the same type. Ints stay within every integer column's range (the
+    ORM drops a lookup it finds out of range: the statement would lose its parameter)."""
     n = next(_serial)
-    return -(10**15) - n if isinstance(value, int) else f"\x1f{n}\x1f"
+    return 2_000_000_000 + n if isinstance(value, int) else f"\x1f{n}\x1f"
 
 
 class CompiledQuery:
@@ -107,7 +108,9 @@ class CompiledQuery:
             compiler = queryset.query.get_compiler(using=using)
             sql, params = compiler.as_sql()
         except EmptyResultSet:
-            return None, (), [], []
+            if not any(many and not a for a, many in zip(args, is_list, strict=True)):
+                raise Unpreparable("the query matches nothing whatever the values") from None
+            return None, (), [], []  # an empty list: nothing, for any other values
         except (TypeError, ValueError) as exc:  # the ORM would convert the value: a str for an int
             raise Unpreparable(f"the ORM does not take these values as they are: {exc}") from exc
         flat = list(

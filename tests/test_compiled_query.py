@@ -79,8 +79,8 @@ def test_a_shape_is_built_once_then_each_call_is_one_statement(priced):
         ]
     assert len(builds) == 2  # one list of one SKU, one of two
     assert len(captured.captured_queries) == 3
-    # The placeholders never look like a real value: negative ids, control characters.
-    assert builds[0][0] < 0 and builds[0][1][0].startswith("\x1f")
+    # Placeholders: ints within any integer column's range, strings with control characters.
+    assert 2_000_000_000 < builds[0][0] < 2**31 and builds[0][1][0].startswith("\x1f")
 
 
 def test_values_go_where_their_placeholder_went_even_next_to_equal_constants(priced):
@@ -230,3 +230,18 @@ def test_the_lock_grid_reads_back_full_stock_levels_as_the_orm_loads_them():
         orm.updated_at,
     )
     assert not level._state.adding and level._state.db == "default"
+
+
+def test_an_int_placeholder_fits_a_32_bit_column_and_a_query_empty_for_any_value_is_refused():
+    """The ORM drops a lookup whose value is out of the column's range: placeholders stay in
+    range, so a plain IntegerField compiles and binds. A query that matches nothing before
+    any value is bound (not an empty list) is refused, never kept as "always empty"."""
+    variant, location = VariantFactory(), LocationFactory()
+    stock_receive(lines=[StockLine(variant.pk, location.pk, 7)], reference="seed")
+    query = CompiledQuery(
+        lambda on_hand: StockLevel.objects.filter(on_hand=on_hand).values_list("variant_id")
+    )
+    assert query.rows(7) == [(variant.pk,)]
+    assert query.rows(8) == []
+    with pytest.raises(Unpreparable):
+        CompiledQuery(lambda pk: Variant.objects.none().values_list("pk")).rows(variant.pk)
