@@ -57,6 +57,8 @@ def _placeholder(value: Value) -> Value:
 
 
 class CompiledQuery:
+    """One read, defined by `build` with the ORM, compiled once per shape (see above)."""
+
     def __init__(self, build: Callable[..., QuerySet]) -> None:
         self._build = build
         self._shapes: dict[tuple, tuple] = {}

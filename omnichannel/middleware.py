@@ -26,16 +26,16 @@ class RejectNulCharactersMiddleware:
 
 class ReleaseRequestCyclesMiddleware:
     """Cut the reference cycles every request leaves behind, so reference counting frees what
-        it built as soon as it is answered instead of Python's cyclic collector, later, in the
-        middle of other requests. Measured under load on the order list: the collector ran every
-        ~20 requests, 5-9 ms each time, to free some 600 lists and dicts per page.
+    it built as soon as it is answered instead of Python's cyclic collector, later, in the
+    middle of other requests. Measured under load on the order list: the collector ran every
+    ~20 requests, 5-9 ms each time, to free some 600 lists and dicts per page.
 
-        The cycles: a DRF viewset keeps its handlers on itself (`view.get = view.list`, bound
-        methods); a DRF request and its view name each other (`parser_context`, and the
-        response's `renderer_context`); contrib.messages' storage and the request hold each other,
-    as does the request's `auser`.
-        By the time the response reaches this middleware it is rendered and the messages'
-        cookie written, so nothing reads them again."""
+    The cycles: a DRF viewset keeps its handlers on itself (`view.get = view.list`, bound
+    methods); a DRF request and its view name each other (`parser_context`, and the
+    response's `renderer_context`); contrib.messages' storage and the request's `auser`
+    (from AuthenticationMiddleware) each hold the request. By the time the response reaches
+    this middleware it is rendered and the messages' cookie written, so nothing reads them
+    again."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -53,7 +53,5 @@ class ReleaseRequestCyclesMiddleware:
                     if getattr(value, "__self__", None) is view:
                         delattr(view, name)
         request.__dict__.pop("_messages", None)
-        request.__dict__.pop(
-            "auser", None
-        )  # partial(auser, request), from AuthenticationMiddleware
+        request.__dict__.pop("auser", None)
         return response

@@ -212,6 +212,29 @@ def test_routing_decides_under_the_stock_lock_so_a_racing_till_sale_steers_it(sh
     assert_ledger_matches_levels()
 
 
+def test_a_ship_shortfall_under_an_idempotency_key_is_kept_and_replayed(shop):
+    """Routing refuses inside the order's transaction, with no savepoint of its own: the
+    order rolls back as a whole, the 409 is recorded for the key and replayed, and a new
+    key after a delivery places the order."""
+    stock(shop, "TEE", "wh", 1)
+    body = {"fulfillment": "ship", "lines": [{"sku": "TEE", "quantity": 2}]}
+
+    def send(key):
+        return shop["web"].post("/api/v1/orders/", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    first, again = send("cart-7"), send("cart-7")
+    assert (first.status_code, first.json()["code"]) == (409, "insufficient_stock")
+    assert first.json()["available"] == 1 and first.json()["sku"] == "TEE"
+    assert (again.status_code, again.json()) == (409, first.json())
+    assert again["Idempotent-Replayed"] == "true"
+    assert Order.objects.count() == 0 and level(shop, "TEE", "wh") == (1, 0)
+    stock(shop, "TEE", "wh", 1)
+    placed = send("cart-8")
+    assert placed.status_code == 201, placed.json()
+    assert level(shop, "TEE", "wh") == (2, 2)
+    assert_ledger_matches_levels()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_web_orders_and_tills_at_once_sell_what_may_ship_exactly_once(shop):
     """24 storefront threads place two-line ship orders, half listing the SKUs the other way
