@@ -163,14 +163,13 @@ def _allocate_ship(
         raise LocationRequired(
             "That location does not ship for this channel.", location=location.code
         )
-    allocation: list[tuple[int, int, int]] = []
 
     def route(sellable: dict[tuple[int, int], int]) -> list[StockLine]:
-        allocation.extend(routing.plan(wanted=wanted, candidates=candidates, sellable=sellable))
-        return [StockLine(v, loc, q) for v, loc, q in allocation]
+        plan = routing.plan(wanted=wanted, candidates=candidates, sellable=sellable)
+        return [StockLine(v, loc, q) for v, loc, q in plan]
 
     try:
-        stock_reserve_routed(
+        reserved = stock_reserve_routed(
             variant_ids=wanted,
             keep={c.location_id: c.safety_stock for c in candidates},
             route=route,
@@ -185,6 +184,7 @@ def _allocate_ship(
             location=location.code if location else None,
             available=short.available,
         ) from short
+    allocation = [(line.variant_id, line.location_id, line.quantity) for line in reserved]
     return allocation, [c.location for c in candidates if c.location is not None]
 
 
