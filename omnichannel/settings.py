@@ -127,6 +127,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery closes the database connection around every task unless this is set (then: every
+# this many tasks); between, omnichannel/celery.py closes it as Django closes a request's
+# (CONN_MAX_AGE, CONN_HEALTH_CHECKS, errors).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Worker and beat wait for a lost broker as long as it takes (Celery's default, 100 retries,
 # is about 50 minutes, after which the worker exits). Sending a task from the web process is

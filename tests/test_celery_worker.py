@@ -196,3 +196,20 @@ def test_sales_during_the_sync_window_are_published_by_one_sync(worker, settings
         assert runs == [1, 11, 0]  # the quiet window ended the chain
     finally:
         task_postrun.disconnect(counted)
+
+
+@pytest.mark.django_db(transaction=False)
+def test_an_eager_task_inside_a_transaction_leaves_the_callers_connection_alone():
+    """Around a task the worker closes an old or broken connection as Django does around a
+    request (omnichannel/celery.py). An eager task runs inside its caller's transaction, on
+    the caller's connection: closing it there would abort the caller's work."""
+    from django.db import connection
+
+    from omnichannel.tasks import record_worker_heartbeat
+
+    with transaction.atomic():
+        WorkerHeartbeat.objects.create(hostname="before", seen_at="2026-01-01T00:00:00Z")
+        record_worker_heartbeat.apply()
+        assert connection.in_atomic_block and not connection.needs_rollback
+        assert WorkerHeartbeat.objects.count() == 2
+    assert WorkerHeartbeat.objects.count() == 2

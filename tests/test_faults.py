@@ -37,7 +37,7 @@ from inventory.models import (
     WebhookSubscription,
 )
 from inventory.services import StockLine, stock_receive
-from omnichannel.models import ChannelLocation, IdempotencyRecord
+from omnichannel.models import ChannelLocation, IdempotencyRecord, WorkerHeartbeat
 from orders.models import Allocation, Order, OrderLine, Payment
 from tests.concurrency import require_postgres
 from tests.conftest import as_client
@@ -475,6 +475,44 @@ def test_a_worker_killed_mid_sync_loses_nothing_and_publishes_nothing_twice(
     assert sorted(received) == sorted(str(d.pk) for d in deliveries)  # each sent once
     skus = [change["sku"] for d in deliveries for change in d.payload["changes"]]
     assert sorted(skus) == sorted(v.sku for group in groups for v in group)  # each change once
+
+
+def test_the_worker_keeps_its_database_session_across_tasks_and_replaces_a_dropped_one(
+    services, redis_server
+):
+    """Celery's Django fix-up closes the database connection around every task unless
+    CELERY_DB_REUSE_MAX is set: a new PostgreSQL session (a backend forked, its caches cold)
+    for every availability sync. With it set and Django's request rules around each task
+    (omnichannel/celery.py), the worker keeps one session, as a web thread does; one that
+    PostgreSQL dropped between tasks is replaced before the next task uses it (the health
+    check), and that task runs."""
+    services.worker()
+    client = broker(redis_server.url)
+
+    def seen_at():
+        return WorkerHeartbeat.objects.values_list("seen_at", flat=True).first()
+
+    def heartbeat():
+        before = seen_at()
+        client.send_task("omnichannel.tasks.record_worker_heartbeat")
+        assert wait_for(lambda: seen_at() != before, 30), services.logs()
+
+    heartbeat()
+    sessions = backends_of_others()
+    assert len(sessions) == 1, sessions  # the worker's: no web server or beat here
+    for _ in range(10):
+        heartbeat()
+        assert backends_of_others() == sessions
+
+    with other_connection() as killer, killer.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s, 5000)", sessions)
+        assert cursor.fetchone() == (True,)
+    killer.close()
+    assert wait_for(lambda: not backends_of_others(), 20)
+    heartbeat()
+    replaced = backends_of_others()
+    assert len(replaced) == 1 and replaced != sessions, (sessions, replaced)
+    assert "Traceback" not in (services.workdir / "worker.log").read_text(), services.logs()
 
 
 # --- 3. PostgreSQL drops the connection in the middle of an order ---------------------------
