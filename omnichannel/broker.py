@@ -13,6 +13,9 @@ unacknowledged index and delivers it again after the visibility timeout; a Redis
 empty has lost them anyway, and every task here is idempotent with a beat sweeper behind it
 (availability outbox, webhook deliveries, the nightly jobs).
 
+It also keeps the Redis client it sends commands with, instead of building one per command
+(see Channel._create_client).
+
 Settings: CELERY_BROKER_TRANSPORT = "omnichannel.broker:Transport" when REDIS_URL is set.
 """
 
@@ -41,6 +44,23 @@ class QoS(kombu_redis.QoS):
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+
+    def _create_client(self, asynchronous=False):
+        """kombu builds a new redis.Redis around the channel's pool for every command it
+        sends outside the consuming loop: each publish, each delivery recorded and each
+        acknowledgement. Building one costs about as much CPU as the command (redis-py fills
+        its table of response callbacks), the largest single cost of the worker's consumer
+        per task. Such a client holds no connection (each command takes one from the pool,
+        which is thread-safe), so one per pool is kept; a new pool (kombu drops it on a
+        reconnect) gets a new client. The consuming client (BRPOP), which pins a connection,
+        is kombu's own, built once per channel."""
+        if asynchronous:
+            return super()._create_client(asynchronous=True)
+        pool = self.pool
+        client = self.__dict__.get("_command_client")
+        if client is None or client.connection_pool is not pool:
+            client = self.__dict__["_command_client"] = super()._create_client()
+        return client
 
 
 class Transport(kombu_redis.Transport):
