@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
+from omnichannel.compiled import CompiledQuery
 from omnichannel.models import ChannelLocation
 
 from .models import AvailabilityOutbox, ChannelAvailability, StockLevel
@@ -148,6 +149,29 @@ def _lock_variants(variant_ids: list[int]) -> None:
         )
 
 
+# The reads of every sync, compiled once per process (omnichannel/compiled.py): building
+# them with the ORM cost more CPU than a small sync's work.
+_FEEDS = CompiledQuery(
+    lambda: ChannelLocation.objects.order_by(
+        "channel_id", "priority", "location__code"
+    ).values_list("channel_id", "location_id", "safety_stock", "location__code", "location__pickup")
+)
+_LEVELS = CompiledQuery(
+    lambda variant_ids: (
+        StockLevel.objects.filter(variant_id__in=variant_ids)
+        .order_by()
+        .values_list("variant_id", "location_id", "on_hand", "reserved")
+    )
+)
+_PUBLISHED = CompiledQuery(
+    lambda variant_ids: (
+        ChannelAvailability.objects.filter(variant_id__in=variant_ids)
+        .order_by()
+        .values_list("channel_id", "variant_id", "available", "locations")
+    )
+)
+
+
 def availability_recompute(*, variant_ids: Iterable[int]) -> list[ChannelAvailability]:
     """Recompute these variants for every channel and store what changed; returns the rows
     whose published `available` or breakdown changed (for webhooks)."""
@@ -155,41 +179,27 @@ def availability_recompute(*, variant_ids: Iterable[int]) -> list[ChannelAvailab
     if not ids:
         return []
     _lock_variants(ids)
-    feeds = list(
-        ChannelLocation.objects.select_related("location").order_by(
-            "channel_id", "priority", "location__code"
-        )
-    )
     levels = {
-        (row["variant_id"], row["location_id"]): row["on_hand"] - row["reserved"]
-        for row in StockLevel.objects.filter(variant_id__in=ids).values(
-            "variant_id", "location_id", "on_hand", "reserved"
-        )
+        (variant_id, location_id): on_hand - reserved
+        for variant_id, location_id, on_hand, reserved in _LEVELS.rows(ids)
     }
     feeds_by_channel = defaultdict(list)
-    for feed in feeds:
-        feeds_by_channel[feed.channel_id].append(feed)
+    for channel_id, location_id, safety_stock, code, pickup in _FEEDS.rows():
+        feeds_by_channel[channel_id].append((location_id, safety_stock, code, pickup))
     current = {
-        (row.channel_id, row.variant_id): row
-        for row in ChannelAvailability.objects.filter(variant_id__in=ids)
+        (channel_id, variant_id): (available, locations)
+        for channel_id, variant_id, available, locations in _PUBLISHED.rows(ids)
     }
     now = timezone.now()
     changed = []
     for channel_id, channel_feeds in feeds_by_channel.items():
         for variant_id in ids:
             breakdown = []
-            for feed in channel_feeds:
-                sellable = max(0, levels.get((variant_id, feed.location_id), 0) - feed.safety_stock)
-                breakdown.append(
-                    {
-                        "location": feed.location.code,
-                        "available": sellable,
-                        "pickup": feed.location.pickup,
-                    }
-                )
+            for location_id, safety_stock, code, pickup in channel_feeds:
+                sellable = max(0, levels.get((variant_id, location_id), 0) - safety_stock)
+                breakdown.append({"location": code, "available": sellable, "pickup": pickup})
             total = sum(item["available"] for item in breakdown)
-            row = current.get((channel_id, variant_id))
-            if row is not None and row.available == total and row.locations == breakdown:
+            if current.get((channel_id, variant_id)) == (total, breakdown):
                 continue
             changed.append(
                 ChannelAvailability(

@@ -9,12 +9,15 @@ from django.test.utils import CaptureQueriesContext
 import omnichannel.compiled
 from catalog.models import ChannelPrice, Variant
 from catalog.selectors import _SELLING_PRICES, selling_prices
-from inventory.models import StockLevel
+from inventory.availability import _FEEDS, _LEVELS, _PUBLISHED, availability_recompute
+from inventory.models import ChannelAvailability, StockLevel
 from inventory.services import _LOCK_GRID, StockLine, _levels, stock_receive
 from omnichannel.compiled import CompiledQuery, Unpreparable
+from omnichannel.models import ChannelLocation
 from tests.concurrency import require_postgres, run_in_threads
 from tests.factories import (
     ChannelFactory,
+    ChannelLocationFactory,
     ChannelPriceFactory,
     LocationFactory,
     VariantFactory,
@@ -245,3 +248,44 @@ def test_an_int_placeholder_fits_a_32_bit_column_and_a_query_empty_for_any_value
     assert query.rows(8) == []
     with pytest.raises(Unpreparable):
         CompiledQuery(lambda pk: Variant.objects.none().values_list("pk")).rows(variant.pk)
+
+
+def test_the_availability_syncs_reads_are_the_orms_rows():
+    """Every sync reads the channels' feeds (no value to bind), its variants' stock and what
+    is published for them, compiled (inventory.availability): the ORM's rows, in the feeds'
+    order, the published breakdown decoded from JSON as the ORM decodes it."""
+    web, pos = ChannelFactory(code="web"), ChannelFactory(code="pos")
+    shop, depot = LocationFactory(code="shop"), LocationFactory(code="depot", pickup=False)
+    ChannelLocationFactory(channel=web, location=shop, priority=2, safety_stock=1)
+    ChannelLocationFactory(channel=web, location=depot, priority=1)
+    ChannelLocationFactory(channel=pos, location=shop, priority=1)
+    variants = [VariantFactory() for _ in range(3)]
+    stock_receive(
+        lines=[
+            StockLine(v.pk, loc.pk, 4 + i)
+            for i, v in enumerate(variants[:2])
+            for loc in (shop, depot)
+        ],
+        reference="seed",
+    )
+    ids = [v.pk for v in variants]
+    assert len(availability_recompute(variant_ids=ids)) == 6  # 3 variants x 2 channels
+
+    feeds = ChannelLocation.objects.order_by("channel_id", "priority", "location__code")
+    assert _FEEDS.rows() == list(
+        feeds.values_list(
+            "channel_id", "location_id", "safety_stock", "location__code", "location__pickup"
+        )
+    )
+    stock = StockLevel.objects.filter(variant_id__in=ids)
+    assert sorted(_LEVELS.rows(ids)) == sorted(
+        stock.values_list("variant_id", "location_id", "on_hand", "reserved")
+    )
+    published = sorted(_PUBLISHED.rows(ids))
+    assert published == sorted(
+        ChannelAvailability.objects.filter(variant_id__in=ids).values_list(
+            "channel_id", "variant_id", "available", "locations"
+        )
+    )
+    assert published[0][3][0] == {"location": "depot", "available": 4, "pickup": False}
+    assert availability_recompute(variant_ids=ids) == []  # the same figures: nothing changed
