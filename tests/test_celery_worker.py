@@ -27,6 +27,11 @@ def worker(settings):
             yield
     finally:
         app.conf.task_always_eager = True
+        # What the worker leaves in Redis goes with it: a sync it queued for the end of its
+        # window, and the debounce flag that says one is coming. Left there, the flag made
+        # the next test's sales queue no sync (tests/test_faults.py, run right after).
+        with app.connection_for_write() as conn:
+            conn.default_channel.client.flushdb()
 
 
 def wait_for(predicate, timeout=10.0):
