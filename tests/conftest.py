@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -11,13 +13,29 @@ from tests.factories import (
 )
 
 
+def _forget_availability_kicks() -> None:
+    """The availability sync's debounce flag lives in Redis, and the pause after a broker
+    failure in the process: a worker test's last sync, or a broker test, left them for up
+    to 5 s, and a test run within that saw its sales queue no sync."""
+    from redis.exceptions import RedisError
+
+    from inventory import availability
+
+    availability._kick_paused_until = 0.0
+    client = availability._redis()
+    if client is not None:
+        with contextlib.suppress(RedisError, OSError):  # no Redis: the tests needing it say so
+            client.delete(availability.SYNC_PENDING_KEY)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_token_lookups():
     """Each test's database starts over, so does the process's token look-up cache (a
     deterministic demo token may name another row in the next test), and so does its ship
-    routing's copy of the feeds."""
+    routing's copy of the feeds, and what the availability sync remembers between sales."""
     api_client_forget()
     routing_forget()
+    _forget_availability_kicks()
     yield
     api_client_forget()
     routing_forget()
