@@ -138,10 +138,10 @@ def api_work(port: int, token: str, skus: list[str]):
 
 
 def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
-    """What placing a one-line ship order writes, by hand: price look-up, stock lock and
-    update, ledger and outbox rows, the order with its number, line and allocation; after
-    commit, the same wake-up of the worker as the service's (so the worker publishes these
-    rows during this run, not during the API's next one)."""
+    """What placing a one-line ship order writes, by hand: price look-up, stock lock, the
+    order's id and then the order with its number, stock update, ledger and outbox rows,
+    line and allocation; after commit, the same wake-up of the worker as the service's (so
+    the worker publishes these rows during this run, not during the API's next one)."""
     import psycopg2
 
     from inventory.availability import sync_soon
@@ -163,15 +163,15 @@ def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
                 [variant_id, location_id],
             )
             level_id, _on_hand, _reserved = cur.fetchone()
-            cur.execute(
-                "INSERT INTO orders_order (channel_id, number, fulfillment, status, currency, "
-                "subtotal, discount, total, needs_review, client_id, points_earned, created_at, "
-                "updated_at) VALUES (%s, '', 'ship', 'placed', 'EUR', %s, 0, %s, false, '', 0, "
-                "now(), now()) "
-                "RETURNING id",
-                [channel_id, amount, amount],
-            )
+            cur.execute("SELECT nextval(pg_get_serial_sequence('orders_order', 'id'))")
             (order_id,) = cur.fetchone()
+            cur.execute(
+                "INSERT INTO orders_order (id, channel_id, number, fulfillment, status, "
+                "currency, subtotal, discount, total, needs_review, client_id, points_earned, "
+                "created_at, updated_at) VALUES (%s, %s, %s, 'ship', 'placed', 'EUR', %s, 0, %s, "
+                "false, '', 0, now(), now())",
+                [order_id, channel_id, f"RAW-{order_id}", amount, amount],
+            )
             cur.execute(
                 "UPDATE inventory_stocklevel SET reserved = reserved + 1, updated_at = "
                 "now() WHERE id = %s",
@@ -187,9 +187,6 @@ def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
                 "INSERT INTO inventory_availabilityoutbox (variant_id, created_at) "
                 "VALUES (%s, now())",
                 [variant_id],
-            )
-            cur.execute(
-                "UPDATE orders_order SET number = %s WHERE id = %s", [f"RAW-{order_id}", order_id]
             )
             cur.execute(
                 "INSERT INTO orders_orderline (order_id, variant_id, sku, name, unit_price, "

@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from inventory.models import ChannelAvailability, StockLevel
 from inventory.services import StockLine, stock_receive, stock_sell_now
-from omnichannel.models import Location
+from omnichannel.models import Channel, Location
 from orders.models import Order
 from orders.routing import routing_forget
-from orders.services import orders_expire_pickups
+from orders.services import LineRequest, order_place, orders_expire_pickups
 from tests.concurrency import require_postgres, run_in_threads
 from tests.conftest import as_client
 from tests.factories import (
@@ -92,6 +92,49 @@ def test_in_store_sale_takes_stock_at_once(shop):
     assert order["allocations"] == [{"sku": "TEE", "location": "lyon", "quantity": 2}]
     assert order["lines"][0]["unit_price"] == "19.90"
     assert level(shop, "TEE", "lyon") == (3, 0)
+    assert_ledger_matches_levels()
+
+
+@pytest.mark.parametrize(
+    ("client", "body", "flagged"),
+    [
+        ("web", {"fulfillment": "ship"}, False),
+        ("web", {"fulfillment": "pickup", "pickup_location": "lyon"}, False),
+        ("lyon_till", {"fulfillment": "in_store"}, False),
+        ("lyon_till", {"fulfillment": "in_store", "oversell": True}, True),
+    ],
+    ids=["ship", "pickup", "in-store", "in-store oversold"],
+)
+def test_an_order_row_is_written_once_with_its_number(shop, client, body, flagged):
+    """The number is the id's (CHANNEL-000042): the id is taken from the sequence first, so
+    the order is inserted with it, not inserted blank and updated (a second row version and
+    a second entry in each of the order table's indexes). Only an in-store sale that sold
+    more than the system had is updated after, to flag it for review."""
+    body = dict(body)
+    oversell = body.pop("oversell", False)
+    stock(shop, "TEE", "lyon", 1 if oversell else 9)
+    quantity = 3 if oversell else 1
+    with CaptureQueriesContext(connection) as queries:
+        if oversell:  # what only an offline till's sale may do: the POS sync accepts it
+            order = order_place(
+                channel=Channel.objects.get(code="pos"),
+                fulfillment="in_store",
+                location=shop["lyon"],
+                lines=[LineRequest(sku="TEE", quantity=quantity)],
+                allow_oversell=True,
+            )
+            number, pk = order.number, order.pk
+        else:
+            response = place(shop[client], lines=[{"sku": "TEE", "quantity": quantity}], **body)
+            assert response.status_code == 201, response.json()
+            number, pk = response.json()["number"], response.json()["id"]
+    inserts = [q["sql"] for q in queries if q["sql"].startswith('INSERT INTO "orders_order"')]
+    updates = [q["sql"] for q in queries if q["sql"].startswith('UPDATE "orders_order"')]
+    assert len(inserts) == 1 and f"'{number}'" in inserts[0]
+    assert number == f"{'POS' if client == 'lyon_till' else 'WEB'}-{pk:06d}"
+    order = Order.objects.get(pk=pk)
+    assert (order.number, order.needs_review) == (number, flagged)
+    assert len(updates) == (1 if flagged else 0)
     assert_ledger_matches_levels()
 
 
