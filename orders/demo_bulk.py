@@ -299,7 +299,7 @@ class _Writer:
                 (
                     order_id,
                     channel.pk,
-                    f"{channel.code.upper()}-{order_id:06d}",
+                    Order.number_for(channel_code=channel.code, order_id=order_id),
                     fulfillment,
                     status,
                     where if fulfillment == Order.Fulfillment.IN_STORE else None,

@@ -87,6 +87,11 @@ class Order(models.Model):
     def reference(self) -> str:
         return f"order:{self.pk}"
 
+    @staticmethod
+    def number_for(*, channel_code: str, order_id: int) -> str:
+        """An order's number: its channel's code and its id (WEB-000042)."""
+        return f"{channel_code.upper()}-{order_id:06d}"
+
 
 class OrderLine(models.Model):
     """A line keeps what was sold as it was: SKU, name and unit price at the time."""

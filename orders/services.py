@@ -239,7 +239,7 @@ def order_place(
     [order_id] = next_ids(Order, 1)
     order = Order.objects.create(
         id=order_id,
-        number=f"{channel.code.upper()}-{order_id:06d}",
+        number=Order.number_for(channel_code=channel.code, order_id=order_id),
         channel=channel,
         fulfillment=fulfillment,
         status=Status.COMPLETED if fulfillment == Fulfillment.IN_STORE else Status.PLACED,
