@@ -86,6 +86,7 @@ class PointsEntry(models.Model):
         REDEEMED = "redeemed"
         EXPIRED = "expired"
         REVERSED = "reversed"
+        REFUNDED = "refunded"  # points paid on an order given back: cancelled, or goods returned
         ADJUSTED = "adjusted"
 
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="points_ledger")
@@ -103,15 +104,18 @@ class PointsEntry(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            # One earning and one redemption per order, one reversal per return: a retried
-            # task or request cannot post the same points twice.
+            # One earning, one redemption and one refund (on cancel) per order, one reversal
+            # and one refund per return: a retried task or request cannot post the same
+            # points twice.
             models.UniqueConstraint(
                 fields=["order", "kind"],
                 condition=models.Q(order__isnull=False, ret__isnull=True),
                 name="uniq_points_per_order_and_kind",
             ),
             models.UniqueConstraint(
-                fields=["ret"], condition=models.Q(ret__isnull=False), name="uniq_points_per_return"
+                fields=["ret", "kind"],
+                condition=models.Q(ret__isnull=False),
+                name="uniq_points_per_return_and_kind",
             ),
         ]
 

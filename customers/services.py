@@ -6,7 +6,9 @@ Rules kept here:
 - an email of one member with the phone of another is a conflict for staff to merge (409);
 - the balance changes only with a ledger entry, in one transaction, under the member's row
   lock, so two tills redeeming at once cannot spend more than there is;
-- points are earned once per order and reversed once per return (database constraints).
+- points are earned once per order and reversed once per return (database constraints);
+  points paid on an order come back once: when it is cancelled or expires, or in proportion
+  to the goods returned.
 """
 
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Q, Sum, Value, When
+from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework import status
@@ -220,16 +222,76 @@ def points_earn(*, order) -> int:
     return points
 
 
+def _order_points(order, kind: str, *, on_returns: bool = False) -> int:
+    """What the ledger holds for `order` of one kind: on the order itself, or (`on_returns`)
+    on its returns."""
+    return PointsEntry.objects.filter(order=order, kind=kind, ret__isnull=not on_returns).aggregate(
+        total=Coalesce(Sum("points"), 0)
+    )["total"]
+
+
 @transaction.atomic
-def points_reverse(*, ret) -> int:
-    """Take back the points earned on goods that came back, in proportion to the refund,
-    once per return. Never below zero: points already spent stay spent."""
-    order = ret.order
-    if order.member_id is None or not order.points_earned or not order.total:
+def points_restore(*, order) -> int:
+    """Give back the points spent on an order that will never be handed over (cancelled,
+    expired), once per order; returns how many."""
+    if order.member_id is None:
+        return 0
+    spent = -_order_points(order, PointsEntry.Kind.REDEEMED)
+    if spent <= 0:
         return 0
     member = _locked(order.member_id)
-    share = min(Decimal(1), ret.refund / order.total)
-    points = min(member.points, int((order.points_earned * share).to_integral_value()))
+    entry = _post(member, PointsEntry.Kind.REFUNDED, spent, order=order)
+    return entry.points if entry else 0
+
+
+def points_refund_due(*, order, goods_value: Decimal, goods_value_before: Decimal) -> int:
+    """How many of the points spent on `order` come back with goods worth `goods_value`
+    (what was paid for them), after returns worth `goods_value_before`: the points' share of
+    what has come back so far, rounded down, less what earlier returns gave back, and never
+    worth more than these goods. The return that brings everything back gives back the rest.
+    The caller holds the order's lock."""
+    spent = -_order_points(order, PointsEntry.Kind.REDEEMED)
+    if spent <= 0 or not order.total:
+        return 0
+    back_before = _order_points(order, PointsEntry.Kind.REFUNDED, on_returns=True)
+    share = min(Decimal(1), (goods_value_before + goods_value) / order.total)
+    due = int((spent * share).to_integral_value(rounding=ROUND_DOWN)) - back_before
+    worth_at_most = int((goods_value / Decimal(settings.POINT_VALUE)).to_integral_value(ROUND_DOWN))
+    return max(0, min(due, worth_at_most))
+
+
+@transaction.atomic
+def points_reverse(*, ret) -> int:
+    """Settle a return's points, once per return: give back `ret.points_refunded` (points
+    paid for the goods), and take back the points earned on them in proportion to the money
+    refunded. The earnings are taken back cumulatively: what the order's returns so far owe,
+    less what the earlier returns owed, so returns in parts never take back more than was
+    earned. Never below zero: points already spent stay spent. Returns the points taken."""
+    order = ret.order
+    if order.member_id is None:
+        return 0
+    member = _locked(order.member_id)
+    if ret.points_refunded:
+        _post(member, PointsEntry.Kind.REFUNDED, ret.points_refunded, ret=ret, order=order)
+    if not order.points_earned:
+        return 0
+    paid_with_points = order.payments.filter(method="points").aggregate(
+        total=Coalesce(Sum("amount"), Decimal(0), output_field=DecimalField())
+    )["total"]
+    money_paid = order.total - paid_with_points
+    if money_paid <= 0:
+        return 0
+    refunded_before = (
+        type(ret)
+        .objects.filter(order=order, pk__lt=ret.pk)
+        .aggregate(total=Coalesce(Sum("refund"), Decimal(0), output_field=DecimalField()))["total"]
+    )
+
+    def owed(refunded: Decimal) -> int:
+        share = min(Decimal(1), refunded / money_paid)
+        return int((order.points_earned * share).to_integral_value())
+
+    points = min(member.points, owed(refunded_before + ret.refund) - owed(refunded_before))
     entry = _post(member, PointsEntry.Kind.REVERSED, -points, ret=ret, order=order)
     return -entry.points if entry else 0
 
@@ -240,26 +302,26 @@ def points_reverse(*, ret) -> int:
 def points_expire(*, now=None, days: int | None = None) -> int:
     """Expire earned points older than the period that were never spent. Debits (spent,
     reversed, expired) use the oldest points first, so what is left of the old earnings is
-    `earned before the cutoff - all debits`. Set-based; safe to run twice."""
+    `earned before the cutoff - all debits`. One set-based read finds the members with old
+    points; each is then locked and their figure read again under the lock, so points spent
+    meanwhile, or a second run at the same moment, are counted. Safe to run twice."""
     from django.conf import settings
 
     cutoff = (now or timezone.now()) - timedelta(days=days or settings.POINTS_EXPIRY_DAYS)
-    rows = (
-        PointsEntry.objects.values("member_id")
-        .annotate(
-            old_credit=Coalesce(Sum("points", filter=Q(points__gt=0, created_at__lt=cutoff)), 0),
-            debits=Coalesce(Sum("points", filter=Q(points__lt=0)), 0),
-        )
-        .filter(old_credit__gt=0)
-    )
+
+    figures = {
+        "old_credit": Coalesce(Sum("points", filter=Q(points__gt=0, created_at__lt=cutoff)), 0),
+        "debits": Coalesce(Sum("points", filter=Q(points__lt=0)), 0),
+    }
+    rows = PointsEntry.objects.values("member_id").annotate(**figures).filter(old_credit__gt=0)
     expired = 0
     for row in rows:
-        due = row["old_credit"] + row["debits"]  # debits are negative
-        if due <= 0:
+        if row["old_credit"] + row["debits"] <= 0:  # debits are negative
             continue
         with transaction.atomic():
-            member = Member.objects.select_for_update().get(pk=row["member_id"])
-            due = min(due, member.points)
+            member = _locked(row["member_id"])
+            now_row = PointsEntry.objects.filter(member=member).aggregate(**figures)
+            due = min(now_row["old_credit"] + now_row["debits"], member.points)
             if due > 0:
                 PointsEntry.objects.create(
                     member=member,
@@ -274,8 +336,9 @@ def points_expire(*, now=None, days: int | None = None) -> int:
 
 
 def tiers_recompute(*, now=None) -> int:
-    """Tier from trailing 12-month spend across every channel (goods handed over, less
-    refunds). Set-based; returns how many members changed tier."""
+    """Tier from trailing 12-month spend across every channel (goods handed over, less what
+    the goods returned were worth, however they were paid). Set-based; returns how many
+    members changed tier."""
     from django.conf import settings
 
     from orders.models import Order, Return
@@ -291,7 +354,12 @@ def tiers_recompute(*, now=None) -> int:
     for member_id, refunds in (
         Return.objects.filter(order__member__isnull=False, order__created_at__gte=since)
         .values("order__member_id")
-        .annotate(total=Sum("refund"))
+        .annotate(
+            total=Sum(
+                F("refund") + F("points_refunded") * Value(Decimal(settings.POINT_VALUE)),
+                output_field=DecimalField(max_digits=14, decimal_places=2),
+            )
+        )
         .values_list("order__member_id", "total")
     ):
         spend[member_id] = spend.get(member_id, Decimal(0)) - refunds

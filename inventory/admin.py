@@ -254,6 +254,11 @@ class TransferAdmin(StoreLimitedAdminMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # created through the API (POS) or stock/transfers/, where stock is reserved
 
+    def has_delete_permission(self, request, obj=None):
+        # Deleting one would strand its stock: reserved at the origin with nothing left to
+        # release it, or in transit with nothing left to receive. Cancel it instead.
+        return False
+
     STEPS = {
         "ship": (transfers.transfer_ship, "shipped"),
         "receive": (transfers.transfer_receive, "received"),

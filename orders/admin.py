@@ -32,7 +32,7 @@ class PaymentInline(ReadOnlyInline):
 
 class ReturnInline(ReadOnlyInline):
     model = Return
-    fields = ["created_at", "location", "restock", "refund"]
+    fields = ["created_at", "location", "restock", "refund", "points_refunded"]
     readonly_fields = fields
     show_change_link = True
 
@@ -204,6 +204,7 @@ class ReturnAdmin(StoreLimitedAdminMixin, admin.ModelAdmin):
         "location",
         "restock",
         "refund",
+        "points_refunded",
         "api_client",
         "created_by",
         "created_at",

@@ -159,7 +159,17 @@ class Return(models.Model):
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="returns")
     location = models.ForeignKey("omnichannel.Location", on_delete=models.PROTECT, related_name="+")
     restock = models.BooleanField()
-    refund = models.DecimalField(max_digits=12, decimal_places=2)
+    refund = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        help_text="Money given back. The goods' value (the lines' refunds) less the points "
+        "given back for the part of the order paid with points.",
+    )
+    points_refunded = models.PositiveIntegerField(
+        default=0,
+        db_default=0,
+        help_text="Points given back to the member for the part of the order paid with points.",
+    )
     api_client = models.ForeignKey(
         "omnichannel.ApiClient", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -179,7 +189,12 @@ class ReturnLine(models.Model):
     ret = models.ForeignKey(Return, on_delete=models.CASCADE, related_name="lines")
     line = models.ForeignKey(OrderLine, on_delete=models.PROTECT, related_name="returned")
     quantity = models.PositiveIntegerField()
-    refund = models.DecimalField(max_digits=12, decimal_places=2)
+    refund = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        help_text="What the goods returned were worth (paid for them, discounts included); "
+        "given back in money and, for an order paid partly with points, in points.",
+    )
 
     class Meta:
         ordering = ["id"]

@@ -24,6 +24,8 @@ from customers.services import (
     member_seen,
     points_earn,
     points_redeem,
+    points_refund_due,
+    points_restore,
     points_reverse,
     points_value,
 )
@@ -391,6 +393,7 @@ def order_transition(*, order_id: int, action: str, actor: Actor = SYSTEM) -> Or
         )
     if target in (Status.CANCELLED, Status.EXPIRED):
         stock_release(lines=_allocated_lines(order), reference=order.reference, actor=actor)
+        points_restore(order=order)  # the points paid on it come back
     elif target in (Status.PICKED_UP, Status.SHIPPED):
         stock_commit(lines=_allocated_lines(order), reference=order.reference, actor=actor)
     order.status = target
@@ -433,8 +436,10 @@ def order_return(
     restock: bool,
     actor: Actor = SYSTEM,
 ) -> Return:
-    """Goods come back at any store. The refund is what was paid for them, discounts
-    included; stock comes back at that store when `restock`."""
+    """Goods come back at any store. They are worth what was paid for them, discounts
+    included; that comes back in money, less the points' share when the order was paid
+    partly with points (those points go back to the member). Stock comes back at that store
+    when `restock`."""
     order = Order.objects.select_for_update().get(pk=order_id)
     if order.status not in HANDED_OVER:
         raise NotReturnable(status=order.status)
@@ -464,11 +469,18 @@ def order_return(
             refunded_before=before_refund,
         )
         plan.append((line, quantity, refund))
+    goods_value = sum((refund for _, _, refund in plan), ZERO)
+    points_back = points_refund_due(
+        order=order,
+        goods_value=goods_value,
+        goods_value_before=sum((refund for _, refund in returned.values()), ZERO),
+    )
     ret = Return.objects.create(
         order=order,
         location=location,
         restock=restock,
-        refund=sum((refund for _, _, refund in plan), ZERO),
+        refund=goods_value - points_value(points_back),
+        points_refunded=points_back,
         api_client_id=actor.api_client_id,
         created_by_id=actor.user_id,
     )

@@ -175,3 +175,32 @@ def test_a_pos_client_transfers_only_from_or_to_its_own_store(stores, pos):
     ChannelLocationFactory(channel=pos, location=third, priority=3)
     response = request_transfer(lyon_till, 1, origin="paris", destination="nice")
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize("shipped", [False, True])
+def test_the_admin_cannot_delete_a_transfer_and_strand_its_stock(client, store, shipped):
+    """Deleting a requested transfer would leave its units reserved at the origin with nothing
+    to release them; a shipped one, in transit with nothing to receive. Even a superuser
+    cancels instead."""
+    from inventory.transfers import TransferItem, transfer_request, transfer_ship
+    from tests.factories import make_staff
+
+    tee = VariantFactory(sku="TEE")
+    paris = LocationFactory(code="paris")
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 10)], reference="delivery")
+    transfer = transfer_request(
+        from_location_id=store.pk, to_location_id=paris.pk, items=[TransferItem(tee.pk, 4)]
+    )
+    if shipped:
+        transfer_ship(transfer_id=transfer.pk)
+    client.force_login(make_staff("boss", superuser=True))
+    page = client.get(f"/admin/inventory/transfer/{transfer.pk}/delete/")
+    posted = client.post(f"/admin/inventory/transfer/{transfer.pk}/delete/", {"post": "yes"})
+    bulk = client.post(
+        "/admin/inventory/transfer/",
+        {"action": "delete_selected", "_selected_action": [transfer.pk], "post": "yes"},
+    )
+    assert (page.status_code, posted.status_code) == (403, 403)
+    assert bulk.status_code in (200, 302)  # no such action offered: the list answers again
+    assert Transfer.objects.filter(pk=transfer.pk).exists()
+    assert_ledger_matches_levels()

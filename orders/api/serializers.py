@@ -288,6 +288,7 @@ class ReturnSerializer(serializers.ModelSerializer):
             "location",
             "restock",
             "refund",
+            "points_refunded",
             "lines",
             "points_reversed",
             "created_at",
@@ -302,7 +303,7 @@ class ReturnSerializer(serializers.ModelSerializer):
     def get_points_reversed(self, ret) -> int:
         from customers.models import PointsEntry
 
-        entry = PointsEntry.objects.filter(ret=ret).first()
+        entry = PointsEntry.objects.filter(ret=ret, kind=PointsEntry.Kind.REVERSED).first()
         return -entry.points if entry else 0
 
 

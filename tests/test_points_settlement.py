@@ -1,0 +1,236 @@
+"""Points paid on an order, and points earned on it, when the order is cancelled, expires or
+comes back: nothing kept that the member paid with, nothing taken back twice, and the balance
+always the sum of the ledger. Also the nightly expiry racing a till and itself."""
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connections
+from django.utils import timezone
+
+from customers.models import Member, PointsEntry
+from customers.services import points_expire, points_redeem, points_restore
+from inventory.services import StockLine, stock_receive
+from orders.models import Order, Return
+from orders.services import orders_expire_pickups
+from tests.conftest import as_client
+from tests.factories import ChannelPriceFactory, VariantFactory, make_api_client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shop(web, pos, store):
+    tee = VariantFactory(sku="TEE")
+    cap = VariantFactory(sku="CAP")
+    for channel in (web, pos):
+        ChannelPriceFactory(variant=tee, channel=channel, amount=Decimal("20.00"))
+        ChannelPriceFactory(variant=cap, channel=channel, amount=Decimal("1.70"))
+    stock_receive(
+        lines=[StockLine(tee.pk, store.pk, 50), StockLine(cap.pk, store.pk, 50)],
+        reference="delivery",
+    )
+    _, storefront = make_api_client(web, name="storefront")
+    _, till = make_api_client(pos, store, name="till")
+    return {"web": as_client(storefront), "till": as_client(till)}
+
+
+def place(client, member, sku="TEE", quantity=1, fulfillment="in_store", **extra):
+    response = client.post(
+        "/api/v1/orders/",
+        {
+            "fulfillment": fulfillment,
+            "member": member,
+            "lines": [{"sku": sku, "quantity": quantity}],
+            **extra,
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def give_back(client, order, sku, quantity):
+    response = client.post(
+        "/api/v1/returns/",
+        {
+            "order": order["id"],
+            "location": "lyon",
+            "restock": True,
+            "lines": [{"sku": sku, "quantity": quantity}],
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def member_with_100_points(shop, phone):
+    """Five tees in store (100.00) earn 100 points."""
+    member_id = place(shop["till"], {"phone": phone}, quantity=5)["member"]
+    assert Member.objects.get(pk=member_id).points == 100
+    return member_id
+
+
+def balance_is_its_ledger(member_id) -> int:
+    points = Member.objects.get(pk=member_id).points
+    assert points == sum(
+        PointsEntry.objects.filter(member_id=member_id).values_list("points", flat=True)
+    )
+    return points
+
+
+@pytest.mark.parametrize("how", ["cancel", "expire"])
+def test_points_paid_on_an_order_never_handed_over_come_back_once(shop, how):
+    member_id = member_with_100_points(shop, "0611111111")
+    order = place(
+        shop["web"],
+        member_id,
+        fulfillment="pickup",
+        pickup_location="lyon",
+        redeem_points=100,
+        payments=[{"method": "card", "amount": "19.00"}],
+    )
+    assert balance_is_its_ledger(member_id) == 0
+    if how == "cancel":
+        assert shop["web"].post(f"/api/v1/orders/{order['id']}/cancel/").status_code == 200
+    else:  # nobody collected it: the hourly task expires it
+        Order.objects.filter(pk=order["id"]).update(created_at=timezone.now() - timedelta(days=30))
+        assert orders_expire_pickups() == 1
+    assert balance_is_its_ledger(member_id) == 100
+    # A retried task or a second call gives nothing more.
+    assert points_restore(order=Order.objects.get(pk=order["id"])) == 0
+    assert balance_is_its_ledger(member_id) == 100
+    assert list(PointsEntry.objects.filter(order_id=order["id"]).values_list("kind", "points")) == [
+        ("refunded", 100),
+        ("redeemed", -100),
+    ]
+
+
+def test_cancelling_an_order_paid_without_points_posts_nothing(shop):
+    member_id = member_with_100_points(shop, "0611111112")
+    order = place(shop["web"], member_id, fulfillment="pickup", pickup_location="lyon")
+    assert shop["web"].post(f"/api/v1/orders/{order['id']}/cancel/").status_code == 200
+    assert not PointsEntry.objects.filter(order_id=order["id"]).exists()
+    assert balance_is_its_ledger(member_id) == 100
+
+
+def test_a_return_gives_the_points_part_back_as_points_not_money(shop):
+    member_id = member_with_100_points(shop, "0622222222")
+    # 20.00: 1.00 paid with 100 points, 19.00 by card; earns 19 points on the money.
+    sale = place(
+        shop["till"], member_id, redeem_points=100, payments=[{"method": "card", "amount": "19.00"}]
+    )
+    assert sale["points_earned"] == 19
+    assert balance_is_its_ledger(member_id) == 19
+    ret = give_back(shop["till"], sale, "TEE", 1)
+    assert (ret["refund"], ret["points_refunded"], ret["points_reversed"]) == ("19.00", 100, 19)
+    assert ret["lines"] == [{"sku": "TEE", "quantity": 1, "refund": "20.00"}]  # the goods' worth
+    assert balance_is_its_ledger(member_id) == 100  # as before the sale
+
+
+def test_returns_in_parts_of_an_order_paid_with_points_add_up_to_what_was_paid(shop):
+    member_id = member_with_100_points(shop, "0633333333")
+    # 3 x 20.00 = 60.00: 0.99 with 99 points, 59.01 by card.
+    sale = place(
+        shop["till"],
+        member_id,
+        quantity=3,
+        redeem_points=99,
+        payments=[{"method": "card", "amount": "59.01"}],
+    )
+    returns = [give_back(shop["till"], sale, "TEE", 1) for _ in range(3)]
+    # Each third gives back a third of the points, rounded down; the last one the rest.
+    assert [r["points_refunded"] for r in returns] == [33, 33, 33]
+    assert sum(Decimal(r["refund"]) for r in returns) == Decimal("59.01")
+    assert sum(r["points_reversed"] for r in returns) == sale["points_earned"] == 59
+    assert balance_is_its_ledger(member_id) == 100  # the 99 back, the 59 earned taken back
+
+
+def test_an_order_paid_wholly_with_points_comes_back_wholly_as_points(shop):
+    member_id = place(shop["till"], {"phone": "0633333334"}, quantity=10)["member"]
+    assert balance_is_its_ledger(member_id) == 200
+    sale = place(shop["till"], member_id, sku="CAP", redeem_points=170)
+    assert sale["points_earned"] == 0  # nothing paid in money
+    ret = give_back(shop["till"], sale, "CAP", 1)
+    assert (ret["refund"], ret["points_refunded"], ret["points_reversed"]) == ("0.00", 170, 0)
+    assert Return.objects.get(pk=ret["id"]).refund == 0
+    assert balance_is_its_ledger(member_id) == 200
+
+
+def test_returns_in_parts_never_take_back_more_points_than_the_order_earned(shop):
+    member_id = member_with_100_points(shop, "0644444444")
+    sale = place(shop["till"], member_id, sku="CAP", quantity=3)
+    assert sale["points_earned"] == 5  # 5.10 paid
+    returns = [give_back(shop["till"], sale, "CAP", 1) for _ in range(3)]
+    # Owed after each third: round(5/3)=2, round(10/3)=3, 5: so 2, 1, 2 (not 2 + 2 + 2).
+    assert [r["points_reversed"] for r in returns] == [2, 1, 2]
+    assert balance_is_its_ledger(member_id) == 100
+
+
+def _member_with_old_and_recent_points() -> Member:
+    member = Member.objects.create(phone="+33611111119", points=200)
+    old = PointsEntry.objects.create(member=member, kind="earned", points=100)
+    PointsEntry.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=400))
+    PointsEntry.objects.create(member=member, kind="earned", points=100)
+    return member
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_expiry_counts_points_spent_while_it_was_running(monkeypatch):
+    """A till redeems 30 points after the expiry found the member, before it locks them:
+    spending takes the oldest points first, so 70 old points are left to expire."""
+    member = _member_with_old_and_recent_points()
+    real = Member.objects.select_for_update
+    fired = []
+
+    def select_for_update(*args, **kwargs):
+        if not fired:
+            fired.append(True)
+
+            def till():
+                try:
+                    points_redeem(member_id=member.pk, points=30, order=None)
+                finally:
+                    connections.close_all()
+
+            thread = threading.Thread(target=till)
+            thread.start()
+            thread.join()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(Member.objects, "select_for_update", select_for_update)
+    assert points_expire() == 70
+    assert balance_is_its_ledger(member.pk) == 100
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_expiry_runs_at_the_same_moment_expire_once(monkeypatch):
+    """A redelivered task and `run_nightly` at once: both have found the member before
+    either locks them."""
+    member = _member_with_old_and_recent_points()
+    real = Member.objects.select_for_update
+    both_found = threading.Barrier(2)
+
+    def select_for_update(*args, **kwargs):
+        both_found.wait(timeout=10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(Member.objects, "select_for_update", select_for_update)
+    results = []
+
+    def run():
+        try:
+            results.append(points_expire())
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [0, 100]
+    assert balance_is_its_ledger(member.pk) == 100
