@@ -41,7 +41,9 @@ def api_client_of(request) -> ApiClient | None:
 
 class ClientOrStaffPermission(DjangoModelPermissions):
     """API clients pass (each view confines them to their channel and location); staff need
-    the Django model permission for the operation, `view` included for reads."""
+    the Django model permission for the operation, `view` included for reads. A POST to an
+    action on an existing object (an order's cancel or ship, a transfer's receive) changes
+    it: `change`, as the admin's actions ask, not `add`."""
 
     perms_map = {
         **DjangoModelPermissions.perms_map,
@@ -61,4 +63,7 @@ class ClientOrStaffPermission(DjangoModelPermissions):
             return True
         if getattr(view, "queryset", None) is None and not hasattr(view, "get_queryset"):
             return True
+        if request.method == "POST" and getattr(view, "detail", False):
+            model = self._queryset(view).model
+            return user.has_perms(self.get_required_permissions("PATCH", model))
         return super().has_permission(request, view)

@@ -3,6 +3,7 @@
 import copy
 import hashlib
 import secrets
+import threading
 import time
 
 from django.conf import settings
@@ -62,6 +63,10 @@ def api_client_issue_token(*, client: ApiClient, key: str | None = None) -> str:
 # or location is saved (omnichannel.apps); other web processes within that many seconds.
 _authenticated: dict[str, tuple[float, ApiClient]] = {}
 _AUTHENTICATED_MAX = 10_000
+# Bumped by every forget: a look-up that read the database before a forget (a revocation
+# committing in another thread meanwhile) does not keep what it read.
+_forgets = 0
+_forgets_lock = threading.Lock()  # a forget never falls between that check and the store
 
 
 def api_client_authenticate(*, key: str) -> ApiClient | None:
@@ -80,6 +85,7 @@ def _api_client_cached(*, key: str) -> ApiClient | None:
     hit = _authenticated.get(key_hash)
     if hit is not None and now < hit[0]:
         return hit[1]
+    forgets_before = _forgets
     found = (
         ApiClient.objects.select_related("channel", "location")
         .filter(key_hash=key_hash, revoked_at__isnull=True)
@@ -89,9 +95,11 @@ def _api_client_cached(*, key: str) -> ApiClient | None:
     if client is None:
         _authenticated.pop(key_hash, None)
     elif settings.API_CLIENT_CACHE_SECONDS > 0:
-        if len(_authenticated) >= _AUTHENTICATED_MAX:
-            _authenticated.clear()  # unknown tokens are never kept: only real clients fill it
-        _authenticated[key_hash] = (now + settings.API_CLIENT_CACHE_SECONDS, client)
+        with _forgets_lock:
+            if _forgets == forgets_before:
+                if len(_authenticated) >= _AUTHENTICATED_MAX:
+                    _authenticated.clear()  # unknown tokens are never kept: only real clients
+                _authenticated[key_hash] = (now + settings.API_CLIENT_CACHE_SECONDS, client)
     return client
 
 
@@ -109,13 +117,24 @@ def api_client_touch(*, client: ApiClient, resolution_seconds: int) -> None:
 
 
 def api_client_forget(*, key_hash: str | None = None, client_id: int | None = None) -> None:
-    """Drop clients from this process's look-up cache: one by token hash or id, or all."""
-    if key_hash is None and client_id is None:
-        _authenticated.clear()
-        return
-    for cached_hash, (_, client) in list(_authenticated.items()):
-        if cached_hash == key_hash or client.pk == client_id:
-            _authenticated.pop(cached_hash, None)
+    """Drop clients from this process's look-up cache: one by token hash or id, or all. Now,
+    and again when the caller's transaction commits: a look-up in another thread between the
+    two still read the row as it was."""
+    _forget(key_hash, client_id)
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: _forget(key_hash, client_id))
+
+
+def _forget(key_hash: str | None, client_id: int | None) -> None:
+    global _forgets
+    with _forgets_lock:
+        _forgets += 1
+        if key_hash is None and client_id is None:
+            _authenticated.clear()
+            return
+        for cached_hash, (_, client) in list(_authenticated.items()):
+            if cached_hash == key_hash or client.pk == client_id:
+                _authenticated.pop(cached_hash, None)
 
 
 def api_client_revoke(*, client_id: int) -> None:

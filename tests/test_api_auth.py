@@ -189,6 +189,45 @@ def test_a_token_revoked_by_another_process_stops_working_within_the_cache_time(
     assert response.json()["code"] == "authentication_failed"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_revocation_committed_while_the_token_is_being_looked_up_is_not_forgotten(web, settings):
+    """A request reads the client from the database; before it keeps what it read, the
+    admin's revoke commits in another thread of the same process and forgets the token. The
+    request must not then keep the active client it read for API_CLIENT_CACHE_SECONDS."""
+    import threading
+
+    from django.db import connection, connections
+
+    from omnichannel import services
+
+    settings.API_CLIENT_CACHE_SECONDS = 5
+    client, token = make_api_client(web)
+    services.api_client_forget()
+    revoked = []
+
+    def revoke_right_after_the_read(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if "omnichannel_apiclient" in sql and not revoked:
+
+            def admin():
+                try:
+                    api_client_revoke(client_id=client.pk)
+                finally:
+                    connections.close_all()
+
+            thread = threading.Thread(target=admin)
+            thread.start()
+            thread.join()
+            revoked.append(True)
+        return result
+
+    with connection.execute_wrapper(revoke_right_after_the_read):
+        in_flight = services.api_client_authenticate(key=token)
+    assert revoked and in_flight is not None  # it read the row before the revocation
+    assert services.api_client_authenticate(key=token) is None
+    assert as_client(token).get("/api/v1/channels/").status_code == 401
+
+
 def test_with_no_cache_time_every_request_looks_the_token_up(web, settings):
     settings.API_CLIENT_CACHE_SECONDS = 0
     client, token = make_api_client(web)
@@ -238,3 +277,54 @@ def test_a_channel_edited_in_the_admin_is_seen_at_once_by_its_cached_clients(web
     one = api_client_authenticate(key=token)
     one.name = "changed in one request"
     assert api_client_authenticate(key=token).name != one.name
+
+
+def test_staff_who_may_only_take_orders_cannot_cancel_or_hand_them_over(web, pos, store):
+    """An action on an existing order or transfer changes it: the API asks `change`, as the
+    admin's actions do; `add` (take an order, request a transfer) is not enough."""
+    from inventory.services import StockLine, stock_receive
+    from inventory.transfers import TransferItem, transfer_request
+    from orders.services import LineRequest, order_place
+    from tests.factories import VariantFactory
+
+    tee = VariantFactory(sku="TEE")
+    ChannelPriceFactory(variant=tee, channel=web)
+    paris = LocationFactory(code="paris")
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 10)], reference="delivery")
+    pickup = order_place(
+        channel=web,
+        fulfillment="pickup",
+        pickup_location=store,
+        lines=[LineRequest("TEE", 1)],
+    )
+    transfer = transfer_request(
+        from_location_id=store.pk, to_location_id=paris.pk, items=[TransferItem(tee.pk, 2)]
+    )
+    clerk = APIClient()
+    clerk.force_login(
+        make_staff(
+            "clerk",
+            "orders.add_order",
+            "orders.view_order",
+            "inventory.add_transfer",
+            "inventory.view_transfer",
+        )
+    )
+    for path in (
+        f"/api/v1/orders/{pickup.pk}/ready-for-pickup/",
+        f"/api/v1/orders/{pickup.pk}/picked-up/",
+        f"/api/v1/orders/{pickup.pk}/cancel/",
+        f"/api/v1/stock/transfers/{transfer.pk}/ship/",
+        f"/api/v1/stock/transfers/{transfer.pk}/cancel/",
+    ):
+        refused = clerk.post(path)
+        assert refused.status_code == 403, path
+        assert refused.json()["code"] == "permission_denied"
+    pickup.refresh_from_db()
+    transfer.refresh_from_db()
+    assert (pickup.status, transfer.status) == ("placed", "requested")
+
+    manager = APIClient()
+    manager.force_login(make_staff("manager", "orders.change_order", "orders.view_order"))
+    done = manager.post(f"/api/v1/orders/{pickup.pk}/picked-up/")
+    assert done.status_code == 200 and done.json()["status"] == "picked_up"

@@ -129,6 +129,32 @@ def test_api_clients_and_staff_without_permission_cannot_merge_export_or_erase(s
     assert Member.objects.filter(pk=member_id).exists()
 
 
+def test_a_user_who_is_not_staff_cannot_merge_export_or_erase_whatever_permissions(shop):
+    """Permissions given to an account that is not (or no longer) staff do not open these:
+    the rest of the API refuses such an account, and so do they."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    member_id = buy(shop["till"], {"phone": "0655555556"})["member"]
+    other_id = buy(shop["till"], {"phone": "0655555557"})["member"]
+    user = get_user_model().objects.create_user(username="ex-staff", password="pw-123-456-789")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_member", "change_member", "delete_member"])
+    )
+    outsider = APIClient()
+    outsider.force_authenticate(user)
+    assert outsider.get(f"/api/v1/members/{member_id}/").status_code == 403
+    assert outsider.get(f"/api/v1/members/{member_id}/export/").status_code == 403
+    merged = outsider.post(
+        f"/api/v1/members/{member_id}/merge/", {"other": other_id}, format="json"
+    )
+    assert merged.status_code == 403
+    assert outsider.post(f"/api/v1/members/{member_id}/erase/").status_code == 403
+    assert Member.objects.filter(pk__in=[member_id, other_id]).count() == 2
+    assert Member.objects.get(pk=member_id).phone  # not erased
+    assert not MemberEvent.objects.exists()  # nothing exported, merged or erased
+
+
 def test_expiry_removes_only_points_past_the_period_and_spends_oldest_first(shop):
     member_id = buy(shop["till"], {"phone": "0677777777"})["member"]  # +100, to age
     old = PointsEntry.objects.get(member_id=member_id)

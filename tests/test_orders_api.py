@@ -336,6 +336,36 @@ def test_web_orders_and_tills_at_once_sell_what_may_ship_exactly_once(shop):
     assert_ledger_matches_levels()
 
 
+def test_a_till_hands_over_only_the_pickups_at_its_own_store(shop):
+    """Every store's till is in the one POS channel: the channel is no licence to hand over
+    another store's pickups. The lyon till may neither make ready nor hand over a pickup at
+    paris, whether the web or the POS channel took it; paris's own till does."""
+    stock(shop, "MUG", "paris", 4)
+    web_order = place(
+        shop["web"],
+        fulfillment="pickup",
+        pickup_location="paris",
+        lines=[{"sku": "MUG", "quantity": 1}],
+    ).json()
+    pos_order = place(
+        shop["paris_till"],
+        fulfillment="pickup",
+        pickup_location="paris",
+        lines=[{"sku": "MUG", "quantity": 1}],
+    ).json()
+    for order in (web_order, pos_order):
+        for step in ("ready-for-pickup", "picked-up"):
+            refused = shop["lyon_till"].post(f"/api/v1/orders/{order['id']}/{step}/")
+            assert refused.status_code == 403, (order["channel"], step)
+            assert refused.json()["code"] == "channel_forbidden"
+    assert level(shop, "MUG", "paris") == (4, 2)  # nothing left the shelf
+    for order in (web_order, pos_order):
+        done = shop["paris_till"].post(f"/api/v1/orders/{order['id']}/picked-up/")
+        assert done.json()["status"] == "picked_up"
+    assert level(shop, "MUG", "paris") == (2, 0)
+    assert_ledger_matches_levels()
+
+
 def test_bopis_from_reservation_to_picked_up_at_another_channels_store(shop):
     stock(shop, "MUG", "paris", 3)
     order = place(

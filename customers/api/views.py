@@ -91,8 +91,12 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return super().get_permissions()
 
     def _staff(self, request, perm: str) -> int:
-        """Merge, export and erase are for staff holding the permission, never API clients."""
-        if api_client_of(request) is not None or not request.user.has_perm(perm):
+        """Merge, export and erase are for staff holding the permission, never API clients
+        nor a user who is not staff (whatever permissions they were given)."""
+        user = request.user
+        if api_client_of(request) is not None or not (
+            user.is_active and user.is_staff and user.has_perm(perm)
+        ):
             raise PermissionDenied("Staff with the right permission only.")
         return request.user.pk
 

@@ -182,9 +182,13 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         order = self.get_object()
         client = api_client_of(request)
         if client is not None:
-            at_pickup_store = client.location_id and client.location_id == order.pickup_location_id
             if action_name in ("ready_for_pickup", "picked_up"):
-                allowed = at_pickup_store or client.channel_id == order.channel_id
+                # A till hands over pickups at its own store only, whichever channel took
+                # them; a client of no store (the channel's own system) those of its channel.
+                if client.location_id:
+                    allowed = client.location_id == order.pickup_location_id
+                else:
+                    allowed = client.channel_id == order.channel_id
             elif action_name == "ship":
                 served_from = {
                     a.location_id for line in order.lines.all() for a in line.allocations.all()
