@@ -7,14 +7,30 @@ from orders.selectors import orders_within_limit
 
 from . import privacy
 from .models import Member, MemberChannel, MemberEvent, PointsEntry
+from .selectors import order_number_seen, with_order_visibility
 
 
 class PointsInline(ReadOnlyInline):
+    """Every entry (the balance is their sum); for a store-limited staff member, the order of
+    an entry only when it is one of their stores' orders."""
+
     model = PointsEntry
     fk_name = "member"
-    fields = ["created_at", "kind", "points", "order", "note"]
+    fields = ["created_at", "kind", "points", "order_number", "note"]
     readonly_fields = fields
     ordering = ["-id"]
+
+    def get_queryset(self, request):
+        return with_order_visibility(
+            super().get_queryset(request).select_related("order"),
+            limit=store_limit(user=request.user),
+        )
+
+    @admin.display(description="order")
+    def order_number(self, entry):
+        if entry.order_id is None:
+            return "-"
+        return order_number_seen(entry) or "another store's order"
 
 
 class SeenInline(ReadOnlyInline):

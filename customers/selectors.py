@@ -1,6 +1,8 @@
 """Read queries on members."""
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+
+from omnichannel.selectors import StoreLimit
 
 from .models import Member, MemberChannel, PointsEntry
 
@@ -14,5 +16,28 @@ def member_list() -> QuerySet[Member]:
     )
 
 
-def points_ledger(*, member_id: int) -> QuerySet[PointsEntry]:
-    return PointsEntry.objects.filter(member_id=member_id).select_related("order", "ret")
+def points_ledger(*, member_id: int, limit: StoreLimit = None) -> QuerySet[PointsEntry]:
+    """A member's points entries. For a store-limited staff member each entry says whether
+    its order is one they may see (`order_visible`): every entry is shown, since the balance
+    is their sum, but not the number of another store's order."""
+    return with_order_visibility(
+        PointsEntry.objects.filter(member_id=member_id).select_related("order", "ret"),
+        limit=limit,
+    )
+
+
+def with_order_visibility(entries: QuerySet[PointsEntry], *, limit: StoreLimit):
+    if limit is None:
+        return entries
+    from orders.models import Order
+    from orders.selectors import orders_within_limit
+
+    seen = orders_within_limit(Order.objects.filter(pk=OuterRef("order_id")), limit=limit)
+    return entries.annotate(order_visible=Exists(seen))
+
+
+def order_number_seen(entry: PointsEntry) -> str | None:
+    """The entry's order number, unless it is hidden from the reader (points_ledger)."""
+    if entry.order_id is None or not getattr(entry, "order_visible", True):
+        return None
+    return entry.order.number

@@ -565,3 +565,62 @@ def test_member_pages_show_their_stores_orders_and_no_whole_business_figures(
     page = client.get(f"/admin/customers/member/{member.pk}/change/").content.decode()
     assert world["sale_a"].number in page and world["sale_b"].number in page
     assert client.get("/admin/analytics/memberscore/").status_code == 200
+
+
+def test_a_members_points_scores_and_data_requests_keep_other_stores_from_limited_staff(
+    client, world, limited
+):
+    """The member bought at store A and at store B, earning points on each. Store-A staff see
+    every points entry (the balance is their sum) but not the number of B's order, in the API
+    and on the admin page; they get no nightly scores (figured from every store's orders);
+    export and erase cover every store's orders, so they are refused, and nothing is done."""
+    from analytics.jobs import nightly_run
+    from customers.models import Member, MemberEvent
+    from customers.services import Contact, member_upsert
+    from omnichannel.models import Channel
+
+    member, _ = member_upsert(contact=Contact(email="both@stores.example"), channel=None)
+    pos = Channel.objects.get(code="pos")
+    sale_a, sale_b = (
+        order_place(
+            channel=pos,
+            fulfillment="in_store",
+            location=world[store],
+            member=member,
+            lines=[LineRequest("TEE", quantity)],
+        )
+        for store, quantity in (("a", 1), ("b", 3))
+    )
+    nightly_run(run_date=date.today())
+    from django.contrib.auth.models import Permission
+
+    limited.user_permissions.add(Permission.objects.get(codename="delete_member"))
+    limited = type(limited).objects.get(pk=limited.pk)  # permissions read afresh
+    assert limited.has_perm("customers.delete_member")
+    api = session(limited)
+    ledger = api.get(f"/api/v1/members/{member.pk}/points/").json()["results"]
+    assert [(e["order"], e["points"]) for e in ledger] == [(None, 30), (sale_a.number, 10)]
+    detail = api.get(f"/api/v1/members/{member.pk}/").json()
+    assert (detail["points"], detail["segment"], detail["clv"], detail["p_alive"]) == (
+        40,
+        None,
+        None,
+        None,
+    )
+    for response in (
+        api.get(f"/api/v1/members/{member.pk}/export/"),
+        api.post(f"/api/v1/members/{member.pk}/erase/"),
+    ):
+        assert response.status_code == 403 and response.json()["code"] == "permission_denied"
+    assert Member.objects.get(pk=member.pk).email == "both@stores.example"
+    assert not MemberEvent.objects.exists()
+    client.force_login(limited)
+    page = client.get(f"/admin/customers/member/{member.pk}/change/").content.decode()
+    assert sale_a.number in page and sale_b.number not in page
+    assert "another store&#x27;s order" in page
+
+    free = session(staff("free", superuser=True))
+    ledger = free.get(f"/api/v1/members/{member.pk}/points/").json()["results"]
+    assert [e["order"] for e in ledger] == [sale_b.number, sale_a.number]
+    assert free.get(f"/api/v1/members/{member.pk}/").json()["segment"] is not None
+    assert free.get(f"/api/v1/members/{member.pk}/export/").status_code == 200

@@ -1,6 +1,9 @@
 from rest_framework import serializers
 
+from omnichannel.selectors import store_limit
+
 from ..models import Member, PointsEntry
+from ..selectors import order_number_seen
 
 
 class MemberInputSerializer(serializers.Serializer):
@@ -46,7 +49,13 @@ class MemberSerializer(serializers.ModelSerializer):
         return sorted({seen.location.code for seen in member.seen_in.all() if seen.location})
 
     def _score(self, member):
-        return getattr(member, "score", None)  # none before the first nightly run
+        """The nightly scores; none before the first run, and none for a store-limited staff
+        member: they are figured from the person's orders at every store, the member-level
+        figures analytics and the admin keep from such an account."""
+        request = self.context.get("request")
+        if request is not None and store_limit(user=request.user) is not None:
+            return None
+        return getattr(member, "score", None)
 
     def get_clv(self, member) -> str | None:
         score = self._score(member)
@@ -62,7 +71,13 @@ class MemberSerializer(serializers.ModelSerializer):
 
 
 class PointsEntrySerializer(serializers.ModelSerializer):
-    order = serializers.CharField(source="order.number", allow_null=True, default=None)
+    order = serializers.SerializerMethodField(
+        help_text="The order's number; null without one, or for a store-limited staff member "
+        "when the order is another store's."
+    )
+
+    def get_order(self, entry) -> str | None:
+        return order_number_seen(entry)
 
     class Meta:
         model = PointsEntry

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from omnichannel.api.schema import CONFLICT
 from omnichannel.auth import api_client_of
 from omnichannel.idempotency import idempotent
+from omnichannel.selectors import store_limit
 
 from .. import privacy, services
 from ..models import Member
@@ -82,7 +83,9 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def points(self, request, pk=None):
         """The points ledger: earned, redeemed, expired, reversed, adjusted."""
         member = self.get_object()
-        page = self.paginate_queryset(points_ledger(member_id=member.pk))
+        page = self.paginate_queryset(
+            points_ledger(member_id=member.pk, limit=store_limit(user=request.user))
+        )
         return self.get_paginated_response(PointsEntrySerializer(page, many=True).data)
 
     def get_permissions(self):
@@ -90,14 +93,21 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             return [IsAuthenticated()]  # each checks its own permission (see _staff)
         return super().get_permissions()
 
-    def _staff(self, request, perm: str) -> int:
+    def _staff(self, request, perm: str, *, whole_business: bool = False) -> int:
         """Merge, export and erase are for staff holding the permission, never API clients
-        nor a user who is not staff (whatever permissions they were given)."""
+        nor a user who is not staff (whatever permissions they were given). Export and erase
+        cover the person's orders at every store (`whole_business`): not for a store-limited
+        account, which sees only its stores' orders."""
         user = request.user
         if api_client_of(request) is not None or not (
             user.is_active and user.is_staff and user.has_perm(perm)
         ):
             raise PermissionDenied("Staff with the right permission only.")
+        if whole_business and store_limit(user=user) is not None:
+            raise PermissionDenied(
+                "This covers the person's orders at every store: not for a store-limited "
+                "staff account."
+            )
         return request.user.pk
 
     @extend_schema(request=MergeInputSerializer, responses={200: MemberSerializer})
@@ -118,7 +128,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
         """Everything held on the person, as JSON."""
-        staff_id = self._staff(request, "customers.view_member")
+        staff_id = self._staff(request, "customers.view_member", whole_business=True)
         member = self.get_object()
         return Response(privacy.member_export(member_id=member.pk, staff_id=staff_id))
 
@@ -126,7 +136,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @action(detail=True, methods=["post"])
     def erase(self, request, pk=None):
         """Remove the person's data; their orders stay, anonymous, for the books."""
-        staff_id = self._staff(request, "customers.delete_member")
+        staff_id = self._staff(request, "customers.delete_member", whole_business=True)
         member = self.get_object()
         privacy.member_erase(member_id=member.pk, staff_id=staff_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
