@@ -169,12 +169,24 @@ def test_bad_transfer_requests_write_nothing(stores, body, status_code, code):
     assert level(tee, lyon) == (10, 0)
 
 
-def test_a_pos_client_transfers_only_from_or_to_its_own_store(stores, pos):
-    _, _, _, lyon_till, _ = stores
+def test_a_pos_client_sends_transfers_only_from_its_own_store(stores, pos):
+    """The origin's units are reserved by the request, and only the origin ships or cancels:
+    the lyon till can neither move stock between two other stores nor pull paris's stock to
+    itself (it would reserve paris's shelf, which lyon could not release)."""
+    tee, lyon, paris, lyon_till, paris_till = stores
+    stock_receive(lines=[StockLine(tee.pk, paris.pk, 5)], reference="delivery")
     third = LocationFactory(code="nice")
     ChannelLocationFactory(channel=pos, location=third, priority=3)
-    response = request_transfer(lyon_till, 1, origin="paris", destination="nice")
-    assert response.status_code == 403
+    for origin, destination in (("paris", "nice"), ("paris", "lyon")):
+        response = request_transfer(lyon_till, 1, origin=origin, destination=destination)
+        assert response.status_code == 403, (origin, destination)
+        assert response.json()["code"] == "location_forbidden"
+    assert level(tee, paris) == (5, 0)
+    assert not Transfer.objects.exists()
+    # Paris sends to lyon itself.
+    assert request_transfer(paris_till, 1, origin="paris", destination="lyon").status_code == 201
+    assert level(tee, paris) == (5, 1)
+    assert_ledger_matches_levels()
 
 
 @pytest.mark.parametrize("shipped", [False, True])

@@ -233,13 +233,17 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         data.is_valid(raise_exception=True)
         fields = data.validated_data
         client = api_client_of(request)
-        # The origin's stock is reserved: a store-limited staff member sends from their stores.
+        # The origin's stock is reserved, so the origin requests (as it ships and cancels):
+        # a store-limited staff member sends from their stores, a POS from its own.
         origin = location_for_read(
             client=client, code=fields["from_location"], limit=store_limit(user=request.user)
         )
         destination = location_for_read(client=client, code=fields["to_location"])
-        if client is not None and client.location_id not in (origin.pk, destination.pk):
-            raise LocationForbidden("A POS client transfers from or to its own store.")
+        if client is not None and client.location_id != origin.pk:
+            raise LocationForbidden(
+                "A POS client sends transfers from its own store: the origin's stock is "
+                "reserved, so the origin requests."
+            )
         ids = variant_ids_by_sku(skus=[line["sku"] for line in fields["lines"]])
         transfer = transfers.transfer_request(
             from_location_id=origin.pk,
