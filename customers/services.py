@@ -56,6 +56,9 @@ def normalize_email(value: str | None) -> str | None:
     if value is None or not str(value).strip():
         return None
     email = str(value).strip().lower()
+    # Lower-casing can lengthen it (U+0130 becomes two characters): the stored form counts.
+    if len(email) > Member._meta.get_field("email").max_length:
+        raise InvalidContact(errors={"email": ["The email address is too long."]})
     try:
         validate_email(email)
     except ValidationError as exc:

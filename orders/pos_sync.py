@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from inventory.services import Actor
@@ -79,6 +79,15 @@ def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
         return _outcome(sale, Order.objects.get(api_client=client, client_id=sale.client_id))
     except DomainError as refused:
         return SyncResult(sale.client_id, REJECTED, code=refused.code, detail=refused.detail)
+    except DataError:
+        # A figure past what its column holds: this sale is rolled back to its savepoint and
+        # refused, and the rest of the batch goes on (a 500 stopped every retry here).
+        return SyncResult(
+            sale.client_id,
+            REJECTED,
+            code="out_of_range",
+            detail="A value of this sale is too large to be recorded.",
+        )
     return _outcome(sale, order)
 
 

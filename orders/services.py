@@ -73,6 +73,15 @@ class PaymentMismatch(DomainError):
     default_detail = "The payments do not add up to the order total."
 
 
+class AmountTooLarge(DomainError):
+    code = "amount_too_large"
+    default_detail = "The order's amounts are larger than the books can record."
+
+
+# The largest amount a line or order total holds (DecimalField(max_digits=12, places=2)).
+MAX_AMOUNT = Decimal("9999999999.99")
+
+
 class InvalidDiscount(DomainError):
     code = "invalid_discount"
     default_detail = "The discount must be between zero and the subtotal."
@@ -213,6 +222,8 @@ def order_place(
     discount). An in-store sale earns points at once; pickups and parcels when handed over."""
     priced = _priced_lines(channel, lines)
     subtotal = sum((line["line_total"] for line in priced), ZERO)
+    if subtotal > MAX_AMOUNT:  # each line is at most the subtotal
+        raise AmountTooLarge(subtotal=str(subtotal), max=str(MAX_AMOUNT))
     discount = money(discount)
     if not ZERO <= discount <= subtotal:
         raise InvalidDiscount(discount=str(discount), subtotal=str(subtotal))

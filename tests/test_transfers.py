@@ -173,7 +173,7 @@ def test_a_pos_client_sends_transfers_only_from_its_own_store(stores, pos):
     """The origin's units are reserved by the request, and only the origin ships or cancels:
     the lyon till can neither move stock between two other stores nor pull paris's stock to
     itself (it would reserve paris's shelf, which lyon could not release)."""
-    tee, lyon, paris, lyon_till, paris_till = stores
+    tee, _lyon, paris, lyon_till, paris_till = stores
     stock_receive(lines=[StockLine(tee.pk, paris.pk, 5)], reference="delivery")
     third = LocationFactory(code="nice")
     ChannelLocationFactory(channel=pos, location=third, priority=3)

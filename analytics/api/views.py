@@ -93,6 +93,9 @@ class SalesView(generics.GenericAPIView):
 
     permission_classes = [StaffAnalyticsPermission]
     serializer_class = SalesSerializer
+    # Not a page of rows: without a paginator the browsable API does not look for a queryset
+    # to build a filter form from (it had none: a 500 for a browser).
+    pagination_class = None
 
     @extend_schema(
         parameters=[

@@ -4,7 +4,8 @@ Body: {"code": "<machine_code>", "detail": "<human sentence>", ...extra}. Valida
 400 with code "invalid" and `errors: {field: [messages]}`. A database that cannot be reached, or
 a connection lost mid-request, is 503 `service_unavailable` with `retryable: true` and
 `Retry-After`: PostgreSQL rolled the transaction back, so a retry (with the same
-Idempotency-Key) is safe, and it is not the client's fault.
+Idempotency-Key) is safe, and it is not the client's fault. A value that does not fit its
+column (DataError) is 400 `out_of_range`, the transaction rolled back likewise.
 """
 
 import logging
@@ -12,7 +13,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -58,9 +59,29 @@ def _service_unavailable(exc: Exception, context: dict[str, Any]) -> Response:
     return response
 
 
+def _out_of_range(exc: Exception, context: dict[str, Any]) -> Response:
+    """A value the checks let through did not fit its column (a count or a points balance
+    past the integer range, a text longer once normalised): PostgreSQL refused the statement
+    and the transaction is rolled back, so nothing was written. The client's data, not a
+    fault of ours; a last line behind the checks that name the field."""
+    request = context.get("request")
+    log.warning(
+        "value out of range during %s %s: %s",
+        getattr(request, "method", "?"),
+        getattr(request, "path", "?"),
+        exc,
+    )
+    return Response(
+        {"code": "out_of_range", "detail": "A value is too large to be recorded."},
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, OperationalError | InterfaceError):
         return _service_unavailable(exc, context)
+    if isinstance(exc, DataError):
+        return _out_of_range(exc, context)
     if isinstance(exc, DomainError):
         body = {"code": exc.code, "detail": exc.detail, **exc.extra}
         return Response(body, status=exc.status_code)
