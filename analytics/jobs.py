@@ -36,18 +36,47 @@ def _month_start(day: str) -> str:
     return f"date({day}, 'start of month')"
 
 
+def _local_date(column: str) -> str:
+    """The date of a timestamp in the business's TIME_ZONE (the `%(tz)s` parameter), as
+    the sales figures and the dashboard count days: an order at 23:30 local time is that
+    day's, whatever the UTC date."""
+    if connection.vendor == "postgresql":
+        return f"({column} AT TIME ZONE %(tz)s)::date"
+    return f"django_datetime_cast_date({column}, %(tz)s, 'UTC')"  # Django's SQLite function
+
+
 def _purchase_days_sql() -> str:
     """One row per member and day with a purchase (all channels), and that day's spend.
-    Same-day purchases are one purchase, as the CLV models count them."""
+    Same-day purchases are one purchase, as the CLV models count them. Parameters: as_of
+    (a date) and tz (TIME_ZONE, see `_params`)."""
     statuses = ", ".join(f"'{s}'" for s in HANDED_OVER)
+    day = _local_date("o.created_at")
     return f"""
-        SELECT o.member_id AS member_id, DATE(o.created_at) AS day, SUM(o.total) AS spend,
+        SELECT o.member_id AS member_id, {day} AS day, SUM(o.total) AS spend,
                MIN(CASE WHEN c.kind = 'web' THEN 'web' ELSE 'store' END) AS channel
           FROM orders_order o JOIN omnichannel_channel c ON c.id = o.channel_id
          WHERE o.member_id IS NOT NULL AND o.status IN ({statuses})
-           AND DATE(o.created_at) <= %(as_of)s
-         GROUP BY o.member_id, DATE(o.created_at)
+           AND {day} <= %(as_of)s
+         GROUP BY o.member_id, {day}
     """
+
+
+def _params(as_of: date) -> dict:
+    from django.conf import settings
+
+    return {"as_of": as_of, "tz": settings.TIME_ZONE}
+
+
+def _score(column: str, *, order: str = "") -> str:
+    """A 1-5 score from where the member's figure stands among everyone's: its mid-rank
+    quantile (half of the ties counted below it), in fifths. Equal figures get equal scores,
+    whatever the members' ids; a lone member stands in the middle (3)."""
+    window = f"OVER (ORDER BY {column} {order})"
+    quantile = f"((RANK() {window} - 1) + (CUME_DIST() {window} * COUNT(*) OVER ())) / 2.0"
+    fifths = f"5 * {quantile} / COUNT(*) OVER ()"  # in [0, 5): the quantile is under 1
+    if connection.vendor == "postgresql":
+        return f"1 + FLOOR({fifths})::int"
+    return f"1 + CAST({fifths} AS INTEGER)"  # SQLite truncates, which is floor here
 
 
 def rfm_stage(*, as_of: date) -> int:
@@ -67,9 +96,11 @@ def rfm_stage(*, as_of: date) -> int:
         ),
         scored AS (
             SELECT p.*, {recency} AS recency_days,
-                   NTILE(5) OVER (ORDER BY p.last_day, p.member_id) AS r_score,
-                   NTILE(5) OVER (ORDER BY p.frequency, p.member_id) AS f_score,
-                   NTILE(5) OVER (ORDER BY p.monetary, p.member_id) AS m_score
+                   {_score("p.last_day")} AS r_score,
+                   -- One purchase day is no habit: a one-time buyer is never loyal.
+                   CASE WHEN p.frequency = 1 THEN 1 ELSE {_score("p.frequency")} END
+                       AS f_score,
+                   {_score("p.monetary")} AS m_score
               FROM per_member p
         )
         INSERT INTO analytics_memberscore
@@ -91,7 +122,7 @@ def rfm_stage(*, as_of: date) -> int:
     with transaction.atomic():
         MemberScore.objects.all().delete()
         with connection.cursor() as cursor:
-            cursor.execute(sql, {"as_of": as_of})
+            cursor.execute(sql, _params(as_of))
     return MemberScore.objects.count()
 
 
@@ -125,7 +156,7 @@ def cohort_stage(*, as_of: date) -> int:
     with transaction.atomic():
         CohortRetention.objects.all().delete()
         with connection.cursor() as cursor:
-            cursor.execute(sql, {"as_of": as_of})
+            cursor.execute(sql, _params(as_of))
     return CohortRetention.objects.count()
 
 
@@ -140,7 +171,7 @@ def clv_stage(*, as_of: date) -> tuple[int, dict]:
 
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT member_id, day, spend FROM ({_purchase_days_sql()}) AS days", {"as_of": as_of}
+            f"SELECT member_id, day, spend FROM ({_purchase_days_sql()}) AS days", _params(as_of)
         )
         rows = cursor.fetchall()
     if not rows:
@@ -156,16 +187,19 @@ def clv_stage(*, as_of: date) -> tuple[int, dict]:
         raise StageSkipped(f"not enough history to fit CLV: {exc}") from exc
     expected = clv.bgnbd_expected_purchases(bgnbd, 90 / 7, summary.x, summary.t_x, summary.T)
     alive = clv.bgnbd_p_alive(bgnbd, summary.x, summary.t_x, summary.T)
-    value = clv.clv(
-        bgnbd,
-        gg,
-        summary.x,
-        summary.t_x,
-        summary.T,
-        summary.m,
-        months=12,
-        monthly_discount=settings.CLV_MONTHLY_DISCOUNT,
-    )
+    try:
+        value = clv.clv(
+            bgnbd,
+            gg,
+            summary.x,
+            summary.t_x,
+            summary.T,
+            summary.m,
+            months=12,
+            monthly_discount=settings.CLV_MONTHLY_DISCOUNT,
+        )
+    except ValueError as exc:  # the fitted spend has no finite mean (Gamma-Gamma q <= 1)
+        raise StageSkipped(f"the fitted Gamma-Gamma gives no finite spend: {exc}") from exc
     finite = np.isfinite(expected) & np.isfinite(alive) & np.isfinite(value)
     if not finite.any():
         raise StageSkipped(f"the fitted BG/NBD is degenerate ({bgnbd}): no finite CLV")
@@ -207,7 +241,9 @@ def _write_clv(member_ids, expected, alive, value) -> int:
                 f"WHERE {table}.member_id = v.id",
                 [x for row in chunk for x in row],
             )
-            written += cursor.rowcount
+            # Some SQLite builds report -1 for an UPDATE led by a WITH: every member here
+            # has its RFM row (both read the same purchase days), so the chunk was written.
+            written += cursor.rowcount if cursor.rowcount >= 0 else len(chunk)
         return written
 
 

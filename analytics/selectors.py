@@ -2,8 +2,9 @@
 CLV and cohorts. Sales read live orders; the rest read what the nightly run computed."""
 
 from datetime import date
+from decimal import Decimal
 
-from django.db.models import Avg, Count, DecimalField, F, Q, Sum, Value
+from django.db.models import Avg, Count, DecimalField, ExpressionWrapper, F, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
 from inventory.selectors import stock_out_rate_by_channel
@@ -27,6 +28,34 @@ def _handed_over(limit: StoreLimit):
     return orders_within_limit(Order.objects.filter(status__in=HANDED_OVER), limit=limit)
 
 
+def _revenue(limit: StoreLimit):
+    """What an order counts for: its total; for a store-limited staff member, the part their
+    stores served, each allocated unit at what was paid for it (its line's amount less its
+    share of the discount, per unit). A parcel sent half from store A and half from B counts
+    half for each, so the stores' figures add up to the business's, instead of the whole
+    total for each. A sale or pickup at their store is all theirs."""
+    if limit is None:
+        return F("total")
+    from django.db.models import OuterRef, Subquery
+    from django.db.models.functions import Round
+
+    from orders.models import Allocation
+
+    paid_per_unit = (F("line__line_total") - F("line__discount")) / F("line__quantity")
+    served = (
+        Allocation.objects.filter(line__order=OuterRef("pk"), location_id__in=limit)
+        .order_by()
+        .values("line__order")
+        .annotate(value=Sum(paid_per_unit * F("quantity")))
+        .values("value")
+    )
+    return Coalesce(
+        Round(Subquery(served, output_field=DecimalField()), 2),
+        Value(Decimal("0")),
+        output_field=DecimalField(max_digits=14, decimal_places=2),
+    )
+
+
 def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
     """Sales between two dates (inclusive) grouped by channel, location or day, with the
     pickup share and return rate of the period; with a store limit, its stores' only."""
@@ -36,20 +65,21 @@ def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
         .annotate(
             day=TruncDate("created_at"),
             where=Coalesce("location__code", "pickup_location__code", Value("web")),
+            counted=_revenue(limit),
         )
     )
     rows = (
         orders.values(key=F(GROUPS[by]))
-        .annotate(orders=Count("id"), revenue=Sum("total"))
+        .annotate(orders=Count("id"), revenue=Sum("counted"))
         .order_by("key")
     )
     totals = orders.aggregate(
         orders=Count("id"),
-        revenue=Coalesce(Sum("total"), Value(0), output_field=DecimalField()),
+        revenue=Coalesce(Sum("counted"), Value(0), output_field=DecimalField()),
         pickups=Count("id", filter=Q(fulfillment="pickup")),
     )
     refunded = Return.objects.filter(order__in=orders.values("pk")).aggregate(
-        refunds=Coalesce(Sum("refund"), Value(0), output_field=DecimalField()),
+        refunds=Coalesce(Sum(returned_value()), Value(0), output_field=DecimalField()),
         returns=Count("order", distinct=True),
     )
     count = totals["orders"] or 0
@@ -70,6 +100,17 @@ def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
             "stock_out_rate": stock_out_rate_by_channel(),
         },
     }
+
+
+def returned_value():
+    """What the goods of a return were worth, on the basis revenue counts (the order's total,
+    whatever paid it): the money given back and the points given back at their value."""
+    from django.conf import settings
+
+    return ExpressionWrapper(
+        F("refund") + F("points_refunded") * Value(Decimal(settings.POINT_VALUE)),
+        output_field=DecimalField(max_digits=14, decimal_places=2),
+    )
 
 
 def segments() -> list[dict]:
@@ -100,9 +141,9 @@ def daily_revenue_by_channel(
     rows = (
         _handed_over(limit)
         .filter(created_at__date__gte=start, created_at__date__lte=end)
-        .annotate(day=TruncDate("created_at"))
+        .annotate(day=TruncDate("created_at"), counted=_revenue(limit))
         .values("day", "channel__code")
-        .annotate(revenue=Sum("total"))
+        .annotate(revenue=Sum("counted"))
     )
     axis = [start + timedelta(days=n) for n in range(days)]
     index = {day: n for n, day in enumerate(axis)}
@@ -124,12 +165,26 @@ def top_products(
 
     from orders.models import OrderLine
 
-    since = (today or date.today()) - timedelta(days=days)
+    since = (today or date.today()) - timedelta(days=days - 1)  # the sales chart's days
     orders = _handed_over(store_limit).filter(created_at__date__gte=since)
+    if store_limit is not None:  # the units their stores served, as sales count them
+        from orders.models import Allocation
+
+        paid_per_unit = (F("line__line_total") - F("line__discount")) / F("line__quantity")
+        return [
+            {**row, "revenue": round(row["revenue"], 2)}
+            for row in Allocation.objects.filter(
+                line__order__in=orders.values("pk"), location_id__in=store_limit
+            )
+            .values(sku=F("line__sku"), name=F("line__name"))
+            .annotate(revenue=Sum(paid_per_unit * F("quantity")), units=Sum("quantity"))
+            .order_by("-revenue", "sku")[:limit]
+        ]
     return list(
         OrderLine.objects.filter(order__in=orders.values("pk"))
         .values("sku", "name")
-        .annotate(revenue=Sum("line_total"), units=Sum("quantity"))
+        # What was paid for them, the line's share of the order discount off, as sales count.
+        .annotate(revenue=Sum(F("line_total") - F("discount")), units=Sum("quantity"))
         .order_by("-revenue", "sku")[:limit]
     )
 

@@ -59,9 +59,15 @@ def ensure_seeded() -> float:
 
 def bare_aggregation_seconds() -> tuple[float, int]:
     """The scan every nightly stage starts from, as plain SQL fetched by psycopg2."""
+    from django.conf import settings
+
     from analytics.jobs import _purchase_days_sql
 
-    sql = _purchase_days_sql().replace("%(as_of)s", "current_date")
+    sql = (
+        _purchase_days_sql()
+        .replace("%(as_of)s", "current_date")
+        .replace("%(tz)s", f"'{settings.TIME_ZONE}'")
+    )
     with _psql() as conn, conn.cursor() as cur:
         started = time.perf_counter()
         cur.execute(sql)

@@ -73,3 +73,38 @@ def test_managers_find_the_dashboard_from_the_admin_home(client):
     assert 'href="/dashboard/"' in client.get("/admin/").content.decode()
     client.force_login(make_staff("clerk", "catalog.view_product"))
     assert 'href="/dashboard/"' not in client.get("/admin/").content.decode()
+
+
+def test_top_products_count_what_was_paid_over_the_sales_charts_days(client, web, pos, store):
+    """Top products and the sales chart beside them agree: the discount is off (20.00 less
+    5.00 for two tees), and an order 90 days ago is outside both (the chart's 90 days end
+    today)."""
+    from datetime import UTC, date, datetime, time, timedelta
+    from decimal import Decimal
+
+    from inventory.services import StockLine, stock_receive
+    from orders.models import Order
+    from orders.services import LineRequest, order_place
+    from tests.factories import ChannelPriceFactory, VariantFactory
+
+    tee = VariantFactory(sku="TEE")
+    ChannelPriceFactory(variant=tee, channel=pos, amount=Decimal("10.00"))
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 5)], reference="delivery")
+    order_place(
+        channel=pos,
+        fulfillment="in_store",
+        location=store,
+        lines=[LineRequest("TEE", 2)],
+        discount=Decimal("5.00"),
+    )
+    old = order_place(
+        channel=pos, fulfillment="in_store", location=store, lines=[LineRequest("TEE", 1)]
+    )
+    ninety_days_ago = datetime.combine(date.today() - timedelta(days=90), time(12), tzinfo=UTC)
+    Order.objects.filter(pk=old.pk).update(created_at=ninety_days_ago)
+    manager = make_staff("boss")
+    manager.groups.add(Group.objects.get(name=MANAGER))
+    client.force_login(manager)
+    data = chart_data(client.get("/dashboard/"))
+    assert sum(sum(series) for series in data["sales"]["channels"].values()) == 15.0
+    assert data["top_products"] == [{"sku": "TEE", "revenue": 15.0}]

@@ -624,3 +624,34 @@ def test_a_members_points_scores_and_data_requests_keep_other_stores_from_limite
     assert [e["order"] for e in ledger] == [sale_b.number, sale_a.number]
     assert free.get(f"/api/v1/members/{member.pk}/").json()["segment"] is not None
     assert free.get(f"/api/v1/members/{member.pk}/export/").status_code == 200
+
+
+def test_a_parcel_sent_from_two_stores_counts_for_each_the_part_it_served(client, world):
+    """The web order for two mugs is served one from A and one from B. Each store's manager
+    counts the mug their store sent (10.00), in the sales API and on the dashboard, so the
+    stores' figures add up to the business's (each counted the whole 20.00 before)."""
+    from orders.services import order_transition
+
+    split = world["split"]
+    assert split.total == Decimal("20.00")
+    order_transition(order_id=split.pk, action="ship")
+    only_a = staff("only-a", stores=[world["a"]])
+    only_b = staff("only-b", stores=[world["b"]])
+    free = staff("free")
+
+    def split_sales(user):
+        body = session(user).get("/api/v1/analytics/sales/", {"by": "channel"}).json()
+        web = {r["key"]: r for r in body["results"]}["web"]
+        return Decimal(web["revenue"]), web["orders"]
+
+    assert split_sales(free) == (Decimal("20.00"), 1)
+    assert split_sales(only_a) == split_sales(only_b) == (Decimal("10.00"), 1)
+
+    def dashboard_web_and_mugs(user):
+        client.force_login(user)
+        data = chart_data(client.get("/dashboard/"))
+        mugs = {p["sku"]: p["revenue"] for p in data["top_products"]}.get("MUG")
+        return sum(data["sales"]["channels"]["web"]), mugs
+
+    assert dashboard_web_and_mugs(free) == (20.0, 20.0)
+    assert dashboard_web_and_mugs(only_a) == dashboard_web_and_mugs(only_b) == (10.0, 10.0)
