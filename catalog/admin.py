@@ -8,16 +8,14 @@ refresh (it runs once the transaction commits), as an import does.
 """
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, OuterRef, Subquery
-from django.http import HttpResponseRedirect
-from django.urls import reverse
 from import_export.admin import ImportExportModelAdmin
 
-from omnichannel.admin_base import HistoryAdmin, ReadOnlyAdminMixin
+from omnichannel.admin_base import AllOrNothingImportMixin, HistoryAdmin, ReadOnlyAdminMixin
 
 from .models import Category, ChannelPrice, Product, Variant
-from .resources import ChannelPriceResource, VariantResource, describe_errors
+from .resources import ChannelPriceResource, VariantResource
 from .services import product_refresh_search_later
 
 
@@ -56,7 +54,7 @@ class CategoryAdmin(admin.ModelAdmin):
             product_refresh_search_later(product_ids=obj.products.values_list("pk", flat=True))
 
 
-class CatalogSheetAdmin(HistoryAdmin, ImportExportModelAdmin):
+class CatalogSheetAdmin(AllOrNothingImportMixin, HistoryAdmin, ImportExportModelAdmin):
     """Import (upload, preview, confirm) needs the rights to add and change everything the
     sheet writes; export needs the right to view. The library's default lets any staff
     member who reaches the list import."""
@@ -68,21 +66,6 @@ class CatalogSheetAdmin(HistoryAdmin, ImportExportModelAdmin):
 
     def has_export_permission(self, request):
         return self.has_view_permission(request)
-
-    def process_result(self, result, request):
-        """The confirm step imports the file again; if the catalog changed since the preview
-        and a row no longer fits, nothing was written: say so instead of "Import finished"."""
-        if result.has_errors() or result.has_validation_errors():
-            messages.error(
-                request,
-                f"Nothing was imported, the file no longer fits the catalog: "
-                f"{describe_errors(result)}. Upload it again to see every row.",
-            )
-            info = self.get_model_info()
-            return HttpResponseRedirect(
-                reverse("admin:{}_{}_import".format(*info), current_app=self.admin_site.name)
-            )
-        return super().process_result(result, request)
 
 
 class VariantInline(admin.TabularInline):

@@ -10,9 +10,8 @@ import runs in one transaction, rolled back on any error, see `AllOrNothingResou
 real import the touched products' search text is refreshed, once the transaction commits.
 """
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.exceptions import ValidationError
 from import_export import fields
-from import_export.results import Result
 from import_export.widgets import (
     BooleanWidget,
     CharWidget,
@@ -153,19 +152,6 @@ class ProductByCodeWidget(ForeignKeyWidget):
         return value.code if value else ""
 
 
-def describe_errors(result: Result, limit: int = 5) -> str:
-    """The first few problems of an import, one line each: "row 3: barcode: ..."."""
-    lines = [f"file: {error.error}" for error in result.base_errors]
-    for number, errors in result.row_errors():
-        lines += [f"row {number}: {error.error}" for error in errors]
-    for invalid in result.invalid_rows:
-        for column, messages in invalid.error_dict.items():
-            where = "" if column == NON_FIELD_ERRORS else f"{column}: "
-            lines += [f"row {invalid.number}: {where}{message}" for message in messages]
-    more = f" (and {len(lines) - limit} more)" if len(lines) > limit else ""
-    return "; ".join(lines[:limit]) + more
-
-
 class CatalogSheet(AllOrNothingResource):
     """What both sheets share: errors named by the sheet's columns, a row id given twice in
     one file is an error (never "last row wins"), and the search refresh after a real import.
@@ -180,7 +166,6 @@ class CatalogSheet(AllOrNothingResource):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.touched_products: set[int] = set()
-        self._rows_by_id: dict[tuple[str, ...], int] = {}
 
     def product_id_of(self, instance) -> int:
         raise NotImplementedError
@@ -191,16 +176,6 @@ class CatalogSheet(AllOrNothingResource):
             if key in (field.attribute, field.column_name):
                 return field.column_name
         return key
-
-    def before_import_row(self, row, **kwargs):
-        columns = [self.fields[name].column_name for name in self.get_import_id_fields()]
-        key = tuple(str(row.get(column) or "").strip() for column in columns)
-        if not all(key):
-            return  # the missing id is reported on its own column
-        first = self._rows_by_id.setdefault(key, kwargs["row_number"])
-        if first != kwargs["row_number"]:
-            shown = ", ".join(f"{c} {v}" for c, v in zip(columns, key, strict=True))
-            raise ValidationError({columns[0]: f"{shown} is already on row {first} of this file."})
 
     def validation_exclude(self, instance) -> set[str]:
         """Model fields not to check yet (e.g. a foreign key to a row still to be saved)."""

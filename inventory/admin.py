@@ -14,6 +14,7 @@ from import_export.admin import ImportExportMixin
 
 from catalog.models import Variant
 from omnichannel.admin_base import (
+    AllOrNothingImportMixin,
     AllowedLocationFilter,
     ReadOnlyAdminMixin,
     StoreLimitedAdminMixin,
@@ -89,7 +90,11 @@ class AdjustmentForm(forms.Form):
 
 @admin.register(StockLevel)
 class StockLevelAdmin(
-    StoreLimitedAdminMixin, ReadOnlyAdminMixin, ImportExportMixin, admin.ModelAdmin
+    StoreLimitedAdminMixin,
+    ReadOnlyAdminMixin,
+    AllOrNothingImportMixin,
+    ImportExportMixin,
+    admin.ModelAdmin,
 ):
     """Import a cycle count as CSV (`sku,location,counted`); export gives the count sheet.
     A store-limited staff member sees, exports, adjusts and counts their stores only."""

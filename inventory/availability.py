@@ -190,6 +190,10 @@ def availability_recompute(*, variant_ids: Iterable[int]) -> list[ChannelAvailab
         (channel_id, variant_id): (available, locations)
         for channel_id, variant_id, available, locations in _PUBLISHED.rows(ids)
     }
+    for channel_id, _ in current:
+        # A channel that published these variants and has lost its last feed sells nothing
+        # of them now: it is recomputed too (to 0), not left showing the old figures.
+        feeds_by_channel.setdefault(channel_id, [])
     now = timezone.now()
     changed = []
     for channel_id, channel_feeds in feeds_by_channel.items():

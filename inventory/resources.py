@@ -1,7 +1,10 @@
 """CSV of a cycle count (`sku,location,counted`): exported as a count sheet, imported with
 django-import-export's preview. Each row is applied by `inventory.services.stock_count`, so
 the ledger records every difference; a file with any bad row writes nothing, a row at a
-location outside the importing staff member's store limit included."""
+location outside the importing staff member's store limit included; so does a file counting
+one SKU at one location twice (`AllOrNothingResource`), or a count that is not a whole number."""
+
+from decimal import Decimal, InvalidOperation
 
 from import_export import fields
 from import_export.widgets import ForeignKeyWidget, IntegerWidget
@@ -17,6 +20,12 @@ from .models import StockLevel
 
 class CountedWidget(IntegerWidget):
     def clean(self, value, row=None, **kwargs):
+        try:  # the library's IntegerWidget cuts 2.9 down to 2 without a word
+            whole = value is None or str(value).strip() == "" or Decimal(str(value)) % 1 == 0
+        except (InvalidOperation, ValueError):
+            whole = True  # not a number: the library's own message says so
+        if not whole:
+            raise ValueError(f"counted must be a whole number of units, not {value}.")
         counted = super().clean(value, row=row, **kwargs)
         if counted is None:
             raise ValueError("counted is required.")

@@ -3,11 +3,33 @@
 store limit applied to pages of rows kept at a location; and the change history page of rows
 staff do edit."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from simple_history.admin import SimpleHistoryAdmin
 
+from .resources import describe_errors
 from .selectors import store_limit, within_limit
+
+
+class AllOrNothingImportMixin:
+    """For an admin importing a sheet (django-import-export): the confirm step imports the
+    file again; if the data or the staff member's rights changed since the preview and a row
+    no longer fits, nothing was written, and the page says so instead of "Import finished"."""
+
+    def process_result(self, result, request):
+        if result.has_errors() or result.has_validation_errors():
+            messages.error(
+                request,
+                f"Nothing was imported, the file no longer fits: {describe_errors(result)}. "
+                "Upload it again to see every row.",
+            )
+            info = self.get_model_info()
+            return HttpResponseRedirect(
+                reverse("admin:{}_{}_import".format(*info), current_app=self.admin_site.name)
+            )
+        return super().process_result(result, request)
 
 
 class ReadOnlyAdminMixin:

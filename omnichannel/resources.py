@@ -1,13 +1,45 @@
-"""The base for every CSV sheet of the back office: a file is imported whole or not at all."""
+"""The base for every CSV sheet of the back office: a file is imported whole or not at all,
+and a row id given twice in one file is an error, never "last row wins"."""
 
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from import_export import resources
+from import_export.results import Result
 
 
 class AllOrNothingResource(resources.ModelResource):
     """django-import-export keeps the valid rows of a file with invalid ones unless told
-    otherwise; a merchandiser's file is one change, so any bad row rolls back the whole file."""
+    otherwise; a merchandiser's file is one change, so any bad row rolls back the whole file.
+    Two rows with the same id (`import_id_fields`) are two answers to one question: the
+    second is an error naming the first."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._rows_by_id: dict[tuple[str, ...], int] = {}
 
     def import_data(self, dataset, dry_run=False, raise_errors=False, **kwargs):
         kwargs.setdefault("rollback_on_validation_errors", True)
         kwargs.setdefault("use_transactions", True)
         return super().import_data(dataset, dry_run=dry_run, raise_errors=raise_errors, **kwargs)
+
+    def before_import_row(self, row, **kwargs):
+        columns = [self.fields[name].column_name for name in self.get_import_id_fields()]
+        key = tuple(str(row.get(column) or "").strip() for column in columns)
+        if not all(key):
+            return  # the missing id is reported on its own column
+        first = self._rows_by_id.setdefault(key, kwargs["row_number"])
+        if first != kwargs["row_number"]:
+            shown = ", ".join(f"{c} {v}" for c, v in zip(columns, key, strict=True))
+            raise ValidationError({columns[0]: f"{shown} is already on row {first} of this file."})
+
+
+def describe_errors(result: Result, limit: int = 5) -> str:
+    """The first few problems of an import, one line each: "row 3: barcode: ..."."""
+    lines = [f"file: {error.error}" for error in result.base_errors]
+    for number, errors in result.row_errors():
+        lines += [f"row {number}: {error.error}" for error in errors]
+    for invalid in result.invalid_rows:
+        for column, messages in invalid.error_dict.items():
+            where = "" if column == NON_FIELD_ERRORS else f"{column}: "
+            lines += [f"row {invalid.number}: {where}{message}" for message in messages]
+    more = f" (and {len(lines) - limit} more)" if len(lines) > limit else ""
+    return "; ".join(lines[:limit]) + more

@@ -197,6 +197,26 @@ def test_changing_safety_stock_republishes_availability(
     assert [loc["location"] for loc in published(web, variant).locations] == ["wh"]
 
 
+def test_a_channel_that_loses_its_last_feed_publishes_nothing_of_its_old_stock(
+    web, pos, network, django_capture_on_commit_callbacks
+):
+    """The POS channel's only feed is lyon; once that goes, the channel has no location at
+    all. Its published rows used to keep the old figures for good (only channels with a
+    feed were recomputed): a marketplace cut off from its warehouse kept selling it."""
+    _, store = network
+    variant = VariantFactory()
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 6)], reference="d")
+    sync_channel_availability()
+    assert published(pos, variant).available == 6
+    with django_capture_on_commit_callbacks(execute=True):
+        pos.feeds.get().delete()
+    row = published(pos, variant)
+    assert (row.available, row.locations) == (0, [])
+    assert published(web, variant).available == 4  # the web shop still has lyon
+    availability_rebuild()  # again, as the sweeper might: nothing more changes
+    assert published(pos, variant).available == 0
+
+
 @pytest.mark.parametrize("window", [0, 50, 499])
 def test_a_sync_window_within_the_contracts_second_passes_the_checks(settings, window):
     from inventory.checks import availability_sync_window

@@ -192,3 +192,52 @@ def test_cycle_count_csv_with_a_bad_row_shows_errors_and_writes_nothing(
 def test_only_staff_who_may_adjust_can_import_counts(client, stock):
     client.force_login(make_staff("viewer", "inventory.view_stocklevel"))
     assert client.get("/admin/inventory/stocklevel/import/").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        # The same shelf counted twice in one file: two answers to one question (the last
+        # row used to win, after both were written to the ledger).
+        (["FINE,{store},45", "FINE,{store},5"], "is already on row 1 of this file"),
+        # 2.9 units: the library's integer widget cut it to 2 without a word.
+        (["FINE,{store},2.9"], "whole number"),
+    ],
+)
+def test_a_count_file_that_does_not_say_one_whole_count_per_shelf_writes_nothing(
+    client, merchandiser, stock, store, rows, message
+):
+    before = StockMovement.objects.count()
+    csv = "sku,location,counted\n" + "\n".join(rows).format(store=store.code) + "\n"
+    preview = client.post(
+        "/admin/inventory/stocklevel/import/",
+        {"import_file": _count_file(csv), "format": _format_choice(client)},
+    )
+    assert preview.status_code == 200
+    assert preview.context.get("confirm_form") is None
+    assert message in preview.content.decode()
+    assert StockMovement.objects.count() == before
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == 50
+
+
+def test_a_count_confirmed_after_it_stopped_fitting_says_nothing_was_imported(
+    client, merchandiser, stock, store
+):
+    """Between the preview and the confirm the merchandiser's account was limited to another
+    store: the confirm writes nothing, and the page says so instead of "Import finished"."""
+    from omnichannel.models import StaffStoreLimit
+
+    preview = client.post(
+        "/admin/inventory/stocklevel/import/",
+        {
+            "import_file": _count_file(f"sku,location,counted\nFINE,{store.code},45\n"),
+            "format": _format_choice(client),
+        },
+    )
+    confirm = preview.context["confirm_form"].initial
+    StaffStoreLimit.objects.create(user=merchandiser).locations.set([LocationFactory(code="x")])
+    done = client.post("/admin/inventory/stocklevel/process_import/", confirm, follow=True)
+    shown = [(m.level_tag, str(m)) for m in done.context["messages"]]  # on the import page
+    assert [tag for tag, _ in shown] == ["error"], shown
+    assert "Nothing was imported" in shown[0][1] and "may not count stock" in shown[0][1]
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == 50
