@@ -56,12 +56,23 @@ class StrictBooleanWidget(BooleanWidget):
             return bool(value)
         text = "" if value is None else str(value).strip().lower()
         if not text:
-            return None  # the field's default applies
+            return None  # a new row takes the field's default, a row that exists keeps its own
         if text in self.TRUE:
             return True
         if text in self.FALSE:
             return False
         raise ValueError(f"Use 1 or 0 (true/false, yes/no), not '{value}'.")
+
+
+class FlagField(fields.Field):
+    """A yes/no column. An empty cell on a new row takes the field's default; on a row that
+    exists it keeps what the row has (an empty `published` cell re-published a hidden price,
+    an empty `is_active` one brought a discontinued variant back)."""
+
+    def save(self, instance, row, is_m2m=False, **kwargs):
+        if instance.pk is not None and self.widget.clean(row.get(self.column_name)) is None:
+            return
+        super().save(instance, row, is_m2m=is_m2m, **kwargs)
 
 
 class AmountWidget(DecimalWidget):
@@ -215,7 +226,7 @@ class VariantResource(CatalogSheet):
     attributes = fields.Field(
         attribute="attributes", column_name="attributes", widget=AttributesWidget()
     )
-    is_active = fields.Field(
+    is_active = FlagField(
         attribute="is_active", column_name="is_active", widget=StrictBooleanWidget(), default=True
     )
     product_code = fields.Field(
@@ -302,7 +313,7 @@ class ChannelPriceResource(CatalogSheet):
         widget=LookupWidget(Channel, "code", "channel"),
     )
     amount = fields.Field(attribute="amount", column_name="amount", widget=AmountWidget())
-    published = fields.Field(
+    published = FlagField(
         attribute="published",
         column_name="published",
         widget=StrictBooleanWidget(),

@@ -292,3 +292,33 @@ def test_a_category_cannot_be_moved_under_its_own_subcategory(catalog, merchandi
     assert "cannot sit under itself" in response.content.decode()
     catalog.refresh_from_db()
     assert catalog.parent_id is None
+
+
+def test_an_empty_flag_cell_keeps_an_existing_rows_flag_and_gives_a_new_row_the_default(web):
+    """A hidden price and a discontinued variant stay so when their flag cell is left empty
+    (they were re-published and brought back); a new price with an empty cell is published,
+    and a cell that says so still changes the flag."""
+    hidden = ChannelPriceFactory(
+        variant=VariantFactory(sku="RECALLED"),
+        channel=web,
+        amount=Decimal("10.00"),
+        published=False,
+    )
+    VariantFactory(sku="NEW-PRICE")
+    sheet = tablib.Dataset().load(
+        "sku,channel,amount,published\nRECALLED,web,12.00,\nNEW-PRICE,web,5.00,\n", format="csv"
+    )
+    result = ChannelPriceResource().import_data(sheet, dry_run=False)
+    assert not result.has_errors() and not result.has_validation_errors()
+    hidden.refresh_from_db()
+    assert (hidden.amount, hidden.published) == (Decimal("12.00"), False)
+    assert ChannelPrice.objects.get(variant__sku="NEW-PRICE").published is True
+
+    gone = VariantFactory(sku="OLD-1", is_active=False)
+    header = "sku,barcode,name,attributes,is_active,product_code,product_name\n"
+    for flag, expected in (("", False), ("1", True)):
+        cells = ["OLD-1", gone.barcode, gone.name, "{}", flag, gone.product.code, gone.product.name]
+        sheet = tablib.Dataset().load(header + ",".join(cells) + "\n", format="csv")
+        result = VariantResource().import_data(sheet, dry_run=False)
+        assert not result.has_errors() and not result.has_validation_errors()
+        assert Variant.objects.get(sku="OLD-1").is_active is expected, flag
