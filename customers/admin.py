@@ -1,4 +1,6 @@
+from django import forms
 from django.contrib import admin, messages
+from django.utils import timezone
 
 from omnichannel.admin_base import HistoryAdmin, ReadOnlyInline
 from omnichannel.selectors import store_limit
@@ -8,6 +10,7 @@ from orders.selectors import orders_within_limit
 from . import privacy
 from .models import Member, MemberChannel, MemberEvent, PointsEntry
 from .selectors import order_number_seen, with_order_visibility
+from .services import InvalidContact, normalize_email, normalize_phone
 
 
 class PointsInline(ReadOnlyInline):
@@ -53,10 +56,37 @@ class OrderInline(ReadOnlyInline):
         )
 
 
+class MemberForm(forms.ModelForm):
+    """Email and phone as the tills and the storefront find people: lower-cased, E.164. Typed
+    as they came ("Jo.Doe@Example.COM", "06 12 34 56 78"), the next look-up missed them and
+    made the same person a second member."""
+
+    class Meta:
+        model = Member
+        fields = ["email", "phone", "first_name", "last_name", "email_consent", "sms_consent"]
+
+    def _normalized(self, field: str, normalize):
+        try:
+            return normalize(self.cleaned_data.get(field))
+        except InvalidContact as exc:
+            raise forms.ValidationError(exc.extra["errors"][field][0]) from exc
+
+    def clean_email(self):
+        return self._normalized("email", normalize_email)
+
+    def clean_phone(self):
+        return self._normalized("phone", normalize_phone)
+
+
 @admin.register(Member)
 class MemberAdmin(HistoryAdmin):
     """Members, with a "History" page of profile changes (who, when, old -> new); merges,
-    exports and erasures are also listed under member events."""
+    exports and erasures are also listed under member events. A consent changed here is
+    dated now, from "admin". A member is never deleted here: erasure removes the person
+    the way the API does (history and stored answers included), for staff who may delete
+    members and are not limited to some stores."""
+
+    form = MemberForm
 
     list_display = [
         "id",
@@ -81,7 +111,34 @@ class MemberAdmin(HistoryAdmin):
         "sms_consent_source",
     ]
     inlines = [SeenInline, OrderInline, PointsInline]
-    actions = ["merge"]
+    actions = ["merge", "erase"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # Django's delete would keep their history and log; see `erase`
+
+    def save_model(self, request, obj, form, change):
+        now = timezone.now()
+        for kind in ("email", "sms"):
+            if f"{kind}_consent" in form.changed_data:
+                setattr(obj, f"{kind}_consent_at", now)
+                setattr(obj, f"{kind}_consent_source", "admin")
+        super().save_model(request, obj, form, change)
+
+    def has_erase_permission(self, request) -> bool:
+        return (
+            request.user.has_perm("customers.delete_member")
+            and store_limit(user=request.user) is None
+        )
+
+    @admin.action(
+        description="Erase the selected members (personal data removed, orders kept)",
+        permissions=["erase"],
+    )
+    def erase(self, request, queryset):
+        member_ids = list(queryset.values_list("pk", flat=True))
+        for member_id in member_ids:
+            privacy.member_erase(member_id=member_id, staff_id=request.user.pk)
+        messages.success(request, f"{len(member_ids)} member(s) erased.")
 
     def get_search_results(self, request, queryset, search_term):
         """A phone typed any way (06 12 34 56 78) finds the E.164 number."""

@@ -182,3 +182,87 @@ def test_tier_follows_trailing_twelve_month_spend_and_multiplies_earnings(shop, 
     assert tiers_recompute() == 1
     assert Member.objects.get(pk=member_id).tier == "basic"
     assert tiers_recompute() == 0
+
+
+def test_the_member_admin_stores_contact_details_as_the_tills_find_them(client):
+    """Typed as they came, the next look-up by the lower-cased email missed the member and
+    made the same person a second one."""
+    from customers.services import Contact, member_upsert
+    from tests.test_change_history import admin_form_data
+
+    member, _ = member_upsert(contact=Contact(email="old@example.com"))
+    client.force_login(make_staff("care", "customers.view_member", "customers.change_member"))
+    url = f"/admin/customers/member/{member.pk}/change/"
+    data = admin_form_data(client.get(url))
+    data.update(email=" Jo.Doe@Example.COM ", phone="06 12 34 56 78")
+    assert client.post(url, data).status_code == 302
+    stored = Member.objects.get(pk=member.pk)
+    assert (stored.email, stored.phone) == ("jo.doe@example.com", "+33612345678")
+    again, created = member_upsert(contact=Contact(email="jo.doe@example.com"))
+    assert (again.pk, created) == (member.pk, False)
+    data.update(email="not an email", phone="12")
+    refused = client.post(url, data)
+    assert refused.status_code == 200
+    assert set(refused.context["adminform"].form.errors) == {"email", "phone"}
+
+
+def test_a_consent_withdrawn_in_the_admin_is_dated_so_a_merge_keeps_it_withdrawn(client):
+    """The newer decision wins a merge: a withdrawal kept the old grant's date, so merging
+    with a duplicate that had consented since switched the emails back on."""
+    from datetime import timedelta
+
+    from customers.privacy import member_merge
+    from customers.services import Contact, member_upsert
+    from tests.test_change_history import admin_form_data
+
+    duplicate, _ = member_upsert(
+        contact=Contact(phone="+33611111111", email_consent=True), source="pos"
+    )
+    Member.objects.filter(pk=duplicate.pk).update(
+        email_consent_at=timezone.now() - timedelta(days=10)
+    )
+    member, _ = member_upsert(
+        contact=Contact(email="jo@example.com", email_consent=True), source="web"
+    )
+    Member.objects.filter(pk=member.pk).update(email_consent_at=timezone.now() - timedelta(days=30))
+    client.force_login(make_staff("care", "customers.view_member", "customers.change_member"))
+    url = f"/admin/customers/member/{member.pk}/change/"
+    data = admin_form_data(client.get(url))
+    data.pop("email_consent")  # unticked
+    assert client.post(url, data).status_code == 302
+    withdrawn = Member.objects.get(pk=member.pk)
+    assert withdrawn.email_consent is False and withdrawn.email_consent_source == "admin"
+    assert withdrawn.email_consent_at > timezone.now() - timedelta(minutes=1)
+    assert member_merge(survivor_id=member.pk, other_id=duplicate.pk).email_consent is False
+
+
+def test_the_member_admin_erases_instead_of_deleting_and_only_for_the_whole_business(client):
+    """Django's delete kept the person's history and log (the history page still showed
+    their email) and was open to store-limited staff, whom the API refuses erasure."""
+    from customers.services import Contact, member_upsert
+    from omnichannel.models import StaffStoreLimit
+    from tests.factories import LocationFactory
+
+    member, _ = member_upsert(contact=Contact(email="gone@example.com", phone="+33699999999"))
+    perms = ("customers.view_member", "customers.change_member", "customers.delete_member")
+    limited = make_staff("store-a", *perms)
+    StaffStoreLimit.objects.create(user=limited).locations.set([LocationFactory(code="a")])
+    client.force_login(limited)
+    assert client.get(f"/admin/customers/member/{member.pk}/delete/").status_code == 403
+    listing = client.get("/admin/customers/member/")
+    actions = [value for value, _ in listing.context["action_form"].fields["action"].choices]
+    assert "erase" not in actions and "delete_selected" not in actions
+    refused = client.post(
+        "/admin/customers/member/", {"action": "erase", "_selected_action": [member.pk]}
+    )
+    assert refused.status_code in (200, 302)  # no such action for them: the list again
+    assert Member.objects.filter(pk=member.pk).exists()
+
+    client.force_login(make_staff("privacy-officer", *perms))
+    done = client.post(
+        "/admin/customers/member/", {"action": "erase", "_selected_action": [member.pk]}
+    )
+    assert done.status_code == 302
+    assert not Member.objects.filter(pk=member.pk).exists()
+    assert MemberEvent.objects.filter(kind="erased", member_id_ref=member.pk).exists()
+    assert_no_trace_anywhere("gone@example.com", "+33699999999")
