@@ -79,6 +79,16 @@ def _score(column: str, *, order: str = "") -> str:
     return f"1 + CAST({fifths} AS INTEGER)"  # SQLite truncates, which is floor here
 
 
+def _replace_alone(model) -> None:
+    """A stage replaces every row of its table: two runs at once (a redelivered task beside
+    `run_nightly`) take turns at it. Without this the second one's delete missed the rows
+    the first had just written, and its insert failed on their keys. Readers are not held
+    up (SHARE ROW EXCLUSIVE stops writers only); SQLite writes one at a time anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {model._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+
+
 def rfm_stage(*, as_of: date) -> int:
     """RFM per member with quintile scores and a segment, in one INSERT ... SELECT."""
     recency = _days_between("%(as_of)s", "p.last_day")
@@ -120,6 +130,7 @@ def rfm_stage(*, as_of: date) -> int:
           FROM scored s JOIN first_channel f ON f.member_id = s.member_id
     """
     with transaction.atomic():
+        _replace_alone(MemberScore)
         MemberScore.objects.all().delete()
         with connection.cursor() as cursor:
             cursor.execute(sql, _params(as_of))
@@ -154,6 +165,7 @@ def cohort_stage(*, as_of: date) -> int:
          GROUP BY a.cohort, a.channel, a.months_since, s.members
     """
     with transaction.atomic():
+        _replace_alone(CohortRetention)
         CohortRetention.objects.all().delete()
         with connection.cursor() as cursor:
             cursor.execute(sql, _params(as_of))

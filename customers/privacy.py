@@ -29,6 +29,10 @@ def member_merge(*, survivor_id: int, other_id: int, staff_id: int | None = None
 
     if survivor_id == other_id:
         raise CannotMergeWithItself()
+    # The orders that move, then the members: an order's row before its member's, as every
+    # order service takes them (customers.services.member_lock). Members first waited on a
+    # handover holding the order while it waited on the member.
+    list(Order.objects.select_for_update().filter(member_id=other_id).order_by("pk").values("pk"))
     locked = {
         m.pk: m
         for m in Member.objects.select_for_update()

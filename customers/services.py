@@ -190,6 +190,22 @@ def _locked(member_id: int) -> Member:
     return Member.objects.select_for_update().get(pk=member_id)
 
 
+def member_lock(*, member_id: int) -> Member:
+    """Lock a member's row for the caller's transaction; 400 `unknown_member` when they are
+    gone (merged into another or erased since the caller found them).
+
+    The lock order every write keeps: an order's row, then its member's, then stock. An
+    order service that will touch the member's points takes the member here, before any
+    stock row; taking it after (as points are posted last) let a sale holding stock and a
+    handover holding the member wait on each other until PostgreSQL killed one."""
+    member = Member.objects.select_for_update().filter(pk=member_id).first()
+    if member is None:
+        raise UnknownMember(
+            "The member is no longer there (merged into another, or erased).", member=member_id
+        )
+    return member
+
+
 def points_value(points: int) -> Decimal:
     return (Decimal(points) * Decimal(settings.POINT_VALUE)).quantize(Decimal("0.01"))
 

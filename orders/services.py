@@ -21,6 +21,7 @@ from rest_framework import status
 from catalog.selectors import selling_prices, variant_ids_by_sku
 from customers.models import Member
 from customers.services import (
+    member_lock,
     member_seen,
     points_earn,
     points_redeem,
@@ -245,6 +246,9 @@ def order_place(
         if not pickup_location.pickup:
             raise InvalidPickupLocation(location=pickup_location.code)
 
+    if member is not None:  # before any stock row (customers.services.member_lock)
+        member = member_lock(member_id=member.pk)
+
     # The number is the id's: the id is taken first, so the row is written once, number
     # included. Written without it and updated after, every order was a second row version
     # and a second entry in each of the table's indexes (the number is in one, so the update
@@ -402,6 +406,8 @@ def order_transition(*, order_id: int, action: str, actor: Actor = SYSTEM) -> Or
             status=order.status,
             action=action,
         )
+    if order.member_id is not None and target != Status.READY_FOR_PICKUP:
+        member_lock(member_id=order.member_id)  # points move below: before stock
     if target in (Status.CANCELLED, Status.EXPIRED):
         stock_release(lines=_allocated_lines(order), reference=order.reference, actor=actor)
         points_restore(order=order)  # the points paid on it come back
@@ -454,6 +460,8 @@ def order_return(
     order = Order.objects.select_for_update().get(pk=order_id)
     if order.status not in HANDED_OVER:
         raise NotReturnable(status=order.status)
+    if order.member_id is not None:
+        member_lock(member_id=order.member_id)  # points move below: before stock
     order_lines = {line.sku: line for line in order.lines.all()}
     returned = {
         row["line_id"]: (row["quantity"], row["refund"])

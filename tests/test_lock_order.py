@@ -1,0 +1,226 @@
+"""One lock order for every write that touches a member: an order's row, then its member's,
+then stock. Each test forces the interleaving that deadlocked before (PostgreSQL killed one
+side: a 503 or a failed merge), by holding a stock row until the other sides are queued on
+their locks, and checks both sides succeed with the ledger intact. Also the nightly run
+beside itself, and a sale for a member merged away meanwhile."""
+
+import threading
+import time
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.db import connection, connections, transaction
+
+from analytics.jobs import nightly_run
+from analytics.models import MemberScore
+from customers.models import Member
+from customers.privacy import member_merge
+from inventory.models import StockLevel
+from inventory.services import StockLine, stock_receive
+from orders.services import LineRequest, order_place, order_transition
+from tests.concurrency import require_postgres
+from tests.conftest import as_client
+from tests.factories import ChannelPriceFactory, VariantFactory, make_api_client
+from tests.inventory_helpers import assert_ledger_matches_levels
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
+
+
+@pytest.fixture
+def tee(web, pos, store):
+    require_postgres()
+    variant = VariantFactory(sku="TEE")
+    for channel in (web, pos):
+        ChannelPriceFactory(variant=variant, channel=channel, amount=Decimal("20.00"))
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 50)], reference="delivery")
+    return variant
+
+
+def waiting_on_locks() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def until_waiting(count: int) -> None:
+    deadline = time.monotonic() + 10
+    while waiting_on_locks() < count:
+        assert time.monotonic() < deadline, f"fewer than {count} sessions queued on a lock"
+        time.sleep(0.02)
+
+
+class Held:
+    """Holds rows locked (FOR UPDATE) in a thread of its own until released."""
+
+    def __init__(self, queryset):
+        self.locked, self.release = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._hold, args=(queryset,))
+        self.thread.start()
+        assert self.locked.wait(10)
+
+    def _hold(self, queryset):
+        try:
+            with transaction.atomic():
+                list(queryset.select_for_update())
+                self.locked.set()
+                self.release.wait(20)
+        finally:
+            connections.close_all()
+
+    def let_go(self):
+        self.release.set()
+        self.thread.join(20)
+
+
+def in_thread(results: dict, name: str, work) -> threading.Thread:
+    def run():
+        try:
+            results[name] = ("ok", work())
+        except Exception as exc:  # the test reports what happened
+            results[name] = ("error", f"{type(exc).__name__}: {exc}".splitlines()[0])
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_an_order_finding_its_member_by_email_beside_a_handover_for_that_member(
+    web, pos, store, tee
+):
+    """With an Idempotency-Key the member's look-up and the order are one transaction: it
+    held the member, then wanted stock; the handover held stock, then wanted the member."""
+    ann = Member.objects.create(email="ann@example.com")
+    pickup = order_place(
+        channel=web,
+        fulfillment="pickup",
+        pickup_location=store,
+        lines=[LineRequest("TEE", 1)],
+        member=ann,
+    )
+    _, web_token = make_api_client(web, name="storefront")
+    _, till_token = make_api_client(pos, store, name="till")
+    results: dict = {}
+
+    def handover():
+        api = as_client(till_token)
+        api.raise_request_exception = False
+        return api.post(f"/api/v1/orders/{pickup.pk}/picked-up/").status_code
+
+    def web_order():
+        api = as_client(web_token)
+        api.raise_request_exception = False
+        return api.post(
+            "/api/v1/orders/",
+            {
+                "fulfillment": "ship",
+                "member": {"email": "Ann@Example.com"},
+                "lines": [{"sku": "TEE", "quantity": 1}],
+            },
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="k-1",
+        ).status_code
+
+    shelf = Held(StockLevel.objects.filter(variant=tee, location=store))
+    threads = [in_thread(results, "handover", handover)]
+    until_waiting(1)
+    threads.append(in_thread(results, "web order", web_order))
+    until_waiting(2)
+    shelf.let_go()
+    for thread in threads:
+        thread.join(30)
+    assert results == {"handover": ("ok", 200), "web order": ("ok", 201)}
+    assert Member.objects.get(pk=ann.pk).points > 0
+    assert_ledger_matches_levels()
+
+
+def test_a_merge_beside_a_handover_of_the_merged_members_order(web, store, tee):
+    """The merge took the members, then the order rows; the handover the order, then its
+    member (for the points)."""
+    survivor = Member.objects.create(email="ann@example.com")
+    other = Member.objects.create(phone="+33612345678")
+    pickup = order_place(
+        channel=web,
+        fulfillment="pickup",
+        pickup_location=store,
+        lines=[LineRequest("TEE", 1)],
+        member=other,
+    )
+    results: dict = {}
+    shelf = Held(StockLevel.objects.filter(variant=tee, location=store))
+    threads = [
+        in_thread(
+            results,
+            "handover",
+            lambda: order_transition(order_id=pickup.pk, action="picked_up").status,
+        )
+    ]
+    until_waiting(1)
+    threads.append(
+        in_thread(
+            results, "merge", lambda: member_merge(survivor_id=survivor.pk, other_id=other.pk).pk
+        )
+    )
+    until_waiting(2)
+    shelf.let_go()
+    for thread in threads:
+        thread.join(30)
+    assert results == {"handover": ("ok", "picked_up"), "merge": ("ok", survivor.pk)}
+    pickup.refresh_from_db()
+    assert pickup.member_id == survivor.pk and pickup.points_earned > 0
+    assert Member.objects.get(pk=survivor.pk).points == pickup.points_earned
+    assert_ledger_matches_levels()
+
+
+def test_a_sale_for_a_member_merged_away_since_they_were_found_is_a_400(pos, store, tee):
+    """The till found the member; before its sale ran, staff merged them into another. It
+    was a 500 (the member's row was gone when the points were posted)."""
+    from customers.services import UnknownMember
+
+    survivor = Member.objects.create(email="ann@example.com")
+    found = Member.objects.create(phone="+33612345678")
+    member_merge(survivor_id=survivor.pk, other_id=found.pk)
+    with pytest.raises(UnknownMember) as refused:
+        order_place(
+            channel=pos,
+            fulfillment="in_store",
+            location=store,
+            member=found,
+            lines=[LineRequest("TEE", 1)],
+        )
+    assert refused.value.code == "unknown_member" and refused.value.status_code == 400
+    assert StockLevel.objects.get(variant=tee, location=store).on_hand == 50
+    assert_ledger_matches_levels()
+
+
+def test_two_nightly_runs_at_once_take_turns_and_both_succeed(pos, store, tee):
+    """A redelivered task beside `run_nightly`: the second run's delete missed the rows the
+    first had just written, and its insert failed on their keys."""
+    for n in range(6):
+        member = Member.objects.create(email=f"m{n}@example.com")
+        for _ in range(1 + n % 3):
+            order_place(
+                channel=pos,
+                fulfillment="in_store",
+                location=store,
+                member=member,
+                lines=[LineRequest("TEE", 1)],
+            )
+    nightly_run(run_date=date.today())
+    results: dict = {}
+    scores = Held(MemberScore.objects.all()[:1])  # so both runs queue on the same rows
+    threads = [
+        in_thread(results, name, lambda: nightly_run(run_date=date.today()).status)
+        for name in ("task", "command")
+    ]
+    until_waiting(2)
+    scores.let_go()
+    for thread in threads:
+        thread.join(60)
+    assert results == {"task": ("ok", "succeeded"), "command": ("ok", "succeeded")}
+    assert MemberScore.objects.count() == 6
