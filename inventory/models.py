@@ -199,7 +199,7 @@ def _new_secret() -> str:
 
 class WebhookSubscription(models.Model):
     """A subscriber (a marketplace, a storefront cache) told of a channel's availability
-    changes. Each POST is signed: `X-Signature: sha256=<hex HMAC-SHA256 of the body>`."""
+    changes. Each POST is signed: `X-Signature: <hex HMAC-SHA256 of the body>`."""
 
     channel = models.ForeignKey(
         "omnichannel.Channel", on_delete=models.CASCADE, related_name="webhooks"

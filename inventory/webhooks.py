@@ -27,7 +27,9 @@ TIMEOUT_SECONDS = 5
 
 
 def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    """The contract's signature: the HMAC-SHA256 of the body, in hex, and nothing else (a
+    `sha256=` prefix failed a subscriber comparing the digest it computed)."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def backoff(attempts: int) -> timedelta:

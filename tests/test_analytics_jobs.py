@@ -401,3 +401,9 @@ def test_refunds_count_the_goods_returned_whatever_paid_for_them(manager_api, po
         "100.00",
         1.0,
     )
+
+
+@pytest.mark.parametrize("name", ["from", "to"])
+def test_a_bad_sales_date_is_reported_under_the_name_the_caller_sent(manager_api, name):
+    body = manager_api.get("/api/v1/analytics/sales/", {name: "not-a-date"}).json()
+    assert body["code"] == "invalid" and list(body["errors"]) == [name]

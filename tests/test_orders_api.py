@@ -796,3 +796,24 @@ def test_the_order_list_pages_newest_first_by_cursor_without_counting(shop):
         seen += [order["id"] for order in page["results"]]
     assert seen == sorted(placed, reverse=True)
     assert shop["web"].get("/api/v1/orders/", {"cursor": "garbage"}).json()["code"] == "not_found"
+
+
+def test_orders_are_listed_by_member(shop):
+    """`member` is one of the contract's list filters: it was ignored, and every order came
+    back."""
+    stock(shop, "TEE", "wh", 5)
+    ann, bob = (
+        place(
+            shop["web"],
+            fulfillment="ship",
+            member={"email": email},
+            lines=[{"sku": "TEE", "quantity": 1}],
+        ).json()
+        for email in ("ann@example.com", "bob@example.com")
+    )
+    for order in (ann, bob):
+        listed = shop["web"].get("/api/v1/orders/", {"member": order["member"]}).json()
+        assert [o["id"] for o in listed["results"]] == [order["id"]]
+    assert shop["web"].get("/api/v1/orders/", {"member": 10**9}).json()["results"] == []
+    refused = shop["web"].get("/api/v1/orders/", {"member": "ann"})
+    assert refused.status_code == 400 and refused.json()["code"] == "invalid"

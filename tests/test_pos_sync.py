@@ -116,3 +116,27 @@ def test_overlapping_syncs_of_one_batch_record_each_sale_once(till):
     assert on_hand(tee, store) == 2 - 5
     assert Order.objects.filter(needs_review=True).count() == 3
     assert_ledger_matches_levels()
+
+
+def test_a_sync_takes_an_idempotency_key_as_every_creating_post_does(till):
+    """Replayed with its key: the first answer, nothing more written; the same key with
+    another batch: 422 `idempotency_key_reused`, and that batch is not synced."""
+    client, tee, store, _ = till
+
+    def keyed(*sales):
+        return client.post(
+            "/api/v1/pos/sync/",
+            {"sales": list(sales)},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="till-batch-7",
+        )
+
+    first = keyed(sale("till1-0001"))
+    assert first.status_code == 200 and first.json()["results"][0]["status"] == "accepted"
+    again = keyed(sale("till1-0001"))
+    assert (again.status_code, again.json()) == (200, first.json())
+    other = keyed(sale("till1-0002"))
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    assert list(Order.objects.values_list("client_id", flat=True)) == ["till1-0001"]
+    assert on_hand(tee, store) == 1
+    assert_ledger_matches_levels()

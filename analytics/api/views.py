@@ -40,19 +40,26 @@ class WholeBusinessAnalyticsPermission(StaffAnalyticsPermission):
 
 
 class SalesQuerySerializer(serializers.Serializer):
-    start = serializers.DateField(required=False)
-    end = serializers.DateField(required=False)
     by = serializers.ChoiceField(choices=list(selectors.GROUPS), default="channel")
 
     def validate(self, attrs):
-        end = attrs.get("end") or date.today()
+        end = attrs.get("to") or date.today()
         # 30 days back, or to the first day there is (`to=0001-01-05` was an OverflowError).
-        start = attrs.get("start") or end - timedelta(days=min(30, (end - date.min).days))
+        start = attrs.get("from") or end - timedelta(days=min(30, (end - date.min).days))
         if start > end:
             raise serializers.ValidationError({"from": ["`from` is after `to`."]})
         if (end - start).days > 3660:
             raise serializers.ValidationError({"from": ["At most ten years at a time."]})
-        return {**attrs, "start": start, "end": end}
+        return {"start": start, "end": end, "by": attrs["by"]}
+
+
+# The query's own names, `from` and `to` (Python keywords), so a bad one is reported under
+# the name the caller sent (it was `start` and `end`).
+SalesQuerySerializer._declared_fields = {
+    "from": serializers.DateField(required=False),
+    "to": serializers.DateField(required=False),
+    **SalesQuerySerializer._declared_fields,
+}
 
 
 class SalesRowSerializer(serializers.Serializer):
@@ -109,8 +116,8 @@ class SalesView(generics.GenericAPIView):
             data={
                 key: value
                 for key, value in {
-                    "start": request.query_params.get("from"),
-                    "end": request.query_params.get("to"),
+                    "from": request.query_params.get("from"),
+                    "to": request.query_params.get("to"),
                     "by": request.query_params.get("by"),
                 }.items()
                 if value

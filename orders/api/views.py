@@ -48,10 +48,11 @@ class OrderFilter(django_filters.FilterSet):
     location = django_filters.CharFilter(method="filter_location", max_length=40)
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     number = django_filters.CharFilter(max_length=40)
+    member = django_filters.NumberFilter(field_name="member_id", help_text="The member's id.")
 
     class Meta:
         model = Order
-        fields = ["channel", "status", "location", "created_after", "number"]
+        fields = ["channel", "status", "member", "location", "created_after", "number"]
 
     def filter_location(self, qs, name, value):
         """Orders served from, sold at or collected at the location."""
@@ -278,7 +279,12 @@ class PosSyncView(generics.GenericAPIView):
     queryset = Order.objects.none()
     serializer_class = PosSyncInputSerializer
 
-    @extend_schema(request=PosSyncInputSerializer, responses={200: PosSyncOutputSerializer})
+    @extend_schema(
+        request=PosSyncInputSerializer,
+        responses={200: PosSyncOutputSerializer},
+        parameters=[IDEMPOTENCY],
+    )
+    @idempotent  # as every creating POST; each sale is once per till by its client_id anyway
     def post(self, request):
         client = api_client_of(request)
         if client is None or client.location_id is None:
