@@ -26,6 +26,27 @@ MAX_DELAY_SECONDS = 3600
 TIMEOUT_SECONDS = 5
 
 
+@transaction.atomic
+def webhook_subscribe(*, channel, url: str) -> tuple[WebhookSubscription, bool]:
+    """Register `url` for the channel's availability changes; (subscription, created). The
+    same URL registered again is the same subscription (made active again if it was
+    stopped), never a second one: it would get every change twice."""
+    existing = (
+        WebhookSubscription.objects.select_for_update().filter(channel=channel, url=url).first()
+    )
+    if existing is not None:
+        if not existing.is_active:
+            existing.is_active = True
+            existing.save(update_fields=["is_active"])
+        return existing, False
+    return WebhookSubscription.objects.create(channel=channel, url=url), True
+
+
+def webhook_unsubscribe(*, subscription_id: int) -> None:
+    """No more deliveries to it; what was sent stays in the log (deliveries, attempts)."""
+    WebhookSubscription.objects.filter(pk=subscription_id).update(is_active=False)
+
+
 def sign(secret: str, body: bytes) -> str:
     """The contract's signature: the HMAC-SHA256 of the body, in hex, and nothing else (a
     `sha256=` prefix failed a subscriber comparing the digest it computed)."""

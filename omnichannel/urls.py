@@ -13,6 +13,7 @@ from inventory.api.views import (
     MovementViewSet,
     StockViewSet,
     TransferViewSet,
+    WebhookViewSet,
 )
 from orders.api.views import OrderViewSet, PosSyncView, ReturnView
 
@@ -28,6 +29,7 @@ router.register("stock/movements", MovementViewSet, basename="stock-movement")
 router.register("stock/transfers", TransferViewSet, basename="stock-transfer")
 router.register("stock", StockViewSet, basename="stock")
 router.register("availability", AvailabilityViewSet, basename="availability")
+router.register("webhooks", WebhookViewSet, basename="webhook")
 router.register("orders", OrderViewSet, basename="order")
 router.register("members", MemberViewSet, basename="member")
 

@@ -8,6 +8,7 @@ import pytest
 from django.urls import get_resolver
 
 from customers.services import Contact, member_upsert
+from inventory.models import WebhookSubscription
 from inventory.services import StockLine, stock_receive
 from inventory.transfers import TransferItem, transfer_request
 from orders.services import LineRequest, order_place
@@ -23,7 +24,13 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 
-SECRETS = ["POSONLY-SKU", "pos-backroom", "secret@pos.example", "+33699999999"]
+SECRETS = [
+    "POSONLY-SKU",
+    "pos-backroom",
+    "secret@pos.example",
+    "+33699999999",
+    "https://pos-only.example/hook",
+]
 
 
 def routes():
@@ -68,6 +75,7 @@ def foreign():
     transfer = transfer_request(
         from_location_id=backroom.pk, to_location_id=other.pk, items=[TransferItem(variant.pk, 1)]
     )
+    hook = WebhookSubscription.objects.create(channel=pos, url="https://pos-only.example/hook")
     _, token = make_api_client(web, name="storefront")
     return {
         "client": as_client(token),
@@ -90,6 +98,7 @@ def foreign():
             "member-export": {"pk": member.pk},
             "member-merge": {"pk": member.pk},
             "member-points": {"pk": member.pk},
+            "webhook-detail": {"pk": hook.pk},
         },
         # What a foreign client might try to create or change there.
         "bodies": {
@@ -119,6 +128,7 @@ def foreign():
                 "lines": [{"sku": "POSONLY-SKU", "quantity": 1}],
             },
             "member-merge": {"other": member.pk},
+            "webhook-list": {"url": "https://evil.example/hook", "channel": "pos"},
         },
         "order_number": order.number,
     }
@@ -139,6 +149,7 @@ LISTS = {
     "analytics-rfm",
     "analytics-clv",
     "analytics-retention",
+    "webhook-list",
 }
 POST_ONLY = {"stock-adjustments", "returns", "pos-sync"}
 

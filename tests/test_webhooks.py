@@ -128,3 +128,58 @@ def test_no_subscriber_no_delivery_and_inactive_ones_are_skipped(web, store):
     stock_receive(lines=[StockLine(VariantFactory().pk, store.pk, 1)], reference="d")
     sync_channel_availability()
     assert WebhookDelivery.objects.count() == 0
+
+
+def test_a_channels_integration_registers_its_webhook_through_the_api(
+    web, pos, store, django_capture_on_commit_callbacks
+):
+    """The contract's subscribers register their URL themselves: a client of the channel
+    (without a store) gets the secret that signs the deliveries, once per URL; listing shows
+    its channel's subscriptions only, without the secret; DELETE stops the deliveries. A
+    till, another channel's client and a URL that is not http(s) are refused."""
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    _, storefront_token = make_api_client(web, name="storefront")
+    _, till_token = make_api_client(pos, store, name="till")
+    storefront, till = as_client(storefront_token), as_client(till_token)
+    WebhookSubscription.objects.create(channel=pos, url="https://pos.example/hook")
+    variant = VariantFactory(sku="TEE-M")
+
+    with Subscriber([200, 200]) as subscriber:
+        made = storefront.post("/api/v1/webhooks/", {"url": subscriber.url}, format="json")
+        assert made.status_code == 201, made.json()
+        hook = made.json()
+        assert (hook["channel"], hook["url"], hook["is_active"]) == ("web", subscriber.url, True)
+        again = storefront.post("/api/v1/webhooks/", {"url": subscriber.url}, format="json")
+        assert again.status_code == 200 and again.json()["id"] == hook["id"]  # not a second one
+        listed = storefront.get("/api/v1/webhooks/").json()["results"]
+        assert [(h["id"], "secret" in h) for h in listed] == [(hook["id"], False)]
+
+        with django_capture_on_commit_callbacks(execute=True):
+            stock_receive(lines=[StockLine(variant.pk, store.pk, 3)], reference="delivery")
+        with django_capture_on_commit_callbacks(execute=True):
+            sync_channel_availability()
+        [(headers, body)] = subscriber.received
+        expected = hmac.new(hook["secret"].encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["X-Signature"], expected)
+
+        assert storefront.delete(f"/api/v1/webhooks/{hook['id']}/").status_code == 204
+        assert storefront.get("/api/v1/webhooks/").json()["results"] == []
+        with django_capture_on_commit_callbacks(execute=True):
+            stock_receive(lines=[StockLine(variant.pk, store.pk, 1)], reference="delivery")
+        with django_capture_on_commit_callbacks(execute=True):
+            sync_channel_availability()
+        assert len(subscriber.received) == 1  # nothing after the unsubscribe
+
+    for client, body, status, code in (
+        (till, {"url": "https://till.example/hook"}, 403, "location_forbidden"),
+        (storefront, {"url": "https://x.example/", "channel": "pos"}, 403, "channel_forbidden"),
+        (storefront, {"url": "ftp://x.example/"}, 400, "invalid"),
+        (storefront, {"url": "not a url"}, 400, "invalid"),
+    ):
+        refused = client.post("/api/v1/webhooks/", body, format="json")
+        assert (refused.status_code, refused.json()["code"]) == (status, code), body
+    pos_hook = WebhookSubscription.objects.get(channel=pos)
+    assert storefront.delete(f"/api/v1/webhooks/{pos_hook.pk}/").status_code == 404
+    assert WebhookSubscription.objects.get(pk=pos_hook.pk).is_active

@@ -148,3 +148,31 @@ class ReceivedLineSerializer(serializers.Serializer):
 
 class TransferReceiveSerializer(serializers.Serializer):
     lines = ReceivedLineSerializer(many=True, required=False, max_length=500)
+
+
+class WebhookInputSerializer(serializers.Serializer):
+    url = serializers.URLField(
+        max_length=500, help_text="Where availability changes go (http or https)."
+    )
+    channel = serializers.CharField(
+        max_length=40, required=False, allow_blank=True, help_text="Staff name it; a client's own."
+    )
+
+    def validate_url(self, value: str) -> str:
+        if not value.lower().startswith(("http://", "https://")):
+            raise serializers.ValidationError("Give an http or https URL.")
+        return value
+
+
+class WebhookSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    channel = serializers.CharField(source="channel.code")
+    url = serializers.URLField()
+    is_active = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class WebhookCreatedSerializer(WebhookSerializer):
+    secret = serializers.CharField(
+        help_text="The key of X-Signature (hex HMAC-SHA256 of each body): keep it to check them."
+    )

@@ -20,8 +20,8 @@ from omnichannel.selectors import (
     store_limit,
 )
 
-from .. import services, transfers
-from ..models import ChannelAvailability, StockLevel, StockMovement, Transfer
+from .. import services, transfers, webhooks
+from ..models import ChannelAvailability, StockLevel, StockMovement, Transfer, WebhookSubscription
 from ..selectors import (
     availability_for_skus,
     availability_list,
@@ -39,6 +39,9 @@ from .serializers import (
     TransferInputSerializer,
     TransferReceiveSerializer,
     TransferSerializer,
+    WebhookCreatedSerializer,
+    WebhookInputSerializer,
+    WebhookSerializer,
 )
 
 
@@ -299,3 +302,56 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         transfer = self._transfer_at(pk, action="cancel")
         transfers.transfer_cancel(transfer_id=transfer.pk, actor=actor_of(request))
         return self._answer(transfer.pk)
+
+
+class WebhookViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Subscribers to a channel's availability changes (a marketplace, a storefront cache):
+    the worker POSTs each change to the URL, signed in `X-Signature` (hex HMAC-SHA256 of the
+    body with the subscription's `secret`, given when it is registered), with retries and
+    back-off. A channel's own integration (a client without a store) registers and removes
+    its URLs; staff name the channel. DELETE stops the deliveries; their log stays."""
+
+    queryset = WebhookSubscription.objects.none()
+    serializer_class = WebhookSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        qs = WebhookSubscription.objects.filter(is_active=True).select_related("channel")
+        client = api_client_of(self.request)
+        if client is not None:
+            qs = qs.filter(channel_id=client.channel_id)
+        return qs.order_by("-id")
+
+    @extend_schema(
+        request=WebhookInputSerializer,
+        responses={200: WebhookCreatedSerializer, 201: WebhookCreatedSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, "header")],
+    )
+    @idempotent
+    def create(self, request):
+        data = WebhookInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        client = api_client_of(request)
+        if client is not None and client.location_id is not None:
+            raise LocationForbidden("A till does not subscribe: the channel's integration does.")
+        channel = channel_scope(client=client, code=data.validated_data.get("channel"))
+        if channel is None:
+            raise serializers.ValidationError({"channel": ["Name the channel."]})
+        subscription, created = webhooks.webhook_subscribe(
+            channel=channel, url=data.validated_data["url"]
+        )
+        return Response(
+            WebhookCreatedSerializer(subscription).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    def perform_destroy(self, instance):
+        client = api_client_of(self.request)
+        if client is not None and client.location_id is not None:
+            raise LocationForbidden("A till does not subscribe: the channel's integration does.")
+        webhooks.webhook_unsubscribe(subscription_id=instance.pk)
