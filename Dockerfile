@@ -14,6 +14,7 @@ COPY inventory ./inventory
 COPY orders ./orders
 COPY customers ./customers
 COPY analytics ./analytics
+COPY templates ./templates
 COPY manage.py Procfile gunicorn.conf.py ./
 RUN pip install . \
     && SECRET_KEY=build-only-not-a-secret-0123456789-abcdefghijklmnopqrstuvwxyz \

@@ -10,6 +10,7 @@ worker only delays convergence. Recomputing is a pure function of current stock,
 it twice is harmless.
 """
 
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -36,7 +37,8 @@ def outbox_record(*, variant_ids: Iterable[int]) -> None:
     if not ids:
         return
     AvailabilityOutbox.objects.bulk_create([AvailabilityOutbox(variant_id=v) for v in ids])
-    transaction.on_commit(sync_soon, robust=True)
+    if not _held:  # else `syncs_held` queues one when the command is done
+        transaction.on_commit(sync_soon, robust=True)
 
 
 SYNC_PENDING_KEY = "inventory:availability-sync-pending"
@@ -44,6 +46,7 @@ SYNC_PENDING_TTL_MS = 5000
 KICK_PAUSE_SECONDS = 5.0  # beat's sweeper interval: a skipped kick waits no longer than that
 _client = None
 _kick_paused_until = 0.0  # time.monotonic() before which commits do not try the broker
+_held = False  # set by `syncs_held` (a bulk command): commits queue no sync meanwhile
 
 
 def _redis():
@@ -74,7 +77,7 @@ def sync_soon() -> None:
     waits for beat's sweeper) and, for KICK_PAUSE_SECONDS, later commits do not even try,
     so a broker outage costs one publish timeout per process and pause, not one per sale.
     """
-    if time.monotonic() < _kick_paused_until:
+    if _held or time.monotonic() < _kick_paused_until:
         return
     client = _redis()
     try:
@@ -85,6 +88,21 @@ def sync_soon() -> None:
     except Exception:
         log.warning("availability debounce flag unavailable; sending the sync anyway")
     _send_sync()
+
+
+@contextlib.contextmanager
+def syncs_held():
+    """For a command writing many orders in one process (seed_demo): its commits queue no
+    sync each (without Redis there is no debounce flag, and the demo's thousand orders left
+    thousands of messages for the worker, ahead of beat's heartbeat); one sync is queued at
+    the end, and the outbox holds every change until then. Not for web or worker processes."""
+    global _held
+    _held = True
+    try:
+        yield
+    finally:
+        _held = False
+        sync_soon()
 
 
 def _send_sync(countdown: float | None = None) -> bool:

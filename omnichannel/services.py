@@ -25,6 +25,11 @@ class LocationNotInChannel(DomainError):
     default_detail = "That location does not feed that channel."
 
 
+class InvalidApiClient(DomainError):
+    code = "invalid"
+    default_detail = "The API client's details are not valid."
+
+
 @transaction.atomic
 def api_client_create(
     *, name: str, channel_code: str, location_code: str | None = None, key: str | None = None
@@ -33,9 +38,16 @@ def api_client_create(
 
     `key` lets demo data use a deterministic token; real clients get a random one.
     """
+    name = (name or "").strip()
+    longest = ApiClient._meta.get_field("name").max_length
+    if not name or len(name) > longest:
+        raise InvalidApiClient(f"Name the client in 1 to {longest} characters.", field="name")
     channel = Channel.objects.filter(code=channel_code).first()
     if channel is None:
         raise UnknownChannel(channel=channel_code)
+    if channel.kind == Channel.Kind.POS and not location_code:
+        # A till sells and counts at its store: without one every sale was refused.
+        raise InvalidApiClient("A POS client is a till: give its store (`location`).")
     location = None
     if location_code:
         location = Location.objects.filter(code=location_code).first()

@@ -120,6 +120,10 @@ else:
         "data_folder_out": str(_broker_dir),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # kombu polls the folder once a second by default; with prefetch 1 and 2 processes
+        # that is 2 tasks a second, slower than beat queues work, so the heartbeat waited
+        # behind a backlog and /healthz said the worker was missing while it ran.
+        "polling_interval": 0.1,
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -141,7 +145,9 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # per sale, for at most this much extra lag. A lone sale still syncs at once. 0: no wait.
 AVAILABILITY_SYNC_WINDOW_MS = env.int("AVAILABILITY_SYNC_WINDOW_MS", default=50)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_TIMEZONE = "UTC"
+# Beat's crontab hours are the business's (TIME_ZONE): the nightly run at 03:00 local time,
+# after the day it counts (it counts days in TIME_ZONE too). UTC ran it at noon in Tokyo.
+CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")  # = TIME_ZONE, set further down
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "omnichannel.tasks.record_worker_heartbeat",

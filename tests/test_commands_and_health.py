@@ -52,6 +52,23 @@ def test_create_api_client_refuses_unknown_channel_and_foreign_location(web, sto
         )
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "x" * 121, "--channel", "web"], "1 to 120 characters"),  # was a traceback
+        (["--name", "  ", "--channel", "web"], "1 to 120 characters"),
+        # A POS client without its store: every sale it sent was refused.
+        (["--name", "Till", "--channel", "pos"], "give its store"),
+    ],
+)
+def test_create_api_client_refuses_a_client_it_cannot_make_work(web, pos, store, args, message):
+    from omnichannel.models import ApiClient
+
+    with pytest.raises(CommandError, match=message):
+        call_command("create_api_client", *args, stdout=StringIO())
+    assert not ApiClient.objects.exists()
+
+
 def test_healthz_reports_database_broker_and_worker(client):
     response = client.get("/healthz")
     assert response.status_code == 200

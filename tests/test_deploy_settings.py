@@ -68,3 +68,32 @@ def test_production_mode_is_not_debug_and_health_probes_skip_the_https_redirect(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "False True True True"
+
+
+def test_beat_keeps_the_business_clock_and_the_file_broker_polls_briskly(tmp_path):
+    """With TIME_ZONE set, beat's 03:00 is 03:00 there (it was UTC: noon in Tokyo, so the
+    night's figures counted half a day). Without Redis, the file broker polls ten times a
+    second (once a second, with prefetch 1 and two processes, let 2 tasks a second through:
+    the heartbeat queued behind a backlog and /healthz said the worker was missing)."""
+    child = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    child.update(
+        DJANGO_SETTINGS_MODULE="omnichannel.settings",
+        VAR_DIR=str(tmp_path),
+        TIME_ZONE="Asia/Tokyo",
+    )
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from django.conf import settings as s; "
+            "print(s.TIME_ZONE, s.CELERY_TIMEZONE, s.CELERY_BROKER_URL, "
+            "s.CELERY_BROKER_TRANSPORT_OPTIONS['polling_interval'])",
+        ],
+        cwd=ROOT,
+        env=child,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split() == ["Asia/Tokyo", "Asia/Tokyo", "filesystem://", "0.1"]

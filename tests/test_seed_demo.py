@@ -213,3 +213,29 @@ def test_seed_demo_refuses_production_without_force():
         call_command("seed_demo", stdout=StringIO(), stderr=StringIO())
     assert not Product.objects.exists()
     assert not get_user_model().objects.filter(username="admin").exists()
+
+
+def test_seeding_queues_one_availability_sync_not_one_per_demo_order(
+    monkeypatch, django_capture_on_commit_callbacks
+):
+    """Without Redis there is no debounce flag: each demo order's commit sent a message,
+    and the worker found thousands queued ahead of beat's heartbeat (the file broker takes
+    a few a second). The seed holds them and queues one at the end; the outbox keeps every
+    change for it, and the sync publishes them all."""
+    from inventory import availability
+    from inventory.models import AvailabilityOutbox, ChannelAvailability
+
+    monkeypatch.setattr(availability, "_redis", lambda: None)  # as with no REDIS_URL
+    sent = []
+    monkeypatch.setattr(availability, "_send_sync", lambda countdown=None: sent.append(1))
+    with django_capture_on_commit_callbacks(execute=True):
+        seed()
+    assert len(sent) == 1
+    assert AvailabilityOutbox.objects.exists()  # what that one sync will read
+    availability.availability_sync_pending(limit=100_000)
+    assert not AvailabilityOutbox.objects.exists()
+    web = Channel.objects.get(code="web")
+    row = ChannelAvailability.objects.filter(channel=web).order_by("variant_id").first()
+    assert row is not None and row.available == sum(
+        max(0, entry["available"]) for entry in row.locations
+    )

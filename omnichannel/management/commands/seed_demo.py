@@ -17,6 +17,7 @@ import orders.demo
 import orders.demo_bulk
 from analytics.jobs import nightly_run
 from analytics.models import NightlyRun
+from inventory.availability import syncs_held
 
 SEED = 20261125
 
@@ -73,6 +74,10 @@ class Command(BaseCommand):
             # not shift what the next one draws.
             return random.Random(f"{SEED}-{step}")
 
+        with syncs_held():  # one availability sync at the end, not one per demo order
+            self._seed(size=size, rng=rng)
+
+    def _seed(self, *, size: str, rng) -> None:
         started = time.monotonic()
 
         with self.step("Channels, locations, feeds, logins, API clients") as done:
