@@ -28,32 +28,78 @@ def _handed_over(limit: StoreLimit):
     return orders_within_limit(Order.objects.filter(status__in=HANDED_OVER), limit=limit)
 
 
-def _revenue(limit: StoreLimit):
-    """What an order counts for: its total; for a store-limited staff member, the part their
-    stores served, each allocated unit at what was paid for it (its line's amount less its
-    share of the discount, per unit). A parcel sent half from store A and half from B counts
-    half for each, so the stores' figures add up to the business's, instead of the whole
-    total for each. A sale or pickup at their store is all theirs."""
-    if limit is None:
-        return F("total")
+def _ratio(numerator, denominator):
+    """numerator / denominator, exact on PostgreSQL (numeric). SQLite keeps 20.00 as the
+    integer 20 and Django casts every decimal step back to NUMERIC (an integer again when
+    whole), so there 20 / 40 was 0: it divides as REAL instead."""
+    from django.db import connection
+    from django.db.models import FloatField
+    from django.db.models.functions import Cast
+
+    if connection.vendor == "sqlite":
+        return ExpressionWrapper(
+            Cast(numerator, FloatField()) / Cast(denominator, FloatField()),
+            output_field=FloatField(),
+        )
+    return ExpressionWrapper(
+        numerator / denominator, output_field=DecimalField(max_digits=30, decimal_places=12)
+    )
+
+
+def _times(a, b):
+    return ExpressionWrapper(a * b, output_field=DecimalField(max_digits=30, decimal_places=12))
+
+
+def _served(limit: StoreLimit, order: str):
+    """The part of an order (`OuterRef(order)`) that a store limit's stores served: each
+    unit allocated there at what was paid for it (its line's amount less its share of the
+    discount, per unit); unrounded, so a group of orders is rounded once, as a total is."""
     from django.db.models import OuterRef, Subquery
-    from django.db.models.functions import Round
 
     from orders.models import Allocation
 
-    paid_per_unit = (F("line__line_total") - F("line__discount")) / F("line__quantity")
+    paid_per_unit = _ratio(F("line__line_total") - F("line__discount"), F("line__quantity"))
     served = (
-        Allocation.objects.filter(line__order=OuterRef("pk"), location_id__in=limit)
+        Allocation.objects.filter(line__order=OuterRef(order), location_id__in=limit)
         .order_by()
         .values("line__order")
-        .annotate(value=Sum(paid_per_unit * F("quantity")))
+        .annotate(value=Sum(_times(paid_per_unit, F("quantity"))))
         .values("value")
     )
     return Coalesce(
-        Round(Subquery(served, output_field=DecimalField()), 2),
+        Subquery(served, output_field=DecimalField()),
         Value(Decimal("0")),
-        output_field=DecimalField(max_digits=14, decimal_places=2),
+        output_field=DecimalField(max_digits=20, decimal_places=10),
     )
+
+
+def _revenue(limit: StoreLimit):
+    """What an order counts for: its total; for a store-limited staff member, the part their
+    stores served (`_served`). A parcel sent half from store A and half from B counts half
+    for each, so the stores' figures add up to the business's (to the cent each store's
+    total is rounded to), instead of the whole total for each. A sale or pickup at their
+    store is all theirs."""
+    return F("total") if limit is None else _served(limit, "pk")
+
+
+def _summed(expression, limit: StoreLimit):
+    """Sum, rounded to the cent once per group when the parts are shares."""
+    from django.db.models.functions import Round
+
+    total = Sum(expression)
+    return total if limit is None else Round(total, 2)
+
+
+def _refunded(limit: StoreLimit):
+    """What a return counts for: the goods' worth; for a store-limited staff member, the
+    same share of it as of its order's revenue (which store's units came back is not
+    recorded), so their refunds stand beside their revenue and add up across stores."""
+    if limit is None:
+        return returned_value()
+    from django.db.models.functions import NullIf
+
+    share = _ratio(_served(limit, "order_id"), NullIf(F("order__total"), Value(Decimal("0"))))
+    return _times(returned_value(), Coalesce(share, Value(0.0)))
 
 
 def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
@@ -70,16 +116,16 @@ def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
     )
     rows = (
         orders.values(key=F(GROUPS[by]))
-        .annotate(orders=Count("id"), revenue=Sum("counted"))
+        .annotate(orders=Count("id"), revenue=_summed("counted", limit))
         .order_by("key")
     )
     totals = orders.aggregate(
         orders=Count("id"),
-        revenue=Coalesce(Sum("counted"), Value(0), output_field=DecimalField()),
+        revenue=Coalesce(_summed("counted", limit), Value(0), output_field=DecimalField()),
         pickups=Count("id", filter=Q(fulfillment="pickup")),
     )
     refunded = Return.objects.filter(order__in=orders.values("pk")).aggregate(
-        refunds=Coalesce(Sum(returned_value()), Value(0), output_field=DecimalField()),
+        refunds=Coalesce(_summed(_refunded(limit), limit), Value(0), output_field=DecimalField()),
         returns=Count("order", distinct=True),
     )
     count = totals["orders"] or 0
@@ -143,7 +189,7 @@ def daily_revenue_by_channel(
         .filter(created_at__date__gte=start, created_at__date__lte=end)
         .annotate(day=TruncDate("created_at"), counted=_revenue(limit))
         .values("day", "channel__code")
-        .annotate(revenue=Sum("counted"))
+        .annotate(revenue=_summed("counted", limit))
     )
     axis = [start + timedelta(days=n) for n in range(days)]
     index = {day: n for n, day in enumerate(axis)}
@@ -170,14 +216,14 @@ def top_products(
     if store_limit is not None:  # the units their stores served, as sales count them
         from orders.models import Allocation
 
-        paid_per_unit = (F("line__line_total") - F("line__discount")) / F("line__quantity")
+        paid_per_unit = _ratio(F("line__line_total") - F("line__discount"), F("line__quantity"))
         return [
             {**row, "revenue": round(row["revenue"], 2)}
             for row in Allocation.objects.filter(
                 line__order__in=orders.values("pk"), location_id__in=store_limit
             )
             .values(sku=F("line__sku"), name=F("line__name"))
-            .annotate(revenue=Sum(paid_per_unit * F("quantity")), units=Sum("quantity"))
+            .annotate(revenue=Sum(_times(paid_per_unit, F("quantity"))), units=Sum("quantity"))
             .order_by("-revenue", "sku")[:limit]
         ]
     return list(

@@ -156,6 +156,10 @@ def member_erase(*, member_id: int, staff_id: int | None = None) -> None:
     the books and every sales total are unchanged."""
     from orders.models import Order
 
+    # Their orders, then the member: an order's row before its member's, as every order
+    # service takes them (customers.services.member_lock); the other way deadlocked with a
+    # handover of one of their orders.
+    list(Order.objects.select_for_update().filter(member_id=member_id).order_by("pk").values("pk"))
     member = Member.objects.select_for_update().get(pk=member_id)
     traces = [value for value in (member.email, member.phone) if value]
     Order.objects.filter(member=member).update(member=None)

@@ -263,20 +263,17 @@ def points_restore(*, order) -> int:
     return entry.points if entry else 0
 
 
-def points_refund_due(*, order, goods_value: Decimal, goods_value_before: Decimal) -> int:
-    """How many of the points spent on `order` come back with goods worth `goods_value`
-    (what was paid for them), after returns worth `goods_value_before`: the points' share of
-    what has come back so far, rounded down, less what earlier returns gave back, and never
-    worth more than these goods. The return that brings everything back gives back the rest.
-    The caller holds the order's lock."""
+def points_refund_due(*, order, share: Decimal) -> int:
+    """How many of the points spent on `order` come back with a return that brings the
+    goods returned so far to `share` of the order (0 to 1, by what was paid for them): that
+    share of the points spent, rounded down, less what earlier returns gave back; the return
+    that brings everything back gives back the rest. The caller holds the order's lock."""
     spent = -_order_points(order, PointsEntry.Kind.REDEEMED)
-    if spent <= 0 or not order.total:
+    if spent <= 0:
         return 0
     back_before = _order_points(order, PointsEntry.Kind.REFUNDED, on_returns=True)
-    share = min(Decimal(1), (goods_value_before + goods_value) / order.total)
-    due = int((spent * share).to_integral_value(rounding=ROUND_DOWN)) - back_before
-    worth_at_most = int((goods_value / Decimal(settings.POINT_VALUE)).to_integral_value(ROUND_DOWN))
-    return max(0, min(due, worth_at_most))
+    due = spent if share >= 1 else int((spent * share).to_integral_value(rounding=ROUND_DOWN))
+    return max(0, due - back_before)
 
 
 @transaction.atomic

@@ -8,15 +8,21 @@ or a worker restart only delays it. One attempt is one call of `webhook_attempt`
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
+
+from omnichannel.errors import DomainError
 
 from .models import ChannelAvailability, WebhookAttempt, WebhookDelivery, WebhookSubscription
 
@@ -26,25 +32,60 @@ MAX_DELAY_SECONDS = 3600
 TIMEOUT_SECONDS = 5
 
 
+class WebhookUrlRefused(DomainError):
+    code = "invalid"
+    default_detail = "That URL cannot receive webhooks."
+
+
+def _refuse_internal(url: str) -> None:
+    """The worker POSTs to what a client registers: not to this machine or its private
+    network (the database, Redis, a cloud's metadata address), unless the settings allow it
+    (WEBHOOK_ALLOW_PRIVATE_URLS, for a subscriber on the same network). A name that does not
+    resolve now is let through: its deliveries fail and are retried like any other."""
+    if settings.WEBHOOK_ALLOW_PRIVATE_URLS:
+        return
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global or ip.is_multicast:
+            raise WebhookUrlRefused(
+                f"{host} is a private or local address: webhooks go to public ones.",
+                errors={"url": ["Give a public http or https URL."]},
+            )
+
+
 @transaction.atomic
 def webhook_subscribe(*, channel, url: str) -> tuple[WebhookSubscription, bool]:
     """Register `url` for the channel's availability changes; (subscription, created). The
-    same URL registered again is the same subscription (made active again if it was
-    stopped), never a second one: it would get every change twice."""
+    same URL registered again while active is the same subscription, never a second one (it
+    would get every change twice), and its secret is not handed out again. A URL registered
+    before and removed since starts over, with a new secret."""
+    _refuse_internal(url)
     existing = (
         WebhookSubscription.objects.select_for_update().filter(channel=channel, url=url).first()
     )
-    if existing is not None:
-        if not existing.is_active:
-            existing.is_active = True
-            existing.save(update_fields=["is_active"])
+    if existing is not None and existing.is_active:
         return existing, False
+    if existing is not None:
+        existing.is_active = True
+        existing.secret = WebhookSubscription._meta.get_field("secret").get_default()
+        existing.save(update_fields=["is_active", "secret"])
+        return existing, True
     return WebhookSubscription.objects.create(channel=channel, url=url), True
 
 
+@transaction.atomic
 def webhook_unsubscribe(*, subscription_id: int) -> None:
-    """No more deliveries to it; what was sent stays in the log (deliveries, attempts)."""
+    """No more deliveries to it, the ones waiting for a retry included (given up); what was
+    sent stays in the log (deliveries, attempts)."""
     WebhookSubscription.objects.filter(pk=subscription_id).update(is_active=False)
+    WebhookDelivery.objects.filter(
+        subscription_id=subscription_id, status=WebhookDelivery.Status.PENDING
+    ).update(status=WebhookDelivery.Status.FAILED)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -136,6 +177,10 @@ def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
         )
         if delivery is None:
             return None
+        if not delivery.subscription.is_active:  # stopped since (admin, API): not sent
+            delivery.status = WebhookDelivery.Status.FAILED
+            delivery.save(update_fields=["status"])
+            return delivery
         body = json.dumps(delivery.payload, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",

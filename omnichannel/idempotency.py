@@ -58,6 +58,16 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
     return response
 
 
+def _bad_key(key: str) -> Response | None:
+    if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        return _error(
+            status.HTTP_400_BAD_REQUEST,
+            "invalid_idempotency_key",
+            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.",
+        )
+    return None
+
+
 def idempotent(handler):
     """Wrap a DRF view's `post` (or `create`) so it honours `Idempotency-Key`."""
 
@@ -66,12 +76,8 @@ def idempotent(handler):
         key = request.headers.get(HEADER)
         if key is None:
             return handler(view, request, *args, **kwargs)
-        if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-            return _error(
-                status.HTTP_400_BAD_REQUEST,
-                "invalid_idempotency_key",
-                f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable characters.",
-            )
+        if (bad := _bad_key(key)) is not None:
+            return bad
         scope, fingerprint = _scope(request), _fingerprint(request)
         with transaction.atomic():
             try:
@@ -106,6 +112,53 @@ def idempotent(handler):
             return response
 
     wrapper.idempotent = True  # the schema documents the header and 422 for it
+    return wrapper
+
+
+def idempotent_each(handler):
+    """`Idempotency-Key` for a batch whose items are each idempotent on their own and commit
+    one by one (a till's offline sales, by their `client_id`): the batch is not one
+    transaction, which would hold every sale's stock rows until its end, so two tills
+    syncing the same SKUs in another order waited on each other until PostgreSQL killed one
+    batch. The key's record is claimed first, in its own commit: another body under the key
+    is 422 before anything runs; the same body replays the answer once there is one (while
+    the first still runs, it runs again, and its items answer as already recorded). A 400 or
+    a server error gives the key back."""
+
+    @functools.wraps(handler)
+    def wrapper(view, request, *args, **kwargs):
+        key = request.headers.get(HEADER)
+        if key is None:
+            return handler(view, request, *args, **kwargs)
+        if (bad := _bad_key(key)) is not None:
+            return bad
+        scope, fingerprint = _scope(request), _fingerprint(request)
+        record, claimed = IdempotencyRecord.objects.get_or_create(
+            scope=scope,
+            key=key,
+            defaults={
+                "method": request.method,
+                "path": request.path[:500],
+                "fingerprint": fingerprint,
+                "status_code": 0,
+            },
+        )
+        if not claimed and (record.fingerprint != fingerprint or record.status_code):
+            return _replay(record, fingerprint)
+        try:
+            response = handler(view, request, *args, **kwargs)
+        except Exception as exc:  # a domain error: turned into its answer here
+            response = view.handle_exception(exc)
+        if response.status_code >= 500 or response.status_code == 400:
+            if claimed:
+                record.delete()
+            return response
+        record.status_code = response.status_code
+        record.response_body = response.data
+        record.save(update_fields=["status_code", "response_body"])
+        return response
+
+    wrapper.idempotent = True
     return wrapper
 
 

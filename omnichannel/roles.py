@@ -40,6 +40,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "inventory.view_stockmovement",
         "inventory.view_channelavailability",
         "inventory.view_transfer",
+        "inventory.view_webhooksubscription",
         "orders.view_order",
         "orders.view_return",
         "customers.view_member",

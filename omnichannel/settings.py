@@ -182,6 +182,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
 }
+# Webhook URLs on private, loopback or link-local addresses are refused unless this is on
+# (a subscriber on the same private network as the worker).
+WEBHOOK_ALLOW_PRIVATE_URLS = env.bool("WEBHOOK_ALLOW_PRIVATE_URLS", default=False)
 # Answers kept for Idempotency-Key replays (purged nightly by beat).
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=72)
 # Members: phone numbers without a country code are read in this region (ISO 3166 alpha-2).

@@ -488,18 +488,24 @@ def order_return(
             refunded_before=before_refund,
         )
         plan.append((line, quantity, refund))
+    # What came back so far, as a share of the order (the lines' refunds reach its total
+    # exactly when everything is back), splits the money and the points paid alike: each
+    # comes back in that share, cumulatively, so returns in parts add up to what was paid,
+    # in money and in points, whatever a point is worth.
     goods_value = sum((refund for _, _, refund in plan), ZERO)
-    points_back = points_refund_due(
-        order=order,
-        goods_value=goods_value,
-        goods_value_before=sum((refund for _, refund in returned.values()), ZERO),
+    goods_before = sum((refund for _, refund in returned.values()), ZERO)
+    share = min(Decimal(1), (goods_before + goods_value) / order.total) if order.total else 1
+    money_paid = order.total - sum(
+        (p.amount for p in order.payments.all() if p.method == "points"), ZERO
     )
+    money_before = order.returns.aggregate(total=Sum("refund"))["total"] or ZERO
+    money_back = (money_paid if share >= 1 else money(money_paid * share)) - money_before
     ret = Return.objects.create(
         order=order,
         location=location,
         restock=restock,
-        refund=goods_value - points_value(points_back),
-        points_refunded=points_back,
+        refund=max(ZERO, money_back),
+        points_refunded=points_refund_due(order=order, share=share),
         api_client_id=actor.api_client_id,
         created_by_id=actor.user_id,
     )

@@ -224,3 +224,101 @@ def test_two_nightly_runs_at_once_take_turns_and_both_succeed(pos, store, tee):
         thread.join(60)
     assert results == {"task": ("ok", "succeeded"), "command": ("ok", "succeeded")}
     assert MemberScore.objects.count() == 6
+
+
+def test_an_erasure_beside_a_handover_of_the_members_order(web, store, tee, monkeypatch):
+    """The erasure took the member, then their orders (to anonymise them); the handover
+    holds the order and takes the member next. Forced: the handover waits, holding the
+    order, until the erasure has queued."""
+    from customers.privacy import member_erase
+    from orders import services as order_services
+
+    ann = Member.objects.create(email="ann@example.com")
+    pickup = order_place(
+        channel=web,
+        fulfillment="pickup",
+        pickup_location=store,
+        lines=[LineRequest("TEE", 1)],
+        member=ann,
+    )
+    real = order_services.member_lock
+    holding_order, go_on = threading.Event(), threading.Event()
+
+    def member_lock_when_told(**kwargs):
+        holding_order.set()
+        assert go_on.wait(20)
+        return real(**kwargs)
+
+    monkeypatch.setattr(order_services, "member_lock", member_lock_when_told)
+    results: dict = {}
+    threads = [
+        in_thread(
+            results,
+            "handover",
+            lambda: order_transition(order_id=pickup.pk, action="picked_up").status,
+        )
+    ]
+    assert holding_order.wait(10)
+    threads.append(in_thread(results, "erase", lambda: member_erase(member_id=ann.pk)))
+    until_waiting(1)
+    go_on.set()
+    for thread in threads:
+        thread.join(30)
+    assert results == {"handover": ("ok", "picked_up"), "erase": ("ok", None)}
+    pickup.refresh_from_db()
+    assert pickup.member_id is None and not Member.objects.filter(pk=ann.pk).exists()
+
+
+def test_two_tills_syncing_under_idempotency_keys_sell_the_same_skus_in_other_orders(
+    pos, store, tee, monkeypatch
+):
+    """Under an Idempotency-Key a batch was one transaction, holding every sale's stock rows
+    to its end: one till selling TEE then CAP, the other CAP then TEE, waited on each other
+    and a whole batch was lost (a 503). Each sale commits on its own again."""
+    from orders import pos_sync
+
+    cap = VariantFactory(sku="CAP")
+    ChannelPriceFactory(variant=cap, channel=pos, amount=Decimal("5.00"))
+    stock_receive(lines=[StockLine(cap.pk, store.pk, 50)], reference="delivery")
+    _, first_till = make_api_client(pos, store, name="till 1")
+    _, second_till = make_api_client(pos, store, name="till 2")
+    both_sold_once = threading.Barrier(2)
+    real = pos_sync.pos_sale_sync
+    sold = threading.local()
+
+    def sale_then_meet(**kwargs):
+        outcome = real(**kwargs)
+        if not getattr(sold, "once", False):
+            sold.once = True
+            both_sold_once.wait(10)
+        return outcome
+
+    monkeypatch.setattr(pos_sync, "pos_sale_sync", sale_then_meet)
+
+    def batch(token, skus, key):
+        def run():
+            api = as_client(token)
+            api.raise_request_exception = False
+            sales = [
+                {"client_id": f"{key}-{n}", "lines": [{"sku": sku, "quantity": 1}]}
+                for n, sku in enumerate(skus)
+            ]
+            answer = api.post(
+                "/api/v1/pos/sync/", {"sales": sales}, format="json", HTTP_IDEMPOTENCY_KEY=key
+            )
+            return answer.status_code, [r["status"] for r in answer.json().get("results", [])]
+
+        return run
+
+    results: dict = {}
+    threads = [
+        in_thread(results, "till 1", batch(first_till, ["TEE", "CAP"], "b1")),
+        in_thread(results, "till 2", batch(second_till, ["CAP", "TEE"], "b2")),
+    ]
+    for thread in threads:
+        thread.join(60)
+    assert results == {
+        "till 1": ("ok", (200, ["accepted", "accepted"])),
+        "till 2": ("ok", (200, ["accepted", "accepted"])),
+    }
+    assert_ledger_matches_levels()

@@ -15,6 +15,7 @@ from customers.services import points_expire, points_redeem, points_restore
 from inventory.services import StockLine, stock_receive
 from orders.models import Order, Return
 from orders.services import orders_expire_pickups
+from tests.concurrency import require_postgres
 from tests.conftest import as_client
 from tests.factories import ChannelPriceFactory, VariantFactory, make_api_client
 
@@ -178,10 +179,12 @@ def _member_with_old_and_recent_points() -> Member:
     return member
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_the_expiry_counts_points_spent_while_it_was_running(monkeypatch):
     """A till redeems 30 points after the expiry found the member, before it locks them:
     spending takes the oldest points first, so 70 old points are left to expire."""
+    require_postgres()
     member = _member_with_old_and_recent_points()
     real = Member.objects.select_for_update
     fired = []
@@ -206,10 +209,12 @@ def test_the_expiry_counts_points_spent_while_it_was_running(monkeypatch):
     assert balance_is_its_ledger(member.pk) == 100
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_expiry_runs_at_the_same_moment_expire_once(monkeypatch):
     """A redelivered task and `run_nightly` at once: both have found the member before
     either locks them."""
+    require_postgres()
     member = _member_with_old_and_recent_points()
     real = Member.objects.select_for_update
     both_found = threading.Barrier(2)
@@ -234,3 +239,68 @@ def test_two_expiry_runs_at_the_same_moment_expire_once(monkeypatch):
         thread.join()
     assert sorted(results) == [0, 100]
     assert balance_is_its_ledger(member.pk) == 100
+
+
+@pytest.mark.parametrize("point_value", ["0.01", "0.05"])
+def test_random_orders_returned_in_random_parts_give_back_exactly_what_was_paid(
+    pos, store, settings, point_value
+):
+    """Whatever a point is worth (POINT_VALUE): over many orders with several lines, a
+    discount, part or all of it paid with points, and returns in random parts, the money
+    given back adds up to the money paid, the points to the points spent, the earnings
+    taken back to the points earned, and the balance is always its ledger. (At 0.05 a point,
+    an order paid wholly with points paid out 0.05 in money and lost a point.)"""
+    import random
+
+    from orders.services import LineRequest, PaymentRequest, order_place, order_return
+
+    settings.POINT_VALUE = point_value
+    prices = {"A": "1.01", "B": "1.02", "C": "7.33", "D": "19.99", "E": "0.37"}
+    for sku, price in prices.items():
+        variant = VariantFactory(sku=sku)
+        ChannelPriceFactory(variant=variant, channel=pos, amount=Decimal(price))
+        stock_receive(lines=[StockLine(variant.pk, store.pk, 10_000)], reference="d")
+    member = Member.objects.create(email="many@example.com")
+    PointsEntry.objects.create(member=member, kind="adjusted", points=1_000_000)
+    Member.objects.filter(pk=member.pk).update(points=1_000_000)
+    rng = random.Random(7)
+    for _ in range(25):
+        lines = [LineRequest(sku, rng.randint(1, 4)) for sku in rng.sample(sorted(prices), 3)]
+        subtotal = sum(Decimal(prices[line.sku]) * line.quantity for line in lines)
+        discount = Decimal(rng.randint(0, int(subtotal * 100) // 3)) / 100
+        most = int((subtotal - discount) / Decimal(point_value))
+        redeem = rng.choice([0, most, rng.randint(1, max(1, most))])
+        card = subtotal - discount - (redeem * Decimal(point_value)).quantize(Decimal("0.01"))
+        order = order_place(
+            channel=pos,
+            fulfillment="in_store",
+            location=store,
+            lines=lines,
+            discount=discount,
+            member=member,
+            redeem_points=redeem,
+            payments=[PaymentRequest("card", card)] if card else [],
+        )
+        left = {line.sku: line.quantity for line in lines}
+        while any(left.values()):
+            part = [
+                LineRequest(sku, rng.randint(1, count))
+                for sku, count in left.items()
+                if count and rng.random() < 0.6
+            ]
+            for line in part:
+                left[line.sku] -= line.quantity
+            if part:
+                order_return(order_id=order.pk, location=store, lines=part, restock=True)
+        returns = Return.objects.filter(order=order)
+        assert sum(r.refund for r in returns) == card, order.pk
+        assert all(r.refund >= 0 for r in returns)
+        assert sum(r.points_refunded for r in returns) == redeem
+        taken = -sum(
+            PointsEntry.objects.filter(order=order, kind="reversed").values_list(
+                "points", flat=True
+            )
+        )
+        order.refresh_from_db()
+        assert taken == order.points_earned
+        balance_is_its_ledger(member.pk)

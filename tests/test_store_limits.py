@@ -655,3 +655,15 @@ def test_a_parcel_sent_from_two_stores_counts_for_each_the_part_it_served(client
 
     assert dashboard_web_and_mugs(free) == (20.0, 20.0)
     assert dashboard_web_and_mugs(only_a) == dashboard_web_and_mugs(only_b) == (10.0, 10.0)
+
+    # One mug comes back: which store's is not recorded, so each counts half of the refund,
+    # as it counts half of the revenue (each counted all of it: 20.00 of refunds in all).
+    order_return(
+        order_id=split.pk, location=world["a"], lines=[LineRequest("MUG", 1)], restock=True
+    )
+
+    def refunds(user):
+        return Decimal(session(user).get("/api/v1/analytics/sales/").json()["totals"]["refunds"])
+
+    assert refunds(free) == Decimal("10.00")
+    assert refunds(only_a) == refunds(only_b) == Decimal("5.00")

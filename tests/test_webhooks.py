@@ -131,7 +131,7 @@ def test_no_subscriber_no_delivery_and_inactive_ones_are_skipped(web, store):
 
 
 def test_a_channels_integration_registers_its_webhook_through_the_api(
-    web, pos, store, django_capture_on_commit_callbacks
+    web, pos, store, django_capture_on_commit_callbacks, settings
 ):
     """The contract's subscribers register their URL themselves: a client of the channel
     (without a store) gets the secret that signs the deliveries, once per URL; listing shows
@@ -140,6 +140,7 @@ def test_a_channels_integration_registers_its_webhook_through_the_api(
     from tests.conftest import as_client
     from tests.factories import make_api_client
 
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True  # the test's subscriber listens on 127.0.0.1
     _, storefront_token = make_api_client(web, name="storefront")
     _, till_token = make_api_client(pos, store, name="till")
     storefront, till = as_client(storefront_token), as_client(till_token)
@@ -153,6 +154,7 @@ def test_a_channels_integration_registers_its_webhook_through_the_api(
         assert (hook["channel"], hook["url"], hook["is_active"]) == ("web", subscriber.url, True)
         again = storefront.post("/api/v1/webhooks/", {"url": subscriber.url}, format="json")
         assert again.status_code == 200 and again.json()["id"] == hook["id"]  # not a second one
+        assert "secret" not in again.json()  # given once, to whoever registered it
         listed = storefront.get("/api/v1/webhooks/").json()["results"]
         assert [(h["id"], "secret" in h) for h in listed] == [(hook["id"], False)]
 
@@ -183,3 +185,60 @@ def test_a_channels_integration_registers_its_webhook_through_the_api(
     pos_hook = WebhookSubscription.objects.get(channel=pos)
     assert storefront.delete(f"/api/v1/webhooks/{pos_hook.pk}/").status_code == 404
     assert WebhookSubscription.objects.get(pk=pos_hook.pk).is_active
+
+
+def test_webhook_urls_on_private_or_local_addresses_are_refused(web, settings):
+    """The worker POSTs to what a client registers: not to the database, Redis or a cloud's
+    metadata address on its own network."""
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    _, token = make_api_client(web, name="storefront")
+    storefront = as_client(token)
+    for url in (
+        "http://127.0.0.1:5432/",
+        "http://localhost:6379/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/admin/",
+        "http://[::1]/",
+    ):
+        refused = storefront.post("/api/v1/webhooks/", {"url": url}, format="json")
+        assert refused.status_code == 400, url
+        assert refused.json()["code"] == "invalid" and "url" in refused.json()["errors"]
+    assert not WebhookSubscription.objects.exists()
+    public = storefront.post(
+        "/api/v1/webhooks/", {"url": "https://93.184.215.14/hook"}, format="json"
+    )
+    assert public.status_code == 201
+
+
+def test_a_removed_webhook_gets_nothing_more_and_comes_back_with_a_new_secret(
+    web, store, django_capture_on_commit_callbacks, settings
+):
+    """A delivery waiting for its retry was still sent after the DELETE; registering the URL
+    again starts over with a new secret (the old one went with the removal)."""
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True
+    _, token = make_api_client(web, name="storefront")
+    storefront = as_client(token)
+    variant = VariantFactory(sku="TEE-M")
+    with Subscriber([500, 200]) as subscriber:
+        hook = storefront.post("/api/v1/webhooks/", {"url": subscriber.url}, format="json").json()
+        with django_capture_on_commit_callbacks(execute=True):
+            stock_receive(lines=[StockLine(variant.pk, store.pk, 3)], reference="delivery")
+        with django_capture_on_commit_callbacks(execute=True):
+            sync_channel_availability()
+        [delivery] = WebhookDelivery.objects.all()
+        assert (delivery.status, len(subscriber.received)) == ("pending", 1)  # 500: retry due
+        assert storefront.delete(f"/api/v1/webhooks/{hook['id']}/").status_code == 204
+        make_due(delivery)
+        sweep_webhooks()
+        webhook_attempt(delivery_id=delivery.pk)
+        delivery.refresh_from_db()
+        assert (delivery.status, len(subscriber.received)) == ("failed", 1)
+        back = storefront.post("/api/v1/webhooks/", {"url": subscriber.url}, format="json")
+        assert back.status_code == 201 and back.json()["id"] == hook["id"]
+        assert back.json()["secret"] != hook["secret"]

@@ -312,9 +312,11 @@ class WebhookViewSet(
 ):
     """Subscribers to a channel's availability changes (a marketplace, a storefront cache):
     the worker POSTs each change to the URL, signed in `X-Signature` (hex HMAC-SHA256 of the
-    body with the subscription's `secret`, given when it is registered), with retries and
-    back-off. A channel's own integration (a client without a store) registers and removes
-    its URLs; staff name the channel. DELETE stops the deliveries; their log stays."""
+    body with the subscription's `secret`, given once, when it is registered: 201). The same
+    URL again is 200 with the subscription, without its secret. A channel's own integration
+    (a client without a store) registers and removes its URLs; staff name the channel. URLs
+    on private or local addresses are refused. DELETE stops the deliveries, pending retries
+    included; their log stays."""
 
     queryset = WebhookSubscription.objects.none()
     serializer_class = WebhookSerializer
@@ -329,7 +331,7 @@ class WebhookViewSet(
 
     @extend_schema(
         request=WebhookInputSerializer,
-        responses={200: WebhookCreatedSerializer, 201: WebhookCreatedSerializer},
+        responses={200: WebhookSerializer, 201: WebhookCreatedSerializer},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, "header")],
     )
     @idempotent
@@ -345,10 +347,9 @@ class WebhookViewSet(
         subscription, created = webhooks.webhook_subscribe(
             channel=channel, url=data.validated_data["url"]
         )
-        return Response(
-            WebhookCreatedSerializer(subscription).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        if not created:  # already registered: its secret went to whoever registered it
+            return Response(WebhookSerializer(subscription).data)
+        return Response(WebhookCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):
         client = api_client_of(self.request)

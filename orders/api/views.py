@@ -15,7 +15,7 @@ from omnichannel.api.pagination import NewestFirstPagination
 from omnichannel.api.schema import CONFLICT
 from omnichannel.auth import api_client_of
 from omnichannel.errors import ChannelForbidden, LocationForbidden, UnknownLocation
-from omnichannel.idempotency import idempotent
+from omnichannel.idempotency import idempotent, idempotent_each
 from omnichannel.models import Location
 from omnichannel.selectors import channel_scope, location_for_write, store_limit
 
@@ -284,7 +284,7 @@ class PosSyncView(generics.GenericAPIView):
         responses={200: PosSyncOutputSerializer},
         parameters=[IDEMPOTENCY],
     )
-    @idempotent  # as every creating POST; each sale is once per till by its client_id anyway
+    @idempotent_each  # each sale commits alone, once per till by its client_id
     def post(self, request):
         client = api_client_of(request)
         if client is None or client.location_id is None:
