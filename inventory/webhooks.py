@@ -152,10 +152,23 @@ def _queue(delivery_ids: list[int]) -> None:
         deliver_webhook.delay(delivery_id)
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A subscriber answers its own URL: a redirect is its answer (a 3xx, not delivered,
+    retried), never followed. urllib turns a redirected POST into a GET to wherever the
+    Location says, a private address included."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    _refuse_internal(url)  # again at each attempt: the name may resolve elsewhere by now
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+        with _opener.open(request, timeout=TIMEOUT_SECONDS) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code

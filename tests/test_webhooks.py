@@ -242,3 +242,49 @@ def test_a_removed_webhook_gets_nothing_more_and_comes_back_with_a_new_secret(
         back = storefront.post("/api/v1/webhooks/", {"url": subscriber.url}, format="json")
         assert back.status_code == 201 and back.json()["id"] == hook["id"]
         assert back.json()["secret"] != hook["secret"]
+
+
+def test_a_delivery_never_follows_a_redirect_nor_goes_to_a_private_address(
+    web, store, django_capture_on_commit_callbacks, settings
+):
+    """A subscriber's redirect is its answer (urllib turned the POST into a GET to wherever
+    it pointed), and the address is checked again at each attempt: a name may resolve
+    elsewhere since it was registered, or the subscription was made in the admin."""
+    variant = VariantFactory(sku="TEE-M")
+    followed = []
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}/x")
+            self.end_headers()
+
+        def do_GET(self):  # where the redirect points
+            followed.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        WebhookSubscription.objects.create(channel=web, url=url)
+        with django_capture_on_commit_callbacks(execute=True):
+            stock_receive(lines=[StockLine(variant.pk, store.pk, 3)], reference="delivery")
+        with django_capture_on_commit_callbacks(execute=True):
+            sync_channel_availability()
+        [delivery] = WebhookDelivery.objects.all()
+        assert delivery.status == "pending"  # a 302 is not delivered: retried
+        assert [a.status_code for a in delivery.log.all()] == [302]
+        assert followed == []
+
+        settings.WEBHOOK_ALLOW_PRIVATE_URLS = False  # as in production
+        make_due(delivery)
+        webhook_attempt(delivery_id=delivery.pk)
+        last = delivery.log.order_by("-id").first()
+        assert last.status_code is None and "private or local address" in last.error
+    finally:
+        server.shutdown()
