@@ -58,12 +58,13 @@ def _served(limit: StoreLimit, order: str):
 
     from orders.models import Allocation
 
-    paid_per_unit = _ratio(F("line__line_total") - F("line__discount"), F("line__quantity"))
+    # Multiplied before divided: 10.00 x 3 / 3 is 10.00, where 10.00 / 3 x 3 fell short.
+    paid = F("line__line_total") - F("line__discount")
     served = (
         Allocation.objects.filter(line__order=OuterRef(order), location_id__in=limit)
         .order_by()
         .values("line__order")
-        .annotate(value=Sum(_times(paid_per_unit, F("quantity"))))
+        .annotate(value=Sum(_ratio(_times(paid, F("quantity")), F("line__quantity"))))
         .values("value")
     )
     return Coalesce(
@@ -216,14 +217,17 @@ def top_products(
     if store_limit is not None:  # the units their stores served, as sales count them
         from orders.models import Allocation
 
-        paid_per_unit = _ratio(F("line__line_total") - F("line__discount"), F("line__quantity"))
+        paid = F("line__line_total") - F("line__discount")
         return [
             {**row, "revenue": round(row["revenue"], 2)}
             for row in Allocation.objects.filter(
                 line__order__in=orders.values("pk"), location_id__in=store_limit
             )
             .values(sku=F("line__sku"), name=F("line__name"))
-            .annotate(revenue=Sum(_times(paid_per_unit, F("quantity"))), units=Sum("quantity"))
+            .annotate(
+                revenue=Sum(_ratio(_times(paid, F("quantity")), F("line__quantity"))),
+                units=Sum("quantity"),
+            )
             .order_by("-revenue", "sku")[:limit]
         ]
     return list(
@@ -236,17 +240,27 @@ def top_products(
 
 
 def clv_histogram(*, bins: int = 10) -> dict:
-    """Members per CLV band, for a distribution chart."""
-    values = [
-        float(v)
-        for v in MemberScore.objects.exclude(clv_12m=None).values_list("clv_12m", flat=True)
-    ]
-    if not values:
+    """Members per CLV band, for a distribution chart: counted by the database, band by band
+    (the web process read every member's score to count them)."""
+    from django.db.models import FloatField, Max
+    from django.db.models.functions import Cast, Floor, Greatest, Least
+
+    scores = MemberScore.objects.exclude(clv_12m=None)
+    top = scores.aggregate(top=Max("clv_12m"))["top"]
+    if top is None:
         return {"labels": [], "counts": []}
-    top = max(values) or 1.0
-    width = top / bins
+    width = (float(top) or 1.0) / bins
+    band = Greatest(
+        Least(
+            Floor(Cast("clv_12m", FloatField()) / Value(width)),
+            Value(float(bins - 1)),
+            output_field=FloatField(),
+        ),
+        Value(0.0),
+        output_field=FloatField(),
+    )
     counts = [0] * bins
-    for value in values:
-        counts[min(int(value / width), bins - 1)] += 1
+    for row in scores.order_by().annotate(band=band).values("band").annotate(n=Count("pk")):
+        counts[int(row["band"])] += row["n"]
     labels = [f"{i * width:.0f}-{(i + 1) * width:.0f}" for i in range(bins)]
     return {"labels": labels, "counts": counts}

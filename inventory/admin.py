@@ -314,10 +314,22 @@ class ChannelAvailabilityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    """The secret signs the deliveries: shown to staff who may change subscriptions (who set
+    the subscriber up with it), never to those who only read them (with it anyone could sign
+    a fake availability push)."""
+
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["url", "channel", "is_active", "created_at"]
     list_filter = ["channel", "is_active"]
-    readonly_fields = ["secret", "created_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["secret", "created_at"]
+
+    def get_fields(self, request, obj=None):
+        fields = ["channel", "url", "is_active", "created_at"]
+        if obj is None or self.has_change_permission(request, obj):
+            fields.insert(3, "secret")
+        return fields
 
 
 class WebhookAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):

@@ -211,6 +211,14 @@ class WebhookSubscription(models.Model):
 
     class Meta:
         ordering = ["channel", "url"]
+        constraints = [
+            # Two registrations of one URL at the same moment made two: every change twice.
+            models.UniqueConstraint(
+                fields=["channel", "url"],
+                condition=models.Q(is_active=True),
+                name="uniq_active_webhook_url",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.channel_id} -> {self.url}"

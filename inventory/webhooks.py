@@ -8,6 +8,7 @@ or a worker restart only delays it. One attempt is one call of `webhook_attempt`
 
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import socket
@@ -19,7 +20,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from omnichannel.errors import DomainError
@@ -65,17 +66,20 @@ def webhook_subscribe(*, channel, url: str) -> tuple[WebhookSubscription, bool]:
     would get every change twice), and its secret is not handed out again. A URL registered
     before and removed since starts over, with a new secret."""
     _refuse_internal(url)
-    existing = (
-        WebhookSubscription.objects.select_for_update().filter(channel=channel, url=url).first()
-    )
+    found = WebhookSubscription.objects.select_for_update().filter(channel=channel, url=url)
+    existing = found.order_by("-is_active", "pk").first()
     if existing is not None and existing.is_active:
         return existing, False
-    if existing is not None:
-        existing.is_active = True
-        existing.secret = WebhookSubscription._meta.get_field("secret").get_default()
-        existing.save(update_fields=["is_active", "secret"])
-        return existing, True
-    return WebhookSubscription.objects.create(channel=channel, url=url), True
+    try:
+        with transaction.atomic():  # one active per URL (a constraint): a race loses here
+            if existing is not None:
+                existing.is_active = True
+                existing.secret = WebhookSubscription._meta.get_field("secret").get_default()
+                existing.save(update_fields=["is_active", "secret"])
+                return existing, True
+            return WebhookSubscription.objects.create(channel=channel, url=url), True
+    except IntegrityError:  # registered by the other request a moment ago
+        return found.get(is_active=True), False
 
 
 @transaction.atomic
@@ -152,6 +156,39 @@ def _queue(delivery_ids: list[int]) -> None:
         deliver_webhook.delay(delivery_id)
 
 
+def _refuse_peer(sock) -> None:
+    """The address actually connected to, checked: the name was resolved again to connect,
+    and may answer otherwise than when it was checked (DNS rebinding)."""
+    if settings.WEBHOOK_ALLOW_PRIVATE_URLS:
+        return
+    ip = ipaddress.ip_address(sock.getpeername()[0].split("%")[0])
+    if not ip.is_global or ip.is_multicast:
+        sock.close()
+        raise WebhookUrlRefused(f"{ip} is a private or local address: webhooks go to public ones.")
+
+
+class _CheckedHTTPConnection(http.client.HTTPConnection):
+    def connect(self):
+        super().connect()
+        _refuse_peer(self.sock)
+
+
+class _CheckedHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self):
+        super().connect()  # the TLS handshake is done: the peer is still the socket's
+        _refuse_peer(self.sock)
+
+
+class _CheckedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_CheckedHTTPConnection, req)
+
+
+class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_CheckedHTTPSConnection, req, context=self._context)
+
+
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """A subscriber answers its own URL: a redirect is its answer (a 3xx, not delivered,
     retried), never followed. urllib turns a redirected POST into a GET to wherever the
@@ -161,7 +198,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+_opener = urllib.request.build_opener(_NoRedirects, _CheckedHTTPHandler, _CheckedHTTPSHandler)
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> int:

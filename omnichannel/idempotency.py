@@ -120,10 +120,11 @@ def idempotent_each(handler):
     one by one (a till's offline sales, by their `client_id`): the batch is not one
     transaction, which would hold every sale's stock rows until its end, so two tills
     syncing the same SKUs in another order waited on each other until PostgreSQL killed one
-    batch. The key's record is claimed first, in its own commit: another body under the key
-    is 422 before anything runs; the same body replays the answer once there is one (while
-    the first still runs, it runs again, and its items answer as already recorded). A 400 or
-    a server error gives the key back."""
+    batch. The key's record is claimed first, in its own commit, for this body: another body
+    under the key is 422 before anything runs; the same body replays the answer once there
+    is one, and runs again until then (its items answer as already recorded), after a
+    server error too, since some items may have been recorded. A 400 (nothing was tried)
+    gives the key back."""
 
     @functools.wraps(handler)
     def wrapper(view, request, *args, **kwargs):
@@ -148,14 +149,15 @@ def idempotent_each(handler):
         try:
             response = handler(view, request, *args, **kwargs)
         except Exception as exc:  # a domain error: turned into its answer here
-            response = view.handle_exception(exc)
-        if response.status_code >= 500 or response.status_code == 400:
-            if claimed:
-                record.delete()
+            response = view.handle_exception(exc)  # anything else: a 500, the key kept
+        if response.status_code >= 500:
+            return response  # the key stays this body's: a retry of it runs again
+        if response.status_code == 400:
+            IdempotencyRecord.objects.filter(pk=record.pk, status_code=0).delete()
             return response
-        record.status_code = response.status_code
-        record.response_body = response.data
-        record.save(update_fields=["status_code", "response_body"])
+        IdempotencyRecord.objects.filter(pk=record.pk).update(
+            status_code=response.status_code, response_body=response.data
+        )
         return response
 
     wrapper.idempotent = True

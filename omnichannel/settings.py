@@ -278,6 +278,10 @@ REST_FRAMEWORK = {
         "omnichannel.api.throttling.ClientRateThrottle",
         "omnichannel.api.throttling.AnonRateThrottle",
     ],
+    # Proxies in front of the web server that add to X-Forwarded-For: the throttle counts
+    # an anonymous caller by the address the nearest of them saw. 0 (none): the socket's
+    # address; the header, which anyone can write, no longer names the caller.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_THROTTLE_RATES": {
         "client": env.str("THROTTLE_RATE", default="3000/min"),
         "anon": env.str("THROTTLE_RATE_ANON", default="60/min"),

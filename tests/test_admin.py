@@ -212,3 +212,75 @@ def test_creating_an_api_client_in_the_admin_shows_its_token_once(client, world,
 
     assert as_client(token).get("/api/v1/channels/").status_code == 200
     assert ApiClient.objects.filter(name="Marketplace feed").count() == 1
+
+
+@pytest.mark.parametrize("role", ["Merchandiser", "Manager"])
+def test_the_roles_see_what_an_order_and_a_transfer_hold(client, store, role):
+    """The admin hides a table inside a page from staff without `view` on its model: the
+    roles read orders and transfers, but their lines, allocations and payments were hidden,
+    so a merchandiser could not see what a transfer held before shipping it."""
+    from decimal import Decimal
+
+    from django.contrib.auth.models import Group
+
+    from inventory.services import StockLine, stock_receive
+    from inventory.transfers import TransferItem, transfer_request
+    from omnichannel.models import Channel
+    from orders.services import LineRequest, PaymentRequest, order_place
+    from tests.factories import ChannelPriceFactory, LocationFactory, VariantFactory, make_staff
+
+    tee = VariantFactory(sku="TEE")
+    pos = Channel.objects.get(code="pos")
+    ChannelPriceFactory(variant=tee, channel=pos, amount=Decimal("10.00"))
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 5)], reference="delivery")
+    sale = order_place(
+        channel=pos,
+        fulfillment="in_store",
+        location=store,
+        lines=[LineRequest("TEE", 1)],
+        payments=[PaymentRequest("card", Decimal("10.00"))],
+    )
+    transfer = transfer_request(
+        from_location_id=store.pk,
+        to_location_id=LocationFactory(code="paris").pk,
+        items=[TransferItem(tee.pk, 2)],
+    )
+    user = make_staff(f"a-{role.lower()}")
+    user.groups.add(Group.objects.get(name=role))
+    client.force_login(user)
+
+    def tables(url):
+        page = client.get(url)
+        assert page.status_code == 200, url
+        return {inline.opts.model.__name__ for inline in page.context["inline_admin_formsets"]}
+
+    assert {"OrderLine", "Payment"} <= tables(f"/admin/orders/order/{sale.pk}/change/")
+    assert "TransferLine" in tables(f"/admin/inventory/transfer/{transfer.pk}/change/")
+
+
+def test_a_manager_reads_every_log_and_never_a_webhook_secret(client, web):
+    """ "A manager reads everything": the member events, the webhook deliveries and the
+    worker's heartbeat were 403. But not a subscription's secret, which signs availability
+    pushes: only staff who may change subscriptions see it."""
+    from django.contrib.auth.models import Group
+
+    from inventory.models import WebhookSubscription
+    from tests.factories import make_staff
+
+    hook = WebhookSubscription.objects.create(channel=web, url="https://market.example/hook")
+    manager = make_staff("boss")
+    manager.groups.add(Group.objects.get(name="Manager"))
+    client.force_login(manager)
+    for page in (
+        "customers/memberevent",
+        "inventory/webhookdelivery",
+        "omnichannel/workerheartbeat",
+    ):
+        assert client.get(f"/admin/{page}/").status_code == 200, page
+    shown = client.get(f"/admin/inventory/webhooksubscription/{hook.pk}/change/")
+    assert shown.status_code == 200 and hook.secret not in shown.content.decode()
+    client.force_login(make_staff("root", superuser=True))
+    assert (
+        hook.secret
+        in client.get(f"/admin/inventory/webhooksubscription/{hook.pk}/change/").content.decode()
+    )

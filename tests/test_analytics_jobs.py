@@ -407,3 +407,59 @@ def test_refunds_count_the_goods_returned_whatever_paid_for_them(manager_api, po
 def test_a_bad_sales_date_is_reported_under_the_name_the_caller_sent(manager_api, name):
     body = manager_api.get("/api/v1/analytics/sales/", {name: "not-a-date"}).json()
     assert body["code"] == "invalid" and list(body["errors"]) == [name]
+
+
+def test_staff_without_the_analytics_permission_are_told_so_not_that_they_are_store_limited(
+    db,
+):
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from omnichannel.roles import MERCHANDISER
+    from tests.factories import make_staff
+
+    merchandiser = make_staff("merch")
+    merchandiser.groups.add(Group.objects.get(name=MERCHANDISER))
+    api = APIClient()
+    api.force_login(merchandiser)
+    for url in ("rfm", "clv", "retention"):
+        refused = api.get(f"/api/v1/analytics/{url}/")
+        assert refused.status_code == 403
+        assert "store-limited" not in refused.json()["detail"], url
+
+
+def test_the_clv_chart_is_counted_by_the_database_band_by_band(
+    manager_api, django_assert_max_num_queries
+):
+    """The web process read every member's score to bin them: now one row per band."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from analytics.selectors import clv_histogram
+
+    members = Member.objects.bulk_create([Member(email=f"m{n}@example.com") for n in range(40)])
+    MemberScore.objects.bulk_create(
+        [
+            MemberScore(
+                member=m,
+                as_of=date(2026, 3, 31),
+                first_purchase=date(2026, 1, 1),
+                last_purchase=date(2026, 3, 1),
+                recency_days=30,
+                frequency=2,
+                monetary=Decimal("10.00"),
+                r_score=3,
+                f_score=3,
+                m_score=3,
+                segment="loyal",
+                first_channel="store",
+                clv_12m=Decimal(n * 10),
+            )
+            for n, m in enumerate(members)
+        ]
+    )
+    with CaptureQueriesContext(connection) as captured:
+        chart = clv_histogram(bins=4)
+    assert chart["counts"] == [10, 10, 10, 10] and len(chart["labels"]) == 4
+    assert len(captured.captured_queries) == 2  # the top, then the bands
+    assert "GROUP BY" in captured.captured_queries[1]["sql"]

@@ -134,6 +134,7 @@ class Services:
             "DEBUG": "false",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            "WEBHOOK_ALLOW_PRIVATE_URLS": "true",  # the tests' subscribers are on 127.0.0.1
         }
         self.processes: dict[str, subprocess.Popen] = {}
         self.web_url = None

@@ -140,3 +140,40 @@ def test_a_sync_takes_an_idempotency_key_as_every_creating_post_does(till):
     assert list(Order.objects.values_list("client_id", flat=True)) == ["till1-0001"]
     assert on_hand(tee, store) == 1
     assert_ledger_matches_levels()
+
+
+def test_a_server_error_mid_batch_keeps_the_key_for_that_batch(till, monkeypatch):
+    """The first sale was recorded, then the database failed (a 503). The key stays bound to
+    that batch: sent again, it runs again and the recorded sale answers as recorded; another
+    batch under the key is 422. It used to give the key back, and a second batch could then
+    run under it while the first one's retry was still going."""
+    from django.db import OperationalError
+
+    from orders import pos_sync
+
+    client, *_ = till
+    real, calls = pos_sync.pos_sale_sync, []
+
+    def fails_on_the_second_sale(**kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OperationalError("lock timeout")
+        return real(**kwargs)
+
+    def keyed(*sales):
+        return client.post(
+            "/api/v1/pos/sync/", {"sales": list(sales)}, format="json", HTTP_IDEMPOTENCY_KEY="b-1"
+        )
+
+    monkeypatch.setattr(pos_sync, "pos_sale_sync", fails_on_the_second_sale)
+    client.raise_request_exception = False
+    failed = keyed(sale("s1"), sale("s2"))
+    assert failed.status_code == 503 and failed.json()["code"] == "service_unavailable"
+    assert list(Order.objects.values_list("client_id", flat=True)) == ["s1"]
+    assert keyed(sale("other")).status_code == 422
+    again = keyed(sale("s1"), sale("s2"))
+    assert again.status_code == 200
+    assert [r["status"] for r in again.json()["results"]] == ["accepted", "accepted"]
+    assert sorted(Order.objects.values_list("client_id", flat=True)) == ["s1", "s2"]
+    assert keyed(sale("s1"), sale("s2")).json() == again.json()  # now the answer is kept
+    assert_ledger_matches_levels()

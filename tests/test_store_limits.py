@@ -667,3 +667,33 @@ def test_a_parcel_sent_from_two_stores_counts_for_each_the_part_it_served(client
 
     assert refunds(free) == Decimal("10.00")
     assert refunds(only_a) == refunds(only_b) == Decimal("5.00")
+
+
+def test_a_store_that_served_a_whole_line_counts_all_of_it_on_either_database(web):
+    """Store A sent all 3 tees of an order paid 10.00 and 1 of 2 mugs of one paid 0.01:
+    10.005, so 10.01. Dividing before multiplying made the tees 9.9999999999999999 on
+    PostgreSQL (10.00), while SQLite said 10.01."""
+    from analytics.selectors import sales
+    from orders.services import order_transition
+
+    a, b = LocationFactory(code="store-a"), LocationFactory(code="store-b")
+    ChannelLocationFactory(channel=web, location=a, priority=1)
+    ChannelLocationFactory(channel=web, location=b, priority=2)
+    tee, mug = VariantFactory(sku="TEE"), VariantFactory(sku="MUG")
+    ChannelPriceFactory(variant=tee, channel=web, amount=Decimal("3.34"))
+    ChannelPriceFactory(variant=mug, channel=web, amount=Decimal("0.01"))
+    stock_receive(
+        lines=[StockLine(tee.pk, a.pk, 3), StockLine(mug.pk, a.pk, 1), StockLine(mug.pk, b.pk, 1)],
+        reference="delivery",
+    )
+    tees = order_place(
+        channel=web, fulfillment="ship", lines=[LineRequest("TEE", 3)], discount=Decimal("0.02")
+    )
+    mugs = order_place(
+        channel=web, fulfillment="ship", lines=[LineRequest("MUG", 2)], discount=Decimal("0.01")
+    )
+    for order in (tees, mugs):
+        order_transition(order_id=order.pk, action="ship")
+    today = date.today()
+    counted = sales(start=today, end=today, by="channel", limit={a.pk})["totals"]["revenue"]
+    assert Decimal(counted) == Decimal("10.01")

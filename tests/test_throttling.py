@@ -207,3 +207,17 @@ def test_with_the_cache_down_requests_pass_uncounted_and_it_is_logged(
     warnings = [r for r in caplog.records if "rate not counted" in r.getMessage()]
     assert len(warnings) == 1  # then paused, not retried on every request
     assert throttling._cache_down_until > time.monotonic()
+
+
+def test_a_forged_forwarded_for_header_does_not_make_a_new_caller(low_rates, api):
+    """With no proxy counted (NUM_PROXIES 0, the default), a caller is its socket's address:
+    keyed on X-Forwarded-For, one address writing a new header each time was never limited."""
+    answers = [
+        api.get(
+            "/api/schema/?format=json",
+            REMOTE_ADDR="203.0.113.8",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+        ).status_code
+        for n in range(4)
+    ]
+    assert answers == [200, 200, 429, 429]

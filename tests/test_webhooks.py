@@ -288,3 +288,71 @@ def test_a_delivery_never_follows_a_redirect_nor_goes_to_a_private_address(
         assert last.status_code is None and "private or local address" in last.error
     finally:
         server.shutdown()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_registrations_of_one_url_at_the_same_moment_make_one_subscription(
+    web, monkeypatch, settings
+):
+    """Both found no subscription and both created one: every change went out twice."""
+    from inventory import webhooks
+    from tests.concurrency import require_postgres, run_in_threads
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    require_postgres()
+    _, token = make_api_client(web, name="storefront")
+    both_checked = threading.Barrier(2)
+    monkeypatch.setattr(webhooks, "_refuse_internal", lambda url: both_checked.wait(10))
+
+    def register(_):
+        api = as_client(token)
+        api.raise_request_exception = False
+        answer = api.post(
+            "/api/v1/webhooks/", {"url": "https://hooks.example.com/a"}, format="json"
+        )
+        return answer.status_code, "secret" in answer.json()
+
+    assert sorted(run_in_threads(2, register)) == [(200, False), (201, True)]
+    assert WebhookSubscription.objects.filter(channel=web, is_active=True).count() == 1
+
+
+def test_the_address_connected_to_is_the_one_checked(web, monkeypatch, settings):
+    """DNS rebinding: the name answered a public address to the check and 127.0.0.1 to the
+    connection (TTL 0). The connected peer is checked, so nothing reaches the loopback."""
+    import socket
+
+    from inventory import webhooks
+
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    hits = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    real, asked = socket.getaddrinfo, []
+
+    def rebinding(host, *args, **kwargs):
+        if host == "rebind.example.com":
+            asked.append(host)
+            return real("93.184.215.14" if len(asked) == 1 else "127.0.0.1", *args, **kwargs)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    try:
+        with pytest.raises(webhooks.WebhookUrlRefused):
+            webhooks._post(
+                f"http://rebind.example.com:{server.server_address[1]}/internal", b"{}", {}
+            )
+    finally:
+        server.shutdown()
+    assert len(asked) == 2 and hits == []

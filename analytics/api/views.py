@@ -33,10 +33,15 @@ class StaffAnalyticsPermission(permissions.BasePermission):
 
 
 class WholeBusinessAnalyticsPermission(StaffAnalyticsPermission):
-    message = "Member-level figures cover every store: not for a store-limited staff account."
-
     def has_permission(self, request, view) -> bool:
-        return super().has_permission(request, view) and store_limit(user=request.user) is None
+        if not super().has_permission(request, view):
+            return False  # DRF's own message: no analytics permission
+        if store_limit(user=request.user) is not None:
+            self.message = (
+                "Member-level figures cover every store: not for a store-limited staff account."
+            )
+            return False
+        return True
 
 
 class SalesQuerySerializer(serializers.Serializer):
