@@ -108,6 +108,10 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
+            # The throttle counts here on every request and passes when Redis fails: a Redis
+            # that hangs instead of refusing must fail too, not hold the request (redis-py
+            # waits forever by default). Its commands take well under a millisecond.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
 else:
