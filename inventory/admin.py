@@ -314,9 +314,9 @@ class ChannelAvailabilityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(admin.ModelAdmin):
-    """The secret signs the deliveries: shown to staff who may change subscriptions (who set
-    the subscriber up with it), never to those who only read them (with it anyone could sign
-    a fake availability push)."""
+    """The secret signs the deliveries: shown, once saved, to staff who may change
+    subscriptions (who set the subscriber up with it), never to those who only read them
+    (with it anyone could sign a fake availability push)."""
 
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["url", "channel", "is_active", "created_at"]
@@ -327,7 +327,9 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         fields = ["channel", "url", "is_active", "created_at"]
-        if obj is None or self.has_change_permission(request, obj):
+        # Not on the add page: the secret shown there was not the one saved (each form
+        # makes a new one); it is on the subscription's page once saved.
+        if obj is not None and self.has_change_permission(request, obj):
             fields.insert(3, "secret")
         return fields
 

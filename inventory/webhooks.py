@@ -179,14 +179,23 @@ class _CheckedHTTPSConnection(http.client.HTTPSConnection):
         _refuse_peer(self.sock)
 
 
+def _through_proxy(req) -> bool:
+    """Sent through an egress proxy (http_proxy, https_proxy): the peer is the proxy, on a
+    private address as a rule; the subscriber's name was checked (`_refuse_internal`)."""
+    return bool(req.has_proxy() or getattr(req, "_tunnel_host", None))
+
+
 class _CheckedHTTPHandler(urllib.request.HTTPHandler):
     def http_open(self, req):
-        return self.do_open(_CheckedHTTPConnection, req)
+        plain = _through_proxy(req)
+        return self.do_open(http.client.HTTPConnection if plain else _CheckedHTTPConnection, req)
 
 
 class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
     def https_open(self, req):
-        return self.do_open(_CheckedHTTPSConnection, req, context=self._context)
+        plain = _through_proxy(req)
+        connection = http.client.HTTPSConnection if plain else _CheckedHTTPSConnection
+        return self.do_open(connection, req, context=self._context)
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

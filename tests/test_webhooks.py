@@ -356,3 +356,64 @@ def test_the_address_connected_to_is_the_one_checked(web, monkeypatch, settings)
     finally:
         server.shutdown()
     assert len(asked) == 2 and hits == []
+
+
+def test_a_delivery_through_an_egress_proxy_is_not_refused_for_the_proxys_address(
+    monkeypatch, settings
+):
+    """Behind an egress proxy (http_proxy) the peer is the proxy, on a private address: the
+    peer check refused every delivery. The subscriber's name is what is checked then."""
+    import urllib.request
+
+    from inventory import webhooks
+
+    seen = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append(self.path)
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    proxy = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setattr(
+        webhooks,
+        "_opener",
+        urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": proxy}),  # as http_proxy in the environment
+            webhooks._NoRedirects,
+            webhooks._CheckedHTTPHandler,
+            webhooks._CheckedHTTPSHandler,
+        ),
+    )
+    monkeypatch.setattr(webhooks, "_refuse_internal", lambda url: None)  # a public name
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = False
+    try:
+        assert webhooks._post("http://hooks.example.com/h", b"{}", {}) == 204
+    finally:
+        server.shutdown()
+    assert seen == ["http://hooks.example.com/h"]
+
+
+def test_the_admin_shows_a_new_subscriptions_secret_once_saved_not_before(client, web):
+    """The add page showed a secret that was not the one saved (each form made its own)."""
+    import re
+
+    from tests.factories import make_staff
+
+    client.force_login(make_staff("root", superuser=True))
+    add_page = client.get("/admin/inventory/webhooksubscription/add/").content.decode()
+    assert not re.findall(r"\b[0-9a-f]{64}\b", add_page)
+    client.post(
+        "/admin/inventory/webhooksubscription/add/",
+        {"channel": web.pk, "url": "https://market.example/hook", "is_active": "on"},
+    )
+    hook = WebhookSubscription.objects.get()
+    page = client.get(f"/admin/inventory/webhooksubscription/{hook.pk}/change/").content.decode()
+    assert hook.secret in page
