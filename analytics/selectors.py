@@ -50,6 +50,14 @@ def _times(a, b):
     return ExpressionWrapper(a * b, output_field=DecimalField(max_digits=30, decimal_places=12))
 
 
+def _allocated_paid():
+    """On an Allocation: what was paid for its units (its line's amount less its share of
+    the discount, in proportion). Multiplied before divided: 10.00 x 3 / 3 is 10.00, where
+    10.00 / 3 x 3 fell short."""
+    paid = F("line__line_total") - F("line__discount")
+    return _ratio(_times(paid, F("quantity")), F("line__quantity"))
+
+
 def _served(limit: StoreLimit, order: str):
     """The part of an order (`OuterRef(order)`) that a store limit's stores served: each
     unit allocated there at what was paid for it (its line's amount less its share of the
@@ -58,13 +66,11 @@ def _served(limit: StoreLimit, order: str):
 
     from orders.models import Allocation
 
-    # Multiplied before divided: 10.00 x 3 / 3 is 10.00, where 10.00 / 3 x 3 fell short.
-    paid = F("line__line_total") - F("line__discount")
     served = (
         Allocation.objects.filter(line__order=OuterRef(order), location_id__in=limit)
         .order_by()
         .values("line__order")
-        .annotate(value=Sum(_ratio(_times(paid, F("quantity")), F("line__quantity"))))
+        .annotate(value=Sum(_allocated_paid()))
         .values("value")
     )
     return Coalesce(
@@ -217,7 +223,6 @@ def top_products(
     if store_limit is not None:  # the units their stores served, as sales count them
         from orders.models import Allocation
 
-        paid = F("line__line_total") - F("line__discount")
         return [
             {**row, "revenue": round(row["revenue"], 2)}
             for row in Allocation.objects.filter(
@@ -225,7 +230,7 @@ def top_products(
             )
             .values(sku=F("line__sku"), name=F("line__name"))
             .annotate(
-                revenue=Sum(_ratio(_times(paid, F("quantity")), F("line__quantity"))),
+                revenue=Sum(_allocated_paid()),
                 units=Sum("quantity"),
             )
             .order_by("-revenue", "sku")[:limit]

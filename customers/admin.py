@@ -1,6 +1,5 @@
 from django import forms
 from django.contrib import admin, messages
-from django.utils import timezone
 
 from omnichannel.admin_base import HistoryAdmin, ReadOnlyInline
 from omnichannel.selectors import store_limit
@@ -10,7 +9,7 @@ from orders.selectors import orders_within_limit
 from . import privacy
 from .models import Member, MemberChannel, MemberEvent, PointsEntry
 from .selectors import order_number_seen, with_order_visibility
-from .services import InvalidContact, normalize_email, normalize_phone
+from .services import InvalidContact, consent_dated, normalize_email, normalize_phone
 
 
 class PointsInline(ReadOnlyInline):
@@ -117,11 +116,8 @@ class MemberAdmin(HistoryAdmin):
         return False  # Django's delete would keep their history and log; see `erase`
 
     def save_model(self, request, obj, form, change):
-        now = timezone.now()
-        for kind in ("email", "sms"):
-            if f"{kind}_consent" in form.changed_data:
-                setattr(obj, f"{kind}_consent_at", now)
-                setattr(obj, f"{kind}_consent_source", "admin")
+        changed = [kind for kind in ("email", "sms") if f"{kind}_consent" in form.changed_data]
+        consent_dated(member=obj, kinds=changed, source="admin")
         super().save_model(request, obj, form, change)
 
     def has_erase_permission(self, request) -> bool:

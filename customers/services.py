@@ -98,13 +98,22 @@ def _find(email: str | None, phone: str | None) -> list[Member]:
 
 
 def _apply_consent(member: Member, contact: Contact, source: str) -> None:
-    now = timezone.now()
+    changed = []
     for kind in ("email", "sms"):
         given = getattr(contact, f"{kind}_consent")
         if given is not None and given != getattr(member, f"{kind}_consent"):
             setattr(member, f"{kind}_consent", given)
-            setattr(member, f"{kind}_consent_at", now)
-            setattr(member, f"{kind}_consent_source", source[:80])
+            changed.append(kind)
+    consent_dated(member=member, kinds=changed, source=source)
+
+
+def consent_dated(*, member: Member, kinds: list[str], source: str) -> None:
+    """Date the consent decisions just changed on `member` (kinds: "email", "sms") and say
+    where they came from: a merge keeps the newest decision by this date."""
+    now = timezone.now()
+    for kind in kinds:
+        setattr(member, f"{kind}_consent_at", now)
+        setattr(member, f"{kind}_consent_source", source[:80])
 
 
 PROFILE_FIELDS = (
@@ -229,10 +238,7 @@ def points_earn(*, order) -> int:
     if order.member_id is None:
         return 0
     member = _locked(order.member_id)
-    paid_with_points = sum(
-        (p.amount for p in order.payments.all() if p.method == "points"), Decimal("0")
-    )
-    base = (order.total - paid_with_points) * order.channel.points_per_unit
+    base = (order.total - order.paid_with_points()) * order.channel.points_per_unit
     multiplier = Decimal(settings.TIER_EARN_MULTIPLIER.get(member.tier, "1"))
     points = int((base * multiplier).to_integral_value(rounding=ROUND_DOWN))
     if points <= 0 or _post(member, PointsEntry.Kind.EARNED, points, order=order) is None:
@@ -291,10 +297,7 @@ def points_reverse(*, ret) -> int:
         _post(member, PointsEntry.Kind.REFUNDED, ret.points_refunded, ret=ret, order=order)
     if not order.points_earned:
         return 0
-    paid_with_points = order.payments.filter(method="points").aggregate(
-        total=Coalesce(Sum("amount"), Decimal(0), output_field=DecimalField())
-    )["total"]
-    money_paid = order.total - paid_with_points
+    money_paid = order.total - order.paid_with_points()
     if money_paid <= 0:
         return 0
     refunded_before = (

@@ -38,6 +38,12 @@ class WebhookUrlRefused(DomainError):
     default_detail = "That URL cannot receive webhooks."
 
 
+def _is_private(address: str) -> bool:
+    """Loopback, private, link-local, reserved or multicast: not a subscriber's address."""
+    ip = ipaddress.ip_address(address.split("%")[0])  # an IPv6 zone (fe80::1%eth0) dropped
+    return not ip.is_global or ip.is_multicast
+
+
 def _refuse_internal(url: str) -> None:
     """The worker POSTs to what a client registers: not to this machine or its private
     network (the database, Redis, a cloud's metadata address), unless the settings allow it
@@ -51,8 +57,7 @@ def _refuse_internal(url: str) -> None:
     except (OSError, UnicodeError):
         return
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global or ip.is_multicast:
+        if _is_private(address):
             raise WebhookUrlRefused(
                 f"{host} is a private or local address: webhooks go to public ones.",
                 errors={"url": ["Give a public http or https URL."]},
@@ -161,10 +166,12 @@ def _refuse_peer(sock) -> None:
     and may answer otherwise than when it was checked (DNS rebinding)."""
     if settings.WEBHOOK_ALLOW_PRIVATE_URLS:
         return
-    ip = ipaddress.ip_address(sock.getpeername()[0].split("%")[0])
-    if not ip.is_global or ip.is_multicast:
+    peer = sock.getpeername()[0]
+    if _is_private(peer):
         sock.close()
-        raise WebhookUrlRefused(f"{ip} is a private or local address: webhooks go to public ones.")
+        raise WebhookUrlRefused(
+            f"{peer} is a private or local address: webhooks go to public ones."
+        )
 
 
 class _CheckedHTTPConnection(http.client.HTTPConnection):

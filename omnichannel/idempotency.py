@@ -58,6 +58,16 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
     return response
 
 
+def _claim(request, fingerprint: str) -> dict:
+    """The fields of a key's record while its request runs (no answer yet: status 0)."""
+    return {
+        "method": request.method,
+        "path": request.path[:500],
+        "fingerprint": fingerprint,
+        "status_code": 0,
+    }
+
+
 def _bad_key(key: str) -> Response | None:
     if not key.strip() or len(key) > MAX_KEY_LENGTH or not key.isprintable():
         return _error(
@@ -83,12 +93,7 @@ def idempotent(handler):
             try:
                 with transaction.atomic():
                     record = IdempotencyRecord.objects.create(
-                        scope=scope,
-                        key=key,
-                        method=request.method,
-                        path=request.path[:500],
-                        fingerprint=fingerprint,
-                        status_code=0,
+                        scope=scope, key=key, **_claim(request, fingerprint)
                     )
             except IntegrityError:
                 # Either answered before, or answered by a request that just committed.
@@ -135,14 +140,7 @@ def idempotent_each(handler):
             return bad
         scope, fingerprint = _scope(request), _fingerprint(request)
         record, claimed = IdempotencyRecord.objects.get_or_create(
-            scope=scope,
-            key=key,
-            defaults={
-                "method": request.method,
-                "path": request.path[:500],
-                "fingerprint": fingerprint,
-                "status_code": 0,
-            },
+            scope=scope, key=key, defaults=_claim(request, fingerprint)
         )
         if not claimed and (record.fingerprint != fingerprint or record.status_code):
             return _replay(record, fingerprint)

@@ -87,6 +87,11 @@ class Order(models.Model):
     def reference(self) -> str:
         return f"order:{self.pk}"
 
+    def paid_with_points(self) -> Decimal:
+        """The part of the total paid with loyalty points (a payment, method "points");
+        reads the payments prefetched or written with the order when they are there."""
+        return sum((p.amount for p in self.payments.all() if p.method == "points"), Decimal("0.00"))
+
     @staticmethod
     def number_for(*, channel_code: str, order_id: int) -> str:
         """An order's number: its channel's code and its id (WEB-000042)."""

@@ -495,9 +495,7 @@ def order_return(
     goods_value = sum((refund for _, _, refund in plan), ZERO)
     goods_before = sum((refund for _, refund in returned.values()), ZERO)
     share = min(Decimal(1), (goods_before + goods_value) / order.total) if order.total else 1
-    money_paid = order.total - sum(
-        (p.amount for p in order.payments.all() if p.method == "points"), ZERO
-    )
+    money_paid = order.total - order.paid_with_points()
     money_before = order.returns.aggregate(total=Sum("refund"))["total"] or ZERO
     money_back = (money_paid if share >= 1 else money(money_paid * share)) - money_before
     ret = Return.objects.create(

@@ -338,9 +338,7 @@ class WebhookViewSet(
     def create(self, request):
         data = WebhookInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        client = api_client_of(request)
-        if client is not None and client.location_id is not None:
-            raise LocationForbidden("A till does not subscribe: the channel's integration does.")
+        client = self._not_a_till()
         channel = channel_scope(client=client, code=data.validated_data.get("channel"))
         if channel is None:
             raise serializers.ValidationError({"channel": ["Name the channel."]})
@@ -352,7 +350,12 @@ class WebhookViewSet(
         return Response(WebhookCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):
+        self._not_a_till()
+        webhooks.webhook_unsubscribe(subscription_id=instance.pk)
+
+    def _not_a_till(self):
+        """The calling client (None for staff); a till is refused."""
         client = api_client_of(self.request)
         if client is not None and client.location_id is not None:
             raise LocationForbidden("A till does not subscribe: the channel's integration does.")
-        webhooks.webhook_unsubscribe(subscription_id=instance.pk)
+        return client
