@@ -18,6 +18,7 @@ from .models import Member, MemberChannel, MemberEvent, PointsEntry
 
 class CannotMergeWithItself(DomainError):
     code = "invalid"
+    field = "other"
     default_detail = "A member cannot be merged with itself."
 
 

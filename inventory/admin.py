@@ -5,7 +5,7 @@ same services as the API."""
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import models
+from django.db import DataError, models
 from django.db.models import F
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -19,7 +19,7 @@ from omnichannel.admin_base import (
     ReadOnlyAdminMixin,
     StoreLimitedAdminMixin,
 )
-from omnichannel.errors import DomainError
+from omnichannel.errors import OUT_OF_RANGE_DETAIL, DomainError
 from omnichannel.models import Location
 from omnichannel.selectors import location_allowed, locations_allowed, store_limit
 
@@ -172,6 +172,8 @@ class StockLevelAdmin(
                     )
             except DomainError as exc:
                 form.add_error(None, exc.detail)
+            except DataError:  # a level past the column's range: nothing written
+                form.add_error(None, OUT_OF_RANGE_DETAIL)
             else:
                 messages.success(request, f"Stock of {data['sku']} at {data['location']} updated.")
                 return redirect(reverse("admin:inventory_stocklevel_changelist"))
@@ -288,6 +290,8 @@ class TransferAdmin(StoreLimitedAdminMixin, admin.ModelAdmin):
                 ok += 1
             except DomainError as exc:
                 messages.error(request, f"Transfer #{transfer.pk}: {exc.detail}")
+            except DataError:  # a level past the column's range: nothing written
+                messages.error(request, f"Transfer #{transfer.pk}: {OUT_OF_RANGE_DETAIL}")
         if ok:
             messages.success(request, f"{ok} transfer(s) {done}.")
 

@@ -71,6 +71,29 @@ class CycleCountResource(AllOrNothingResource):
         super().__init__(**kwargs)
         self.fields["location"].widget = AllowedLocationWidget(limit=limit)
 
+    def before_import(self, dataset, **kwargs):
+        """Every counted row is locked before the first is applied, in the global order."""
+        super().before_import(dataset, **kwargs)
+        if "sku" not in (dataset.headers or []) or "location" not in dataset.headers:
+            return  # the library reports the missing column
+        pairs = {
+            (str(row.get("sku") or "").strip(), str(row.get("location") or "").strip())
+            for row in dataset.dict
+        }
+        variants = dict(
+            Variant.objects.filter(sku__in={sku for sku, _ in pairs}).values_list("sku", "id")
+        )
+        locations = dict(
+            Location.objects.filter(code__in={code for _, code in pairs}).values_list("code", "id")
+        )
+        services.stock_lock(
+            keys=[
+                (variants[sku], locations[code])
+                for sku, code in pairs
+                if sku in variants and code in locations
+            ]
+        )
+
     def get_queryset(self):
         return StockLevel.objects.select_related("variant", "location").order_by(
             "location__code", "variant__sku"

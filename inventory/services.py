@@ -143,18 +143,32 @@ def _lock_reserved(wanted: dict[Key, int]) -> dict[Key, StockLevel]:
     return levels
 
 
-def _shortage(level: StockLevel | None, key: Key, wanted: int, keep: int = 0) -> InsufficientStock:
+def _shortage(
+    level: StockLevel | None, key: Key, wanted: int, keep: int = 0, *, gone: bool = False
+) -> InsufficientStock:
+    """Not enough `available` for `wanted`, or with `gone`: reserved units that are no
+    longer on hand (damaged, stolen, counted short, sold offline since), so they cannot leave;
+    a count or a receipt that finds them, or cancelling what they were promised to, settles it."""
     from catalog.models import Variant
     from omnichannel.models import Location
 
     sku = Variant.objects.filter(pk=key[0]).values_list("sku", flat=True).first()
     location = Location.objects.filter(pk=key[1]).values_list("code", flat=True).first()
-    available = level.available - keep if level is not None else 0
+    available = max(level.available - keep if level is not None else 0, 0)
+    if not gone:
+        return InsufficientStock(
+            f"Only {available} of {sku} available at {location}; {wanted} asked.",
+            sku=sku,
+            location=location,
+            available=available,
+        )
     return InsufficientStock(
-        f"Only {max(available, 0)} of {sku} available at {location}; {wanted} asked.",
+        f"Only {max(level.on_hand, 0)} of {sku} on hand at {location}; {wanted} to go out. "
+        "Count or receive the stock first, or cancel.",
         sku=sku,
         location=location,
-        available=max(available, 0),
+        available=available,
+        on_hand=level.on_hand,
     )
 
 
@@ -273,9 +287,13 @@ def stock_commit(
     reason: str = Reason.SALE,
     actor: Actor = SYSTEM,
 ) -> list[StockMovement]:
-    """Reserved units leave the location (shipped, picked up, transferred out)."""
+    """Reserved units leave the location (shipped, picked up, transferred out): only units
+    that are on hand, so `on_hand` never goes below zero but by an oversold offline sale."""
     wanted = _merge(lines)
     levels = _lock_reserved(wanted)
+    for key, quantity in sorted(wanted.items()):
+        if levels[key].on_hand < quantity:
+            raise _shortage(levels[key], key, quantity, gone=True)
     changes = {key: (-quantity, -quantity) for key, quantity in wanted.items()}
     return _apply(levels, changes, reason=reason, reference=reference, actor=actor)
 
@@ -390,6 +408,18 @@ def stock_count(
         actor=actor,
     )
     return level, movement
+
+
+def stock_lock(*, keys: Iterable[Key]) -> None:
+    """Lock these (variant, location) rows now, in the global order, creating any missing,
+    for the caller's transaction: a sheet of counts applied row by row in its file's order
+    would otherwise take the locks in that order, and deadlock with a sale taking them in
+    the global one."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("stock_lock holds its locks for the caller's transaction: open one.")
+    keys = set(keys)
+    if keys:  # no keys would match every row
+        _lock(keys, create_missing=True)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ class NotOnTransfer(DomainError):
 
 class SameLocation(DomainError):
     code = "invalid"
+    field = "to_location"
     default_detail = "A transfer goes between two different locations."
 
 

@@ -35,6 +35,7 @@ TIMEOUT_SECONDS = 5
 
 class WebhookUrlRefused(DomainError):
     code = "invalid"
+    field = "url"
     default_detail = "That URL cannot receive webhooks."
 
 

@@ -17,6 +17,9 @@ class DomainError(Exception):
     status_code = status.HTTP_400_BAD_REQUEST
     code = "error"
     default_detail = "The request cannot be carried out."
+    # For code "invalid": the input field the rule is about, where the API lists the sentence
+    # in `errors` (None: non_field_errors).
+    field: str | None = None
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         self.detail = detail or self.default_detail
@@ -55,6 +58,12 @@ def json_500(request) -> JsonResponse:
         {"code": "server_error", "detail": "Something went wrong on our side; it is logged."},
         status=500,
     )
+
+
+# A value the checks let through did not fit its column (PostgreSQL's DataError): nothing
+# written, the statement's transaction rolled back. The API answers it 400 `out_of_range`;
+# the admin shows it on the form.
+OUT_OF_RANGE_DETAIL = "A value is too large to be recorded."
 
 
 def too_large_body() -> dict[str, Any]:

@@ -7,6 +7,7 @@ from inventory.models import StockLevel, StockMovement, Transfer
 from inventory.services import StockLine, stock_receive, stock_sell_now
 from inventory.transfers import TransferItem, transfer_request
 from omnichannel.roles import MERCHANDISER
+from tests.concurrency import require_postgres
 from tests.factories import LocationFactory, VariantFactory, make_staff
 from tests.inventory_helpers import assert_ledger_matches_levels
 
@@ -106,6 +107,30 @@ def test_adjust_and_count_forms_go_through_the_services(client, merchandiser, st
     assert refused.status_code == 200
     assert "less than nothing" in refused.content.decode()
     assert StockLevel.objects.get(variant__sku="LOW").on_hand == 2
+    assert_ledger_matches_levels()
+
+
+@pytest.mark.postgres
+def test_a_receipt_past_the_levels_range_is_a_form_error(client, merchandiser, store):
+    """A level near the top of its column (2,147,000,000 received) and
+    a receipt of a million more: PostgreSQL refuses the value; the page says so on the form
+    (the API's 400 out_of_range), nothing is written, no 500."""
+    require_postgres()
+    big = VariantFactory(sku="BIG")
+    stock_receive(lines=[StockLine(big.pk, store.pk, 1_000_000)] * 2147, reference="d")
+    refused = client.post(
+        "/admin/inventory/stocklevel/adjust/",
+        {
+            "sku": "BIG",
+            "location": store.code,
+            "kind": "delta",
+            "quantity": 1_000_000,
+            "reason": "receipt",
+        },
+    )
+    assert refused.status_code == 200
+    assert "too large to be recorded" in refused.content.decode()
+    assert StockLevel.objects.get(variant=big).on_hand == 2_147_000_000
     assert_ledger_matches_levels()
 
 

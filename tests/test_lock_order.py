@@ -10,6 +10,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+import tablib
 from django.db import connection, connections, transaction
 
 from analytics.jobs import nightly_run
@@ -17,7 +18,8 @@ from analytics.models import MemberScore
 from customers.models import Member
 from customers.privacy import member_merge
 from inventory.models import StockLevel
-from inventory.services import StockLine, stock_receive
+from inventory.resources import CycleCountResource
+from inventory.services import StockLine, stock_receive, stock_sell_now
 from orders.services import LineRequest, order_place, order_transition
 from tests.concurrency import require_postgres
 from tests.conftest import as_client
@@ -321,4 +323,45 @@ def test_two_tills_syncing_under_idempotency_keys_sell_the_same_skus_in_other_or
         "till 1": ("ok", (200, ["accepted", "accepted"])),
         "till 2": ("ok", (200, ["accepted", "accepted"])),
     }
+    assert_ledger_matches_levels()
+
+
+def test_a_count_sheet_listing_skus_out_of_order_beside_a_two_line_sale(store):
+    """A sheet counting B before A, applied row by row, took B's lock, then waited on A, held
+    by a till sale waiting on B: PostgreSQL killed one side. The sheet locks all its rows
+    first, in the global order, so the sale and the sheet take turns."""
+    require_postgres()
+    a, b = VariantFactory(sku="A"), VariantFactory(sku="B")
+    assert a.pk < b.pk
+    stock_receive(
+        lines=[StockLine(a.pk, store.pk, 10), StockLine(b.pk, store.pk, 10)], reference="d"
+    )
+    held = Held(StockLevel.objects.filter(variant=a, location=store))
+    results: dict = {}
+    sale = in_thread(
+        results,
+        "sale",
+        lambda: len(
+            stock_sell_now(
+                lines=[StockLine(a.pk, store.pk, 1), StockLine(b.pk, store.pk, 1)],
+                reference="pos:1",
+            )[0]
+        ),
+    )
+    until_waiting(1)
+
+    def count_sheet():
+        data = tablib.Dataset(headers=["sku", "location", "counted"])
+        data.append(["B", store.code, 7])
+        data.append(["A", store.code, 7])
+        result = CycleCountResource(limit=None).import_data(data, dry_run=False)
+        return result.has_errors() or result.has_validation_errors()
+
+    sheet = in_thread(results, "sheet", count_sheet)
+    until_waiting(2)
+    held.let_go()
+    sale.join(20)
+    sheet.join(20)
+    assert results == {"sale": ("ok", 2), "sheet": ("ok", False)}, results
+    assert set(StockLevel.objects.values_list("on_hand", flat=True)) <= {7, 6}
     assert_ledger_matches_levels()

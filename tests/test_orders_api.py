@@ -366,6 +366,41 @@ def test_a_till_hands_over_only_the_pickups_at_its_own_store(shop):
     assert_ledger_matches_levels()
 
 
+def test_a_pickup_whose_unit_was_sold_offline_meanwhile_is_not_handed_over(shop):
+    """The last MUG at paris is reserved for a web pickup; the paris till, offline, sells it
+    off the shelf (accepted_oversold: on_hand 0, reserved 1). The hand-over is then refused,
+    409 insufficient_stock with what is on hand, and nothing moves: on_hand does not go
+    negative a second time for a unit that is not there. Cancelling releases it."""
+    stock(shop, "MUG", "paris", 1)
+    order = place(
+        shop["web"],
+        fulfillment="pickup",
+        pickup_location="paris",
+        lines=[{"sku": "MUG", "quantity": 1}],
+    ).json()
+    synced = shop["paris_till"].post(
+        "/api/v1/pos/sync/",
+        {"sales": [{"client_id": "paris-1", "lines": [{"sku": "MUG", "quantity": 1}]}]},
+        format="json",
+    )
+    assert synced.json()["results"][0]["status"] == "accepted_oversold"
+    assert level(shop, "MUG", "paris") == (0, 1)
+    refused = shop["paris_till"].post(f"/api/v1/orders/{order['id']}/picked-up/")
+    assert refused.status_code == 409, refused.json()
+    body = refused.json()
+    assert (body["code"], body["sku"], body["location"], body["on_hand"]) == (
+        "insufficient_stock",
+        "MUG",
+        "paris",
+        0,
+    )
+    assert Order.objects.get(pk=order["id"]).status == "placed"
+    assert level(shop, "MUG", "paris") == (0, 1)
+    assert shop["web"].post(f"/api/v1/orders/{order['id']}/cancel/").status_code == 200
+    assert level(shop, "MUG", "paris") == (0, 0)
+    assert_ledger_matches_levels()
+
+
 def test_bopis_from_reservation_to_picked_up_at_another_channels_store(shop):
     stock(shop, "MUG", "paris", 3)
     order = place(

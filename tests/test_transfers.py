@@ -216,3 +216,70 @@ def test_the_admin_cannot_delete_a_transfer_and_strand_its_stock(client, store, 
     assert bulk.status_code in (200, 302)  # no such action offered: the list answers again
     assert Transfer.objects.filter(pk=transfer.pk).exists()
     assert_ledger_matches_levels()
+
+
+def test_a_sku_received_on_two_lines_counts_both(stores):
+    """Two boxes of one SKU counted apart (3 + 2): both arrived, as two lines of a request
+    add up; the last line does not replace the first."""
+    tee, _, paris, lyon_till, paris_till = stores
+    transfer_id = request_transfer(lyon_till, 5).json()["id"]
+    assert lyon_till.post(f"/api/v1/stock/transfers/{transfer_id}/ship/").status_code == 200
+    response = paris_till.post(
+        f"/api/v1/stock/transfers/{transfer_id}/receive/",
+        {"lines": [{"sku": "TEE-M", "quantity": 3}, {"sku": "TEE-M", "quantity": 2}]},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["lines"][0]["received_quantity"] == 5
+    assert response.json()["lines"][0]["discrepancy"] == 0
+    assert level(tee, paris) == (5, 0)
+    assert_ledger_matches_levels()
+
+
+def test_a_transfer_to_its_own_origin_is_invalid_with_the_field_named(stores):
+    _, _, _, lyon_till, _ = stores
+    response = request_transfer(lyon_till, 1, destination="lyon")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert body["errors"] == {"to_location": [body["detail"]]}
+    assert Transfer.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        {"delta": -10, "reason": "damage"},  # every unit damaged, 6 of them promised
+        {"counted": 2, "reason": "count"},  # the shelf holds 2 of the 6 promised
+    ],
+    ids=["damage", "count"],
+)
+def test_reserved_units_that_are_gone_cannot_be_shipped(stores, loss):
+    """A damage or a count may take on_hand below what is reserved: the goods are gone,
+    whatever was promised. Shipping them is then refused (409 insufficient_stock with what
+    is on hand), so on_hand never goes negative without an oversold sale; cancelling the
+    transfer releases the reservation."""
+    tee, lyon, paris, lyon_till, _ = stores
+    transfer_id = request_transfer(lyon_till, 6).json()["id"]
+    adjusted = lyon_till.post(
+        "/api/v1/stock/adjustments/", {"sku": "TEE-M", "location": "lyon", **loss}, format="json"
+    )
+    assert adjusted.status_code == 201, adjusted.json()
+    on_hand = level(tee, lyon)[0]
+    assert level(tee, lyon) == (on_hand, 6)
+    shipped = lyon_till.post(f"/api/v1/stock/transfers/{transfer_id}/ship/")
+    assert shipped.status_code == 409, shipped.json()
+    body = shipped.json()
+    assert body["code"] == "insufficient_stock"
+    assert (body["sku"], body["location"], body["available"], body["on_hand"]) == (
+        "TEE-M",
+        "lyon",
+        0,
+        on_hand,
+    )
+    assert Transfer.objects.get(pk=transfer_id).status == Transfer.Status.REQUESTED
+    assert level(tee, lyon) == (on_hand, 6)
+    assert lyon_till.post(f"/api/v1/stock/transfers/{transfer_id}/cancel/").status_code == 200
+    assert level(tee, lyon) == (on_hand, 0)
+    assert level(tee, paris) == (0, 0)
+    assert_ledger_matches_levels()

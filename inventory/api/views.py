@@ -289,10 +289,12 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         data.is_valid(raise_exception=True)
         lines = data.validated_data.get("lines") or []
         ids = variant_ids_by_sku(skus=[line["sku"] for line in lines]) if lines else {}
+        received: dict[int, int] = {}
+        for line in lines:  # a SKU on two lines (two boxes counted apart): both arrived
+            variant_id = ids[line["sku"]]
+            received[variant_id] = received.get(variant_id, 0) + line["quantity"]
         transfers.transfer_receive(
-            transfer_id=transfer.pk,
-            received={ids[line["sku"]]: line["quantity"] for line in lines} or None,
-            actor=actor_of(request),
+            transfer_id=transfer.pk, received=received or None, actor=actor_of(request)
         )
         return self._answer(transfer.pk)
 

@@ -19,7 +19,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from ..errors import DomainError, too_large_body
+from ..errors import OUT_OF_RANGE_DETAIL, DomainError, too_large_body
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def _out_of_range(exc: Exception, context: dict[str, Any]) -> Response:
         exc,
     )
     return Response(
-        {"code": "out_of_range", "detail": "A value is too large to be recorded."},
+        {"code": "out_of_range", "detail": OUT_OF_RANGE_DETAIL},
         status=status.HTTP_400_BAD_REQUEST,
     )
 
@@ -84,6 +84,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return _out_of_range(exc, context)
     if isinstance(exc, DomainError):
         body = {"code": exc.code, "detail": exc.detail, **exc.extra}
+        if exc.code == "invalid" and "errors" not in body:
+            # The contract's shape for every `invalid`: the rule's sentence under its field.
+            body["errors"] = {exc.field or "non_field_errors": [exc.detail]}
         return Response(body, status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):  # DRF reads request.body, which checks the size
         return Response(too_large_body(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
