@@ -118,6 +118,11 @@ class MemberAdmin(HistoryAdmin):
     def save_model(self, request, obj, form, change):
         changed = [kind for kind in ("email", "sms") if f"{kind}_consent" in form.changed_data]
         consent_dated(member=obj, kinds=changed, source="admin")
+        if change:
+            # The form was read without a lock; points a till posted (or the nightly tier)
+            # since are taken from the locked row, not written back as they were.
+            current = Member.objects.select_for_update().get(pk=obj.pk)
+            obj.points, obj.tier = current.points, current.tier
         super().save_model(request, obj, form, change)
 
     def has_erase_permission(self, request) -> bool:
@@ -131,10 +136,14 @@ class MemberAdmin(HistoryAdmin):
         permissions=["erase"],
     )
     def erase(self, request, queryset):
-        member_ids = list(queryset.values_list("pk", flat=True))
-        for member_id in member_ids:
-            privacy.member_erase(member_id=member_id, staff_id=request.user.pk)
-        messages.success(request, f"{len(member_ids)} member(s) erased.")
+        erased = 0
+        for member_id in queryset.values_list("pk", flat=True):
+            try:
+                privacy.member_erase(member_id=member_id, staff_id=request.user.pk)
+                erased += 1
+            except privacy.MemberGone:  # erased or merged by someone else meanwhile
+                messages.warning(request, f"Member {member_id} was already gone.")
+        messages.success(request, f"{erased} member(s) erased.")
 
     def get_search_results(self, request, queryset, search_term):
         """A phone typed any way (06 12 34 56 78) finds the E.164 number."""
@@ -158,7 +167,13 @@ class MemberAdmin(HistoryAdmin):
             messages.error(request, "Select exactly two members to merge.")
             return
         survivor, other = members
-        privacy.member_merge(survivor_id=survivor.pk, other_id=other.pk, staff_id=request.user.pk)
+        try:
+            privacy.member_merge(
+                survivor_id=survivor.pk, other_id=other.pk, staff_id=request.user.pk
+            )
+        except privacy.MemberGone as exc:  # merged or erased by someone else meanwhile
+            messages.error(request, exc.detail)
+            return
         messages.success(request, f"Member {other.pk} merged into {survivor.pk}.")
 
 

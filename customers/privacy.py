@@ -3,17 +3,29 @@ recorded as a MemberEvent (ids only, never personal data). Merges also leave row
 members' change history (who, when, which details moved); an erasure deletes the person's
 change history, and the admin log keeps only "member #id" for them."""
 
+import json
+
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Q, TextField, Value
 from django.db.models.functions import Cast, Concat
+from rest_framework import status
 
 from omnichannel.errors import DomainError
 from omnichannel.models import IdempotencyRecord
 
 from .models import Member, MemberChannel, MemberEvent, PointsEntry
+
+
+class MemberGone(DomainError):
+    """Found when the request came in, merged away or erased by the time its lock came: a
+    merge or an erasure clicked twice, or two staff at once."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+    default_detail = "No member has that id: merged or erased meanwhile."
 
 
 class CannotMergeWithItself(DomainError):
@@ -40,6 +52,8 @@ def member_merge(*, survivor_id: int, other_id: int, staff_id: int | None = None
         .filter(pk__in=[survivor_id, other_id])
         .order_by("pk")
     }
+    if len(locked) < 2:
+        raise MemberGone(member=other_id if survivor_id in locked else survivor_id)
     survivor, other = locked[survivor_id], locked[other_id]
     Order.objects.filter(member=other).update(member=survivor)
     PointsEntry.objects.filter(member=other).update(member=survivor)
@@ -86,10 +100,11 @@ def member_export(*, member_id: int, staff_id: int | None = None) -> dict:
     member = Member.objects.get(pk=member_id)
     orders = (
         Order.objects.filter(member=member)
-        .select_related("channel")
-        .prefetch_related("lines")
+        .select_related("channel", "pickup_location")
+        .prefetch_related("lines", "payments", "returns__location", "returns__lines__line")
         .order_by("created_at")
     )
+    score = getattr(member, "score", None)  # the nightly profile, as members/{id}/ shows it
     data = {
         "member": {
             "id": member.pk,
@@ -127,6 +142,8 @@ def member_export(*, member_id: int, staff_id: int | None = None) -> dict:
                 "status": o.status,
                 "total": str(o.total),
                 "currency": o.currency,
+                "fulfillment": o.fulfillment,
+                "pickup_location": o.pickup_location.code if o.pickup_location else None,
                 "lines": [
                     {
                         "sku": line.sku,
@@ -136,12 +153,60 @@ def member_export(*, member_id: int, staff_id: int | None = None) -> dict:
                     }
                     for line in o.lines.all()
                 ],
+                "payments": [
+                    {"method": p.method, "amount": str(p.amount)} for p in o.payments.all()
+                ],
+                "returns": [
+                    {
+                        "created_at": r.created_at.isoformat(),
+                        "location": r.location.code,
+                        "refund": str(r.refund),
+                        "points_refunded": r.points_refunded,
+                        "lines": [
+                            {"sku": rl.line.sku, "quantity": rl.quantity, "refund": str(rl.refund)}
+                            for rl in r.lines.all()
+                        ],
+                    }
+                    for r in o.returns.all()
+                ],
             }
             for o in orders
         ],
         "points": [
             {"kind": e.kind, "points": e.points, "created_at": e.created_at.isoformat()}
             for e in member.points_ledger.order_by("id")
+        ],
+        "profile_scores": score
+        and {
+            "as_of": score.as_of.isoformat(),
+            "segment": score.segment,
+            "recency_days": score.recency_days,
+            "frequency": score.frequency,
+            "monetary": str(score.monetary),
+            "rfm": [score.r_score, score.f_score, score.m_score],
+            "first_channel": score.first_channel,
+            "expected_purchases_90d": score.expected_purchases_90d,
+            "p_alive": score.p_alive,
+            "clv_12m": None if score.clv_12m is None else str(score.clv_12m),
+        },
+        # Earlier details (and those of members merged into this one), as the admin's
+        # History page holds them: they are held on the person too.
+        "history": [
+            {
+                "member": h.id,
+                "at": h.history_date.isoformat(),
+                "change": h.get_history_type_display(),
+                "reason": h.history_change_reason,
+                "email": h.email,
+                "phone": h.phone,
+                "first_name": h.first_name,
+                "last_name": h.last_name,
+                "email_consent": h.email_consent,
+                "sms_consent": h.sms_consent,
+            }
+            for h in Member.history.filter(id__in=_merged_into(member.pk)).order_by(
+                "history_date", "history_id"
+            )
         ],
     }
     MemberEvent.objects.create(
@@ -161,18 +226,16 @@ def member_erase(*, member_id: int, staff_id: int | None = None) -> None:
     # service takes them (customers.services.member_lock); the other way deadlocked with a
     # handover of one of their orders.
     list(Order.objects.select_for_update().filter(member_id=member_id).order_by("pk").values("pk"))
-    member = Member.objects.select_for_update().get(pk=member_id)
-    traces = [value for value in (member.email, member.phone) if value]
+    member = Member.objects.select_for_update().filter(pk=member_id).first()
+    if member is None:
+        raise MemberGone(member=member_id)
+    ids = _merged_into(member_id)
+    traces = _contacts_held(member=member, ids=ids)
     Order.objects.filter(member=member).update(member=None)
     PointsEntry.objects.filter(member=member).delete()
-    if traces:
-        stored = IdempotencyRecord.objects.annotate(text=Cast("response_body", TextField()))
-        match = Q()
-        for value in traces:
-            match |= Q(text__icontains=value)
-        stored.filter(match).delete()
+    _forget_stored_answers(ids=ids, traces=traces)
     member.delete()
-    _forget_history(member_id=member_id, traces=traces)
+    _forget_history(ids=ids, traces=traces)
     MemberEvent.objects.create(
         kind=MemberEvent.Kind.ERASED, member_id_ref=member_id, staff_id=staff_id
     )
@@ -191,11 +254,33 @@ def _merged_into(member_id: int) -> set[int]:
     return ids
 
 
-def _forget_history(*, member_id: int, traces: list[str]) -> None:
+def _contacts_held(*, member: Member, ids: set[int]) -> set[str]:
+    """Every email and phone the person had: now, before a change, and on the members merged
+    into them."""
+    held = {member.email, member.phone}
+    for email, phone in Member.history.filter(id__in=ids).values_list("email", "phone"):
+        held |= {email, phone}
+    return {value for value in held if value}
+
+
+def _forget_stored_answers(*, ids: set[int], traces: set[str]) -> None:
+    """Stored API answers (Idempotency-Key replays) about the person: the member answers
+    of them and of those merged into them, and any answer holding one of their contacts as
+    a whole JSON string (`"an@example.com"`, not a part of "joan@example.com", whose own
+    replay must still work). Both spellings of a non-ASCII contact: PostgreSQL's jsonb text
+    keeps the characters, the JSON text SQLite stores escapes them."""
+    match = Q(path__startswith="/api/v1/members", response_body__id__in=list(ids))
+    for value in traces:
+        for quoted in {json.dumps(value), json.dumps(value, ensure_ascii=False)}:
+            match |= Q(text__contains=quoted)
+    stored = IdempotencyRecord.objects.annotate(text=Cast("response_body", TextField()))
+    stored.filter(match).delete()
+
+
+def _forget_history(*, ids: set[int], traces: set[str]) -> None:
     """The change history of the person (and of the members merged into them, whose details
     they took) goes, as does any history row holding their email or phone. The admin's log
     of edits keeps who edited when, under "member #id" instead of their email."""
-    ids = _merged_into(member_id)
     Member.history.filter(Q(id__in=ids) | Q(email__in=traces) | Q(phone__in=traces)).delete()
     LogEntry.objects.filter(
         content_type=ContentType.objects.get_for_model(Member),

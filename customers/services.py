@@ -11,6 +11,7 @@ Rules kept here:
   to the goods returned.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -66,9 +67,19 @@ def normalize_email(value: str | None) -> str | None:
     return email
 
 
+# What people write in a phone number besides its digits. Letters are refused: the library
+# reads them as a keypad's ("0612ABCDEF" is +33612222333), so a typo found someone else,
+# and "ext 12" was dropped without a word.
+_PHONE_CHARACTERS = re.compile(r"[0-9\s+().\-/]+")
+
+
 def normalize_phone(value: str | None) -> str | None:
     if value is None or not str(value).strip():
         return None
+    if not _PHONE_CHARACTERS.fullmatch(str(value)):
+        raise InvalidContact(
+            errors={"phone": ["Enter a phone number in digits (spaces, +, -, . and () allowed)."]}
+        )
     try:
         number = phonenumbers.parse(str(value), settings.PHONE_DEFAULT_REGION)
     except phonenumbers.NumberParseException as exc:

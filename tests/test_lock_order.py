@@ -12,10 +12,13 @@ from decimal import Decimal
 import pytest
 import tablib
 from django.db import connection, connections, transaction
+from django.db.models import Sum
+from rest_framework.test import APIClient
 
 from analytics.jobs import nightly_run
 from analytics.models import MemberScore
-from customers.models import Member
+from customers import admin as member_admin
+from customers.models import Member, MemberEvent, PointsEntry
 from customers.privacy import member_merge
 from inventory.models import StockLevel
 from inventory.resources import CycleCountResource
@@ -23,8 +26,9 @@ from inventory.services import StockLine, stock_receive, stock_sell_now
 from orders.services import LineRequest, order_place, order_transition
 from tests.concurrency import require_postgres
 from tests.conftest import as_client
-from tests.factories import ChannelPriceFactory, VariantFactory, make_api_client
+from tests.factories import ChannelPriceFactory, VariantFactory, make_api_client, make_staff
 from tests.inventory_helpers import assert_ledger_matches_levels
+from tests.test_change_history import admin_form_data
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres]
 
@@ -365,3 +369,83 @@ def test_a_count_sheet_listing_skus_out_of_order_beside_a_two_line_sale(store):
     assert results == {"sale": ("ok", 2), "sheet": ("ok", False)}, results
     assert set(StockLevel.objects.values_list("on_hand", flat=True)) <= {7, 6}
     assert_ledger_matches_levels()
+
+
+def test_the_same_merge_twice_at_once_is_done_once_and_the_second_is_a_404(store):
+    """A merge clicked twice (or retried): both requests find both members, then queue on
+    their rows; the second, once the first committed, finds `other` gone: 404 not_found,
+    where it was a KeyError, a 500. Same for an erasure clicked twice."""
+    require_postgres()
+    a = Member.objects.create(email="a@example.com")
+    b = Member.objects.create(email="b@example.com")
+    staff = make_staff("care", "customers.change_member", "customers.delete_member")
+
+    def post(path, body=None):
+        client = APIClient()
+        client.force_authenticate(staff)
+        response = client.post(path, body, format="json")
+        return response.status_code, response.json().get("code") if response.content else None
+
+    for path, body in (
+        (f"/api/v1/members/{a.pk}/merge/", {"other": b.pk}),
+        (f"/api/v1/members/{a.pk}/erase/", None),
+    ):
+        held = Held(Member.objects.filter(pk__in=[a.pk, b.pk]))
+        results: dict = {}
+        threads = [
+            in_thread(results, n, lambda p=path, b=body: post(p, b)) for n in ("first", "second")
+        ]
+        until_waiting(2)
+        held.let_go()
+        for thread in threads:
+            thread.join(20)
+        assert sorted(answer for _, answer in results.values()) == sorted(
+            [(200 if body else 204, None), (404, "not_found")]
+        ), results
+    assert not Member.objects.filter(pk__in=[a.pk, b.pk]).exists()
+    assert MemberEvent.objects.filter(kind="merged").count() == 1
+    assert MemberEvent.objects.filter(kind="erased").count() == 1
+
+
+def test_a_member_saved_in_the_admin_keeps_points_earned_while_the_form_was_saved(
+    client, pos, store, tee, monkeypatch
+):
+    """Support renames a member while they buy at a till: the admin read the row (points
+    0) without a lock, the sale posted its points, and the save wrote 0 back, a balance no
+    longer the ledger's sum. The save now takes points and tier from the locked row."""
+    member = Member.objects.create(email="pts@example.com")
+    _, token = make_api_client(pos, store, name="till")
+    client.force_login(make_staff("care", "customers.view_member", "customers.change_member"))
+    url = f"/admin/customers/member/{member.pk}/change/"
+    data = {**admin_form_data(client.get(url)), "first_name": "Renamed"}
+    sold = {}
+
+    def sale_meanwhile(self):
+        sale = in_thread(
+            sold,
+            "sale",
+            lambda: (
+                as_client(token)
+                .post(
+                    "/api/v1/orders/",
+                    {
+                        "fulfillment": "in_store",
+                        "member": member.pk,
+                        "lines": [{"sku": "TEE", "quantity": 1}],
+                    },
+                    format="json",
+                )
+                .json()["points_earned"]
+            ),
+        )
+        sale.join(20)
+        return original(self)
+
+    original = member_admin.MemberForm.clean_email
+    monkeypatch.setattr(member_admin.MemberForm, "clean_email", sale_meanwhile)
+    assert client.post(url, data).status_code == 302
+    assert sold["sale"][0] == "ok" and sold["sale"][1] > 0, sold
+    stored = Member.objects.get(pk=member.pk)
+    ledger = PointsEntry.objects.filter(member=stored).aggregate(s=Sum("points"))["s"]
+    assert stored.first_name == "Renamed"
+    assert stored.points == ledger == sold["sale"][1]

@@ -266,3 +266,150 @@ def test_the_member_admin_erases_instead_of_deleting_and_only_for_the_whole_busi
     assert not Member.objects.filter(pk=member.pk).exists()
     assert MemberEvent.objects.filter(kind="erased", member_id_ref=member.pk).exists()
     assert_no_trace_anywhere("gone@example.com", "+33699999999")
+
+
+def test_merging_a_member_with_itself_is_invalid_with_the_field_named(shop):
+    member_id = buy(shop["till"], {"phone": "0612340000"})["member"]
+    response = shop["staff"].post(
+        f"/api/v1/members/{member_id}/merge/", {"other": member_id}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert response.json()["errors"] == {"other": [response.json()["detail"]]}
+
+
+def test_erasure_removes_stored_answers_under_old_and_merged_in_contacts(shop):
+    """Stored signup answers (Idempotency-Key replays) hold the contact given then: an email
+    changed since, or one of a member merged into this one, is the person's too. The
+    erasure removes those answers, as it removes the ones under the current email."""
+    changed = (
+        shop["web"]
+        .post(
+            "/api/v1/members/",
+            {"email": "old.address@example.com", "first_name": "Ursula"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="signup-ursula",
+        )
+        .json()
+    )
+    member = Member.objects.get(pk=changed["id"])
+    member.email = "new.address@example.com"  # corrected later, by support
+    member.save()
+    online = (
+        shop["web"]
+        .post(
+            "/api/v1/members/",
+            {"email": "bob.home@example.com", "first_name": "Bobby"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="signup-bob",
+        )
+        .json()
+    )
+    survivor = (
+        shop["till"]
+        .post("/api/v1/members/", {"email": "bob.work@example.com"}, format="json")
+        .json()
+    )
+    merged = shop["staff"].post(
+        f"/api/v1/members/{survivor['id']}/merge/", {"other": online["id"]}, format="json"
+    )
+    assert merged.status_code == 200
+    for erased in (member.pk, survivor["id"]):
+        assert shop["staff"].post(f"/api/v1/members/{erased}/erase/").status_code == 204
+    assert not IdempotencyRecord.objects.filter(key__in=["signup-ursula", "signup-bob"]).exists()
+    assert_no_trace_anywhere("old.address@example.com", "ursula", "bob.home@example.com", "bobby")
+
+
+def test_erasing_one_member_keeps_the_stored_answer_of_an_email_containing_theirs(shop):
+    """Erasing an@example.com must not take joan@example.com's stored answer with it (its
+    text contains the other): Joan's retry under her key still replays her first 201."""
+    body = {"email": "joan@example.com"}
+    first = shop["web"].post("/api/v1/members/", body, format="json", HTTP_IDEMPOTENCY_KEY="joan")
+    assert first.status_code == 201
+    ann = shop["till"].post("/api/v1/members/", {"email": "an@example.com"}, format="json")
+    assert shop["staff"].post(f"/api/v1/members/{ann.json()['id']}/erase/").status_code == 204
+    replay = shop["web"].post("/api/v1/members/", body, format="json", HTTP_IDEMPOTENCY_KEY="joan")
+    assert (replay.status_code, replay.json()) == (201, first.json())
+
+
+def test_the_export_holds_earlier_details_scores_payments_and_returns(shop):
+    """Everything held on the person: the details they had before (the change history,
+    theirs and of a member merged into them), the nightly profile members/{id}/ shows, and
+    per order its payments and returns."""
+    from datetime import date
+
+    from analytics.models import MemberScore
+
+    member_id = buy(shop["till"], {"phone": "0611223355"})["member"]
+    other_id = (
+        shop["web"]
+        .post("/api/v1/members/", {"email": "first@example.com"}, format="json")
+        .json()["id"]
+    )
+    merged = shop["staff"].post(
+        f"/api/v1/members/{member_id}/merge/", {"other": other_id}, format="json"
+    )
+    assert merged.status_code == 200
+    member = Member.objects.get(pk=member_id)
+    member.email = "second@example.com"
+    member.save()
+    MemberScore.objects.create(
+        member_id=member_id,
+        as_of=date(2026, 11, 30),
+        first_purchase=date(2026, 1, 1),
+        last_purchase=date(2026, 11, 1),
+        recency_days=29,
+        frequency=3,
+        monetary=Decimal("100.00"),
+        r_score=3,
+        f_score=3,
+        m_score=4,
+        segment="at_risk",
+        first_channel="store",
+        p_alive=0.42,
+        clv_12m=Decimal("123.45"),
+    )
+    order = Order.objects.get(member_id=member_id)
+    returned = shop["till"].post(
+        "/api/v1/returns/",
+        {
+            "order": order.pk,
+            "location": "lyon",
+            "lines": [{"sku": "TEE", "quantity": 1}],
+            "restock": True,
+        },
+        format="json",
+    )
+    assert returned.status_code == 201, returned.json()
+    body = shop["staff"].get(f"/api/v1/members/{member_id}/export/").json()
+    held = {(h["member"], h["email"]) for h in body["history"]}
+    assert {(other_id, "first@example.com"), (member_id, "second@example.com")} <= held
+    scores = body["profile_scores"]
+    assert (scores["segment"], scores["rfm"], scores["clv_12m"]) == ("at_risk", [3, 3, 4], "123.45")
+    [exported] = body["orders"]
+    assert exported["payments"] == [
+        {"method": p.method, "amount": str(p.amount)} for p in order.payments.all()
+    ]
+    [ret] = exported["returns"]
+    assert (ret["location"], ret["refund"], ret["lines"]) == (
+        "lyon",
+        returned.json()["refund"],
+        [{"sku": "TEE", "quantity": 1, "refund": "100.00"}],
+    )
+
+
+def test_a_phone_with_letters_is_refused_not_read_off_a_keypad(shop):
+    """phonenumbers reads letters as a keypad's: "06 12 34 AD GJ" was +33612342345, another
+    member's number, found and attached to; "ext 12" was dropped. Both are 400 now, for the
+    upsert and the look-up."""
+    owner = shop["till"].post("/api/v1/members/", {"phone": "0612342345"}, format="json").json()
+    for phone in ("06 12 34 AD GJ", "0612ABCDEF", "0612342345 ext 12"):
+        upsert = shop["web"].post("/api/v1/members/", {"phone": phone}, format="json")
+        assert upsert.status_code == 400, phone
+        assert upsert.json()["errors"]["phone"]
+        look_up = shop["till"].get("/api/v1/members/", {"phone": phone})
+        assert look_up.status_code == 400, phone
+    assert list(Member.objects.values_list("pk", flat=True)) == [owner["id"]]
+    for written in ("+33 (0)6 12-34.23/45", "0033612342345"):
+        found = shop["till"].post("/api/v1/members/", {"phone": written}, format="json")
+        assert (found.status_code, found.json()["id"]) == (200, owner["id"]), written
