@@ -38,8 +38,10 @@ class MemberScore(models.Model):
     last_purchase = models.DateField()
     recency_days = models.IntegerField()
     frequency = models.IntegerField(help_text="Distinct days with a purchase.")
+    # Wider than an order (12 digits): a day's spend adds up several orders; and a CLV
+    # multiplies it. Two large orders on one day overflowed the column and failed the run.
     monetary = models.DecimalField(
-        max_digits=12, decimal_places=2, help_text="Average spend per purchase day."
+        max_digits=18, decimal_places=2, help_text="Average spend per purchase day."
     )
     r_score = models.PositiveSmallIntegerField()
     f_score = models.PositiveSmallIntegerField()
@@ -48,7 +50,7 @@ class MemberScore(models.Model):
     first_channel = models.CharField(max_length=10, help_text="web or store")
     expected_purchases_90d = models.FloatField(null=True, blank=True)
     p_alive = models.FloatField(null=True, blank=True)
-    clv_12m = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    clv_12m = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True)
 
     class Meta:
         ordering = ["member_id"]

@@ -104,6 +104,11 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT = "omnichannel.broker:Transport"  # kombu's Redis, see broker.py
+    # Likewise for the broker: a sale queues its availability sync, /healthz pings it. A
+    # Redis that hangs without closing the connection held both forever (kombu waits by
+    # default); now a publish gives up, the outbox keeps the change for the sweeper, and the
+    # probe says "down". The worker's BRPOP waits in its event loop, not on these.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 1.0, "socket_connect_timeout": 1.0}
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",

@@ -1,4 +1,5 @@
 import contextlib
+import dataclasses
 
 import pytest
 from rest_framework.test import APIClient
@@ -82,3 +83,40 @@ def web_client(web):
 def pos_client(pos, store):
     _, token = make_api_client(pos, store, name="till-1")
     return as_client(token)
+
+
+@pytest.fixture
+def hung_redis():
+    """The address of a server that accepts connections and never answers (a hung Redis,
+    a half-open connection through a firewall), as redis://host:port; `accepted` lists the
+    connections it took."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list = []
+    stop = threading.Event()
+
+    def accept_and_say_nothing():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept_and_say_nothing, daemon=True).start()
+    hung = HungRedis(f"redis://127.0.0.1:{listener.getsockname()[1]}", accepted)
+    yield hung
+    stop.set()
+    for conn in accepted:  # EOF frees anything still reading
+        conn.close()
+    listener.close()
+
+
+@dataclasses.dataclass
+class HungRedis:
+    url: str
+    accepted: list

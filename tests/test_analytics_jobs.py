@@ -1,12 +1,14 @@
 """Nightly RFM and cohorts on a small hand-made order set: exact numbers, idempotent."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
+from django.utils import timezone
 
+from analytics import jobs
 from analytics.jobs import nightly_run
 from analytics.models import CohortRetention, MemberScore, NightlyRun
 from customers.models import Member
@@ -463,3 +465,32 @@ def test_the_clv_chart_is_counted_by_the_database_band_by_band(
     assert chart["counts"] == [10, 10, 10, 10] and len(chart["labels"]) == 4
     assert len(captured.captured_queries) == 2  # the top, then the bands
     assert "GROUP BY" in captured.captured_queries[1]["sql"]
+
+
+def test_a_day_of_the_largest_orders_the_books_take_is_scored(pos):
+    """Each order under the 9,999,999,999.99 an order may total, two of them on one day: the
+    day's spend overflowed MemberScore.monetary (12 digits) and failed the whole run."""
+    big = Member.objects.create(email="big@example.com")
+    small = Member.objects.create(email="small@example.com")
+    order(big, pos, "2026-01-10", "9999990000.00")
+    order(big, pos, "2026-01-10", "9999990000.00")
+    order(small, pos, "2026-01-12", "10.00")
+    assert nightly_run(run_date=date(2026, 3, 31)).status == NightlyRun.Status.SUCCEEDED
+    assert MemberScore.objects.get(member=big).monetary == Decimal("19999980000.00")
+
+
+def test_run_nightly_refuses_a_future_date_and_says_why_a_run_failed(pos, monkeypatch):
+    """A date to come would replace every member's scores with figures as of a day that has
+    not happened; a failed stage is a one-line error (exit code 1), not a traceback."""
+    tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
+    with pytest.raises(CommandError, match="in the future"):
+        call_command("run_nightly", "--date", tomorrow, stdout=StringIO(), stderr=StringIO())
+    assert not NightlyRun.objects.exists()
+
+    def broken(**kwargs):
+        raise ValueError("the disk is full")
+
+    monkeypatch.setattr(jobs, "STAGES", [("rfm", broken)])
+    with pytest.raises(CommandError, match="failed: ValueError: the disk is full"):
+        call_command("run_nightly", "--date", "2026-03-31", stdout=StringIO(), stderr=StringIO())
+    assert NightlyRun.objects.get().status == NightlyRun.Status.FAILED

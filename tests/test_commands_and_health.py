@@ -1,5 +1,7 @@
 """create_api_client, /healthz, the OpenAPI schema and the browsable docs."""
 
+import threading
+import time
 from io import StringIO
 
 import pytest
@@ -118,9 +120,79 @@ def test_schema_is_openapi_3_and_describes_the_contract_paths(client):
     assert "401" in schema["paths"]["/api/v1/products/"]["get"]["responses"]
 
 
+def test_the_schema_documents_406_and_ids_as_integers(client, web_client):
+    """Accept: application/xml is 406 not_acceptable on any operation, which no operation
+    listed; orders/?member= was typed number (and 1.5 matched member 1)."""
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+    operations = [op for item in schema["paths"].values() for op in item.values()]
+    assert operations and all("406" in op["responses"] for op in operations)
+    refused = web_client.get("/api/v1/channels/", HTTP_ACCEPT="application/xml")
+    assert (refused.status_code, refused.json()["code"]) == (406, "not_acceptable")
+    [member] = [
+        p for p in schema["paths"]["/api/v1/orders/"]["get"]["parameters"] if p["name"] == "member"
+    ]
+    assert member["schema"]["type"] == "integer"
+
+
 def test_api_docs_page_works_offline(client):
     response = client.get("/api/docs/")
     assert response.status_code == 200
     html = response.content.decode()
     assert "swagger-ui" in html
     assert "cdn.jsdelivr" not in html and "unpkg.com" not in html  # served by the project
+
+
+def _within(seconds: float, work):
+    """work()'s result, or a failure if it is still running after `seconds` (a thread, so a
+    hang fails the test instead of holding the suite)."""
+    done: dict = {}
+
+    def run():
+        try:
+            done["result"] = work()
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    thread.join(seconds)
+    assert "result" in done, f"still waiting after {time.monotonic() - started:.1f} s"
+    return done["result"]
+
+
+@pytest.mark.parametrize("broker", ["hung", "refused"])
+def test_healthz_says_the_broker_is_down_within_its_probes_timeout(
+    client, settings, monkeypatch, hung_redis, broker
+):
+    """A Redis that accepts and never answers held /healthz forever (kombu waits by
+    default), and one that refuses cost 2 s (kombu's pause before its retry): a probe with
+    a 1-2 s timeout then restarted a healthy web process. Both answer in about a second."""
+    from omnichannel.celery import app
+
+    if not settings.USING_REDIS:
+        pytest.fail("this test needs Redis; run `make test` where Redis answers")
+    url = f"{hung_redis.url}/0" if broker == "hung" else "redis://127.0.0.1:1/0"
+    monkeypatch.setitem(app.conf, "broker_url", url)
+    monkeypatch.setitem(app.conf, "broker_write_url", url)
+    response = _within(1.8, lambda: client.get("/healthz"))
+    assert (response.status_code, response.json()["broker"]) == (200, "down")
+
+
+def test_a_sale_queueing_its_sync_on_a_hung_redis_gives_up(settings, monkeypatch, hung_redis):
+    """The sync a sale queues (after its commit) went to a Redis that never answers: the
+    request hung with it. The publish now gives up after the broker's socket timeout (and
+    Celery's few retries); the outbox keeps the change for the sweeper."""
+    from inventory import availability
+    from omnichannel.celery import app
+
+    if not settings.USING_REDIS:
+        pytest.fail("this test needs Redis; run `make test` where Redis answers")
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] == 1.0
+    url = f"{hung_redis.url}/0"
+    monkeypatch.setitem(app.conf, "task_always_eager", False)
+    monkeypatch.setitem(app.conf, "broker_url", url)
+    monkeypatch.setitem(app.conf, "broker_write_url", url)
+    monkeypatch.setattr(app, "_pool", None)  # connections to the real Redis are not reused
+    assert _within(15, availability._send_sync) is False
+    assert hung_redis.accepted

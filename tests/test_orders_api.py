@@ -850,5 +850,7 @@ def test_orders_are_listed_by_member(shop):
         listed = shop["web"].get("/api/v1/orders/", {"member": order["member"]}).json()
         assert [o["id"] for o in listed["results"]] == [order["id"]]
     assert shop["web"].get("/api/v1/orders/", {"member": 10**9}).json()["results"] == []
-    refused = shop["web"].get("/api/v1/orders/", {"member": "ann"})
-    assert refused.status_code == 400 and refused.json()["code"] == "invalid"
+    for not_an_id in ("ann", f"{ann['member']}.5"):  # 1.5 listed member 1's orders
+        refused = shop["web"].get("/api/v1/orders/", {"member": not_an_id})
+        assert refused.status_code == 400 and refused.json()["code"] == "invalid", not_an_id
+        assert list(refused.json()["errors"]) == ["member"]

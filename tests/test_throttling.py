@@ -223,47 +223,21 @@ def test_a_forged_forwarded_for_header_does_not_make_a_new_caller(low_rates, api
     assert answers == [200, 200, 429, 429]
 
 
-def test_a_redis_that_hangs_costs_a_request_half_a_second_not_forever(settings, web, monkeypatch):
+def test_a_redis_that_hangs_costs_a_request_half_a_second_not_forever(
+    settings, web, monkeypatch, hung_redis
+):
     """A server that accepts the connection and never answers (a hung Redis): the cache
     gives up after its socket timeout and the throttle lets the request through."""
-    import socket
-    import threading
-
     import omnichannel.api.throttling as throttling
 
     monkeypatch.setattr(throttling, "_cache_down_until", 0.0)  # and back after the test
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    accepted = []
-    stop = threading.Event()
-
-    def accept_and_say_nothing():
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    threading.Thread(target=accept_and_say_nothing, daemon=True).start()
     settings.CACHES = {
-        "default": {
-            **django_settings.CACHES["default"],
-            "LOCATION": f"redis://127.0.0.1:{listener.getsockname()[1]}/0",
-        }
+        "default": {**django_settings.CACHES["default"], "LOCATION": f"{hung_redis.url}/0"}
     }
-    try:
-        assert django_settings.CACHES["default"]["OPTIONS"]["socket_timeout"] == 0.5
-        _, token = make_api_client(web)
-        started = time.monotonic()
-        response = as_client(token).get(PATH)
-        waited = time.monotonic() - started
-    finally:
-        stop.set()
-        for conn in accepted:
-            conn.close()
-        listener.close()
+    assert django_settings.CACHES["default"]["OPTIONS"]["socket_timeout"] == 0.5
+    _, token = make_api_client(web)
+    started = time.monotonic()
+    response = as_client(token).get(PATH)
+    waited = time.monotonic() - started
     assert response.status_code == 200
-    assert accepted and waited < 5
+    assert hung_redis.accepted and waited < 5

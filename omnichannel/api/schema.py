@@ -1,7 +1,8 @@
 """OpenAPI: the token scheme, and the contract's error bodies on every operation.
 
 Every operation documents the errors it can answer with, whatever its view declares for
-success: 400 (validation, a NUL in the URL, a domain rule), 401, 403; 404 where a path names an
+success: 400 (validation, a NUL in the URL, a domain rule), 401, 403, 406 (an Accept header
+that JSON does not satisfy); 404 where a path names an
 object or a paginated list can be asked for a page that does not exist; 413 and 415 on writes
 (bodies are JSON, and bounded); 422 where an `Idempotency-Key` is honoured. A view adds 409
 (`CONFLICT`) where a business rule can refuse. `tests/test_api_schema_fuzz.py` holds the
@@ -96,6 +97,7 @@ class AutoSchema(SpectacularAutoSchema):
             "400": error("Invalid input: code `invalid` with `errors`, or a domain code."),
             "401": error("No or invalid credentials."),
             "403": error("Outside the caller's scope, or not permitted."),
+            "406": error("`not_acceptable`: the Accept header asks for other than JSON."),
             "503": OpenApiResponse(
                 ServiceUnavailableSerializer,
                 description="The database did not answer (`service_unavailable`, "

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from customers.models import Member
 from customers.services import Contact, UnknownMember, member_upsert
 from inventory.api.views import actor_of
-from omnichannel.api.filters import UtcIsoDateTimeFilter
+from omnichannel.api.filters import IdFilter, UtcIsoDateTimeFilter
 from omnichannel.api.pagination import NewestFirstPagination
 from omnichannel.api.schema import CONFLICT
 from omnichannel.auth import api_client_of
@@ -48,7 +48,7 @@ class OrderFilter(django_filters.FilterSet):
     location = django_filters.CharFilter(method="filter_location", max_length=40)
     created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     number = django_filters.CharFilter(max_length=40)
-    member = django_filters.NumberFilter(field_name="member_id", help_text="The member's id.")
+    member = IdFilter(field_name="member_id", help_text="The member's id.")
 
     class Meta:
         model = Order

@@ -1,6 +1,7 @@
 from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from analytics.jobs import nightly_run
 
@@ -16,11 +17,18 @@ class Command(BaseCommand):
             run_date = _parse(date) if date else None
         except ValueError as exc:
             raise CommandError(f"--date must be YYYY-MM-DD: {exc}") from exc
+        if run_date and run_date > timezone.localdate():
+            # Scores as of a day to come would replace the real ones members/ and the
+            # dashboard show (recency counted back from then).
+            raise CommandError(f"--date {run_date} is in the future.")
 
         def progress(stage, rows, seconds):
             self.stderr.write(f"  {stage:<10} {rows:>8} rows  {seconds:>7.2f} s")
 
-        run = nightly_run(run_date=run_date, progress=progress)
+        try:
+            run = nightly_run(run_date=run_date, progress=progress)
+        except Exception as exc:  # recorded on the run (NightlyRun.error) and in the log
+            raise CommandError(f"The nightly run failed: {type(exc).__name__}: {exc}") from exc
         self.stdout.write(f"Nightly run {run.pk} for {run.run_date}: {run.status}.")
 
 
