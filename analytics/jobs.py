@@ -4,7 +4,7 @@ recorded in a NightlyRun. Running a date twice gives the same rows."""
 
 import logging
 import time
-from datetime import date
+from datetime import date, timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -266,9 +266,15 @@ class StageSkipped(Exception):
 STAGES = [("rfm", rfm_stage), ("cohorts", cohort_stage), ("clv", clv_stage)]
 
 
+def last_finished_day() -> date:
+    """What a nightly run counts unless told: yesterday, the last whole day (TIME_ZONE).
+    Counting today's sales so far, a date gave other rows each time it ran."""
+    return timezone.localdate() - timedelta(days=1)
+
+
 def nightly_run(*, run_date: date | None = None, progress=None) -> NightlyRun:
-    """Run every stage for `run_date` (default today) and record the run."""
-    run_date = run_date or timezone.localdate()
+    """Run every stage for `run_date` (default: the last finished day) and record the run."""
+    run_date = run_date or last_finished_day()
     run = NightlyRun.objects.create(run_date=run_date, parameters={"as_of": str(run_date)})
     try:
         for name, stage in STAGES:

@@ -494,3 +494,26 @@ def test_run_nightly_refuses_a_future_date_and_says_why_a_run_failed(pos, monkey
     with pytest.raises(CommandError, match="failed: ValueError: the disk is full"):
         call_command("run_nightly", "--date", "2026-03-31", stdout=StringIO(), stderr=StringIO())
     assert NightlyRun.objects.get().status == NightlyRun.Status.FAILED
+
+
+def test_beats_nightly_run_counts_the_last_finished_day_not_today_so_far(pos):
+    """Beat runs at 03:00 and counted today's sales so far: a second run of that date later
+    in the day gave other rows. It is as of yesterday now, whenever it runs; a member whose
+    only purchase is today is scored tomorrow night."""
+    from analytics.tasks import run_nightly_jobs
+
+    regular = Member.objects.create(email="regular@example.com")
+    newcomer = Member.objects.create(email="new@example.com")
+    today = timezone.localdate()
+    order(regular, pos, (today - timedelta(days=30)).isoformat(), "10.00")
+    order(regular, pos, today.isoformat(), "99.00")
+    order(newcomer, pos, today.isoformat(), "99.00")
+    run = NightlyRun.objects.get(pk=run_nightly_jobs())
+    assert run.run_date == today - timedelta(days=1)
+    [score] = MemberScore.objects.all()
+    assert (score.member_id, score.frequency, score.last_purchase, score.monetary) == (
+        regular.pk,
+        1,
+        today - timedelta(days=30),
+        Decimal("10.00"),
+    )

@@ -10,7 +10,9 @@ class Command(BaseCommand):
     help = "Run the nightly analytics jobs now (what Celery beat runs each night)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--date", help="YYYY-MM-DD, the day the figures are as of")
+        parser.add_argument(
+            "--date", help="YYYY-MM-DD, the day the figures are as of (default: yesterday)"
+        )
 
     def handle(self, *args, date: str | None = None, **options):
         try:
