@@ -7,7 +7,7 @@ from orders.models import Order
 from orders.selectors import orders_within_limit
 
 from . import privacy
-from .models import Member, MemberChannel, MemberEvent, PointsEntry
+from .models import Member, MemberAlias, MemberChannel, MemberEvent, PointsEntry
 from .selectors import order_number_seen, with_order_visibility
 from .services import InvalidContact, consent_dated, normalize_email, normalize_phone
 
@@ -33,6 +33,15 @@ class PointsInline(ReadOnlyInline):
         if entry.order_id is None:
             return "-"
         return order_number_seen(entry) or "another store's order"
+
+
+class AliasInline(ReadOnlyInline):
+    """Emails and phones kept from members merged into this one: they still find them."""
+
+    model = MemberAlias
+    fields = ["kind", "value", "created_at"]
+    readonly_fields = fields
+    verbose_name = "other contact (from a merge)"
 
 
 class SeenInline(ReadOnlyInline):
@@ -66,9 +75,18 @@ class MemberForm(forms.ModelForm):
 
     def _normalized(self, field: str, normalize):
         try:
-            return normalize(self.cleaned_data.get(field))
+            value = normalize(self.cleaned_data.get(field))
         except InvalidContact as exc:
             raise forms.ValidationError(exc.extra["errors"][field][0]) from exc
+        alias = MemberAlias.objects.filter(kind=field, value=value).exclude(
+            member_id=self.instance.pk
+        )
+        if value and alias.exists():
+            # It finds that member (merged into them): two members would answer to it.
+            raise forms.ValidationError(
+                f"This {field} belongs to member {alias.get().member_id}, kept from a merge."
+            )
+        return value
 
     def clean_email(self):
         return self._normalized("email", normalize_email)
@@ -109,7 +127,7 @@ class MemberAdmin(HistoryAdmin):
         "sms_consent_at",
         "sms_consent_source",
     ]
-    inlines = [SeenInline, OrderInline, PointsInline]
+    inlines = [AliasInline, SeenInline, OrderInline, PointsInline]
     actions = ["merge", "erase"]
 
     def has_delete_permission(self, request, obj=None):

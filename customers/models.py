@@ -49,6 +49,27 @@ class Member(models.Model):
         return self.email or self.phone or f"member #{self.pk}"
 
 
+class MemberAlias(models.Model):
+    """Another email or phone of a member: what a member merged into them had where they
+    kept their own. It still finds them (the upsert, the look-up): the person typing it next
+    is not made a new member with no points. Erased with the member."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email"
+        PHONE = "phone"
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="aliases")
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    value = models.CharField(max_length=254, help_text="Normalized as the member's own.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "value"], name="uniq_member_alias")]
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class MemberChannel(models.Model):
     """Where a member was seen: a channel, and for store sales the store."""
 

@@ -16,7 +16,7 @@ from rest_framework import status
 from omnichannel.errors import DomainError
 from omnichannel.models import IdempotencyRecord
 
-from .models import Member, MemberChannel, MemberEvent, PointsEntry
+from .models import Member, MemberAlias, MemberChannel, MemberEvent, PointsEntry
 
 
 class MemberGone(DomainError):
@@ -37,7 +37,8 @@ class CannotMergeWithItself(DomainError):
 @transaction.atomic
 def member_merge(*, survivor_id: int, other_id: int, staff_id: int | None = None) -> Member:
     """Everything of `other` moves to `survivor`: orders, points, where they were seen,
-    missing contact details and consents. `other` is then deleted."""
+    missing contact details and consents. An email or phone of `other`'s where the survivor
+    keeps its own stays as an alias that still finds them. `other` is then deleted."""
     from orders.models import Order
 
     if survivor_id == other_id:
@@ -78,10 +79,14 @@ def member_merge(*, survivor_id: int, other_id: int, staff_id: int | None = None
         staff = get_user_model().objects.filter(pk=staff_id).first()
         other._history_user = survivor._history_user = staff
     other._change_reason = f"merged into member {survivor_id}"
+    MemberAlias.objects.filter(member=other).update(member=survivor)
     other.delete()  # frees its email and phone for the survivor
     for field, value in contact.items():
         if value and not getattr(survivor, field):
             setattr(survivor, field, value)
+        elif value and field in ("email", "phone") and value != getattr(survivor, field):
+            # The survivor keeps its own; the other one still finds the person.
+            MemberAlias.objects.create(member=survivor, kind=field, value=value)
     survivor._change_reason = f"member {other_id} merged into this one"
     survivor.save()
     MemberEvent.objects.create(
@@ -116,6 +121,11 @@ def member_export(*, member_id: int, staff_id: int | None = None) -> dict:
             "tier": member.tier,
             "created_at": member.created_at.isoformat(),
         },
+        # Emails and phones of members merged into this one, which still find them.
+        "other_contacts": [
+            {"kind": a.kind, "value": a.value, "since": a.created_at.isoformat()}
+            for a in member.aliases.order_by("id")
+        ],
         "consents": {
             kind: {
                 "given": getattr(member, f"{kind}_consent"),
@@ -257,7 +267,7 @@ def _merged_into(member_id: int) -> set[int]:
 def _contacts_held(*, member: Member, ids: set[int]) -> set[str]:
     """Every email and phone the person had: now, before a change, and on the members merged
     into them."""
-    held = {member.email, member.phone}
+    held = {member.email, member.phone, *member.aliases.values_list("value", flat=True)}
     for email, phone in Member.history.filter(id__in=ids).values_list("email", "phone"):
         held |= {email, phone}
     return {value for value in held if value}

@@ -1,10 +1,10 @@
 """Read queries on members."""
 
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from omnichannel.selectors import StoreLimit
 
-from .models import Member, MemberChannel, PointsEntry
+from .models import Member, MemberAlias, MemberChannel, PointsEntry
 
 
 def member_list() -> QuerySet[Member]:
@@ -14,6 +14,13 @@ def member_list() -> QuerySet[Member]:
         .prefetch_related(Prefetch("seen_in", queryset=seen))
         .order_by("-id")
     )
+
+
+def contact_is(*, kind: str, value: str) -> Q:
+    """The member whose email (kind "email") or phone this normalized value is: their own,
+    or one kept from a member merged into them (MemberAlias)."""
+    aliases = MemberAlias.objects.filter(kind=kind, value=value).values("member_id")
+    return Q(**{kind: value}) | Q(pk__in=aliases)
 
 
 def points_ledger(*, member_id: int, limit: StoreLimit = None) -> QuerySet[PointsEntry]:

@@ -29,6 +29,7 @@ from rest_framework import status
 from omnichannel.errors import DomainError
 
 from .models import Member, MemberChannel, PointsEntry
+from .selectors import contact_is
 
 
 class InvalidContact(DomainError):
@@ -102,9 +103,9 @@ class Contact:
 def _find(email: str | None, phone: str | None) -> list[Member]:
     match = Q(pk__in=[])
     if email:
-        match |= Q(email=email)
+        match |= contact_is(kind="email", value=email)
     if phone:
-        match |= Q(phone=phone)
+        match |= contact_is(kind="phone", value=phone)
     return list(Member.objects.select_for_update().filter(match).order_by("pk"))
 
 

@@ -58,6 +58,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "orders.view_returnline",
         "customers.view_member",
         "customers.view_memberchannel",
+        "customers.view_memberalias",
         "customers.view_memberevent",
         "customers.view_pointsentry",
         "analytics.view_memberscore",

@@ -17,6 +17,7 @@ from orders.models import Order
 from tests.conftest import as_client
 from tests.factories import ChannelPriceFactory, VariantFactory, make_api_client, make_staff
 from tests.privacy_helpers import assert_no_trace_anywhere
+from tests.test_change_history import admin_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -413,3 +414,47 @@ def test_a_phone_with_letters_is_refused_not_read_off_a_keypad(shop):
     for written in ("+33 (0)6 12-34.23/45", "0033612342345"):
         found = shop["till"].post("/api/v1/members/", {"phone": written}, format="json")
         assert (found.status_code, found.json()["id"]) == (200, owner["id"]), written
+
+
+def test_a_merged_away_email_and_phone_still_find_the_person(shop, client):
+    """Two accounts of one person, each with its own email and phone: the survivor keeps its
+    own, and the merged-away ones were lost, so the next order under the home email made a
+    third member with no points. They stay as aliases: the upsert and the look-up find the
+    survivor, an order under them earns on the survivor, the export lists them, the admin
+    refuses to give them to someone else, and the erasure takes them."""
+    home = buy(
+        shop["web"],
+        {"email": "ann.home@example.com", "phone": "0611110000"},
+        fulfillment="pickup",
+        pickup_location="lyon",
+    )["member"]
+    work = buy(shop["till"], {"email": "ann.work@example.com", "phone": "0622220000"})["member"]
+    merged = shop["staff"].post(f"/api/v1/members/{work}/merge/", {"other": home}, format="json")
+    assert merged.status_code == 200
+    assert (merged.json()["email"], merged.json()["phone"]) == (
+        "ann.work@example.com",
+        "+33622220000",
+    )
+    for contact in ({"email": " Ann.Home@Example.com"}, {"phone": "06 11 11 00 00"}):
+        again = shop["web"].post("/api/v1/members/", contact, format="json")
+        assert (again.status_code, again.json()["id"]) == (200, work), contact
+        looked_up = shop["till"].get("/api/v1/members/", contact).json()["results"]
+        assert [m["id"] for m in looked_up] == [work], contact
+    points = Member.objects.get(pk=work).points
+    earned = buy(shop["till"], {"email": "ann.home@example.com"})
+    assert earned["member"] == work
+    assert Member.objects.get(pk=work).points == points + earned["points_earned"]
+    assert Member.objects.count() == 1
+    exported = shop["staff"].get(f"/api/v1/members/{work}/export/").json()
+    assert {(c["kind"], c["value"]) for c in exported["other_contacts"]} == {
+        ("email", "ann.home@example.com"),
+        ("phone", "+33611110000"),
+    }
+    other = Member.objects.create(email="someone@example.com")
+    client.force_login(make_staff("desk", "customers.view_member", "customers.change_member"))
+    url = f"/admin/customers/member/{other.pk}/change/"
+    page = client.post(url, {**admin_form_data(client.get(url)), "email": "ann.home@example.com"})
+    assert page.status_code == 200 and f"belongs to member {work}" in page.content.decode()
+    assert Member.objects.get(pk=other.pk).email == "someone@example.com"
+    assert shop["staff"].post(f"/api/v1/members/{work}/erase/").status_code == 204
+    assert_no_trace_anywhere("ann.home@example.com", "+33611110000", "ann.work@example.com")

@@ -13,7 +13,7 @@ from omnichannel.selectors import store_limit
 
 from .. import privacy, services
 from ..models import Member
-from ..selectors import member_list, points_ledger
+from ..selectors import contact_is, member_list, points_ledger
 from .serializers import (
     MemberInputSerializer,
     MemberSerializer,
@@ -49,9 +49,9 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             if client is not None and not (email or phone):
                 raise ValidationError({"email": ["Look a member up by `email` or `phone`."]})
             if email:
-                qs = qs.filter(email=email)
+                qs = qs.filter(contact_is(kind="email", value=email))
             if phone:
-                qs = qs.filter(phone=phone)
+                qs = qs.filter(contact_is(kind="phone", value=phone))
         elif client is not None:
             qs = qs.filter(seen_in__channel_id=client.channel_id).distinct()
         return qs
