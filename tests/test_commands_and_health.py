@@ -193,6 +193,8 @@ def test_a_sale_queueing_its_sync_on_a_hung_redis_gives_up(settings, monkeypatch
     monkeypatch.setitem(app.conf, "task_always_eager", False)
     monkeypatch.setitem(app.conf, "broker_url", url)
     monkeypatch.setitem(app.conf, "broker_write_url", url)
-    monkeypatch.setattr(app, "_pool", None)  # connections to the real Redis are not reused
+    # Connections and producers to the real Redis, kept by earlier tests, are not reused.
+    monkeypatch.setattr(app, "_pool", None)
+    monkeypatch.setattr(app.amqp, "_producer_pool", None)
     assert _within(15, availability._send_sync) is False
     assert hung_redis.accepted
