@@ -9,14 +9,15 @@ refresh (it runs once the transaction commits), as an import does.
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery
 from import_export.admin import ImportExportModelAdmin
 
 from omnichannel.admin_base import AllOrNothingImportMixin, HistoryAdmin, ReadOnlyAdminMixin
 
-from .models import Category, ChannelPrice, Product, Variant
+from .models import Category, ChannelPrice, Product, Variant, touch_products
 from .resources import ChannelPriceResource, VariantResource
-from .services import product_refresh_search_later
+from .services import category_edited, product_refresh_search_later
 
 
 class CategoryForm(forms.ModelForm):
@@ -49,9 +50,10 @@ class CategoryAdmin(admin.ModelAdmin):
     list_select_related = ["parent"]
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and "name" in form.changed_data:  # the category name is searchable text
-            product_refresh_search_later(product_ids=obj.products.values_list("pk", flat=True))
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if change:
+                category_edited(category=obj, changed=form.changed_data)
 
 
 class CatalogSheetAdmin(AllOrNothingImportMixin, HistoryAdmin, ImportExportModelAdmin):
@@ -135,8 +137,10 @@ class VariantAdmin(CatalogSheetAdmin):
 
     def delete_queryset(self, request, queryset):
         product_ids = list(queryset.values_list("product_id", flat=True))
-        super().delete_queryset(request, queryset)
-        product_refresh_search_later(product_ids=product_ids)
+        with transaction.atomic():
+            super().delete_queryset(request, queryset)
+            touch_products(product_ids)  # a queryset delete skips Variant.delete, which does it
+            product_refresh_search_later(product_ids=product_ids)
 
 
 @admin.register(ChannelPrice)
@@ -164,8 +168,10 @@ class ChannelPriceAdmin(CatalogSheetAdmin):
 
     def delete_queryset(self, request, queryset):
         product_ids = list(queryset.values_list("variant__product_id", flat=True))
-        super().delete_queryset(request, queryset)
-        product_refresh_search_later(product_ids=product_ids)
+        with transaction.atomic():
+            super().delete_queryset(request, queryset)
+            touch_products(product_ids)  # a queryset delete skips ChannelPrice.delete
+            product_refresh_search_later(product_ids=product_ids)
 
 
 PriceHistory = ChannelPrice.history.model

@@ -1,7 +1,9 @@
 """The catalog: a category tree, products, their variants (the sellable SKUs), channel prices."""
 
+from collections.abc import Iterable
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -13,6 +15,16 @@ sku_validator = RegexValidator(
     "Letters, digits, '.', '_', '/', '-' (at most 64), starting with a letter or digit.",
 )
 barcode_validator = RegexValidator(r"^[0-9]{8,14}$", "A GTIN: 8 to 14 digits.")
+
+ATTRIBUTES_MESSAGE = 'attributes must be a JSON object such as {"size": "M"}.'
+
+
+def attributes_validator(value) -> None:
+    """Attributes are named values (size, colour): the API shows them as an object and the
+    search indexes their values. JSON itself also allows "red", [..] or 3."""
+    if not isinstance(value, dict):
+        # Not "invalid": a model form would show its own "Enter a valid JSON." for that code.
+        raise ValidationError(ATTRIBUTES_MESSAGE, code="not_an_object")
 
 
 class Category(models.Model):
@@ -66,6 +78,12 @@ def touch_product(product_id: int) -> None:
     Product.objects.filter(pk=product_id).update(updated_at=timezone.now())
 
 
+def touch_products(product_ids: Iterable[int]) -> None:
+    """`touch_product` for many, where rows change without their model's save or delete
+    (a queryset delete, a category renamed under them)."""
+    Product.objects.filter(pk__in=list(product_ids)).update(updated_at=timezone.now())
+
+
 class Variant(models.Model):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
     sku = models.CharField(max_length=64, unique=True, validators=[sku_validator])
@@ -73,9 +91,15 @@ class Variant(models.Model):
         max_length=14, unique=True, null=True, blank=True, validators=[barcode_validator]
     )
     name = models.CharField(max_length=200, blank=True)
-    attributes = models.JSONField(default=dict, blank=True, help_text='e.g. {"size": "M"}')
+    attributes = models.JSONField(
+        default=dict, blank=True, validators=[attributes_validator], help_text='e.g. {"size": "M"}'
+    )
     is_active = models.BooleanField(default=True)
     history = tracked_history()
+
+    # The product this row belongs to in the database (as read, or as last saved): a variant
+    # moved to another product changes the one it leaves too (search text, `updated_since`).
+    stored_product_id: int | None = None
 
     class Meta:
         ordering = ["sku"]
@@ -86,14 +110,31 @@ class Variant(models.Model):
     def save(self, *args, **kwargs):
         if self.barcode == "":
             self.barcode = None
+        left = self.stored_product_id
         super().save(*args, **kwargs)
         touch_product(self.product_id)
+        if left is not None and left != self.product_id:
+            touch_product(left)
+        self.stored_product_id = self.product_id
 
     def delete(self, *args, **kwargs):
         product_id = self.product_id
         result = super().delete(*args, **kwargs)
         touch_product(product_id)
         return result
+
+    def clean(self):
+        # An emptied box in the admin (or `null`) is no attributes: the column holds an
+        # object, and NULL was an IntegrityError (the validator does not see empty values).
+        if self.attributes is None:
+            self.attributes = {}
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        if "product_id" in field_names:
+            instance.stored_product_id = instance.product_id
+        return instance
 
 
 class ChannelPrice(models.Model):

@@ -2,13 +2,16 @@
 
 - The catalog sheet, one row per variant: sku, barcode, name, attributes (a JSON object),
   is_active, product_code, product_name, product_description, category (slug). Products are
-  found or created by product_code and take their name, description and category from the row.
+  found or created by product_code and take their name, description and category from the row;
+  a blank cell keeps the product's own. A variant given another product_code moves to it.
 - The price sheet: sku, channel, amount, published.
 
 A bad value is reported on its row and column; a file with any bad row writes nothing (the
 import runs in one transaction, rolled back on any error, see `AllOrNothingResource`). After a
 real import the touched products' search text is refreshed, once the transaction commits.
 """
+
+import json
 
 from django.core.exceptions import ValidationError
 from import_export import fields
@@ -23,7 +26,7 @@ from import_export.widgets import (
 from omnichannel.models import Channel
 from omnichannel.resources import AllOrNothingResource
 
-from .models import Category, ChannelPrice, Product, Variant
+from .models import ATTRIBUTES_MESSAGE, Category, ChannelPrice, Product, Variant
 from .services import product_refresh_search_later
 
 
@@ -95,15 +98,15 @@ class AttributesWidget(JSONWidget):
         try:
             parsed = super().clean(value, row=row, **kwargs)
         except ValueError as exc:  # JSONDecodeError is a ValueError
-            raise ValueError(
-                f'attributes must be a JSON object such as {{"size": "M"}}: {exc}'
-            ) from exc
+            raise ValueError(f"{ATTRIBUTES_MESSAGE.rstrip('.')}: {exc}") from exc
         if not isinstance(parsed, dict):
-            raise ValueError('attributes must be a JSON object such as {"size": "M"}.')
+            raise ValueError(ATTRIBUTES_MESSAGE)
         return parsed
 
     def render(self, value, obj=None, **kwargs):
-        return super().render(value, obj=obj, **kwargs) or ""
+        # The text as merchandisers typed it ("écru"), not \u00e9 escapes a spreadsheet shows
+        # as they are; the file is UTF-8 and reads back to the same value.
+        return json.dumps(value, ensure_ascii=False) if value else ""
 
 
 class LookupWidget(ForeignKeyWidget):
@@ -140,8 +143,10 @@ class ProductByCodeWidget(ForeignKeyWidget):
         name = str(row.get("product_name") or "").strip() or product.name
         if not name:
             raise ValueError(f"product_name is required for the new product '{code}'.")
-        description = row.get("product_description")
-        description = product.description if description is None else str(description)
+        # A blank cell keeps what the product has, as for the name and the category: the
+        # other rows of a product may leave its columns blank (see `before_import_row`).
+        description = str(row.get("product_description") or "")
+        description = description if description.strip() else product.description
         category = product.category
         slug = str(row.get("category") or "").strip()
         if slug:
@@ -296,6 +301,9 @@ class VariantResource(CatalogSheet):
 
     def before_save_instance(self, instance, row, **kwargs):
         super().before_save_instance(instance, row, **kwargs)
+        if instance.stored_product_id not in (None, instance.product_id):
+            # Moved to another product: the one it leaves loses its SKU from the search text.
+            self.touched_products.add(instance.stored_product_id)
         product = instance.product
         if product.pk is None or getattr(product, "import_changed", False):
             product.save()

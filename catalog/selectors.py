@@ -20,12 +20,13 @@ from .models import Category, ChannelPrice, Product, Variant
 
 
 def variant_list(*, channel: Channel | None) -> QuerySet[Variant]:
-    """Active variants annotated with `price` in `channel`.
+    """Active variants of active products, annotated with `price` in `channel`.
 
     With a channel: only the variants that have a published price there. Without one (staff
-    browsing the whole catalog): every active variant, `price` None.
+    browsing the whole catalog): every active variant, `price` None. What a channel sells is
+    the same set (`selling_prices`): a till never scans what an order would refuse.
     """
-    qs = Variant.objects.filter(is_active=True)
+    qs = Variant.objects.filter(is_active=True, product__is_active=True)
     if channel is None:
         return qs.annotate(
             price=Value(None, output_field=DecimalField(max_digits=12, decimal_places=2))
@@ -53,6 +54,16 @@ def product_list(*, channel: Channel | None) -> QuerySet[Product]:
     if channel is not None:
         qs = qs.filter(Exists(variant_list(channel=channel).filter(product=OuterRef("pk"))))
     return qs
+
+
+def products_listing_skus(
+    qs: QuerySet[Product], *, channel: Channel | None, skus: list[str]
+) -> QuerySet[Product]:
+    """`qs` narrowed to the products that list one of `skus` in `channel`: a variant the
+    channel does not sell (unpublished, unpriced, discontinued) finds nothing, as it is not
+    among the product's variants there."""
+    listed = variant_list(channel=channel).filter(product=OuterRef("pk"), sku__in=skus)
+    return qs.filter(Exists(listed))
 
 
 def variant_lookup(*, channel: Channel | None) -> QuerySet[Variant]:
@@ -96,7 +107,13 @@ def variant_ids_by_sku(*, skus: list[str]) -> dict[str, int]:
 
 _SELLING_PRICES = CompiledQuery(
     lambda channel_id, skus: (
-        ChannelPrice.objects.filter(channel_id=channel_id, published=True, variant__sku__in=skus)
+        ChannelPrice.objects.filter(
+            channel_id=channel_id,
+            published=True,
+            variant__sku__in=skus,
+            variant__is_active=True,  # discontinued: hidden from the catalog, not sold either
+            variant__product__is_active=True,
+        )
         .order_by()  # the model's ordering (by SKU, then channel code) would join for nothing
         .values_list(
             "variant_id", "variant__sku", "variant__name", "variant__product__name", "amount"
@@ -107,7 +124,8 @@ _SELLING_PRICES = CompiledQuery(
 
 def selling_prices(*, channel_id: int, skus: list[str]) -> dict[str, tuple]:
     """{sku: (variant_id, variant name, product name, price)} for the SKUs the channel sells
-    (a published price there): what an order's lines are priced from, on every sale."""
+    (a published price there, the variant and its product active, as `variant_list` shows
+    them): what an order's lines are priced from, on every sale."""
     return {
         sku: (variant_id, name, product, amount)
         for variant_id, sku, name, product, amount in _SELLING_PRICES.rows(channel_id, skus)

@@ -5,7 +5,8 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
-from .models import Product
+from .models import Category, Product, touch_products
+from .selectors import category_subtree_ids
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +17,9 @@ def _search_text(product: Product) -> str:
         parts.append(product.category.name)
     for variant in product.variants.all():
         parts += [variant.sku, variant.barcode or "", variant.name]
-        parts += [str(value) for value in (variant.attributes or {}).values()]
+        attributes = variant.attributes
+        if isinstance(attributes, dict):  # a row saved before the model refused anything else
+            parts += [str(value) for value in attributes.values()]
     return " ".join(part for part in parts if part).lower()
 
 
@@ -61,3 +64,21 @@ def _queue_refresh(ids: list[int]) -> None:
     except BrokerUnavailable as exc:
         log.warning("search refresh not queued (%s); refreshing %d products now", exc, len(ids))
         product_refresh_search(product_ids=ids)
+
+
+@transaction.atomic
+def category_edited(*, category: Category, changed: Iterable[str]) -> None:
+    """What a category's edit changes on its products, once it is saved.
+
+    A product shows its category's slug and name, and the `category` filter takes in the
+    subcategories: a category renamed, given another slug or moved elsewhere in the tree
+    changes the products in it and below it, for `updated_since`. Its name is also in the
+    search text of the products directly in it.
+    """
+    changed = set(changed)
+    if not changed & {"name", "slug", "parent"}:
+        return
+    products = Product.objects.filter(category_id__in=category_subtree_ids(slug=category.slug))
+    touch_products(products.values_list("pk", flat=True))
+    if "name" in changed:
+        product_refresh_search_later(product_ids=category.products.values_list("pk", flat=True))

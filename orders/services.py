@@ -56,7 +56,9 @@ Fulfillment = Order.Fulfillment
 
 class NotSoldInChannel(DomainError):
     code = "not_sold_in_channel"
-    default_detail = "This SKU has no published price in the channel."
+    default_detail = (
+        "The channel does not sell this SKU: no published price there, or it is discontinued."
+    )
 
 
 class LocationRequired(DomainError):
@@ -124,8 +126,8 @@ def _priced_lines(channel: Channel, lines: list[LineRequest]) -> list[dict]:
     for line in lines:
         merged[line.sku] = merged.get(line.sku, 0) + line.quantity
     # One query on the way that sells: the prices, found by SKU. Only when a SKU has no
-    # published price here is it looked up again, to tell an unknown SKU from one this
-    # channel does not sell.
+    # published price here (or is discontinued) is it looked up again, to tell an unknown
+    # SKU from one this channel does not sell.
     prices = selling_prices(channel_id=channel.pk, skus=list(merged))
     if len(prices) < len(merged):
         variant_ids_by_sku(skus=list(merged))  # 400 unknown_sku for the first unknown one

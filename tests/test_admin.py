@@ -3,19 +3,25 @@
 The registry is walked, so a model registered later is covered without editing this test.
 """
 
+from datetime import timedelta
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.urls import reverse
+from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
+from catalog.models import ATTRIBUTES_MESSAGE
 from inventory.services import StockLine, stock_receive
 from inventory.transfers import TransferItem, transfer_request
 from omnichannel.models import ApiClient, IdempotencyRecord, WorkerHeartbeat
 from omnichannel.roles import MANAGER, MERCHANDISER
 from tests.factories import (
+    CategoryFactory,
     ChannelPriceFactory,
     LocationFactory,
+    ProductFactory,
     VariantFactory,
     make_api_client,
     make_staff,
@@ -284,3 +290,123 @@ def test_a_manager_reads_every_log_and_never_a_webhook_secret(client, web):
         hook.secret
         in client.get(f"/admin/inventory/webhooksubscription/{hook.pk}/change/").content.decode()
     )
+
+
+# --- catalog edits and what integrators sync on (`updated_since`) ------------------------
+
+
+def _long_ago(*products):
+    """Products last changed two days ago; the time, to compare `updated_at` with."""
+    from catalog.models import Product
+
+    then = timezone.now() - timedelta(days=2)
+    Product.objects.filter(pk__in=[p.pk for p in products]).update(updated_at=then)
+    return then
+
+
+def test_a_variant_moved_to_another_product_changes_the_one_it_left(client):
+    """The product a variant leaves lost it: it shows in `updated_since`, as the one it
+    joins does."""
+    from tests.test_change_history import admin_form_data
+
+    _login(client, MERCHANDISER)
+    left, joined = ProductFactory(), ProductFactory()
+    variant = VariantFactory(product=left)
+    then = _long_ago(left, joined)
+    data = admin_form_data(client.get(f"/admin/catalog/variant/{variant.pk}/change/"))
+    data["product"] = joined.pk
+    assert client.post(f"/admin/catalog/variant/{variant.pk}/change/", data).status_code == 302
+    left.refresh_from_db()
+    joined.refresh_from_db()
+    assert left.updated_at > then and joined.updated_at > then
+
+
+@pytest.mark.parametrize("model", ["channelprice", "variant"])
+def test_deleting_selected_prices_or_variants_changes_their_products(client, web, model):
+    """The list's "delete selected" deletes a queryset, which skips the model's delete that
+    bumps the product: a price gone from the channel was invisible to `updated_since`."""
+    _login(client, MERCHANDISER)
+    changed, untouched = ProductFactory(), ProductFactory()
+    doomed = ChannelPriceFactory(variant=VariantFactory(product=changed), channel=web)
+    ChannelPriceFactory(variant=VariantFactory(product=changed), channel=web)
+    ChannelPriceFactory(variant=VariantFactory(product=untouched), channel=web)
+    then = _long_ago(changed, untouched)
+    row = doomed if model == "channelprice" else doomed.variant
+    response = client.post(
+        f"/admin/catalog/{model}/",
+        {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert not type(row).objects.filter(pk=row.pk).exists()
+    changed.refresh_from_db()
+    untouched.refresh_from_db()
+    assert changed.updated_at > then
+    assert untouched.updated_at == then
+
+
+def test_a_renamed_or_moved_category_changes_the_products_in_and_below_it(
+    client, django_capture_on_commit_callbacks
+):
+    """A product shows its category's slug and name, and `?category=` takes in the
+    subcategories: renaming a category or moving it in the tree changes its products and
+    those of its subcategories for `updated_since`; an edit of nothing changes none."""
+    from catalog.models import Product
+
+    _login(client, MERCHANDISER)
+    clothing = CategoryFactory(slug="clothing", name="Clothing")
+    shirts = CategoryFactory(slug="shirts", name="Shirts", parent=clothing)
+    tees = CategoryFactory(slug="tees", name="Tees", parent=shirts)
+    mugs = CategoryFactory(slug="mugs", name="Mugs")
+    shirt, tee, mug = (ProductFactory(category=c) for c in (shirts, tees, mugs))
+
+    def edit(category, **changes):
+        then = _long_ago(shirt, tee, mug)
+        data = {"name": category.name, "slug": category.slug, "parent": category.parent_id or ""}
+        data.update(changes)
+        response = client.post(f"/admin/catalog/category/{category.pk}/change/", data)
+        assert response.status_code == 302
+        rows = Product.objects.filter(updated_at__gt=then)
+        return set(rows.values_list("pk", flat=True))
+
+    with django_capture_on_commit_callbacks(execute=True):  # the search refresh
+        assert edit(shirts, name="Chemises") == {shirt.pk, tee.pk}
+    shirts.refresh_from_db()
+    assert edit(shirts, slug="chemises") == {shirt.pk, tee.pk}
+    shirts.refresh_from_db()
+    assert edit(tees, parent=mugs.pk) == {tee.pk}
+    assert edit(mugs) == set()
+    shirt.refresh_from_db()
+    assert "chemises" in shirt.search_text  # the name is searchable text
+
+
+@pytest.mark.parametrize("attributes", ['"red"', '["S", "M"]', "3"])
+def test_variant_attributes_must_be_an_object(client, attributes):
+    """The API shows attributes as an object and the search indexes their values: the admin
+    refuses other JSON (the search refresh crashed on it), with the CSV sheet's message."""
+    from tests.test_change_history import admin_form_data
+
+    _login(client, MERCHANDISER)
+    variant = VariantFactory(attributes={"size": "M"})
+    data = admin_form_data(client.get(f"/admin/catalog/variant/{variant.pk}/change/"))
+    data["attributes"] = attributes
+    response = client.post(f"/admin/catalog/variant/{variant.pk}/change/", data)
+    assert response.status_code == 200  # the form again, with the error
+    assert response.context["adminform"].form.errors["attributes"] == [ATTRIBUTES_MESSAGE]
+    variant.refresh_from_db()
+    assert variant.attributes == {"size": "M"}
+
+
+@pytest.mark.parametrize("attributes", ["", "null"])
+def test_an_emptied_attributes_box_saves_no_attributes(client, attributes):
+    """Nothing in the box is "no attributes" ({}), as an empty CSV cell is: the column
+    cannot hold NULL, and saving it was a 500."""
+    from tests.test_change_history import admin_form_data
+
+    _login(client, MERCHANDISER)
+    variant = VariantFactory(attributes={"size": "M"})
+    data = admin_form_data(client.get(f"/admin/catalog/variant/{variant.pk}/change/"))
+    data["attributes"] = attributes
+    response = client.post(f"/admin/catalog/variant/{variant.pk}/change/", data)
+    assert response.status_code == 302
+    variant.refresh_from_db()
+    assert variant.attributes == {}

@@ -103,14 +103,41 @@ def test_barcode_scan_finds_the_variant_with_price_and_product(pos, pos_client):
 
 
 def test_variant_by_sku_in_path_and_in_query(pos, pos_client):
+    """A SKU may hold '/' (the validator allows it): its path finds it, with the '/' sent as
+    it is or as %2F (it was a 404 either way), and a SKU without one is found as before."""
     variant = VariantFactory(sku="TEE/RED-M")
+    variant.full_clean()
     ChannelPriceFactory(variant=variant, channel=pos)
-    assert pos_client.get("/api/v1/variants/TEE/RED-M/").status_code == 404  # '/' splits paths
+    for path in ("/api/v1/variants/TEE/RED-M/", "/api/v1/variants/TEE%2FRED-M/"):
+        response = pos_client.get(path)
+        assert response.status_code == 200, path
+        assert response.json()["sku"] == "TEE/RED-M"
+    assert pos_client.get("/api/v1/variants/TEE/").status_code == 404
     listed = pos_client.get("/api/v1/variants/?sku=TEE/RED-M").json()["results"]
     assert [v["sku"] for v in listed] == ["TEE/RED-M"]
     other = VariantFactory(sku="MUG-1")
     ChannelPriceFactory(variant=other, channel=pos)
     assert pos_client.get("/api/v1/variants/MUG-1/").json()["sku"] == "MUG-1"
+    assert pos_client.get("/api/v1/variants/MUG-1.json").json()["sku"] == "MUG-1"
+
+
+def test_the_scan_path_hides_discontinued_variants_and_products(pos, pos_client):
+    """A till scanning the barcode of a discontinued product (or variant) finds nothing, as
+    `products/` shows nothing: it found the variant, which the order then refused."""
+    gone_product = VariantFactory(barcode="4006381333931", product__is_active=False)
+    gone_variant = VariantFactory(barcode="4006381333948", is_active=False)
+    for variant in (gone_product, gone_variant):
+        ChannelPriceFactory(variant=variant, channel=pos)
+    assert pos_client.get("/api/v1/products/").json()["results"] == []
+    for variant in (gone_product, gone_variant):
+        assert pos_client.get(f"/api/v1/variants/?barcode={variant.barcode}").json() == {
+            "count": 0,
+            "next": None,
+            "previous": None,
+            "results": [],
+        }
+        assert pos_client.get(f"/api/v1/variants/?sku={variant.sku}").json()["results"] == []
+        assert pos_client.get(f"/api/v1/variants/{variant.sku}/").status_code == 404
 
 
 def test_sku_filter_takes_repeated_and_comma_separated_values(web, web_client):
@@ -121,6 +148,29 @@ def test_sku_filter_takes_repeated_and_comma_separated_values(web, web_client):
     expected = sorted([products[0].id, products[1].id])
     assert sorted(p["id"] for p in repeated["results"]) == expected
     assert sorted(p["id"] for p in comma["results"]) == expected
+
+
+def test_sku_filter_finds_a_product_only_by_a_sku_the_channel_sells(web, pos, web_client):
+    """`products/?sku=` matches the variants the product lists in the channel: a SKU that is
+    unpublished, priced elsewhere only or discontinued found a product without it."""
+    product = ProductFactory()
+    shown = VariantFactory(product=product)
+    ChannelPriceFactory(variant=shown, channel=web)
+    unpublished = VariantFactory(product=product)
+    ChannelPriceFactory(variant=unpublished, channel=web, published=False)
+    elsewhere = VariantFactory(product=product)
+    ChannelPriceFactory(variant=elsewhere, channel=pos)
+    discontinued = VariantFactory(product=product, is_active=False)
+    ChannelPriceFactory(variant=discontinued, channel=web)
+
+    def found(*skus):
+        body = web_client.get("/api/v1/products/", {"sku": ",".join(skus)}).json()
+        return [(p["id"], [v["sku"] for v in p["variants"]]) for p in body["results"]]
+
+    for hidden in (unpublished, elsewhere, discontinued):
+        assert found(hidden.sku) == [], hidden.sku
+    assert found(shown.sku) == [(product.id, [shown.sku])]
+    assert found(unpublished.sku, shown.sku) == [(product.id, [shown.sku])]
 
 
 def test_updated_since_returns_products_changed_after_the_time(web, web_client):
@@ -216,6 +266,22 @@ def test_bad_filter_value_is_400_with_field_errors(web_client):
     assert body["code"] == "invalid"
     assert body["detail"]
     assert isinstance(body["errors"]["updated_since"], list)
+
+
+@pytest.mark.parametrize("value", ["{id}.5", "{id}e0", "{id}x", "one"])
+def test_the_product_filter_takes_whole_ids_only(web, web_client, value):
+    """`variants/?product=` is an id: `1.5` matched product 1 (read as a decimal, then cut
+    to an integer); anything but a whole number is a 400 on the field."""
+    product = priced_product(web, n_variants=1)
+    for whole in (f"{product.pk}", f"{product.pk}.0"):
+        assert len(web_client.get(f"/api/v1/variants/?product={whole}").json()["results"]) == 1
+    response = web_client.get(f"/api/v1/variants/?product={value.format(id=product.pk)}")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert body["errors"]["product"] == ["Enter a whole number."]
+    huge = web_client.get("/api/v1/variants/?product=99999999999999999999999")
+    assert huge.status_code == 200 and huge.json()["results"] == []  # whole; no such product
 
 
 def test_unknown_product_is_404_with_error_body(web_client):

@@ -1,14 +1,17 @@
 """CSV sheets: export -> import changes nothing; a bad file reports rows and writes nothing."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 import tablib
 from django.contrib.auth.models import Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from catalog.models import Category, ChannelPrice, Product, Variant
 from catalog.resources import ChannelPriceResource, VariantResource
+from catalog.services import product_refresh_search
 from omnichannel.roles import MERCHANDISER
 from tests.factories import (
     CategoryFactory,
@@ -322,3 +325,63 @@ def test_an_empty_flag_cell_keeps_an_existing_rows_flag_and_gives_a_new_row_the_
         result = VariantResource().import_data(sheet, dry_run=False)
         assert not result.has_errors() and not result.has_validation_errors()
         assert Variant.objects.get(sku="OLD-1").is_active is expected, flag
+
+
+def test_a_blank_product_description_keeps_the_description(catalog):
+    """Only one row of a product need describe it: a blank product_description on its
+    other rows, or on a later sheet that does not carry the column's text, keeps the
+    description (it was wiped, where a blank name or category kept theirs)."""
+    rows = [
+        HEADER,
+        "LIN-S,,S,{},1,LIN,Linen shirt,Soft and cool,shirts",
+        "LIN-M,,M,{},1,LIN,,,",
+    ]
+    result = reimport(VariantResource(), "\n".join(rows))
+    assert not result.has_errors() and not result.has_validation_errors()
+    product = Product.objects.get(code="LIN")
+    assert (product.name, product.description, product.category.slug) == (
+        "Linen shirt",
+        "Soft and cool",
+        "shirts",
+    )
+    result = reimport(VariantResource(), f"{HEADER}\nLIN-L,,L,{{}},1,LIN,,  ,\n")
+    assert not result.has_errors() and not result.has_validation_errors()
+    product.refresh_from_db()
+    assert product.description == "Soft and cool"
+    assert product.variants.count() == 3
+
+
+def test_a_variant_moved_to_another_product_changes_the_one_it_left(
+    catalog, django_capture_on_commit_callbacks
+):
+    """The product a variant leaves is no longer found by the variant's SKU, and shows in
+    `updated_since` (only the product it joined did)."""
+    left, joined = ProductFactory(code="LEFT"), ProductFactory(code="JOINED", category=None)
+    VariantFactory(product=left, sku="MOVE-ME", barcode=None)
+    product_refresh_search(product_ids=[left.pk, joined.pk])
+    long_ago = timezone.now() - timedelta(days=2)
+    Product.objects.filter(pk__in=[left.pk, joined.pk]).update(updated_at=long_ago)
+
+    row = f"MOVE-ME,,M,{{}},1,JOINED,{joined.name},,"
+    with django_capture_on_commit_callbacks(execute=True):
+        result = reimport(VariantResource(), f"{HEADER}\n{row}\n")
+    assert not result.has_errors() and not result.has_validation_errors()
+    assert Variant.objects.get(sku="MOVE-ME").product_id == joined.pk
+    left.refresh_from_db()
+    joined.refresh_from_db()
+    assert "move-me" not in left.search_text and "move-me" in joined.search_text
+    assert left.updated_at > long_ago and joined.updated_at > long_ago
+
+
+def test_export_writes_accented_attributes_as_typed_and_reads_them_back(catalog):
+    """A spreadsheet shows `\\u00e9` as it is: the sheet is UTF-8 and carries "écru"."""
+    VariantFactory(sku="ECRU-1", attributes={"couleur": "écru", "taille": "M"})
+    exported = VariantResource().export().csv
+    [line] = [line for line in exported.splitlines() if line.startswith("ECRU-1,")]
+    assert "écru" in line and "\\u" not in line
+    before = snapshot()
+    result = reimport(VariantResource(), exported)
+    assert not result.has_errors() and not result.has_validation_errors()
+    assert result.totals["new"] == result.totals["update"] == 0
+    assert snapshot() == before
+    assert Variant.objects.get(sku="ECRU-1").attributes == {"couleur": "écru", "taille": "M"}

@@ -34,13 +34,22 @@ def priced():
         ChannelPriceFactory(variant=variant, channel=web, amount=Decimal(f"{i + 1}.50"))
         ChannelPriceFactory(variant=variant, channel=pos, amount=Decimal(f"{i + 1}.00"))
     ChannelPrice.objects.filter(variant=variants[3], channel=web).update(published=False)
+    gone = VariantFactory(sku="GONE-V", is_active=False)
+    gone_product = VariantFactory(sku="GONE-P", product__is_active=False)
+    for variant in (gone, gone_product):
+        for channel in (web, pos):
+            ChannelPriceFactory(variant=variant, channel=channel)
     return web, pos, variants
 
 
 def orm_prices(channel, skus):
     return sorted(
         ChannelPrice.objects.filter(
-            channel=channel, published=True, variant__sku__in=skus
+            channel=channel,
+            published=True,
+            variant__sku__in=skus,
+            variant__is_active=True,
+            variant__product__is_active=True,
         ).values_list(
             "variant_id", "variant__sku", "variant__name", "variant__product__name", "amount"
         )
@@ -49,8 +58,15 @@ def orm_prices(channel, skus):
 
 @pytest.mark.parametrize(
     "skus",
-    [["SKU-0"], ["SKU-2", "SKU-0", "SKU-1"], ["SKU-3"], ["NOPE", "SKU-1"], ["SKU-0", "SKU-0"]],
-    ids=["one", "three", "unpublished", "unknown", "twice"],
+    [
+        ["SKU-0"],
+        ["SKU-2", "SKU-0", "SKU-1"],
+        ["SKU-3"],
+        ["NOPE", "SKU-1"],
+        ["SKU-0", "SKU-0"],
+        ["GONE-V", "SKU-1", "GONE-P"],
+    ],
+    ids=["one", "three", "unpublished", "unknown", "twice", "discontinued"],
 )
 def test_the_selling_prices_are_the_orms_rows_for_every_shape(priced, skus):
     web, pos, _ = priced
@@ -58,6 +74,7 @@ def test_the_selling_prices_are_the_orms_rows_for_every_shape(priced, skus):
         rows = sorted(_SELLING_PRICES.rows(channel.pk, skus))
         assert rows == orm_prices(channel, skus)
         assert all(isinstance(row[4], Decimal) for row in rows)
+        assert not {"GONE-V", "GONE-P"} & {row[1] for row in rows}  # discontinued: not sold
     # The same shape again, other values: bound into the kept statement.
     assert sorted(_SELLING_PRICES.rows(pos.pk, skus)) == orm_prices(pos, skus)
 

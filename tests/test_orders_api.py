@@ -652,6 +652,29 @@ def test_a_sku_not_published_in_the_channel_cannot_be_ordered(shop):
     assert response.json()["code"] == "not_sold_in_channel"
 
 
+@pytest.mark.parametrize("discontinued", ["variant", "product"])
+def test_a_discontinued_sku_cannot_be_ordered(shop, discontinued):
+    """A variant taken off sale, or one of a product taken off sale, is hidden from the
+    catalog the channel shows, and not sold either (the order was placed): refused as a SKU
+    the channel does not sell, in store as online, with nothing written; the other lines'
+    SKU still sells."""
+    from catalog.models import Product, Variant
+
+    stock(shop, "TEE", "wh", 5)
+    stock(shop, "TEE", "lyon", 5)
+    if discontinued == "variant":
+        Variant.objects.filter(pk=shop["tee"].pk).update(is_active=False)
+    else:
+        Product.objects.filter(pk=shop["tee"].product_id).update(is_active=False)
+    for client, fulfillment in ((shop["web"], "ship"), (shop["lyon_till"], "in_store")):
+        lines = [{"sku": "MUG", "quantity": 1}, {"sku": "TEE", "quantity": 1}]
+        response = place(client, fulfillment=fulfillment, lines=lines)
+        assert response.status_code == 400, response.json()
+        assert (response.json()["code"], response.json()["sku"]) == ("not_sold_in_channel", "TEE")
+    assert Order.objects.count() == 0
+    assert level(shop, "TEE", "wh") == (5, 0) and level(shop, "TEE", "lyon") == (5, 0)
+
+
 def test_order_list_is_constant_in_queries_and_filters(shop, django_assert_max_num_queries):
     stock(shop, "TEE", "wh", 100)
     place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])

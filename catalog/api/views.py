@@ -1,14 +1,24 @@
 import django_filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import serializers, viewsets
 
-from omnichannel.api.filters import MultipleValueFilter, UtcIsoDateTimeFilter
+from omnichannel.api.filters import IntegerFilter, MultipleValueFilter, UtcIsoDateTimeFilter
 from omnichannel.auth import api_client_of
 from omnichannel.selectors import channel_scope
 
 from ..models import Product, Variant
-from ..selectors import category_subtree_ids, product_list, variant_lookup
+from ..selectors import (
+    category_subtree_ids,
+    product_list,
+    products_listing_skus,
+    variant_lookup,
+)
 from .serializers import ProductSerializer, VariantDetailSerializer
 
 CHANNEL_PARAM = OpenApiParameter(
@@ -21,13 +31,19 @@ CHANNEL_PARAM = OpenApiParameter(
 )
 
 
-class ChannelScopedMixin:
-    """The channel a catalog read is priced in: a client's own, or the one staff name."""
-
-    def channel(self):
-        return channel_scope(
-            client=api_client_of(self.request), code=self.request.query_params.get("channel")
+def channel_of(request):
+    """The channel a catalog read is priced in: a client's own, or the one staff name. Kept
+    on the request: the view and its filters (what `sku` finds) read the same one."""
+    if not hasattr(request, "_catalog_channel"):
+        request._catalog_channel = channel_scope(
+            client=api_client_of(request), code=request.query_params.get("channel")
         )
+    return request._catalog_channel
+
+
+class ChannelScopedMixin:
+    def channel(self):
+        return channel_of(self.request)
 
 
 class ProductFilter(django_filters.FilterSet):
@@ -35,7 +51,10 @@ class ProductFilter(django_filters.FilterSet):
     category = django_filters.CharFilter(
         method="filter_category", max_length=120, help_text="Category slug; includes subcategories."
     )
-    sku = MultipleValueFilter(field_name="variants__sku", lookup_expr="in")
+    sku = MultipleValueFilter(
+        method="filter_sku",
+        help_text="SKUs, repeated or comma-separated: the products the channel sells one of.",
+    )
     updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
@@ -46,6 +65,11 @@ class ProductFilter(django_filters.FilterSet):
         for term in value.lower().split()[:10]:
             qs = qs.filter(search_text__contains=term)
         return qs
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def filter_sku(self, qs, name, value):
+        # Only what the channel sells: a product must not be found by a SKU it does not show.
+        return products_listing_skus(qs, channel=channel_of(self.request), skus=value)
 
     def filter_category(self, qs, name, value):
         ids = category_subtree_ids(slug=value)
@@ -72,7 +96,7 @@ class ProductViewSet(ChannelScopedMixin, viewsets.ReadOnlyModelViewSet):
 class VariantFilter(django_filters.FilterSet):
     sku = MultipleValueFilter(field_name="sku", lookup_expr="in")
     barcode = MultipleValueFilter(field_name="barcode", lookup_expr="in")
-    product = django_filters.NumberFilter(field_name="product_id")
+    product = IntegerFilter(field_name="product_id", help_text="The product's id.")
 
     class Meta:
         model = Variant
@@ -90,7 +114,10 @@ class VariantViewSet(ChannelScopedMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = VariantDetailSerializer
     filterset_class = VariantFilter
     lookup_field = "sku"
-    lookup_value_regex = r"[^/]+"
+    # A SKU may hold '/' (`TEE/M`, see `sku_validator`): sent as it is or as %2F, it is one
+    # path parameter. Nothing else is routed below `variants/{sku}/`; a detail action added
+    # here would be taken for a SKU, so it would need a route of its own.
+    lookup_value_regex = r".+"
 
     def get_queryset(self):
         return variant_lookup(channel=self.channel())
