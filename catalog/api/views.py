@@ -8,7 +8,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, viewsets
 
-from omnichannel.api.filters import IntegerFilter, MultipleValueFilter, UtcIsoDateTimeFilter
+from omnichannel.api.filters import IdFilter, MultipleValueFilter, UtcIsoDateTimeFilter
 from omnichannel.auth import api_client_of
 from omnichannel.selectors import channel_scope
 
@@ -96,7 +96,7 @@ class ProductViewSet(ChannelScopedMixin, viewsets.ReadOnlyModelViewSet):
 class VariantFilter(django_filters.FilterSet):
     sku = MultipleValueFilter(field_name="sku", lookup_expr="in")
     barcode = MultipleValueFilter(field_name="barcode", lookup_expr="in")
-    product = IntegerFilter(field_name="product_id", help_text="The product's id.")
+    product = IdFilter(field_name="product_id", help_text="The product's id.")
 
     class Meta:
         model = Variant

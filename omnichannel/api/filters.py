@@ -51,14 +51,6 @@ class MultipleValueFilter(django_filters.Filter):
         return qs.filter(**{f"{self.field_name}__{self.lookup_expr}": value}).distinct()
 
 
-@extend_schema_field(OpenApiTypes.INT)
-class IntegerFilter(django_filters.NumberFilter):
-    """An id or a count: a whole number, else a 400. django-filter's NumberFilter reads a
-    Decimal, and `1.5` compared with an integer column matched the row with id 1."""
-
-    field_class = forms.IntegerField
-
-
 class UtcIsoDateTimeField(IsoDateTimeField):
     """An ISO 8601 time, handed to the database in UTC. PostgreSQL refuses offsets beyond
     ±15:59 that Python accepts (`...-21:43` was a 500), and a time at the very edge of the
