@@ -280,8 +280,9 @@ def test_the_product_filter_takes_whole_ids_only(web, web_client, value):
     body = response.json()
     assert body["code"] == "invalid"
     assert body["errors"]["product"] == ["Enter a whole number."]
-    huge = web_client.get("/api/v1/variants/?product=99999999999999999999999")
-    assert huge.status_code == 200 and huge.json()["results"] == []  # whole; no such product
+    for out_of_range in ("99999999999999999999999", "0", "-3"):  # no id is; SQLite's 500
+        refused = web_client.get(f"/api/v1/variants/?product={out_of_range}")
+        assert refused.status_code == 400 and list(refused.json()["errors"]) == ["product"]
 
 
 def test_unknown_product_is_404_with_error_body(web_client):

@@ -34,12 +34,19 @@ class MultipleValueField(forms.Field):
                 raise forms.ValidationError("A value is longer than 100 characters.")
 
 
+class IdField(forms.IntegerField):
+    """An id fits a 64-bit key: past it SQLite raised OverflowError (a 500)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_value=1, max_value=2**63 - 1, **kwargs)
+
+
 @extend_schema_field(OpenApiTypes.INT)
 class IdFilter(django_filters.NumberFilter):
     """An object's id, a whole number: a NumberFilter took `?member=1.5` and matched 1 (the
     lookup truncates). 400 `invalid` now, and the schema says integer."""
 
-    field_class = forms.IntegerField
+    field_class = IdField
 
 
 class MultipleValueFilter(django_filters.Filter):
