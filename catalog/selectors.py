@@ -105,28 +105,34 @@ def variant_ids_by_sku(*, skus: list[str]) -> dict[str, int]:
     return found
 
 
-_SELLING_PRICES = CompiledQuery(
-    lambda channel_id, skus: (
-        ChannelPrice.objects.filter(
-            channel_id=channel_id,
-            published=True,
-            variant__sku__in=skus,
-            variant__is_active=True,  # discontinued: hidden from the catalog, not sold either
-            variant__product__is_active=True,
-        )
-        .order_by()  # the model's ordering (by SKU, then channel code) would join for nothing
-        .values_list(
-            "variant_id", "variant__sku", "variant__name", "variant__product__name", "amount"
-        )
+def _published_prices(channel_id, skus, *, active_only: bool):
+    prices = ChannelPrice.objects.filter(
+        channel_id=channel_id, published=True, variant__sku__in=skus
     )
+    if active_only:  # discontinued: hidden from the catalog, not sold either
+        prices = prices.filter(variant__is_active=True, variant__product__is_active=True)
+    return prices.order_by().values_list(  # the model's ordering would join for nothing
+        "variant_id", "variant__sku", "variant__name", "variant__product__name", "amount"
+    )
+
+
+_SELLING_PRICES = CompiledQuery(
+    lambda channel_id, skus: _published_prices(channel_id, skus, active_only=True)
+)
+_SOLD_PRICES = CompiledQuery(
+    lambda channel_id, skus: _published_prices(channel_id, skus, active_only=False)
 )
 
 
-def selling_prices(*, channel_id: int, skus: list[str]) -> dict[str, tuple]:
+def selling_prices(
+    *, channel_id: int, skus: list[str], discontinued_too: bool = False
+) -> dict[str, tuple]:
     """{sku: (variant_id, variant name, product name, price)} for the SKUs the channel sells
     (a published price there, the variant and its product active, as `variant_list` shows
-    them): what an order's lines are priced from, on every sale."""
+    them): what an order's lines are priced from, on every sale. `discontinued_too` for a
+    sale that already happened (offline at a till): goods taken off sale since still left."""
+    query = _SOLD_PRICES if discontinued_too else _SELLING_PRICES
     return {
         sku: (variant_id, name, product, amount)
-        for variant_id, sku, name, product, amount in _SELLING_PRICES.rows(channel_id, skus)
+        for variant_id, sku, name, product, amount in query.rows(channel_id, skus)
     }

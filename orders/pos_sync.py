@@ -50,11 +50,28 @@ def _outcome(sale: OfflineSale, order: Order) -> SyncResult:
     )
 
 
+def _replayed(sale: OfflineSale, order: Order) -> SyncResult:
+    """The answer to a client_id this till already synced: the first answer for the same
+    sale; for other goods under it (a till whose counter was reset), a refusal. Answered
+    `accepted`, that sale was lost without a word: no stock moved, no revenue."""
+    sold: dict[str, int] = {}
+    for line in sale.lines:
+        sold[line.sku] = sold.get(line.sku, 0) + line.quantity
+    if sold != {line.sku: line.quantity for line in order.lines.all()}:
+        return SyncResult(
+            sale.client_id,
+            REJECTED,
+            code="client_id_reused",
+            detail=f"This till synced other goods under this client_id: order {order.number}.",
+        )
+    return _outcome(sale, order)
+
+
 def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
     """Record one offline sale exactly once; its own transaction, whatever the batch does."""
     existing = Order.objects.filter(api_client=client, client_id=sale.client_id).first()
     if existing is not None:
-        return _outcome(sale, existing)
+        return _replayed(sale, existing)
     if sale.sold_at is not None and sale.sold_at > timezone.now() + CLOCK_SKEW:
         return SyncResult(
             sale.client_id, REJECTED, code="invalid", detail="sold_at is in the future."
@@ -76,7 +93,7 @@ def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
                 Order.objects.filter(pk=order.pk).update(created_at=sale.sold_at)
     except IntegrityError:
         # The same sale arrived through an overlapping sync that committed first.
-        return _outcome(sale, Order.objects.get(api_client=client, client_id=sale.client_id))
+        return _replayed(sale, Order.objects.get(api_client=client, client_id=sale.client_id))
     except DomainError as refused:
         return SyncResult(sale.client_id, REJECTED, code=refused.code, detail=refused.detail)
     except DataError:

@@ -76,6 +76,16 @@ class PaymentMismatch(DomainError):
     default_detail = "The payments do not add up to the order total."
 
 
+class PointsAsPayment(DomainError):
+    """A payment named "points" took no points from anyone, yet counted as paid with them
+    (no points earned on it, none given back on a return): points pay through
+    `redeem_points`, which takes them from the member's balance."""
+
+    code = "invalid"
+    field = "payments"
+    default_detail = 'Pay with points through `redeem_points`, not a payment of method "points".'
+
+
 class AmountTooLarge(DomainError):
     code = "amount_too_large"
     default_detail = "The order's amounts are larger than the books can record."
@@ -120,15 +130,18 @@ class PaymentRequest:
     amount: Decimal
 
 
-def _priced_lines(channel: Channel, lines: list[LineRequest]) -> list[dict]:
-    """Merge lines of the same SKU and price them from the channel's published prices."""
+def _priced_lines(
+    channel: Channel, lines: list[LineRequest], *, already_sold: bool = False
+) -> list[dict]:
+    """Merge lines of the same SKU and price them from the channel's published prices. A
+    sale `already_sold` (offline, synced later) stands for a SKU discontinued since."""
     merged: dict[str, int] = {}
     for line in lines:
         merged[line.sku] = merged.get(line.sku, 0) + line.quantity
     # One query on the way that sells: the prices, found by SKU. Only when a SKU has no
     # published price here (or is discontinued) is it looked up again, to tell an unknown
     # SKU from one this channel does not sell.
-    prices = selling_prices(channel_id=channel.pk, skus=list(merged))
+    prices = selling_prices(channel_id=channel.pk, skus=list(merged), discontinued_too=already_sold)
     if len(prices) < len(merged):
         variant_ids_by_sku(skus=list(merged))  # 400 unknown_sku for the first unknown one
     priced = []
@@ -223,7 +236,7 @@ def order_place(
 
     `redeem_points` pays part of the total with the member's points (a payment, not a
     discount). An in-store sale earns points at once; pickups and parcels when handed over."""
-    priced = _priced_lines(channel, lines)
+    priced = _priced_lines(channel, lines, already_sold=allow_oversell)
     subtotal = sum((line["line_total"] for line in priced), ZERO)
     if subtotal > MAX_AMOUNT:  # each line is at most the subtotal
         raise AmountTooLarge(subtotal=str(subtotal), max=str(MAX_AMOUNT))
@@ -233,6 +246,8 @@ def order_place(
     total = subtotal - discount
     if redeem_points and member is None:
         raise PaymentMismatch("Points need a member on the order.")
+    if any(p.method.strip().lower() == "points" for p in payments):
+        raise PointsAsPayment()
     by_points = points_value(redeem_points) if redeem_points else ZERO
     if by_points > total:
         raise PaymentMismatch("The points are worth more than the order.", total=str(total))

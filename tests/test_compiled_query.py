@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 import omnichannel.compiled
 from catalog.models import ChannelPrice, Variant
-from catalog.selectors import _SELLING_PRICES, selling_prices
+from catalog.selectors import _SELLING_PRICES, _SOLD_PRICES, selling_prices
 from inventory.availability import _FEEDS, _LEVELS, _PUBLISHED, availability_recompute
 from inventory.models import ChannelAvailability, StockLevel
 from inventory.services import _LOCK_GRID, StockLine, _levels, stock_receive
@@ -42,15 +42,12 @@ def priced():
     return web, pos, variants
 
 
-def orm_prices(channel, skus):
+def orm_prices(channel, skus, *, active_only=True):
+    prices = ChannelPrice.objects.filter(channel=channel, published=True, variant__sku__in=skus)
+    if active_only:
+        prices = prices.filter(variant__is_active=True, variant__product__is_active=True)
     return sorted(
-        ChannelPrice.objects.filter(
-            channel=channel,
-            published=True,
-            variant__sku__in=skus,
-            variant__is_active=True,
-            variant__product__is_active=True,
-        ).values_list(
+        prices.values_list(
             "variant_id", "variant__sku", "variant__name", "variant__product__name", "amount"
         )
     )
@@ -77,6 +74,12 @@ def test_the_selling_prices_are_the_orms_rows_for_every_shape(priced, skus):
         assert not {"GONE-V", "GONE-P"} & {row[1] for row in rows}  # discontinued: not sold
     # The same shape again, other values: bound into the kept statement.
     assert sorted(_SELLING_PRICES.rows(pos.pk, skus)) == orm_prices(pos, skus)
+    # What an offline sale is priced from: discontinued goods too (they already left).
+    for channel in (web, pos):
+        sold = sorted(_SOLD_PRICES.rows(channel.pk, skus))
+        assert sold == orm_prices(channel, skus, active_only=False)
+        if "GONE-V" in skus:
+            assert {"GONE-V", "GONE-P"} <= {row[1] for row in sold}
 
 
 def test_a_shape_is_built_once_then_each_call_is_one_statement(priced):

@@ -177,3 +177,67 @@ def test_a_server_error_mid_batch_keeps_the_key_for_that_batch(till, monkeypatch
     assert sorted(Order.objects.values_list("client_id", flat=True)) == ["s1", "s2"]
     assert keyed(sale("s1"), sale("s2")).json() == again.json()  # now the answer is kept
     assert_ledger_matches_levels()
+
+
+def test_a_client_id_synced_again_with_other_goods_is_rejected_not_taken_for_the_first(till):
+    """A till whose counter was reset sends a new sale under an old client_id: it was
+    answered `accepted` with the first order, and the new sale was lost (no stock moved,
+    no revenue). It is `rejected` with `client_id_reused` now, naming the order; the same
+    sale again is still the first answer."""
+    client, tee, store, _ = till
+    first = sync(client, sale("0001", 1)).json()["results"][0]
+    other = sync(client, sale("0001", 2)).json()["results"][0]
+    order = Order.objects.get(client_id="0001")
+    assert (other["status"], other["code"]) == ("rejected", "client_id_reused")
+    assert order.number in other["detail"]
+    assert sync(client, sale("0001", 1)).json()["results"][0] == first
+    assert Order.objects.count() == 1
+    assert on_hand(tee, store) == 1
+    assert_ledger_matches_levels()
+
+
+@pytest.mark.parametrize("taken_off", ["variant", "product"])
+def test_an_offline_sale_of_goods_discontinued_since_still_stands(till, taken_off):
+    """The till sold the TEE offline; a merchandiser discontinued it (or its product)
+    before the sync. The goods are gone: the sale is accepted and the stock leaves, where
+    an order placed now is refused as the catalog hides it."""
+    client, tee, store, _ = till
+    if taken_off == "variant":
+        tee.is_active = False
+        tee.save()
+    else:
+        tee.product.is_active = False
+        tee.product.save()
+    [result] = sync(client, sale("0001", 1)).json()["results"]
+    assert result["status"] == "accepted", result
+    assert on_hand(tee, store) == 1
+    placed = client.post(
+        "/api/v1/orders/",
+        {"fulfillment": "in_store", "lines": [{"sku": "TEE", "quantity": 1}]},
+        format="json",
+    )
+    assert (placed.status_code, placed.json()["code"]) == (400, "not_sold_in_channel")
+    assert_ledger_matches_levels()
+
+
+def test_a_payment_named_points_is_refused_online_and_offline(till):
+    """A payment of method "points" took no points from anyone, yet the order counted as
+    paid with points (none earned on it, none given back on a return): points pay through
+    `redeem_points`. 400 invalid on `payments` online; the offline sale is rejected alone."""
+    client, tee, store, _ = till
+    points = [{"method": "points", "amount": "10.00"}]
+    placed = client.post(
+        "/api/v1/orders/",
+        {"fulfillment": "in_store", "lines": [{"sku": "TEE", "quantity": 1}], "payments": points},
+        format="json",
+    )
+    assert placed.status_code == 400
+    assert placed.json()["code"] == "invalid" and list(placed.json()["errors"]) == ["payments"]
+    results = sync(client, sale("a", 1, payments=points), sale("b", 1)).json()["results"]
+    assert [(r["status"], r["code"]) for r in results] == [
+        ("rejected", "invalid"),
+        ("accepted", ""),
+    ]
+    assert Order.objects.count() == 1
+    assert on_hand(tee, store) == 1
+    assert_ledger_matches_levels()
