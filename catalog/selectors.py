@@ -1,5 +1,7 @@
 """Read queries on the catalog, shaped for a channel: what it publishes and at what price."""
 
+from decimal import Decimal
+
 from django.db.models import (
     DecimalField,
     Exists,
@@ -122,6 +124,25 @@ _SELLING_PRICES = CompiledQuery(
 _SOLD_PRICES = CompiledQuery(
     lambda channel_id, skus: _published_prices(channel_id, skus, active_only=False)
 )
+
+
+def prices_as_of(*, channel_id: int, variant_ids: list[int], when) -> dict[int, Decimal]:
+    """{variant_id: amount} of the channel's price at `when`, from the price history (the
+    last change at or before it), for the variants whose price changed since: what an
+    offline sale was rung up at. A variant priced the same since `when` is left out."""
+    changes = (
+        ChannelPrice.history.filter(channel_id=channel_id, variant_id__in=variant_ids)
+        .order_by("variant_id", "-history_date", "-history_id")
+        .values_list("variant_id", "history_date", "amount")
+    )
+    then: dict[int, Decimal] = {}
+    changed_since: set[int] = set()
+    for variant_id, at, amount in changes:
+        if at > when:
+            changed_since.add(variant_id)
+        elif variant_id not in then:
+            then[variant_id] = amount
+    return {v: amount for v, amount in then.items() if v in changed_since}
 
 
 def selling_prices(

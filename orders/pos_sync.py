@@ -86,6 +86,7 @@ def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
                 payments=sale.payments,
                 discount=sale.discount,
                 allow_oversell=True,
+                sold_at=sale.sold_at,  # priced as it was rung up
                 client_id=sale.client_id,
                 actor=Actor(api_client_id=client.pk),
             )

@@ -9,7 +9,7 @@ through inventory.services, in one transaction:
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -18,7 +18,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from rest_framework import status
 
-from catalog.selectors import selling_prices, variant_ids_by_sku
+from catalog.selectors import prices_as_of, selling_prices, variant_ids_by_sku
 from customers.models import Member
 from customers.services import (
     member_lock,
@@ -131,10 +131,16 @@ class PaymentRequest:
 
 
 def _priced_lines(
-    channel: Channel, lines: list[LineRequest], *, already_sold: bool = False
+    channel: Channel,
+    lines: list[LineRequest],
+    *,
+    already_sold: bool = False,
+    sold_at: datetime | None = None,
 ) -> list[dict]:
     """Merge lines of the same SKU and price them from the channel's published prices. A
-    sale `already_sold` (offline, synced later) stands for a SKU discontinued since."""
+    sale `already_sold` (offline, synced later) stands for a SKU discontinued since, and is
+    priced as it was rung up at `sold_at`: a price changed since would have refused its
+    payments (payment_mismatch), and the sale, whose goods had left, was lost."""
     merged: dict[str, int] = {}
     for line in lines:
         merged[line.sku] = merged.get(line.sku, 0) + line.quantity
@@ -142,6 +148,11 @@ def _priced_lines(
     # published price here (or is discontinued) is it looked up again, to tell an unknown
     # SKU from one this channel does not sell.
     prices = selling_prices(channel_id=channel.pk, skus=list(merged), discontinued_too=already_sold)
+    if already_sold and sold_at is not None and prices:
+        then = prices_as_of(
+            channel_id=channel.pk, variant_ids=[p[0] for p in prices.values()], when=sold_at
+        )
+        prices = {sku: (*p[:3], then.get(p[0], p[3])) for sku, p in prices.items()}
     if len(prices) < len(merged):
         variant_ids_by_sku(skus=list(merged))  # 400 unknown_sku for the first unknown one
     priced = []
@@ -227,6 +238,7 @@ def order_place(
     payments: list[PaymentRequest] | tuple = (),
     discount: Decimal = ZERO,
     allow_oversell: bool = False,
+    sold_at: datetime | None = None,
     client_id: str = "",
     member: Member | None = None,
     redeem_points: int = 0,
@@ -236,7 +248,7 @@ def order_place(
 
     `redeem_points` pays part of the total with the member's points (a payment, not a
     discount). An in-store sale earns points at once; pickups and parcels when handed over."""
-    priced = _priced_lines(channel, lines, already_sold=allow_oversell)
+    priced = _priced_lines(channel, lines, already_sold=allow_oversell, sold_at=sold_at)
     subtotal = sum((line["line_total"] for line in priced), ZERO)
     if subtotal > MAX_AMOUNT:  # each line is at most the subtotal
         raise AmountTooLarge(subtotal=str(subtotal), max=str(MAX_AMOUNT))

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from catalog.models import ChannelPrice
 from inventory.models import StockLevel
 from inventory.services import StockLine, stock_receive
 from orders.models import Order
@@ -240,4 +241,27 @@ def test_a_payment_named_points_is_refused_online_and_offline(till):
     ]
     assert Order.objects.count() == 1
     assert on_hand(tee, store) == 1
+    assert_ledger_matches_levels()
+
+
+def test_an_offline_sale_is_priced_as_it_was_rung_up(till):
+    """The till sold a TEE offline at 10.00, paid 10.00 cash; the price went to 12.00 before
+    the sync. Priced now, its payment no longer added up (payment_mismatch) and the sale,
+    whose goods had left, was lost. It is priced from the price history as of `sold_at`; a
+    sale without `sold_at` at today's price."""
+    client, tee, _, _ = till
+    rung_up = timezone.now()
+    price = ChannelPrice.objects.get(variant=tee)
+    price.amount = Decimal("12.00")
+    price.save()
+    cash = [{"method": "cash", "amount": "10.00"}]
+    results = sync(
+        client,
+        sale("then", sold_at=rung_up.isoformat(), payments=cash),
+        sale("undated"),
+    ).json()["results"]
+    assert [r["status"] for r in results] == ["accepted", "accepted"], results
+    then, undated = (Order.objects.get(client_id=c) for c in ("then", "undated"))
+    assert (then.total, then.lines.get().unit_price) == (Decimal("10.00"), Decimal("10.00"))
+    assert undated.total == Decimal("12.00")
     assert_ledger_matches_levels()
