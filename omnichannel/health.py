@@ -7,7 +7,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 
 def _database() -> str:
@@ -47,7 +47,7 @@ def _worker(database: str) -> dict:
 
 
 @never_cache
-@require_GET
+@require_safe  # GET, and HEAD for the load balancers and probes that send it
 def healthz(request) -> JsonResponse:
     database = _database()
     body = {

@@ -485,6 +485,8 @@ def test_run_nightly_refuses_a_future_date_and_says_why_a_run_failed(pos, monkey
     tomorrow = (timezone.localdate() + timedelta(days=1)).isoformat()
     with pytest.raises(CommandError, match="in the future"):
         call_command("run_nightly", "--date", tomorrow, stdout=StringIO(), stderr=StringIO())
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):  # an empty --date is not today
+        call_command("run_nightly", "--date", "", stdout=StringIO(), stderr=StringIO())
     assert not NightlyRun.objects.exists()
 
     def broken(**kwargs):

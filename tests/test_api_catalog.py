@@ -11,7 +11,9 @@ from catalog.models import Product
 from catalog.services import product_refresh_search
 from tests.factories import (
     CategoryFactory,
+    ChannelLocationFactory,
     ChannelPriceFactory,
+    LocationFactory,
     ProductFactory,
     VariantFactory,
 )
@@ -324,3 +326,23 @@ def test_with_the_broker_down_an_edit_is_still_searchable(web, caplog, monkeypat
     product.refresh_from_db()
     assert "linen shirt" in product.search_text.lower()
     assert any("search refresh not queued" in r.getMessage() for r in caplog.records)
+
+
+def test_the_location_filters_take_true_or_false_and_refuse_other_words(web, store, web_client):
+    """`?pickup=maybe` was read as no answer and the filter silently dropped: every
+    location came back. true/false (1/0, yes/no) filter; another word is a 400 on it."""
+
+    warehouse = LocationFactory(code="wh", kind="warehouse", pickup=False, ships=True)
+    ChannelLocationFactory(channel=web, location=warehouse, priority=1)
+
+    def codes(query):
+        listed = web_client.get(f"/api/v1/locations/?{query}").json()["results"]
+        return sorted(loc["code"] for loc in listed)
+
+    assert codes("pickup=true") == codes("pickup=1") == codes("pickup=yes") == [store.code]
+    assert codes("pickup=false") == codes("pickup=No") == ["wh"]
+    assert codes("") == sorted([store.code, "wh"])
+    for query in ("pickup=maybe", "ships=2"):
+        refused = web_client.get(f"/api/v1/locations/?{query}")
+        assert refused.status_code == 400, query
+        assert list(refused.json()["errors"]) == [query.split("=")[0]]

@@ -85,6 +85,13 @@ def test_healthz_reports_database_broker_and_worker(client):
     assert client.get("/healthz").json()["worker"]["status"] == "ok"
 
 
+def test_healthz_answers_head_for_probes_that_send_it(client):
+    """Load balancers and some probes send HEAD: it was 405, a failing check."""
+    response = client.head("/healthz")
+    assert response.status_code == 200 and response.content == b""
+    assert client.post("/healthz").status_code == 405
+
+
 def test_healthz_reports_the_broker_up_when_redis_is_configured(client, settings):
     if not settings.USING_REDIS:
         pytest.fail("this test needs Redis; run `make test` where Redis answers")

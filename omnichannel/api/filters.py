@@ -49,6 +49,28 @@ class IdFilter(django_filters.NumberFilter):
     field_class = IdField
 
 
+class YesNoField(forms.NullBooleanField):
+    """`true`/`false` (or 1/0, yes/no); anything else is an error. django-filter's boolean
+    field reads `?pickup=maybe` as no answer, and the filter was silently dropped."""
+
+    widget = forms.TextInput  # the raw text: the select widget maps unknown words to None
+    WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if str(value).strip().lower() not in self.WORDS:
+            raise forms.ValidationError("Give true or false.")
+        return self.WORDS[str(value).strip().lower()]
+
+    def validate(self, value):
+        pass  # None is "not asked"
+
+
+class YesNoFilter(django_filters.BooleanFilter):
+    field_class = YesNoField
+
+
 class MultipleValueFilter(django_filters.Filter):
     field_class = MultipleValueField
 

@@ -4,6 +4,7 @@ from rest_framework import viewsets
 from ..auth import api_client_of
 from ..models import Channel, Location
 from ..selectors import channel_list, location_list
+from .filters import YesNoFilter
 from .serializers import ChannelSerializer, LocationSerializer
 
 
@@ -26,6 +27,9 @@ class ChannelViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class LocationFilter(django_filters.FilterSet):
+    ships = YesNoFilter()
+    pickup = YesNoFilter()
+
     class Meta:
         model = Location
         fields = ["kind", "ships", "pickup"]

@@ -16,7 +16,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, date: str | None = None, **options):
         try:
-            run_date = _parse(date) if date else None
+            run_date = _parse(date) if date is not None else None  # "": an error, not today
         except ValueError as exc:
             raise CommandError(f"--date must be YYYY-MM-DD: {exc}") from exc
         if run_date and run_date > timezone.localdate():
