@@ -13,6 +13,8 @@ from decimal import Decimal
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
+from customers.models import Member
+from customers.services import Contact, UnknownMember, member_upsert
 from inventory.services import Actor
 from omnichannel.errors import DomainError
 from omnichannel.models import ApiClient
@@ -33,6 +35,9 @@ class OfflineSale:
     payments: list[PaymentRequest]
     discount: Decimal = ZERO
     sold_at: datetime | None = None
+    # {"id": n} or {"contact": {...}} (orders.api.serializers.MemberRefField): the member the
+    # till rang the sale up for. It was not read, and the points were never earned.
+    member: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,21 @@ def _replayed(sale: OfflineSale, order: Order) -> SyncResult:
     return _outcome(sale, order)
 
 
+def _member(ref: dict, client: ApiClient) -> Member:
+    """The sale's member by id, or found or created from its contact details at this till's
+    store, as an order names one. An unknown id rejects the sale alone (unknown_member):
+    the till can send it again, corrected, under the same client_id."""
+    if "id" in ref:
+        member = Member.objects.filter(pk=ref["id"]).first()
+        if member is None:
+            raise UnknownMember(member=ref["id"])
+        return member
+    member, _ = member_upsert(
+        contact=Contact(**ref["contact"]), channel=client.channel, location=client.location
+    )
+    return member
+
+
 def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
     """Record one offline sale exactly once; its own transaction, whatever the batch does."""
     existing = Order.objects.filter(api_client=client, client_id=sale.client_id).first()
@@ -78,6 +98,7 @@ def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
         )
     try:
         with transaction.atomic():
+            member = _member(sale.member, client) if sale.member else None
             order = order_place(
                 channel=client.channel,
                 fulfillment=Order.Fulfillment.IN_STORE,
@@ -88,6 +109,7 @@ def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
                 allow_oversell=True,
                 sold_at=sale.sold_at,  # priced as it was rung up
                 client_id=sale.client_id,
+                member=member,
                 actor=Actor(api_client_id=client.pk),
             )
             if sale.sold_at is not None:  # the books count the sale when it happened

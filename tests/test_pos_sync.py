@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from catalog.models import ChannelPrice
+from customers.models import Member
 from inventory.models import StockLevel
 from inventory.services import StockLine, stock_receive
 from orders.models import Order
@@ -264,4 +265,30 @@ def test_an_offline_sale_is_priced_as_it_was_rung_up(till):
     then, undated = (Order.objects.get(client_id=c) for c in ("then", "undated"))
     assert (then.total, then.lines.get().unit_price) == (Decimal("10.00"), Decimal("10.00"))
     assert undated.total == Decimal("12.00")
+    assert_ledger_matches_levels()
+
+
+def test_an_offline_sale_names_its_member_and_earns_their_points(till):
+    """`member` on an offline sale was not read: the sale was booked to nobody and the
+    member never earned its points. By email or phone the member is found (or made) at the
+    till's store, by id looked up; an unknown id rejects that sale alone, the till can send
+    it again corrected under the same client_id."""
+    client, tee, store, _ = till
+    results = sync(
+        client,
+        sale("a", member={"email": " Ann@Example.com"}),
+        sale("b", member=10**9),
+    ).json()["results"]
+    assert [(r["status"], r["code"]) for r in results] == [
+        ("accepted", ""),
+        ("rejected", "unknown_member"),
+    ]
+    ann = Member.objects.get(email="ann@example.com")
+    assert Order.objects.get(client_id="a").member == ann
+    assert ann.points > 0 and ann.seen_in.filter(location=store).exists()
+    again = sync(client, sale("b", member=ann.pk)).json()["results"][0]
+    assert again["status"] == "accepted"
+    assert Order.objects.get(client_id="b").member == ann
+    assert Member.objects.get(pk=ann.pk).points == 2 * ann.points
+    assert on_hand(tee, store) == 0
     assert_ledger_matches_levels()

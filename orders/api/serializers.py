@@ -313,6 +313,7 @@ class OfflineSaleSerializer(serializers.Serializer):
     payments = PaymentInputSerializer(many=True, required=False, max_length=20)
     discount = serializers.DecimalField(**MONEY, min_value=Decimal("0"), required=False)
     sold_at = serializers.DateTimeField(required=False)
+    member = MemberRefField(required=False, help_text="Who bought, as on orders/: earns points.")
 
 
 class PosSyncInputSerializer(serializers.Serializer):

@@ -298,6 +298,7 @@ class PosSyncView(generics.GenericAPIView):
                 payments=[services.PaymentRequest(**p) for p in sale.get("payments", [])],
                 discount=sale.get("discount", services.ZERO),
                 sold_at=sale.get("sold_at"),
+                member=sale.get("member"),
             )
             for sale in data.validated_data["sales"]
         ]
