@@ -13,14 +13,12 @@ from decimal import Decimal
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
-from customers.models import Member
-from customers.services import Contact, UnknownMember, member_upsert
 from inventory.services import Actor
 from omnichannel.errors import DomainError
 from omnichannel.models import ApiClient
 
 from .models import Order
-from .services import ZERO, LineRequest, PaymentRequest, order_place
+from .services import ZERO, LineRequest, PaymentRequest, order_member, order_place
 
 ACCEPTED = "accepted"
 ACCEPTED_OVERSOLD = "accepted_oversold"
@@ -72,21 +70,6 @@ def _replayed(sale: OfflineSale, order: Order) -> SyncResult:
     return _outcome(sale, order)
 
 
-def _member(ref: dict, client: ApiClient) -> Member:
-    """The sale's member by id, or found or created from its contact details at this till's
-    store, as an order names one. An unknown id rejects the sale alone (unknown_member):
-    the till can send it again, corrected, under the same client_id."""
-    if "id" in ref:
-        member = Member.objects.filter(pk=ref["id"]).first()
-        if member is None:
-            raise UnknownMember(member=ref["id"])
-        return member
-    member, _ = member_upsert(
-        contact=Contact(**ref["contact"]), channel=client.channel, location=client.location
-    )
-    return member
-
-
 def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
     """Record one offline sale exactly once; its own transaction, whatever the batch does."""
     existing = Order.objects.filter(api_client=client, client_id=sale.client_id).first()
@@ -98,7 +81,13 @@ def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
         )
     try:
         with transaction.atomic():
-            member = _member(sale.member, client) if sale.member else None
+            # An unknown member id rejects this sale alone (unknown_member): the till can
+            # send it again, corrected, under the same client_id.
+            member = (
+                order_member(ref=sale.member, channel=client.channel, location=client.location)
+                if sale.member
+                else None
+            )
             order = order_place(
                 channel=client.channel,
                 fulfillment=Order.Fulfillment.IN_STORE,

@@ -21,8 +21,11 @@ from rest_framework import status
 from catalog.selectors import prices_as_of, selling_prices, variant_ids_by_sku
 from customers.models import Member
 from customers.services import (
+    Contact,
+    UnknownMember,
     member_lock,
     member_seen,
+    member_upsert,
     points_earn,
     points_redeem,
     points_refund_due,
@@ -128,6 +131,19 @@ class LineRequest:
 class PaymentRequest:
     method: str
     amount: Decimal
+
+
+def order_member(*, ref: dict, channel: Channel, location: Location | None) -> Member:
+    """The member an order names (orders.api.serializers.MemberRefField): `{"id": n}`
+    looked up (unknown: 400 unknown_member), or `{"contact": {...}}` found or made, seen in
+    `channel` at `location`. For an order placed now and for an offline sale alike."""
+    if "id" in ref:
+        member = Member.objects.filter(pk=ref["id"]).first()
+        if member is None:
+            raise UnknownMember(member=ref["id"])
+        return member
+    member, _ = member_upsert(contact=Contact(**ref["contact"]), channel=channel, location=location)
+    return member
 
 
 def _priced_lines(

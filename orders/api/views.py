@@ -7,8 +7,6 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from customers.models import Member
-from customers.services import Contact, UnknownMember, member_upsert
 from inventory.api.views import actor_of
 from omnichannel.api.filters import IdFilter, UtcIsoDateTimeFilter
 from omnichannel.api.pagination import NewestFirstPagination
@@ -74,14 +72,8 @@ def _location(code: str | None) -> Location | None:
 
 def _member(ref: dict, channel, location, fields):
     """The member named by id, or found or created from the contact details given."""
-    if "id" in ref:
-        member = Member.objects.filter(pk=ref["id"]).first()
-        if member is None:
-            raise UnknownMember(member=ref["id"])
-        return member
     where = location or _location(fields.get("pickup_location"))
-    member, _ = member_upsert(contact=Contact(**ref["contact"]), channel=channel, location=where)
-    return member
+    return services.order_member(ref=ref, channel=channel, location=where)
 
 
 def _confine_to_store_limit(request, fields) -> None:
