@@ -8,8 +8,14 @@ from orders.selectors import orders_within_limit
 
 from . import privacy
 from .models import Member, MemberAlias, MemberChannel, MemberEvent, PointsEntry
-from .selectors import order_number_seen, with_order_visibility
-from .services import InvalidContact, consent_dated, normalize_email, normalize_phone
+from .selectors import alias_holder, order_number_seen, with_order_visibility
+from .services import (
+    InvalidContact,
+    consent_dated,
+    member_balance_kept,
+    normalize_email,
+    normalize_phone,
+)
 
 
 class PointsInline(ReadOnlyInline):
@@ -78,13 +84,11 @@ class MemberForm(forms.ModelForm):
             value = normalize(self.cleaned_data.get(field))
         except InvalidContact as exc:
             raise forms.ValidationError(exc.extra["errors"][field][0]) from exc
-        alias = MemberAlias.objects.filter(kind=field, value=value).exclude(
-            member_id=self.instance.pk
-        )
-        if value and alias.exists():
+        holder = alias_holder(kind=field, value=value, other_than=self.instance.pk)
+        if holder is not None:
             # It finds that member (merged into them): two members would answer to it.
             raise forms.ValidationError(
-                f"This {field} belongs to member {alias.get().member_id}, kept from a merge."
+                f"This {field} belongs to member {holder}, kept from a merge."
             )
         return value
 
@@ -137,10 +141,7 @@ class MemberAdmin(HistoryAdmin):
         changed = [kind for kind in ("email", "sms") if f"{kind}_consent" in form.changed_data]
         consent_dated(member=obj, kinds=changed, source="admin")
         if change:
-            # The form was read without a lock; points a till posted (or the nightly tier)
-            # since are taken from the locked row, not written back as they were.
-            current = Member.objects.select_for_update().get(pk=obj.pk)
-            obj.points, obj.tier = current.points, current.tier
+            member_balance_kept(member=obj)
         super().save_model(request, obj, form, change)
 
     def has_erase_permission(self, request) -> bool:

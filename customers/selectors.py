@@ -23,6 +23,14 @@ def contact_is(*, kind: str, value: str) -> Q:
     return Q(**{kind: value}) | Q(pk__in=aliases)
 
 
+def alias_holder(*, kind: str, value: str | None, other_than: int | None) -> int | None:
+    """The member (other than `other_than`) an email or phone is an alias of, if any."""
+    if not value:
+        return None
+    aliases = MemberAlias.objects.filter(kind=kind, value=value).exclude(member_id=other_than)
+    return aliases.values_list("member_id", flat=True).first()
+
+
 def points_ledger(*, member_id: int, limit: StoreLimit = None) -> QuerySet[PointsEntry]:
     """A member's points entries. For a store-limited staff member each entry says whether
     its order is one they may see (`order_visible`): every entry is shown, since the balance

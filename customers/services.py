@@ -211,6 +211,14 @@ def _locked(member_id: int) -> Member:
     return Member.objects.select_for_update().get(pk=member_id)
 
 
+def member_balance_kept(*, member: Member) -> None:
+    """A profile edit of a member read without a lock (the admin's form) saves every
+    column: its points and tier are taken from the locked row first, so what a till posted
+    (or the nightly tier) since is not written back as it was. In the caller's transaction."""
+    current = _locked(member.pk)
+    member.points, member.tier = current.points, current.tier
+
+
 def member_lock(*, member_id: int) -> Member:
     """Lock a member's row for the caller's transaction; 400 `unknown_member` when they are
     gone (merged into another or erased since the caller found them).
