@@ -13,7 +13,7 @@ from django.utils import timezone
 from inventory.models import ChannelAvailability, StockLevel
 from inventory.services import StockLine, stock_receive, stock_sell_now
 from omnichannel.models import Channel, Location
-from orders.models import Order
+from orders.models import Order, Return
 from orders.routing import routing_forget
 from orders.services import LineRequest, order_place, orders_expire_pickups
 from tests.concurrency import require_postgres, run_in_threads
@@ -547,6 +547,23 @@ def test_a_till_takes_returns_only_at_its_own_store(shop):
         format="json",
     )
     assert response.status_code == 403
+
+
+def test_a_return_of_an_order_nobody_placed_is_a_404_the_schema_lists(shop, client):
+    response = shop["lyon_till"].post(
+        "/api/v1/returns/",
+        {
+            "order": "WEB-999999",
+            "location": "lyon",
+            "restock": True,
+            "lines": [{"sku": "TEE", "quantity": 1}],
+        },
+        format="json",
+    )
+    assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    assert not Return.objects.exists()
+    schema = client.get("/api/schema/?format=json").json()
+    assert "404" in schema["paths"]["/api/v1/returns/"]["post"]["responses"]
 
 
 def test_totals_and_refunds_are_exact_to_the_cent_with_a_discount(shop):

@@ -5,7 +5,8 @@ success: 400 (validation, a NUL in the URL, a domain rule), 401, 403, 406 (an Ac
 that JSON does not satisfy); 404 where a path names an
 object or a paginated list can be asked for a page that does not exist; 413 and 415 on writes
 (bodies are JSON, and bounded); 422 where an `Idempotency-Key` is honoured. A view adds 409
-(`CONFLICT`) where a business rule can refuse. `tests/test_api_schema_fuzz.py` holds the
+(`CONFLICT`) where a business rule can refuse, and 404 where its body names an object that
+may not exist (`returns/`: the order). `tests/test_api_schema_fuzz.py` holds the
 schema to what the API really answers.
 """
 

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from inventory.api.views import actor_of
 from omnichannel.api.filters import IdFilter, UtcIsoDateTimeFilter
 from omnichannel.api.pagination import NewestFirstPagination
-from omnichannel.api.schema import CONFLICT
+from omnichannel.api.schema import CONFLICT, error
 from omnichannel.auth import api_client_of
 from omnichannel.errors import ChannelForbidden, LocationForbidden, UnknownLocation
 from omnichannel.idempotency import idempotent, idempotent_each
@@ -238,7 +238,12 @@ class ReturnView(generics.GenericAPIView):
 
     @extend_schema(
         request=ReturnInputSerializer,
-        responses={201: ReturnSerializer, 409: CONFLICT},
+        responses={
+            201: ReturnSerializer,
+            # The order is named in the body, not the path: the schema's hook does not add it.
+            404: error("`not_found`: no order has that id or number."),
+            409: CONFLICT,
+        },
         parameters=[IDEMPOTENCY],
     )
     @idempotent
