@@ -517,6 +517,9 @@ def order_return(
     merged: dict[str, int] = {}
     for line in lines:
         merged[line.sku] = merged.get(line.sku, 0) + line.quantity
+    off_order = [sku for sku in merged if sku not in order_lines]
+    if off_order:  # 400 unknown_sku for one no variant has, as placing an order answers
+        variant_ids_by_sku(skus=off_order)
     plan = []
     for sku, quantity in merged.items():
         line = order_lines.get(sku)

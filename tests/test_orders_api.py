@@ -531,6 +531,36 @@ def test_cannot_return_more_than_sold_and_damaged_goods_are_not_restocked(shop):
     assert give_back(1).status_code == 409
 
 
+def test_a_return_of_an_unknown_sku_is_400_and_of_a_sku_not_on_the_order_409(shop):
+    """CONTRACT General: unknown SKU is 400 unknown_sku, on returns as on orders; a SKU the
+    catalog has but the order does not is a return of more than was sold."""
+    stock(shop, "TEE", "lyon", 3)
+    sale = place(
+        shop["lyon_till"], fulfillment="in_store", lines=[{"sku": "TEE", "quantity": 1}]
+    ).json()
+
+    def give_back(*lines):
+        return shop["lyon_till"].post(
+            "/api/v1/returns/",
+            {
+                "order": sale["number"],
+                "location": "lyon",
+                "restock": True,
+                "lines": [{"sku": sku, "quantity": 1} for sku in lines],
+            },
+            format="json",
+        )
+
+    unknown = give_back("TEE", "NO-SUCH-SKU")
+    assert (unknown.status_code, unknown.json()["code"]) == (400, "unknown_sku")
+    assert unknown.json()["sku"] == "NO-SUCH-SKU"
+    not_sold = give_back("MUG")
+    assert (not_sold.status_code, not_sold.json()["code"]) == (409, "return_exceeds_sold")
+    assert (not_sold.json()["sku"], not_sold.json()["returnable"]) == ("MUG", 0)
+    assert not Return.objects.exists()
+    assert level(shop, "TEE", "lyon") == (2, 0)
+
+
 def test_a_till_takes_returns_only_at_its_own_store(shop):
     stock(shop, "MUG", "lyon", 1)
     sale = place(
