@@ -187,6 +187,20 @@ def test_segments_clv_retention_and_member_detail_after_the_nightly_run(history,
     assert detail["segment"] == MemberScore.objects.get(member=ann).segment
 
 
+def test_rfm_segments_come_in_the_contracts_list_shape(history, manager_api, client):
+    """CONTRACT General: lists are `{"next", "previous", "results"}`; the segments are one
+    page, so `next` and `previous` are null, and the schema says so."""
+    nightly_run(run_date=date(2026, 3, 31))
+    body = manager_api.get("/api/v1/analytics/rfm/").json()
+    assert set(body) == {"next", "previous", "results"}
+    assert (body["next"], body["previous"]) == (None, None)
+    assert sum(row["members"] for row in body["results"]) == 3
+    schema = client.get("/api/schema/?format=json").json()
+    fields = schema["components"]["schemas"]["RfmSegments"]["properties"]
+    assert {"next", "previous", "results"} <= set(fields)
+    assert fields["next"]["nullable"] and fields["previous"]["nullable"]
+
+
 @pytest.mark.parametrize(
     "query", ["by=week", "from=yesterday", "from=2026-03-01&to=2026-01-01", "from=1900-01-01"]
 )

@@ -146,7 +146,8 @@ class SegmentSerializer(serializers.Serializer):
 
 
 class RfmView(generics.GenericAPIView):
-    """RFM segments from the last nightly run, with their size and average value."""
+    """RFM segments from the last nightly run, with their size and average value: a handful
+    of rows, so one page, in the contract's list shape (`next` and `previous` null)."""
 
     permission_classes = [WholeBusinessAnalyticsPermission]
     serializer_class = SegmentSerializer
@@ -154,11 +155,19 @@ class RfmView(generics.GenericAPIView):
 
     @extend_schema(
         responses=inline_serializer(
-            name="RfmSegments", fields={"results": SegmentSerializer(many=True)}
+            name="RfmSegments",
+            fields={
+                "next": serializers.URLField(allow_null=True, help_text="Always null: one page."),
+                "previous": serializers.URLField(
+                    allow_null=True, help_text="Always null: one page."
+                ),
+                "results": SegmentSerializer(many=True),
+            },
         )
     )
     def get(self, request):
-        return Response({"results": SegmentSerializer(selectors.segments(), many=True).data})
+        segments = SegmentSerializer(selectors.segments(), many=True).data
+        return Response({"next": None, "previous": None, "results": segments})
 
 
 class MemberScoreSerializer(serializers.ModelSerializer):
