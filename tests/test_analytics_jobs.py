@@ -210,6 +210,18 @@ def test_bad_sales_queries_are_400(manager_api, query):
     assert response.json()["code"] == "invalid"
 
 
+@pytest.mark.parametrize("cohort", ["week", "MONTH", "quarter"])
+def test_a_retention_cohort_other_than_month_is_400(history, manager_api, cohort):
+    """The schema's enum is ["month"]; `cohort=week` was answered 200 with monthly cohorts."""
+    nightly_run(run_date=date(2026, 3, 31))
+    response = manager_api.get("/api/v1/analytics/retention/", {"cohort": cohort})
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert list(response.json()["errors"]) == ["cohort"]
+    for query in ({"cohort": "month"}, {}):
+        assert manager_api.get("/api/v1/analytics/retention/", query).json()["results"]
+
+
 def test_analytics_are_for_staff_with_permission_only(history, web, web_client):
     from rest_framework.test import APIClient
 

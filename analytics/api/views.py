@@ -216,15 +216,28 @@ class CohortSerializer(serializers.ModelSerializer):
         return round(row.active / row.members, 4) if row.members else 0.0
 
 
+# The cohorts the nightly run computes: by month of first purchase only.
+COHORTS = ["month"]
+
+
+class RetentionQuerySerializer(serializers.Serializer):
+    cohort = serializers.ChoiceField(choices=COHORTS, default="month")
+
+
 class RetentionView(generics.ListAPIView):
-    """Monthly cohorts by first purchase, web-first vs store-first: share active by month."""
+    """Monthly cohorts by first purchase, web-first vs store-first: share active by month.
+    `cohort` other than `month` is a 400 `invalid`: no other cohort is computed."""
 
     permission_classes = [WholeBusinessAnalyticsPermission]
     serializer_class = CohortSerializer
     queryset = CohortRetention.objects.none()
 
-    @extend_schema(parameters=[OpenApiParameter("cohort", OpenApiTypes.STR, enum=["month"])])
+    @extend_schema(parameters=[OpenApiParameter("cohort", OpenApiTypes.STR, enum=COHORTS)])
     def get(self, request, *args, **kwargs):
+        cohort = request.query_params.get("cohort")
+        RetentionQuerySerializer(data={"cohort": cohort} if cohort else {}).is_valid(
+            raise_exception=True
+        )
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
