@@ -98,12 +98,20 @@ def _outside_limit(code: str) -> LocationForbidden:
     )
 
 
-def location_for_read(*, client: ApiClient | None, code: str, limit: StoreLimit = None) -> Location:
-    """A location the caller may read; unknown is 400, outside the client's scope or the
-    staff member's store limit 403."""
+def location_named(*, code: str) -> Location:
+    """The location with that code, whoever asks; unknown is 400 `unknown_location`. For a
+    location an act only names, as a transfer's destination: the caller changes no stock
+    there by naming it."""
     location = Location.objects.filter(code=code).first()
     if location is None:
         raise UnknownLocation(location=code)
+    return location
+
+
+def location_for_read(*, client: ApiClient | None, code: str, limit: StoreLimit = None) -> Location:
+    """A location the caller may read; unknown is 400, outside the client's scope or the
+    staff member's store limit 403."""
+    location = location_named(code=code)
     if client is not None and not location_list(client=client).filter(pk=location.pk).exists():
         raise LocationForbidden(location=code)
     if not location_allowed(limit=limit, location_id=location.pk):
@@ -116,9 +124,7 @@ def location_for_write(
 ) -> Location:
     """A location the caller may change stock at: a POS client only its own store, a
     store-limited staff member only the stores of the limit."""
-    location = Location.objects.filter(code=code).first()
-    if location is None:
-        raise UnknownLocation(location=code)
+    location = location_named(code=code)
     if client is not None and client.location_id != location.pk:
         raise LocationForbidden(location=code)
     if not location_allowed(limit=limit, location_id=location.pk):

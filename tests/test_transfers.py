@@ -189,6 +189,47 @@ def test_a_pos_client_sends_transfers_only_from_its_own_store(stores, pos):
     assert_ledger_matches_levels()
 
 
+@pytest.mark.parametrize("receiver", ["warehouse terminal", "staff"])
+def test_a_till_sends_stock_back_to_a_warehouse_that_feeds_only_the_web_shop(stores, web, receiver):
+    """CONTRACT: a POS client may transfer stock at its own location. The destination only
+    has to exist (it was checked as a location the till may read, those feeding its channel,
+    so a warehouse feeding the web shop only was 403). Who receives there is unchanged: the
+    warehouse's own terminal or staff, not the sending till nor the storefront; and the
+    storefront still cannot send from a store."""
+    from rest_framework.test import APIClient
+
+    from tests.factories import make_staff
+
+    tee, lyon, _, lyon_till, _ = stores
+    wh = LocationFactory(code="wh", kind="warehouse", pickup=False, ships=True)
+    ChannelLocationFactory(channel=web, location=wh, priority=1)
+    storefront = as_client(make_api_client(web, name="storefront")[1])
+    if receiver == "staff":
+        at_wh = APIClient()
+        at_wh.force_login(
+            make_staff("stock clerk", "inventory.view_transfer", "inventory.change_transfer")
+        )
+    else:
+        at_wh = as_client(make_api_client(web, wh, name="warehouse terminal")[1])
+
+    refused = request_transfer(storefront, 1, origin="lyon", destination="wh")
+    assert (refused.status_code, refused.json()["code"]) == (403, "location_forbidden")
+    created = request_transfer(lyon_till, 2, destination="wh")
+    assert created.status_code == 201, created.json()
+    assert (created.json()["from_location"], created.json()["to_location"]) == ("lyon", "wh")
+    assert level(tee, lyon) == (10, 2)
+    transfer_id = created.json()["id"]
+    assert lyon_till.post(f"/api/v1/stock/transfers/{transfer_id}/ship/").status_code == 200
+    for outsider in (lyon_till, storefront):
+        response = outsider.post(f"/api/v1/stock/transfers/{transfer_id}/receive/")
+        assert (response.status_code, response.json()["code"]) == (403, "location_forbidden")
+    received = at_wh.post(f"/api/v1/stock/transfers/{transfer_id}/receive/")
+    assert received.status_code == 200, received.json()
+    assert received.json()["status"] == "received"
+    assert (level(tee, lyon), level(tee, wh)) == ((8, 0), (2, 0))
+    assert_ledger_matches_levels()
+
+
 @pytest.mark.parametrize("shipped", [False, True])
 def test_the_admin_cannot_delete_a_transfer_and_strand_its_stock(client, store, shipped):
     """Deleting a requested transfer would leave its units reserved at the origin with nothing

@@ -17,6 +17,7 @@ from omnichannel.selectors import (
     location_allowed,
     location_for_read,
     location_for_write,
+    location_named,
     store_limit,
 )
 
@@ -208,9 +209,10 @@ class AvailabilityViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 
 class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Transfers between locations. A POS client sends from and receives at its own store;
-    staff need the transfer permissions. A store-limited staff member sees the transfers from
-    or to their stores, requests, ships and cancels from them and receives at them."""
+    """Transfers between locations. A POS client sends from its own store, to any location,
+    and receives at it; staff need the transfer permissions. A store-limited staff member sees
+    the transfers from or to their stores, requests, ships and cancels from them and receives
+    at them."""
 
     queryset = Transfer.objects.none()
     serializer_class = TransferSerializer
@@ -241,12 +243,14 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         origin = location_for_read(
             client=client, code=fields["from_location"], limit=store_limit(user=request.user)
         )
-        destination = location_for_read(client=client, code=fields["to_location"])
         if client is not None and client.location_id != origin.pk:
             raise LocationForbidden(
                 "A POS client sends transfers from its own store: the origin's stock is "
                 "reserved, so the origin requests."
             )
+        # To any location: a till sends back to a warehouse that feeds only the web shop.
+        # Naming it changes no stock there; its own staff or terminal receives.
+        destination = location_named(code=fields["to_location"])
         ids = variant_ids_by_sku(skus=[line["sku"] for line in fields["lines"]])
         transfer = transfers.transfer_request(
             from_location_id=origin.pk,
