@@ -10,14 +10,17 @@ from django.db.models.functions import Coalesce, TruncDate
 from inventory.selectors import stock_out_rate_by_channel
 from omnichannel.selectors import StoreLimit
 from orders.models import Order, Return
+from orders.pricing import money, spread
 from orders.selectors import orders_within_limit
 
 from .models import CohortRetention, MemberScore
 
 HANDED_OVER = ["completed", "picked_up", "shipped"]
+# What sales are grouped by: a field of the order, or for `location` the locations that
+# served it, from its allocations (`_served_by_location`).
 GROUPS = {
     "channel": "channel__code",
-    "location": "where",
+    "location": None,
     "day": "day",
 }
 
@@ -58,17 +61,25 @@ def _allocated_paid():
     return _ratio(_times(paid, F("quantity")), F("line__quantity"))
 
 
+def _served_allocations(limit: StoreLimit):
+    """The allocations of a store limit's stores (every one without a limit): which location
+    served how many units of a line, each unit worth what was paid for it
+    (`_allocated_paid`)."""
+    from orders.models import Allocation
+
+    allocations = Allocation.objects.order_by()
+    return allocations if limit is None else allocations.filter(location_id__in=limit)
+
+
 def _served(limit: StoreLimit, order: str):
     """The part of an order (`OuterRef(order)`) that a store limit's stores served: each
     unit allocated there at what was paid for it (its line's amount less its share of the
     discount, per unit); unrounded, so a group of orders is rounded once, as a total is."""
     from django.db.models import OuterRef, Subquery
 
-    from orders.models import Allocation
-
     served = (
-        Allocation.objects.filter(line__order=OuterRef(order), location_id__in=limit)
-        .order_by()
+        _served_allocations(limit)
+        .filter(line__order=OuterRef(order))
         .values("line__order")
         .annotate(value=Sum(_allocated_paid()))
         .values("value")
@@ -78,6 +89,26 @@ def _served(limit: StoreLimit, order: str):
         Value(Decimal("0")),
         output_field=DecimalField(max_digits=20, decimal_places=10),
     )
+
+
+def _served_by_location(orders, limit: StoreLimit) -> list[dict]:
+    """`orders` per location that served them, with the part of their revenue it served,
+    as `_served` counts a store's part: a sale or a pickup at its store, a parcel where it
+    was allocated, a parcel split between two locations at each for its share (the order
+    counts once at each). One query. The shares are rounded to the cent so that they add
+    up to their rounded sum, the total revenue (largest remainder, orders.pricing.spread):
+    rounded apart, three equal shares of 29.99 make 30.00."""
+    rows = list(
+        _served_allocations(limit)
+        .filter(line__order__in=orders.values("pk"))
+        .values(key=F("location__code"))
+        .annotate(orders=Count("line__order", distinct=True), revenue=Sum(_allocated_paid()))
+        .order_by("key")
+    )
+    shares = [Decimal(str(row["revenue"])) for row in rows]  # a float on SQLite
+    for row, revenue in zip(rows, spread(money(sum(shares, Decimal(0))), shares), strict=True):
+        row["revenue"] = revenue
+    return rows
 
 
 def _revenue(limit: StoreLimit):
@@ -117,15 +148,17 @@ def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
         .filter(created_at__date__gte=start, created_at__date__lte=end)
         .annotate(
             day=TruncDate("created_at"),
-            where=Coalesce("location__code", "pickup_location__code", Value("web")),
             counted=_revenue(limit),
         )
     )
-    rows = (
-        orders.values(key=F(GROUPS[by]))
-        .annotate(orders=Count("id"), revenue=_summed("counted", limit))
-        .order_by("key")
-    )
+    if by == "location":
+        rows = _served_by_location(orders, limit)
+    else:
+        rows = (
+            orders.values(key=F(GROUPS[by]))
+            .annotate(orders=Count("id"), revenue=_summed("counted", limit))
+            .order_by("key")
+        )
     totals = orders.aggregate(
         orders=Count("id"),
         revenue=Coalesce(_summed("counted", limit), Value(0), output_field=DecimalField()),

@@ -167,6 +167,130 @@ def test_sales_by_channel_location_and_day_are_exact(history, manager_api):
     assert march["totals"]["orders"] == 2  # the cancelled order does not count
 
 
+@pytest.fixture
+def served_from_three(web, pos, store):
+    """web <- wh, lyon, paris; pos <- lyon. TEE 10.00, MUG 5.00, handed over: a parcel of 3
+    TEE split one each from wh, lyon and paris with 0.01 off (29.99), a till sale of 2 MUG at
+    lyon (10.00), a pickup of a MUG at paris (5.00), a parcel of a MUG from wh (5.00), and
+    one MUG of the till sale brought back."""
+    from inventory.services import StockLine, stock_receive
+    from orders.services import LineRequest, order_place, order_return, order_transition
+    from tests.factories import (
+        ChannelLocationFactory,
+        ChannelPriceFactory,
+        LocationFactory,
+        VariantFactory,
+    )
+
+    wh = LocationFactory(code="wh", kind="warehouse", pickup=False)
+    paris = LocationFactory(code="paris")
+    ChannelLocationFactory(channel=web, location=wh, priority=1)
+    ChannelLocationFactory(channel=web, location=paris, priority=3)
+    tee, mug = VariantFactory(sku="TEE"), VariantFactory(sku="MUG")
+    for variant, price in ((tee, "10.00"), (mug, "5.00")):
+        for channel in (web, pos):
+            ChannelPriceFactory(variant=variant, channel=channel, amount=Decimal(price))
+    stock_receive(
+        lines=[
+            *(StockLine(tee.pk, where.pk, 1) for where in (wh, store, paris)),
+            StockLine(mug.pk, store.pk, 2),
+            StockLine(mug.pk, paris.pk, 1),
+            StockLine(mug.pk, wh.pk, 1),
+        ],
+        reference="delivery",
+    )
+    split = order_place(
+        channel=web,
+        fulfillment="ship",
+        discount=Decimal("0.01"),
+        lines=[LineRequest("TEE", 3)],
+    )
+    assert split.lines.get().allocations.count() == 3
+    sale = order_place(
+        channel=pos, fulfillment="in_store", location=store, lines=[LineRequest("MUG", 2)]
+    )
+    pickup = order_place(
+        channel=web, fulfillment="pickup", pickup_location=paris, lines=[LineRequest("MUG", 1)]
+    )
+    parcel = order_place(
+        channel=web, fulfillment="ship", location=wh, lines=[LineRequest("MUG", 1)]
+    )
+    order_transition(order_id=split.pk, action="ship")
+    order_transition(order_id=pickup.pk, action="picked_up")
+    order_transition(order_id=parcel.pk, action="ship")
+    order_return(order_id=sale.pk, location=store, lines=[LineRequest("MUG", 1)], restock=True)
+    return {"wh": wh, "lyon": store, "paris": paris}
+
+
+def test_sales_by_location_count_each_order_where_it_was_served(served_from_three, manager_api):
+    """A parcel counted under the location it left from (it was under "web", a channel),
+    a split one in each location's share; the locations' revenues add up to the total
+    (each rounded on its own, they made 50.00 for 49.99), and the totals are the same
+    whatever the grouping."""
+    by_location = manager_api.get("/api/v1/analytics/sales/", {"by": "location"}).json()
+    rows = by_location["results"]
+    assert [(row["key"], row["orders"]) for row in rows] == [("lyon", 2), ("paris", 2), ("wh", 2)]
+    served = {"lyon": "10.00", "paris": "5.00", "wh": "5.00"}  # and a third of the 29.99
+    for row in rows:
+        exact = Decimal(served[row["key"]]) + Decimal("29.99") / 3
+        assert abs(Decimal(row["revenue"]) - exact) < Decimal("0.01"), row
+    totals = by_location["totals"]
+    assert (totals["orders"], totals["revenue"], totals["refunds"]) == (4, "49.99", "5.00")
+    assert sum(Decimal(row["revenue"]) for row in rows) == Decimal("49.99")
+    for by in ("channel", "day"):
+        other = manager_api.get("/api/v1/analytics/sales/", {"by": by}).json()
+        assert other["totals"] == totals, by
+
+
+def test_sales_by_location_for_staff_limited_to_a_store_are_its_share(served_from_three):
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from omnichannel.models import StaffStoreLimit
+    from omnichannel.roles import MANAGER
+    from tests.factories import make_staff
+
+    user = make_staff("lyon manager")
+    user.groups.add(Group.objects.get(name=MANAGER))
+    StaffStoreLimit.objects.create(user=user).locations.set([served_from_three["lyon"]])
+    api = APIClient()
+    api.force_authenticate(user)
+    body = api.get("/api/v1/analytics/sales/", {"by": "location"}).json()
+    assert body["results"] == [{"key": "lyon", "orders": 2, "revenue": "20.00"}]
+    assert (body["totals"]["orders"], body["totals"]["revenue"]) == (2, "20.00")
+
+
+def test_sales_by_location_read_in_as_many_queries_for_more_orders_and_locations(
+    served_from_three, manager_api, pos
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from catalog.models import Variant
+    from inventory.services import StockLine, stock_receive
+    from orders.services import LineRequest, order_place
+    from tests.factories import ChannelLocationFactory, LocationFactory
+
+    def queries():
+        with CaptureQueriesContext(connection) as captured:
+            response = manager_api.get("/api/v1/analytics/sales/", {"by": "location"})
+            assert response.status_code == 200
+        return len(captured.captured_queries), len(response.json()["results"])
+
+    queries()  # the user's permissions, read once
+    before, locations = queries()
+    mug = Variant.objects.get(sku="MUG")
+    for n in range(3):
+        store = LocationFactory(code=f"more-{n}")
+        ChannelLocationFactory(channel=pos, location=store)
+        stock_receive(lines=[StockLine(mug.pk, store.pk, 2)], reference="delivery")
+        for _ in range(2):
+            order_place(
+                channel=pos, fulfillment="in_store", location=store, lines=[LineRequest("MUG", 1)]
+            )
+    assert queries() == (before, locations + 3)
+
+
 def test_segments_clv_retention_and_member_detail_after_the_nightly_run(history, manager_api):
     ann, _, _ = history
     nightly_run(run_date=date(2026, 3, 31))

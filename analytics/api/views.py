@@ -101,7 +101,10 @@ SalesSerializer._declared_fields = {
 
 class SalesView(generics.GenericAPIView):
     """Sales of goods handed over (all channels) by channel, location or day; for a
-    store-limited staff member, the orders of their stores only."""
+    store-limited staff member, the orders of their stores only. By location: where each
+    order was served (a sale's or a pickup's store, a parcel's shipping location); a parcel
+    split between locations counts at each, for the share of its revenue each served, so
+    the locations' revenues add up to the total."""
 
     permission_classes = [StaffAnalyticsPermission]
     serializer_class = SalesSerializer
