@@ -99,8 +99,31 @@ class ProductAdmin(HistoryAdmin):
         product_refresh_search_later(product_ids=[form.instance.pk])
 
 
+class ChannelPriceForm(forms.ModelForm):
+    """A price is the price of one variant in one channel: once it exists, its variant and
+    channel are fixed (shown, not editable). Re-pointed at another variant, the product it
+    left was not dated for `updated_since`, and the row's earlier history, read by variant
+    and channel (offline sales priced as rung up), read as that variant's price. To move a
+    price, delete it and add one. The price sheet cannot move one: its row id is the sku and
+    channel themselves."""
+
+    FIXED = ("variant", "channel")
+
+    class Meta:
+        model = ChannelPrice
+        fields = ["variant", "channel", "amount", "published"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            for name in self.FIXED:
+                if name in self.fields:
+                    self.fields[name].disabled = True
+
+
 class ChannelPriceInline(admin.TabularInline):
     model = ChannelPrice
+    form = ChannelPriceForm
     extra = 0
     fields = ["channel", "amount", "published"]
 
@@ -146,6 +169,7 @@ class VariantAdmin(CatalogSheetAdmin):
 @admin.register(ChannelPrice)
 class ChannelPriceAdmin(CatalogSheetAdmin):
     resource_classes = [ChannelPriceResource]
+    form = ChannelPriceForm
     import_permissions = ("catalog.add_channelprice", "catalog.change_channelprice")
     list_display = ["sku", "channel", "amount", "published"]
     list_editable = ["amount", "published"]

@@ -9,6 +9,12 @@
 A bad value is reported on its row and column; a file with any bad row writes nothing (the
 import runs in one transaction, rolled back on any error, see `AllOrNothingResource`). After a
 real import the touched products' search text is refreshed, once the transaction commits.
+
+Each row dates its product (`updated_at`) as it is written, but the file becomes visible only
+at the commit, minutes later for a long one: a storefront polling `updated_since` meanwhile
+missed those products for good. They are dated again just before the commit. The time is
+still taken before the commit (as for any write), so a poll within that last instant can miss
+them: polls should overlap a little.
 """
 
 import json
@@ -26,7 +32,7 @@ from import_export.widgets import (
 from omnichannel.models import Channel
 from omnichannel.resources import AllOrNothingResource
 
-from .models import ATTRIBUTES_MESSAGE, Category, ChannelPrice, Product, Variant
+from .models import ATTRIBUTES_MESSAGE, Category, ChannelPrice, Product, Variant, touch_products
 from .services import product_refresh_search_later
 
 
@@ -221,6 +227,8 @@ class CatalogSheet(AllOrNothingResource):
         super().after_import(dataset, result, **kwargs)
         failed = result.has_errors() or result.has_validation_errors()
         if not kwargs.get("dry_run", True) and not failed:
+            # Dated now, just before the commit, not when each row was written (see above).
+            touch_products(self.touched_products)
             product_refresh_search_later(product_ids=self.touched_products)
 
 

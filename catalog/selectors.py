@@ -145,6 +145,37 @@ def prices_as_of(*, channel_id: int, variant_ids: list[int], when) -> dict[int, 
     return {v: amount for v, amount in then.items() if v in changed_since}
 
 
+def prices_sold_at(*, channel_id: int, skus: list[str], when) -> dict[str, tuple]:
+    """`selling_prices` as the channel stood at `when`, from the price history, for SKUs
+    with no published price now: {sku: (variant_id, variant name, product name, price)} of
+    those whose last price record at or before `when` was published and not a deletion.
+    What an offline sale was rung up at, its price unpublished or deleted since."""
+    records = (
+        ChannelPrice.history.filter(
+            channel_id=channel_id, variant__sku__in=skus, history_date__lte=when
+        )
+        .order_by("variant_id", "-history_date", "-history_id")
+        .values_list(
+            "variant_id",
+            "variant__sku",
+            "variant__name",
+            "variant__product__name",
+            "amount",
+            "published",
+            "history_type",
+        )
+    )
+    then: dict[str, tuple] = {}
+    seen: set[int] = set()
+    for variant_id, sku, name, product, amount, published, kind in records:
+        if variant_id in seen:
+            continue  # an older record: the last one says how the price stood
+        seen.add(variant_id)
+        if published and kind != "-":
+            then[sku] = (variant_id, name, product, amount)
+    return then
+
+
 def selling_prices(
     *, channel_id: int, skus: list[str], discontinued_too: bool = False
 ) -> dict[str, tuple]:

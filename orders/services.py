@@ -18,7 +18,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from rest_framework import status
 
-from catalog.selectors import prices_as_of, selling_prices, variant_ids_by_sku
+from catalog.selectors import prices_as_of, prices_sold_at, selling_prices, variant_ids_by_sku
 from customers.models import Member
 from customers.services import (
     Contact,
@@ -156,7 +156,9 @@ def _priced_lines(
     """Merge lines of the same SKU and price them from the channel's published prices. A
     sale `already_sold` (offline, synced later) stands for a SKU discontinued since, and is
     priced as it was rung up at `sold_at`: a price changed since would have refused its
-    payments (payment_mismatch), and the sale, whose goods had left, was lost."""
+    payments (payment_mismatch), and the sale, whose goods had left, was lost. So for a
+    price unpublished or deleted since: it is taken from the history as of `sold_at`, and
+    only a SKU with no published price then either is not sold here."""
     merged: dict[str, int] = {}
     for line in lines:
         merged[line.sku] = merged.get(line.sku, 0) + line.quantity
@@ -169,6 +171,10 @@ def _priced_lines(
             channel_id=channel.pk, variant_ids=[p[0] for p in prices.values()], when=sold_at
         )
         prices = {sku: (*p[:3], then.get(p[0], p[3])) for sku, p in prices.items()}
+    if already_sold and sold_at is not None and len(prices) < len(merged):
+        # One query more, only for a sale with such a SKU: its price as it stood then.
+        unpriced = [sku for sku in merged if sku not in prices]
+        prices |= prices_sold_at(channel_id=channel.pk, skus=unpriced, when=sold_at)
     if len(prices) < len(merged):
         variant_ids_by_sku(skus=list(merged))  # 400 unknown_sku for the first unknown one
     priced = []

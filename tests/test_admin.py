@@ -4,6 +4,7 @@ The registry is walked, so a model registered later is covered without editing t
 """
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib import admin
@@ -410,3 +411,43 @@ def test_an_emptied_attributes_box_saves_no_attributes(client, attributes):
     assert response.status_code == 302
     variant.refresh_from_db()
     assert variant.attributes == {}
+
+
+def test_a_prices_variant_and_channel_are_fixed_once_it_exists(client, web, pos, web_client):
+    """A merchandiser could re-point a price at another variant on its change form (or at
+    another channel on its variant's page): the product it left was not dated for
+    `updated_since`, and the row's earlier history read as the old variant's price. Both
+    are shown but not editable on an existing price; a new one still picks them."""
+    from tests.test_change_history import admin_form_data
+
+    _login(client, MERCHANDISER)
+    left = ProductFactory(code="LEFT")
+    a1 = VariantFactory(product=left, sku="A1")
+    price = ChannelPriceFactory(variant=a1, channel=web, amount=Decimal("10.00"))
+    b1 = VariantFactory(product=ProductFactory(code="OTHER"), sku="B1")
+    ProductFactory._meta.model.objects.update(updated_at=timezone.now() - timedelta(days=1))
+    since = timezone.now()
+
+    url = f"/admin/catalog/channelprice/{price.pk}/change/"
+    page = client.get(url)
+    form = page.context["adminform"].form
+    assert form.fields["variant"].disabled and form.fields["channel"].disabled
+    data = admin_form_data(page)
+    data.update(variant=b1.pk, channel=pos.pk, amount="12.00")
+    assert client.post(url, data).status_code == 302
+    price.refresh_from_db()
+    assert (price.variant, price.channel, price.amount) == (a1, web, Decimal("12.00"))
+    assert list(price.history.values_list("variant_id", "channel_id")) == [(a1.pk, web.pk)] * 2
+
+    variant_url = f"/admin/catalog/variant/{a1.pk}/change/"
+    data = admin_form_data(client.get(variant_url))
+    [channel_field] = [key for key in data if key.endswith("-channel")]
+    data[channel_field] = pos.pk
+    assert client.post(variant_url, data).status_code == 302
+    price.refresh_from_db()
+    assert price.channel == web
+
+    changed = web_client.get("/api/v1/products/", {"updated_since": since.isoformat()})
+    assert [p["code"] for p in changed.json()["results"]] == ["LEFT"]
+    add_form = client.get("/admin/catalog/channelprice/add/").context["adminform"].form
+    assert not add_form.fields["variant"].disabled and not add_form.fields["channel"].disabled

@@ -1,5 +1,6 @@
 """CSV sheets: export -> import changes nothing; a bad file reports rows and writes nothing."""
 
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -7,12 +8,15 @@ import pytest
 import tablib
 from django.contrib.auth.models import Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import IntegrityError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.models import Category, ChannelPrice, Product, Variant
 from catalog.resources import ChannelPriceResource, VariantResource
 from catalog.services import product_refresh_search
 from omnichannel.roles import MERCHANDISER
+from tests.concurrency import require_postgres
 from tests.factories import (
     CategoryFactory,
     ChannelPriceFactory,
@@ -385,3 +389,148 @@ def test_export_writes_accented_attributes_as_typed_and_reads_them_back(catalog)
     assert result.totals["new"] == result.totals["update"] == 0
     assert snapshot() == before
     assert Variant.objects.get(sku="ECRU-1").attributes == {"couleur": "écru", "taille": "M"}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_price_sheet_is_seen_by_an_updated_since_poll_made_while_it_imported(
+    web, web_client, monkeypatch
+):
+    """A long sheet is one transaction. Its first row dated its product when written, but
+    the change became visible only at the commit, dated before the storefront's poll made
+    meanwhile: the next poll, since that one, never saw it. The products are dated again
+    just before the commit."""
+    require_postgres()
+    first = VariantFactory(product=ProductFactory(code="FIRST"), sku="A1")
+    last = VariantFactory(product=ProductFactory(code="LAST"), sku="B1")
+    for variant in (first, last):
+        ChannelPriceFactory(variant=variant, channel=web, amount=Decimal("10.00"))
+    Product.objects.update(updated_at=timezone.now() - timedelta(days=1))
+    an_hour_ago = (timezone.now() - timedelta(hours=1)).isoformat()
+
+    first_row_written, carry_on = threading.Event(), threading.Event()
+    import_row = ChannelPriceResource.import_row
+
+    def import_row_slowly(self, row, instance_loader, **kwargs):  # a long file, in short
+        result = import_row(self, row, instance_loader, **kwargs)
+        if row["sku"] == "A1":
+            first_row_written.set()
+            carry_on.wait(10)
+        return result
+
+    monkeypatch.setattr(ChannelPriceResource, "import_row", import_row_slowly)
+    results = []
+
+    def merchandiser_imports():
+        try:
+            sheet = "sku,channel,amount,published\nA1,web,12.00,1\nB1,web,12.00,1\n"
+            dataset = tablib.Dataset().load(sheet, format="csv")
+            results.append(ChannelPriceResource().import_data(dataset, dry_run=False))
+        finally:
+            connections.close_all()
+
+    importer = threading.Thread(target=merchandiser_imports)
+    importer.start()
+    try:
+        assert first_row_written.wait(10)
+        polled_at = timezone.now()
+        during = web_client.get("/api/v1/products/", {"updated_since": an_hour_ago})
+        assert during.json()["results"] == []  # nothing committed yet
+    finally:
+        carry_on.set()
+        importer.join(20)
+    [result] = results
+    assert not result.has_errors() and not result.has_validation_errors()
+    assert set(ChannelPrice.objects.values_list("amount", flat=True)) == {Decimal("12.00")}
+
+    since_that_poll = web_client.get("/api/v1/products/", {"updated_since": polled_at.isoformat()})
+    assert sorted(p["code"] for p in since_that_poll.json()["results"]) == ["FIRST", "LAST"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_import_never_sets_the_id_sequence_back_under_a_colleague_adding_a_price(
+    web, monkeypatch
+):
+    """After a real import that added rows, the library reset the id sequence to max(id) as
+    the import's transaction saw it. A colleague's price saved meanwhile, not yet committed,
+    held a higher id: the sequence went back below it, and the next price added took that id
+    again (IntegrityError on the primary key, a 500 in the admin)."""
+    require_postgres()
+    for sku in ("A1", "B1", "C1"):
+        VariantFactory(sku=sku)
+    rows_written, colleague_saved, carry_on, colleague_commits = (
+        threading.Event() for _ in range(4)
+    )
+    after_import = ChannelPriceResource.after_import
+
+    def after_import_later(self, dataset, result, **kwargs):
+        rows_written.set()
+        carry_on.wait(10)
+        return after_import(self, dataset, result, **kwargs)
+
+    monkeypatch.setattr(ChannelPriceResource, "after_import", after_import_later)
+    results = []
+
+    def merchandiser_imports():
+        try:
+            sheet = tablib.Dataset().load("sku,channel,amount,published\nA1,web,12.00,1\n")
+            results.append(ChannelPriceResource().import_data(sheet, dry_run=False))
+        finally:
+            connections.close_all()
+
+    def colleague_adds_a_price():  # "Save" on the price admin, while the import runs
+        try:
+            with transaction.atomic():
+                ChannelPriceFactory(
+                    variant=Variant.objects.get(sku="B1"), channel=web, amount=Decimal("5.00")
+                )
+                colleague_saved.set()
+                colleague_commits.wait(10)
+        finally:
+            connections.close_all()
+
+    importer = threading.Thread(target=merchandiser_imports)
+    colleague = threading.Thread(target=colleague_adds_a_price)
+    importer.start()
+    try:
+        assert rows_written.wait(10)
+        colleague.start()
+        assert colleague_saved.wait(10)
+    finally:
+        carry_on.set()
+        importer.join(20)
+        colleague_commits.set()
+        colleague.join(20)
+    [result] = results
+    assert not result.has_errors() and not result.has_validation_errors()
+    assert ChannelPrice.objects.count() == 2
+
+    try:
+        ChannelPriceFactory(
+            variant=Variant.objects.get(sku="C1"), channel=web, amount=Decimal("7.00")
+        )
+    except IntegrityError as exc:
+        pytest.fail(f"the next price added took an id already held: {exc}")
+    assert sorted(ChannelPrice.objects.values_list("variant__sku", flat=True)) == [
+        "A1",
+        "B1",
+        "C1",
+    ]
+
+
+@pytest.mark.parametrize("sheet", ["catalog", "prices"])
+def test_no_sheet_adding_rows_resets_an_id_sequence(web, sheet):
+    """No sheet carries an id, so none needs its table's sequence reset after adding rows:
+    the library's `setval` is never sent. (A count sheet never adds rows: its stock rows are
+    made when it locks them, before the first row is read.)"""
+    VariantFactory(sku="A1")
+    resource, csv_text = {
+        "catalog": (VariantResource(), f"{HEADER}\nNEW-1,,M,{{}},1,NEWP,New product,,\n"),
+        "prices": (ChannelPriceResource(), "sku,channel,amount,published\nA1,web,12.00,1\n"),
+    }[sheet]
+    with CaptureQueriesContext(connection) as captured:
+        result = reimport(resource, csv_text)
+    assert not result.has_errors() and not result.has_validation_errors()
+    assert [row.import_type for row in result.rows] == ["new"]
+    assert not [q["sql"] for q in captured.captured_queries if "setval" in q["sql"].lower()]

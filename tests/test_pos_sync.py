@@ -4,6 +4,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from catalog.models import ChannelPrice
@@ -291,4 +293,87 @@ def test_an_offline_sale_names_its_member_and_earns_their_points(till):
     assert Order.objects.get(client_id="b").member == ann
     assert Member.objects.get(pk=ann.pk).points == 2 * ann.points
     assert on_hand(tee, store) == 0
+    assert_ledger_matches_levels()
+
+
+def take_off(price: ChannelPrice, how: str) -> None:
+    """A merchandiser takes a price off the channel: unpublished, or deleted."""
+    if how == "unpublished":
+        price.published = False
+        price.save()
+    else:
+        price.delete()
+
+
+@pytest.mark.parametrize("how", ["unpublished", "deleted"])
+def test_an_offline_sale_whose_price_was_taken_off_since_still_stands(till, how):
+    """The till sold a TEE offline at 10.00, paid cash; the merchandiser then unpublished
+    (or deleted) its POS price before the sync. The sale was rejected not_sold_in_channel
+    and lost, though the goods had left. It stands at the price of the history as of
+    `sold_at`; a sale without `sold_at`, and an order placed now, are still refused."""
+    client, tee, store, _ = till
+    rung_up = timezone.now()
+    take_off(ChannelPrice.objects.get(variant=tee), how)
+    cash = [{"method": "cash", "amount": "10.00"}]
+    results = sync(
+        client, sale("then", sold_at=rung_up.isoformat(), payments=cash), sale("undated")
+    ).json()["results"]
+    assert [(r["status"], r["code"]) for r in results] == [
+        ("accepted", ""),
+        ("rejected", "not_sold_in_channel"),
+    ], results
+    then = Order.objects.get(client_id="then")
+    assert (then.total, then.lines.get().unit_price) == (Decimal("10.00"), Decimal("10.00"))
+    assert on_hand(tee, store) == 1
+    placed = client.post(
+        "/api/v1/orders/",
+        {"fulfillment": "in_store", "lines": [{"sku": "TEE", "quantity": 1}]},
+        format="json",
+    )
+    assert (placed.status_code, placed.json()["code"]) == (400, "not_sold_in_channel")
+    assert_ledger_matches_levels()
+
+
+@pytest.mark.parametrize("how", ["unpublished", "deleted"])
+def test_an_offline_sale_of_a_price_already_taken_off_when_rung_up_is_rejected(till, how):
+    """The history knows the price was off the channel when the sale was rung up: nothing
+    was sold at a price then either, so the sale is not_sold_in_channel as before."""
+    client, tee, store, _ = till
+    take_off(ChannelPrice.objects.get(variant=tee), how)
+    rung_up = timezone.now()
+    [result] = sync(client, sale("0001", sold_at=rung_up.isoformat())).json()["results"]
+    assert (result["status"], result["code"]) == ("rejected", "not_sold_in_channel")
+    assert Order.objects.count() == 0
+    assert on_hand(tee, store) == 2
+
+
+def test_a_sale_whose_prices_were_taken_off_costs_the_statements_of_one_still_priced(till, pos):
+    """The history is read once for all the sale's SKUs without a price now, in place of
+    the read of their changes since `sold_at`: no statement more per sale, none per line."""
+    client, tee, store, _ = till
+    cap = VariantFactory(sku="CAP")
+    ChannelPriceFactory(variant=cap, channel=pos, amount=Decimal("5.00"))
+    stock_receive(
+        lines=[StockLine(tee.pk, store.pk, 1), StockLine(cap.pk, store.pk, 3)],
+        reference="delivery",
+    )
+    rung_up = timezone.now().isoformat()
+
+    def statements(client_id):
+        lines = [{"sku": "TEE", "quantity": 1}, {"sku": "CAP", "quantity": 1}]
+        with CaptureQueriesContext(connection) as captured:
+            [result] = sync(
+                client, {"client_id": client_id, "sold_at": rung_up, "lines": lines}
+            ).json()["results"]
+        assert result["status"] == "accepted", result
+        sql = [q["sql"] for q in captured.captured_queries]
+        return len(sql), sum('FROM "catalog_historicalchannelprice"' in q for q in sql)
+
+    statements("warm-up")  # the token's first use in the test is recorded once
+    still_priced = statements("priced")
+    take_off(ChannelPrice.objects.get(variant=tee), "deleted")
+    take_off(ChannelPrice.objects.get(variant=cap), "unpublished")
+    assert statements("taken-off") == still_priced
+    assert still_priced[1] == 1
+    assert Order.objects.get(client_id="taken-off").total == Decimal("15.00")
     assert_ledger_matches_levels()
