@@ -48,8 +48,8 @@ def order_list(*, client: ApiClient | None, limit: StoreLimit = None) -> QuerySe
     qs = Order.objects.all()
     if client is not None:
         visible = Q(channel_id=client.channel_id)
-        if client.location_id:
-            visible |= Q(pickup_location_id=client.location_id)
+        if client.is_till:
+            visible |= Q(pickup_location_id=client.till_location_id)
         qs = qs.filter(visible)
     return orders_within_limit(qs, limit=limit).order_by("-id")
 
