@@ -289,17 +289,27 @@ def points_restore(*, order) -> int:
     return entry.points if entry else 0
 
 
-def points_refund_due(*, order, share: Decimal) -> int:
+@dataclass(frozen=True)
+class PointsDue:
+    """The points a return gives back, and where the order's returns stand with it."""
+
+    now: int  # given back by this return
+    so_far: int  # given back by the order's returns, this one included
+    spent: int  # spent on the order
+
+
+def points_refund_due(*, order, share: Decimal) -> PointsDue:
     """How many of the points spent on `order` come back with a return that brings the
     goods returned so far to `share` of the order (0 to 1, by what was paid for them): that
     share of the points spent, rounded down, less what earlier returns gave back; the return
     that brings everything back gives back the rest. The caller holds the order's lock."""
     spent = -_order_points(order, PointsEntry.Kind.REDEEMED)
     if spent <= 0:
-        return 0
+        return PointsDue(now=0, so_far=0, spent=0)
     back_before = _order_points(order, PointsEntry.Kind.REFUNDED, on_returns=True)
     due = spent if share >= 1 else int((spent * share).to_integral_value(rounding=ROUND_DOWN))
-    return max(0, due - back_before)
+    now = max(0, due - back_before)
+    return PointsDue(now=now, so_far=back_before + now, spent=spent)
 
 
 @transaction.atomic
