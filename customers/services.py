@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
+from django.db.models import Case, DecimalField, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework import status
@@ -391,6 +391,7 @@ def tiers_recompute(*, now=None) -> int:
     from django.conf import settings
 
     from orders.models import Order, Return
+    from orders.selectors import returned_value
 
     since = (now or timezone.now()) - timedelta(days=365)
     handed_over = ["completed", "picked_up", "shipped"]
@@ -403,12 +404,7 @@ def tiers_recompute(*, now=None) -> int:
     for member_id, refunds in (
         Return.objects.filter(order__member__isnull=False, order__created_at__gte=since)
         .values("order__member_id")
-        .annotate(
-            total=Sum(
-                F("refund") + F("points_refunded") * Value(Decimal(settings.POINT_VALUE)),
-                output_field=DecimalField(max_digits=14, decimal_places=2),
-            )
-        )
+        .annotate(total=Sum(returned_value()))
         .values_list("order__member_id", "total")
     ):
         spend[member_id] = spend.get(member_id, Decimal(0)) - refunds

@@ -1,6 +1,6 @@
 """Read queries on orders, confined to what the caller may see."""
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
 from omnichannel.compiled import CompiledQuery
 from omnichannel.models import ApiClient
@@ -25,6 +25,15 @@ def orders_within_limit(qs: QuerySet[Order], *, limit: StoreLimit) -> QuerySet[O
         return qs
     served = Allocation.objects.filter(location_id__in=limit).values("line__order_id")
     return qs.filter(Q(location_id__in=limit) | Q(pickup_location_id__in=limit) | Q(pk__in=served))
+
+
+def returned_value() -> F:
+    """On a Return, to be summed over returns: what its goods were worth, as each of its
+    lines recorded when they came back (paid for them, discounts included), on the basis
+    revenue counts (the order's total, whatever paid it: money or points). It joins the
+    lines: count returns distinctly beside it. Money given back plus points at today's
+    POINT_VALUE re-valued every past return whenever a point was repriced."""
+    return F("lines__refund")
 
 
 def order_location_ids(order: Order) -> set[int]:
