@@ -11,7 +11,7 @@ from inventory.selectors import stock_out_rate_by_channel
 from omnichannel.selectors import StoreLimit
 from orders.models import Order, Return
 from orders.pricing import money, spread
-from orders.selectors import orders_within_limit
+from orders.selectors import orders_within_limit, returned_value
 
 from .models import CohortRetention, MemberScore
 
@@ -129,9 +129,10 @@ def _summed(expression, limit: StoreLimit):
 
 
 def _refunded(limit: StoreLimit):
-    """What a return counts for: the goods' worth; for a store-limited staff member, the
-    same share of it as of its order's revenue (which store's units came back is not
-    recorded), so their refunds stand beside their revenue and add up across stores."""
+    """What a return counts for: the goods' worth it recorded (`returned_value`); for a
+    store-limited staff member, the same share of it as of its order's revenue (which
+    store's units came back is not recorded), so their refunds stand beside their revenue
+    and add up across stores."""
     if limit is None:
         return returned_value()
     from django.db.models.functions import NullIf
@@ -186,17 +187,6 @@ def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
             "stock_out_rate": stock_out_rate_by_channel(),
         },
     }
-
-
-def returned_value():
-    """What the goods of a return were worth, on the basis revenue counts (the order's total,
-    whatever paid it): the money given back and the points given back at their value."""
-    from django.conf import settings
-
-    return ExpressionWrapper(
-        F("refund") + F("points_refunded") * Value(Decimal(settings.POINT_VALUE)),
-        output_field=DecimalField(max_digits=14, decimal_places=2),
-    )
 
 
 def segments() -> list[dict]:

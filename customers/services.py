@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.db.models import Case, DecimalField, F, Q, Sum, Value, When
+from django.db.models import Case, DecimalField, Q, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework import status
@@ -289,17 +289,27 @@ def points_restore(*, order) -> int:
     return entry.points if entry else 0
 
 
-def points_refund_due(*, order, share: Decimal) -> int:
+@dataclass(frozen=True)
+class PointsDue:
+    """The points a return gives back, and where the order's returns stand with it."""
+
+    now: int  # given back by this return
+    so_far: int  # given back by the order's returns, this one included
+    spent: int  # spent on the order
+
+
+def points_refund_due(*, order, share: Decimal) -> PointsDue:
     """How many of the points spent on `order` come back with a return that brings the
     goods returned so far to `share` of the order (0 to 1, by what was paid for them): that
     share of the points spent, rounded down, less what earlier returns gave back; the return
     that brings everything back gives back the rest. The caller holds the order's lock."""
     spent = -_order_points(order, PointsEntry.Kind.REDEEMED)
     if spent <= 0:
-        return 0
+        return PointsDue(now=0, so_far=0, spent=0)
     back_before = _order_points(order, PointsEntry.Kind.REFUNDED, on_returns=True)
     due = spent if share >= 1 else int((spent * share).to_integral_value(rounding=ROUND_DOWN))
-    return max(0, due - back_before)
+    now = max(0, due - back_before)
+    return PointsDue(now=now, so_far=back_before + now, spent=spent)
 
 
 @transaction.atomic
@@ -381,6 +391,7 @@ def tiers_recompute(*, now=None) -> int:
     from django.conf import settings
 
     from orders.models import Order, Return
+    from orders.selectors import returned_value
 
     since = (now or timezone.now()) - timedelta(days=365)
     handed_over = ["completed", "picked_up", "shipped"]
@@ -393,12 +404,7 @@ def tiers_recompute(*, now=None) -> int:
     for member_id, refunds in (
         Return.objects.filter(order__member__isnull=False, order__created_at__gte=since)
         .values("order__member_id")
-        .annotate(
-            total=Sum(
-                F("refund") + F("points_refunded") * Value(Decimal(settings.POINT_VALUE)),
-                output_field=DecimalField(max_digits=14, decimal_places=2),
-            )
-        )
+        .annotate(total=Sum(returned_value()))
         .values_list("order__member_id", "total")
     ):
         spend[member_id] = spend.get(member_id, Decimal(0)) - refunds

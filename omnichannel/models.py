@@ -133,7 +133,32 @@ class ApiClient(models.Model):
         where = f"/{self.location.code}" if self.location_id else ""
         return f"{self.name} [{self.channel.code}{where}]"
 
+    @property
+    def is_till(self) -> bool:
+        """A POS terminal standing in its store: the only kind of client with a store's
+        powers (sell in store, take returns there, sync offline sales, look up any order).
+        The channel decides, not the location alone: a web or marketplace client given one
+        (allowed until it was refused) is still its channel's system."""
+        return self.location_id is not None and self.channel.kind == Channel.Kind.POS
+
+    @property
+    def till_location_id(self) -> int | None:
+        """The store this client stands in as a till; None for any other client."""
+        return self.location_id if self.is_till else None
+
     def clean(self) -> None:
+        # Checked when the client is made: its scope never changes afterwards (the admin
+        # shows channel and location read-only), and a client made before this rule keeps
+        # its row, with a location that gives it no till's powers (`is_till`).
+        if (
+            self._state.adding
+            and self.location_id
+            and self.channel_id
+            and self.channel.kind != Channel.Kind.POS
+        ):
+            raise ValidationError(
+                {"location": "Only a POS terminal stands in a store: leave the location empty."}
+            )
         if (
             self.location_id
             and self.channel_id

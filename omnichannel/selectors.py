@@ -88,7 +88,9 @@ def location_list(*, client: ApiClient | None) -> QuerySet[Location]:
     feeding its channel and its own."""
     qs = Location.objects.order_by("code")
     if client is not None:
-        qs = qs.filter(Q(feeds__channel_id=client.channel_id) | Q(pk=client.location_id)).distinct()
+        qs = qs.filter(
+            Q(feeds__channel_id=client.channel_id) | Q(pk=client.till_location_id)
+        ).distinct()
     return qs
 
 
@@ -125,7 +127,7 @@ def location_for_write(
     """A location the caller may change stock at: a POS client only its own store, a
     store-limited staff member only the stores of the limit."""
     location = location_named(code=code)
-    if client is not None and client.location_id != location.pk:
+    if client is not None and client.till_location_id != location.pk:
         raise LocationForbidden(location=code)
     if not location_allowed(limit=limit, location_id=location.pk):
         raise _outside_limit(code)

@@ -48,6 +48,14 @@ def api_client_create(
     if channel.kind == Channel.Kind.POS and not location_code:
         # A till sells and counts at its store: without one every sale was refused.
         raise InvalidApiClient("A POS client is a till: give its store (`location`).")
+    if channel.kind != Channel.Kind.POS and location_code:
+        # A web or marketplace client given a store was taken for a till (any order,
+        # returns, in-store sales, offline sync); the contract gives a location to a POS only.
+        raise InvalidApiClient(
+            f"Only a POS client stands in a store: a {channel.kind} channel's client takes "
+            "no `location`.",
+            field="location",
+        )
     location = None
     if location_code:
         location = Location.objects.filter(code=location_code).first()

@@ -11,7 +11,7 @@ from inventory.models import StockMovement
 from inventory.services import Actor
 from omnichannel.admin_base import AllowedLocationFilter, ReadOnlyInline, StoreLimitedAdminMixin
 from omnichannel.errors import DomainError
-from omnichannel.selectors import locations_allowed, store_limit
+from omnichannel.selectors import locations_allowed, store_limit, within_limit
 
 from . import services
 from .models import Allocation, Order, OrderLine, Payment, Return, ReturnLine
@@ -30,11 +30,19 @@ class PaymentInline(ReadOnlyInline):
     readonly_fields = fields
 
 
-class ReturnInline(ReadOnlyInline):
+class ReturnInline(StoreLimitedAdminMixin, ReadOnlyInline):
+    """The order's returns; for a store-limited staff member those taken at their stores,
+    as the return list shows them (an order of their store may come back at another)."""
+
     model = Return
     fields = ["created_at", "location", "restock", "refund", "points_refunded"]
     readonly_fields = fields
     show_change_link = True
+
+
+# The attribute OrderAdmin.get_object puts the request's store limit in, on the order.
+_STORE_LIMIT = "_admin_store_limit"
+_UNKNOWN = object()
 
 
 class LocationFilter(admin.SimpleListFilter):
@@ -103,6 +111,15 @@ class OrderAdmin(admin.ModelAdmin):
             super().get_queryset(request), limit=store_limit(user=request.user)
         )
 
+    def get_object(self, request, object_id, from_field=None):
+        """The order of this request, carrying the staff member's store limit: its read-only
+        fields are given the order alone, and this admin instance is shared by every thread
+        (the limit kept on it would show one request another's rows)."""
+        order = super().get_object(request, object_id, from_field)
+        if order is not None:
+            setattr(order, _STORE_LIMIT, store_limit(user=request.user))
+        return order
+
     @admin.display(description="allocations")
     def allocations(self, order):
         rows = Allocation.objects.filter(line__order=order).select_related("line", "location")
@@ -117,13 +134,18 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.display(description="stock movements")
     def stock_movements(self, order):
+        """The ledger rows of the order and its returns; for a store-limited staff member
+        those at their stores (a return taken at another store is that store's row)."""
+        limit = getattr(order, _STORE_LIMIT, _UNKNOWN)
+        if limit is _UNKNOWN:  # not read through get_object: whose page it is is unknown
+            return "-"
         references = [
             order.reference,
             *(f"return:{pk}" for pk in order.returns.values_list("pk", flat=True)),
         ]
-        rows = StockMovement.objects.filter(reference__in=references).select_related(
-            "variant", "location"
-        )
+        rows = within_limit(
+            StockMovement.objects.filter(reference__in=references), limit=limit
+        ).select_related("variant", "location")
         return (
             format_html_join(
                 "",

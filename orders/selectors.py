@@ -1,6 +1,6 @@
 """Read queries on orders, confined to what the caller may see."""
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
 from omnichannel.compiled import CompiledQuery
 from omnichannel.models import ApiClient
@@ -27,6 +27,15 @@ def orders_within_limit(qs: QuerySet[Order], *, limit: StoreLimit) -> QuerySet[O
     return qs.filter(Q(location_id__in=limit) | Q(pickup_location_id__in=limit) | Q(pk__in=served))
 
 
+def returned_value() -> F:
+    """On a Return, to be summed over returns: what its goods were worth, as each of its
+    lines recorded when they came back (paid for them, discounts included), on the basis
+    revenue counts (the order's total, whatever paid it: money or points). It joins the
+    lines: count returns distinctly beside it. Money given back plus points at today's
+    POINT_VALUE re-valued every past return whenever a point was repriced."""
+    return F("lines__refund")
+
+
 def order_location_ids(order: Order) -> set[int]:
     """Every location an order touches: its store, its pickup store, where it is allocated
     (read from the prefetched allocations of `_with_details`)."""
@@ -48,8 +57,8 @@ def order_list(*, client: ApiClient | None, limit: StoreLimit = None) -> QuerySe
     qs = Order.objects.all()
     if client is not None:
         visible = Q(channel_id=client.channel_id)
-        if client.location_id:
-            visible |= Q(pickup_location_id=client.location_id)
+        if client.is_till:
+            visible |= Q(pickup_location_id=client.till_location_id)
         qs = qs.filter(visible)
     return orders_within_limit(qs, limit=limit).order_by("-id")
 

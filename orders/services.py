@@ -505,9 +505,9 @@ def order_return(
     actor: Actor = SYSTEM,
 ) -> Return:
     """Goods come back at any store. They are worth what was paid for them, discounts
-    included; that comes back in money, less the points' share when the order was paid
-    partly with points (those points go back to the member). Stock comes back at that store
-    when `restock`."""
+    included; that comes back in points (their share, when the order was paid partly with
+    points) and the rest in money, so that money and points given back are worth the goods.
+    Stock comes back at that store when `restock`."""
     order = Order.objects.select_for_update().get(pk=order_id)
     if order.status not in HANDED_OVER:
         raise NotReturnable(status=order.status)
@@ -542,22 +542,30 @@ def order_return(
             refunded_before=before_refund,
         )
         plan.append((line, quantity, refund))
-    # What came back so far, as a share of the order (the lines' refunds reach its total
-    # exactly when everything is back), splits the money and the points paid alike: each
-    # comes back in that share, cumulatively, so returns in parts add up to what was paid,
-    # in money and in points, whatever a point is worth.
+    # Cumulatively, over the order's returns so far: the goods that came back, as a share of
+    # the order (the lines' refunds reach its total exactly when everything is back), give
+    # back that share of the points spent, rounded down; the money is the rest of the goods'
+    # worth, the points counted at what they paid (their part of the points payment, not
+    # today's POINT_VALUE), and never more than was paid in money. Split and rounded
+    # separately, money and points came to a cent or more under the goods' worth. The last
+    # return gives back the rest of both, so returns in parts add up to what was paid.
     goods_value = sum((refund for _, _, refund in plan), ZERO)
-    goods_before = sum((refund for _, refund in returned.values()), ZERO)
-    share = min(Decimal(1), (goods_before + goods_value) / order.total) if order.total else 1
-    money_paid = order.total - order.paid_with_points()
+    goods_so_far = goods_value + sum((refund for _, refund in returned.values()), ZERO)
+    share = min(Decimal(1), goods_so_far / order.total) if order.total else Decimal(1)
+    points = points_refund_due(order=order, share=share)
+    by_points = order.paid_with_points()
+    money_paid = order.total - by_points
+    points_worth = money(by_points * points.so_far / points.spent) if points.spent else ZERO
+    money_so_far = min(money_paid, goods_so_far - points_worth)
     money_before = order.returns.aggregate(total=Sum("refund"))["total"] or ZERO
-    money_back = (money_paid if share >= 1 else money(money_paid * share)) - money_before
     ret = Return.objects.create(
         order=order,
         location=location,
         restock=restock,
-        refund=max(ZERO, money_back),
-        points_refunded=points_refund_due(order=order, share=share),
+        # Never negative: when a point coming back is worth more than the goods that brought
+        # it back, this return gives no money and the next ones give that much less.
+        refund=max(ZERO, money_so_far - money_before),
+        points_refunded=points.now,
         api_client_id=actor.api_client_id,
         created_by_id=actor.user_id,
     )

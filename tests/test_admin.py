@@ -221,6 +221,27 @@ def test_creating_an_api_client_in_the_admin_shows_its_token_once(client, world,
     assert ApiClient.objects.filter(name="Marketplace feed").count() == 1
 
 
+def test_the_admin_gives_a_store_only_to_a_pos_client(client, web, pos, store):
+    """A web client given a location was taken for a till; the form refuses it on the
+    location field, and a till of the same store is made as before."""
+    client.force_login(make_staff("root", superuser=True))
+    refused = client.post(
+        "/admin/omnichannel/apiclient/add/",
+        {"name": "Storefront kiosk", "channel": web.pk, "location": store.pk},
+    )
+    assert refused.status_code == 200
+    assert "Only a POS terminal stands in a store" in str(
+        refused.context["adminform"].form.errors["location"]
+    )
+    assert not ApiClient.objects.exists()
+    made = client.post(
+        "/admin/omnichannel/apiclient/add/",
+        {"name": "Lyon till", "channel": pos.pk, "location": store.pk},
+    )
+    assert made.status_code == 302
+    assert ApiClient.objects.get(name="Lyon till").is_till
+
+
 @pytest.mark.parametrize("role", ["Merchandiser", "Manager"])
 def test_the_roles_see_what_an_order_and_a_transfer_hold(client, store, role):
     """The admin hides a table inside a page from staff without `view` on its model: the

@@ -555,6 +555,58 @@ def test_refunds_count_the_goods_returned_whatever_paid_for_them(manager_api, po
     )
 
 
+def test_refunds_keep_what_the_goods_were_worth_when_points_are_repriced(
+    manager_api, pos, store, settings
+):
+    """3 x 1.00 paid 1.00 with 100 points (at 0.01) and 2.00 by card, all returned. The
+    refunds were the money given back plus the points at today's POINT_VALUE: repriced to
+    0.05 later, the same return counted 7.00 of refunds against 3.00 of revenue, for every
+    manager, store-limited or not. Now each return counts the goods' worth it recorded."""
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from inventory.services import StockLine, stock_receive
+    from omnichannel.models import StaffStoreLimit
+    from omnichannel.roles import MANAGER
+    from orders.services import LineRequest, PaymentRequest, order_place, order_return
+    from tests.factories import ChannelPriceFactory, VariantFactory, make_staff
+
+    settings.POINT_VALUE = "0.01"
+    tee = VariantFactory(sku="TEE")
+    ChannelPriceFactory(variant=tee, channel=pos, amount=Decimal("1.00"))
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 5)], reference="delivery")
+    member = Member.objects.create(email="repriced@example.com", points=100)
+    sale = order_place(
+        channel=pos,
+        fulfillment="in_store",
+        location=store,
+        member=member,
+        lines=[LineRequest("TEE", 3)],
+        redeem_points=100,
+        payments=[PaymentRequest("card", Decimal("2.00"))],
+    )
+    back = order_return(
+        order_id=sale.pk, location=store, lines=[LineRequest("TEE", 3)], restock=True
+    )
+    assert (back.refund, back.points_refunded) == (Decimal("2.00"), 100)
+    store_manager = make_staff("lyon-boss")
+    store_manager.groups.add(Group.objects.get(name=MANAGER))
+    StaffStoreLimit.objects.create(user=store_manager).locations.add(store)
+    store_api = APIClient()
+    store_api.force_authenticate(store_manager)
+    today = date.today().isoformat()
+
+    def revenue_and_refunds(api):
+        totals = api.get("/api/v1/analytics/sales/", {"from": today, "to": today}).json()
+        return totals["totals"]["revenue"], totals["totals"]["refunds"]
+
+    assert revenue_and_refunds(manager_api) == ("3.00", "3.00")
+    assert revenue_and_refunds(store_api) == ("3.00", "3.00")
+    settings.POINT_VALUE = "0.05"  # the loyalty programme is repriced later on
+    assert revenue_and_refunds(manager_api) == ("3.00", "3.00")
+    assert revenue_and_refunds(store_api) == ("3.00", "3.00")
+
+
 @pytest.mark.parametrize("name", ["from", "to"])
 def test_a_bad_sales_date_is_reported_under_the_name_the_caller_sent(manager_api, name):
     body = manager_api.get("/api/v1/analytics/sales/", {name: "not-a-date"}).json()

@@ -37,17 +37,17 @@ def test_create_api_client_prints_a_token_that_works_on_its_last_line(web, pos, 
     assert response.json()["results"][0]["price"] == "19.90"
 
 
-def test_create_api_client_refuses_unknown_channel_and_foreign_location(web, store):
+def test_create_api_client_refuses_unknown_channel_and_foreign_location(web, pos, store):
     with pytest.raises(CommandError, match="unknown_channel"):
         call_command("create_api_client", "--name", "x", "--channel", "nope", stdout=StringIO())
-    LocationFactory(code="paris")  # exists, but does not feed the web channel
+    LocationFactory(code="paris")  # exists, but does not feed the POS channel
     with pytest.raises(CommandError, match="location_not_in_channel"):
         call_command(
             "create_api_client",
             "--name",
             "x",
             "--channel",
-            "web",
+            "pos",
             "--location",
             "paris",
             stdout=StringIO(),
@@ -61,6 +61,11 @@ def test_create_api_client_refuses_unknown_channel_and_foreign_location(web, sto
         (["--name", "  ", "--channel", "web"], "1 to 120 characters"),
         # A POS client without its store: every sale it sent was refused.
         (["--name", "Till", "--channel", "pos"], "give its store"),
+        # A web client with a store: it was taken for a till (any order, returns there).
+        (
+            ["--name", "Kiosk", "--channel", "web", "--location", "lyon"],
+            "Only a POS client stands in a store",
+        ),
     ],
 )
 def test_create_api_client_refuses_a_client_it_cannot_make_work(web, pos, store, args, message):

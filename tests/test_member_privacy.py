@@ -185,6 +185,39 @@ def test_tier_follows_trailing_twelve_month_spend_and_multiplies_earnings(shop, 
     assert tiers_recompute() == 0
 
 
+def test_a_past_return_nets_the_same_spend_when_points_are_repriced(shop, settings):
+    """Six tees (600.00), 100.00 of them paid with 10,000 points at 0.01; one comes back
+    (worth 100.00): 500.00 of spend, silver. The return was valued as money given back plus
+    points at today's POINT_VALUE: at 0.05 it counted 166.64 and the member fell to basic."""
+    settings.TIER_SPEND_THRESHOLDS = {"gold": "1500.00", "silver": "500.00"}
+    settings.POINT_VALUE = "0.01"
+    member = Member.objects.create(phone="+33688888889", points=10_000)
+    sale = buy(
+        shop["till"],
+        member.pk,
+        quantity=6,
+        redeem_points=10_000,
+        payments=[{"method": "card", "amount": "500.00"}],
+    )
+    back = shop["till"].post(
+        "/api/v1/returns/",
+        {
+            "order": sale["id"],
+            "location": "lyon",
+            "restock": True,
+            "lines": [{"sku": "TEE", "quantity": 1}],
+        },
+        format="json",
+    )
+    assert back.status_code == 201, back.json()
+    assert back.json()["lines"][0]["refund"] == "100.00"
+    assert tiers_recompute() == 1
+    assert Member.objects.get(pk=member.pk).tier == "silver"
+    settings.POINT_VALUE = "0.05"  # the loyalty programme is repriced later on
+    assert tiers_recompute() == 0
+    assert Member.objects.get(pk=member.pk).tier == "silver"
+
+
 def test_the_member_admin_stores_contact_details_as_the_tills_find_them(client):
     """Typed as they came, the next look-up by the lower-cased email missed the member and
     made the same person a second one."""

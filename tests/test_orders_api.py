@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from inventory.models import ChannelAvailability, StockLevel
 from inventory.services import StockLine, stock_receive, stock_sell_now
-from omnichannel.models import Channel, Location
+from omnichannel.models import ApiClient, Channel, Location
+from omnichannel.services import api_client_issue_token
 from orders.models import Order, Return
 from orders.routing import routing_forget
 from orders.services import LineRequest, order_place, orders_expire_pickups
@@ -829,6 +830,56 @@ def test_the_storefront_cannot_open_a_store_sale_but_a_till_opens_a_web_order(sh
     assert (
         shop["paris_till"].get(f"/api/v1/orders/{web_order.json()['number']}/").status_code == 200
     )
+
+
+def test_a_web_client_holding_a_store_is_not_a_till(shop):
+    """A web client given a location (api_client_create and the admin accepted one until
+    they refused it; such rows remain) acts for its channel only: it opens no store sale,
+    takes no return, sells nothing in store, syncs no offline sales, moves no store stock."""
+    stock(shop, "TEE", "lyon", 5)
+    sale = place(
+        shop["lyon_till"], fulfillment="in_store", lines=[{"sku": "TEE", "quantity": 2}]
+    ).json()
+    kiosk_row = ApiClient(
+        name="storefront kiosk", channel=Channel.objects.get(code="web"), location=shop["lyon"]
+    )
+    kiosk = as_client(api_client_issue_token(client=kiosk_row))  # saved as it was, unchecked
+
+    assert kiosk.get(f"/api/v1/orders/{sale['id']}/").status_code == 404
+    assert kiosk.get(f"/api/v1/orders/{sale['number']}/").status_code == 404
+    returned = kiosk.post(
+        "/api/v1/returns/",
+        {
+            "order": sale["id"],
+            "location": "lyon",
+            "restock": True,
+            "lines": [{"sku": "TEE", "quantity": 1}],
+        },
+        format="json",
+    )
+    assert returned.status_code == 403, returned.json()
+    assert Return.objects.count() == 0
+    in_store = place(kiosk, fulfillment="in_store", lines=[{"sku": "TEE", "quantity": 1}])
+    assert (in_store.status_code, in_store.json()["code"]) == (403, "location_forbidden")
+    synced = kiosk.post(
+        "/api/v1/pos/sync/",
+        {"sales": [{"client_id": "k-1", "lines": [{"sku": "TEE", "quantity": 1}]}]},
+        format="json",
+    )
+    assert synced.status_code == 403
+    counted = kiosk.post(
+        "/api/v1/stock/adjustments/",
+        {"sku": "TEE", "location": "lyon", "delta": -1, "reason": "damage"},
+        format="json",
+    )
+    assert counted.status_code == 403
+    assert Order.objects.count() == 1
+    assert level(shop, "TEE", "lyon") == (3, 0)
+    # Still the web shop's system: its own orders as before.
+    stock(shop, "TEE", "wh", 1)
+    shipped = place(kiosk, fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
+    assert shipped.status_code == 201, shipped.json()
+    assert kiosk.get(f"/api/v1/orders/{shipped.json()['id']}/").status_code == 200
 
 
 @pytest.mark.parametrize(

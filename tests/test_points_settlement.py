@@ -150,6 +150,42 @@ def test_returns_in_parts_of_an_order_paid_with_points_add_up_to_what_was_paid(s
     assert balance_is_its_ledger(member_id) == 100  # the 99 back, the 59 earned taken back
 
 
+@pytest.mark.parametrize(
+    ("value_at_sale", "value_at_return", "redeem", "card"),
+    [
+        ("0.01", "0.01", 50, "4.60"),
+        ("0.05", "0.05", 31, "3.55"),
+        ("0.01", "0.05", 50, "4.60"),  # repriced between: points count at what they paid
+    ],
+)
+def test_each_part_of_an_order_paid_partly_with_points_gives_back_what_the_goods_were_worth(
+    shop, settings, value_at_sale, value_at_return, redeem, card
+):
+    """Money and points were split and rounded apart: the first cap of three (1.70, with 50
+    points spent at 0.01) gave back 1.53 and 16 points, 1.69. Now the points' share comes
+    back as points and the rest of the goods' worth as money, at every return."""
+    settings.POINT_VALUE = value_at_sale
+    member_id = member_with_100_points(shop, "0633333335")
+    # 3 x 1.70 = 5.10: part paid with points, the rest by card.
+    sale = place(
+        shop["till"],
+        member_id,
+        sku="CAP",
+        quantity=3,
+        redeem_points=redeem,
+        payments=[{"method": "card", "amount": card}],
+    )
+    settings.POINT_VALUE = value_at_return
+    point = Decimal(value_at_sale)
+    returns = [give_back(shop["till"], sale, "CAP", 1) for _ in range(3)]
+    for ret in returns:
+        assert ret["lines"] == [{"sku": "CAP", "quantity": 1, "refund": "1.70"}]
+        assert Decimal(ret["refund"]) + ret["points_refunded"] * point == Decimal("1.70"), ret
+    assert sum(Decimal(r["refund"]) for r in returns) == Decimal(card)
+    assert sum(r["points_refunded"] for r in returns) == redeem
+    balance_is_its_ledger(member_id)
+
+
 def test_an_order_paid_wholly_with_points_comes_back_wholly_as_points(shop):
     member_id = place(shop["till"], {"phone": "0633333334"}, quantity=10)["member"]
     assert balance_is_its_ledger(member_id) == 200
@@ -282,6 +318,7 @@ def test_random_orders_returned_in_random_parts_give_back_exactly_what_was_paid(
             payments=[PaymentRequest("card", card)] if card else [],
         )
         left = {line.sku: line.quantity for line in lines}
+        money_back, points_back, worth_back = Decimal(0), 0, Decimal(0)
         while any(left.values()):
             part = [
                 LineRequest(sku, rng.randint(1, count))
@@ -291,7 +328,17 @@ def test_random_orders_returned_in_random_parts_give_back_exactly_what_was_paid(
             for line in part:
                 left[line.sku] -= line.quantity
             if part:
-                order_return(order_id=order.pk, location=store, lines=part, restock=True)
+                ret = order_return(order_id=order.pk, location=store, lines=part, restock=True)
+                money_back += ret.refund
+                points_back += ret.points_refunded
+                worth_back += sum(ret.lines.values_list("refund", flat=True))
+                # At every step: no money taken, never more than was paid in money or in
+                # points, and what came back is worth the goods within a point (a point
+                # cannot be split; the next returns even it out).
+                assert ret.refund >= 0 and money_back <= card, order.pk
+                assert points_back <= redeem, order.pk
+                given = money_back + points_back * Decimal(point_value)
+                assert abs(given - worth_back) < Decimal(point_value), (order.pk, given)
         returns = Return.objects.filter(order=order)
         assert sum(r.refund for r in returns) == card, order.pk
         assert all(r.refund >= 0 for r in returns)

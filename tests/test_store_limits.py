@@ -420,6 +420,41 @@ def test_admin_pages_list_only_their_stores_rows(client, world, limited):
     assert shown(client, "/admin/orders/return/") == [returned[1]]
 
 
+def test_an_order_page_shows_limited_staff_only_their_stores_returns_and_ledger(
+    client, world, limited
+):
+    """Sold at A, brought back at B and put on B's shelf. A's manager opens the order (it is
+    A's sale) and saw B's return in its returns and B's ledger row (TEE@store-b +1) in its
+    stock movements, while the return list and the ledger list hid them."""
+    back_at_b = order_return(
+        order_id=world["sale_a"].pk,
+        location=world["b"],
+        lines=[LineRequest("TEE", 1)],
+        restock=True,
+    )
+    url = f"/admin/orders/order/{world['sale_a'].pk}/change/"
+
+    def returns_and_ledger(user):
+        client.force_login(user)
+        page = client.get(url)
+        assert page.status_code == 200
+        [returns] = [
+            inline.formset.queryset
+            for inline in page.context["inline_admin_formsets"]
+            if inline.opts.model is Return
+        ]
+        return list(returns), page.content.decode()
+
+    returns, html = returns_and_ledger(limited)
+    assert returns == []
+    assert "TEE@store-a -1" in html  # the sale at A, theirs
+    assert "TEE@store-b" not in html
+    assert "Store store-b" not in html
+    returns, html = returns_and_ledger(staff("free"))
+    assert returns == [back_at_b]
+    assert "TEE@store-a -1" in html and "TEE@store-b +1" in html
+
+
 def test_admin_location_filters_offer_only_their_stores(client, world):
     order_return(
         order_id=world["sale_b"].pk,

@@ -70,7 +70,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         member, created = services.member_upsert(
             contact=services.Contact(**data.validated_data),
             channel=client.channel if client else None,
-            location=client.location if client else None,
+            location=client.location if client is not None and client.is_till else None,
         )
         member = member_list().get(pk=member.pk)
         return Response(

@@ -243,7 +243,7 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         origin = location_for_read(
             client=client, code=fields["from_location"], limit=store_limit(user=request.user)
         )
-        if client is not None and client.location_id != origin.pk:
+        if client is not None and client.till_location_id != origin.pk:
             raise LocationForbidden(
                 "A POS client sends transfers from its own store: the origin's stock is "
                 "reserved, so the origin requests."
@@ -268,7 +268,7 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         transfer = self.get_object()
         client = api_client_of(self.request)
         location_id = transfer_acting_location_id(transfer, action=action)
-        if (client is not None and client.location_id != location_id) or not location_allowed(
+        if (client is not None and client.till_location_id != location_id) or not location_allowed(
             limit=store_limit(user=self.request.user), location_id=location_id
         ):
             raise LocationForbidden(
@@ -362,6 +362,6 @@ class WebhookViewSet(
     def _not_a_till(self):
         """The calling client (None for staff); a till is refused."""
         client = api_client_of(self.request)
-        if client is not None and client.location_id is not None:
+        if client is not None and client.is_till:
             raise LocationForbidden("A till does not subscribe: the channel's integration does.")
         return client

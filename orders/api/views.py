@@ -124,9 +124,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         order = order_lookup(key=self.kwargs["pk"], limit=store_limit(user=self.request.user))
         client = api_client_of(self.request)
         if order is None or (
-            client is not None
-            and client.location_id is None
-            and order.channel_id != client.channel_id
+            client is not None and not client.is_till and order.channel_id != client.channel_id
         ):
             raise NotFound("No order has that id or number.")
         return order
@@ -147,9 +145,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             raise ValidationError({"channel": ["Name the channel of the order."]})
         location = _location(fields.get("location"))
         if fields["fulfillment"] == Order.Fulfillment.IN_STORE and client is not None:
-            if client.location_id is None:
+            if not client.is_till:
                 raise LocationForbidden("Only a POS client sells in store.")
-            if location is not None and location.pk != client.location_id:
+            if location is not None and location.pk != client.till_location_id:
                 raise LocationForbidden(location=location.code)
             location = client.location
         _confine_to_store_limit(request, fields)
@@ -178,8 +176,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             if action_name in ("ready_for_pickup", "picked_up"):
                 # A till hands over pickups at its own store only, whichever channel took
                 # them; a client of no store (the channel's own system) those of its channel.
-                if client.location_id:
-                    allowed = client.location_id == order.pickup_location_id
+                if client.is_till:
+                    allowed = client.till_location_id == order.pickup_location_id
                 else:
                     allowed = client.channel_id == order.channel_id
             elif action_name == "ship":
@@ -187,7 +185,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                     a.location_id for line in order.lines.all() for a in line.allocations.all()
                 }
                 allowed = client.channel_id == order.channel_id and (
-                    client.location_id is None or client.location_id in served_from
+                    not client.is_till or client.till_location_id in served_from
                 )
             else:  # cancel: the channel that took the order
                 allowed = client.channel_id == order.channel_id
@@ -284,7 +282,7 @@ class PosSyncView(generics.GenericAPIView):
     @idempotent_each  # each sale commits alone, once per till by its client_id
     def post(self, request):
         client = api_client_of(request)
-        if client is None or client.location_id is None:
+        if client is None or not client.is_till:
             raise LocationForbidden("Only a POS client (with its store) syncs offline sales.")
         data = PosSyncInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
