@@ -3,12 +3,16 @@ subscribers, retried with exponential back-off, every attempt logged.
 
 A delivery is created in the same transaction as the availability change it reports and sent
 after commit; beat's sweeper re-sends any delivery whose next attempt is due, so a lost task
-or a worker restart only delays it. One attempt is one call of `webhook_attempt`.
+or a worker restart only delays it. One attempt is one call of `webhook_attempt`: a short
+transaction claims the delivery, the POST is made outside any transaction, a second short
+one records what the subscriber answered.
 """
 
+import functools
 import hashlib
 import hmac
 import http.client
+import io
 import ipaddress
 import json
 import socket
@@ -30,7 +34,18 @@ from .models import ChannelAvailability, WebhookAttempt, WebhookDelivery, Webhoo
 MAX_ATTEMPTS = 8
 BASE_DELAY_SECONDS = 10
 MAX_DELAY_SECONDS = 3600
+# One attempt, whole: connecting, sending and the answer's status line and headers. A socket
+# timeout alone is per read: a subscriber answering a byte a second held the attempt for as
+# long as it liked.
 TIMEOUT_SECONDS = 5
+# The delivery task's own limits (inventory.tasks), a backstop should an attempt outlive its
+# deadline anyway: interrupted (a failed attempt, retried), then killed.
+TASK_SOFT_TIME_LIMIT = TIMEOUT_SECONDS + 10
+TASK_TIME_LIMIT = TIMEOUT_SECONDS + 20
+# A claimed delivery is not due again for this long: no second task or sweep sends it while
+# the worker that claimed it may still be at it, and one that died with it sends it again
+# once the lease is over. Longer than the task may live.
+LEASE_SECONDS = 2 * TASK_TIME_LIMIT
 
 
 class WebhookUrlRefused(DomainError):
@@ -175,13 +190,79 @@ def _refuse_peer(sock) -> None:
         )
 
 
-class _CheckedHTTPConnection(http.client.HTTPConnection):
+class _AttemptTimedOut(TimeoutError):
+    def __init__(self) -> None:
+        super().__init__(f"no full answer within {TIMEOUT_SECONDS} s")
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The answer's bytes, each read waiting only for what is left of the attempt."""
+
+    def __init__(self, raw, sock, deadline: float) -> None:
+        self._raw, self._sock, self._deadline = raw, sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise _AttemptTimedOut()
+        self._sock.settimeout(left)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    def __init__(self, sock, *args, deadline: float, **kwargs) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp = io.BufferedReader(_DeadlineReader(self.fp.detach(), sock, deadline))
+
+
+class _Deadline:
+    """For an HTTP(S) connection: the whole exchange within TIMEOUT_SECONDS of its making
+    (urllib makes one per request): connecting, each send and each read of the answer wait
+    only for what is left."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = time.monotonic() + TIMEOUT_SECONDS
+        self.response_class = functools.partial(_DeadlineResponse, deadline=self._deadline)
+
+    def _left(self) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise _AttemptTimedOut()
+        return left
+
+    def connect(self):
+        self.timeout = self._left()  # the TCP connection and the TLS handshake
+        super().connect()
+
+    def send(self, data):
+        if self.sock is not None:
+            self.sock.settimeout(self._left())
+        super().send(data)
+
+
+class _TimedHTTPConnection(_Deadline, http.client.HTTPConnection):
+    pass
+
+
+class _TimedHTTPSConnection(_Deadline, http.client.HTTPSConnection):
+    pass
+
+
+class _CheckedHTTPConnection(_TimedHTTPConnection):
     def connect(self):
         super().connect()
         _refuse_peer(self.sock)
 
 
-class _CheckedHTTPSConnection(http.client.HTTPSConnection):
+class _CheckedHTTPSConnection(_TimedHTTPSConnection):
     def connect(self):
         super().connect()  # the TLS handshake is done: the peer is still the socket's
         _refuse_peer(self.sock)
@@ -196,13 +277,13 @@ def _through_proxy(req) -> bool:
 class _CheckedHTTPHandler(urllib.request.HTTPHandler):
     def http_open(self, req):
         plain = _through_proxy(req)
-        return self.do_open(http.client.HTTPConnection if plain else _CheckedHTTPConnection, req)
+        return self.do_open(_TimedHTTPConnection if plain else _CheckedHTTPConnection, req)
 
 
 class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
     def https_open(self, req):
         plain = _through_proxy(req)
-        connection = http.client.HTTPSConnection if plain else _CheckedHTTPSConnection
+        connection = _TimedHTTPSConnection if plain else _CheckedHTTPSConnection
         return self.do_open(connection, req, context=self._context)
 
 
@@ -230,54 +311,84 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
 
 def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     """Make one attempt if the delivery is pending and due; returns it, or None if nothing
-    was due (already delivered, given up, or not yet time: safe to call twice)."""
-    with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True)
-            .select_related("subscription")
-            .filter(
-                pk=delivery_id,
-                status=WebhookDelivery.Status.PENDING,
-                next_attempt_at__lte=timezone.now(),
-            )
-            .first()
+    was due (already delivered, given up, not yet time, or being sent by another worker:
+    safe to call twice, at once too)."""
+    delivery = _claim(delivery_id)
+    if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
+        return delivery
+    body = json.dumps(delivery.payload, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "omnichannel-webhooks/1",
+        "X-Delivery-Id": str(delivery.pk),
+        "X-Signature": sign(delivery.subscription.secret, body),
+    }
+    started = time.monotonic()
+    status_code, error = None, ""
+    try:
+        status_code = _post(delivery.subscription.url, body, headers)
+    except Exception as exc:  # network errors of any kind: logged, retried
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    return _record(
+        delivery_id,
+        status_code=status_code,
+        error=error,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+
+
+@transaction.atomic
+def _claim(delivery_id: int) -> WebhookDelivery | None:
+    """Take the delivery for one attempt, in a short transaction that locks its row alone.
+    (Held for the whole POST, the lock, and the subscription's taken with it through the
+    join, made each availability sync recording a delivery for that subscriber, and each
+    other delivery to it, wait for the subscriber's answer.) The attempt counts from here,
+    and the lease keeps it from being due again while it is made."""
+    delivery = (
+        WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("subscription")
+        .filter(
+            pk=delivery_id,
+            status=WebhookDelivery.Status.PENDING,
+            next_attempt_at__lte=timezone.now(),
         )
-        if delivery is None:
-            return None
-        if not delivery.subscription.is_active:  # stopped since (admin, API): not sent
-            delivery.status = WebhookDelivery.Status.FAILED
-            delivery.save(update_fields=["status"])
-            return delivery
-        body = json.dumps(delivery.payload, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "omnichannel-webhooks/1",
-            "X-Delivery-Id": str(delivery.pk),
-            "X-Signature": sign(delivery.subscription.secret, body),
-        }
-        started = time.monotonic()
-        status_code, error = None, ""
-        try:
-            status_code = _post(delivery.subscription.url, body, headers)
-        except Exception as exc:  # network errors of any kind: logged, retried
-            error = f"{type(exc).__name__}: {exc}"[:500]
-        WebhookAttempt.objects.create(
-            delivery=delivery,
-            status_code=status_code,
-            error=error,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
-        delivery.attempts += 1
-        now = timezone.now()
-        if status_code is not None and 200 <= status_code < 300:
-            delivery.status = WebhookDelivery.Status.DELIVERED
-            delivery.delivered_at = now
-        elif delivery.attempts >= MAX_ATTEMPTS:
+        .first()
+    )
+    if delivery is None:
+        return None
+    # Stopped since (admin, API), or its last attempt's worker died: not sent.
+    if not delivery.subscription.is_active or delivery.attempts >= MAX_ATTEMPTS:
+        delivery.status = WebhookDelivery.Status.FAILED
+        delivery.save(update_fields=["status"])
+        return delivery
+    delivery.attempts += 1
+    delivery.next_attempt_at = timezone.now() + timedelta(seconds=LEASE_SECONDS)
+    delivery.save(update_fields=["attempts", "next_attempt_at"])
+    return delivery
+
+
+@transaction.atomic
+def _record(delivery_id: int, *, status_code: int | None, error: str, duration_ms: int):
+    """The attempt's outcome: logged, and the delivery delivered, given up or due again after
+    its back-off. One given up meanwhile (its subscription removed) stays so, unless this
+    attempt reached the subscriber."""
+    delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id).first()
+    if delivery is None:  # deleted meanwhile, with its subscription
+        return None
+    WebhookAttempt.objects.create(
+        delivery=delivery, status_code=status_code, error=error, duration_ms=duration_ms
+    )
+    now = timezone.now()
+    if status_code is not None and 200 <= status_code < 300:
+        delivery.status = WebhookDelivery.Status.DELIVERED
+        delivery.delivered_at = now
+    elif delivery.status == WebhookDelivery.Status.PENDING:
+        if delivery.attempts >= MAX_ATTEMPTS:
             delivery.status = WebhookDelivery.Status.FAILED
         else:
             delivery.next_attempt_at = now + backoff(delivery.attempts)
-        delivery.save(update_fields=["attempts", "status", "delivered_at", "next_attempt_at"])
-        return delivery
+    delivery.save(update_fields=["status", "delivered_at", "next_attempt_at"])
+    return delivery
 
 
 def webhooks_due(*, limit: int = 500) -> list[int]:

@@ -1,5 +1,6 @@
 """Availability webhooks: signed, retried with back-off, every attempt logged."""
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -8,6 +9,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from inventory.models import WebhookDelivery, WebhookSubscription
@@ -20,17 +22,26 @@ pytestmark = pytest.mark.django_db
 
 
 class Subscriber:
-    """A real HTTP endpoint on 127.0.0.1 answering with the given status codes in turn."""
+    """A real HTTP endpoint on 127.0.0.1 answering with the given status codes in turn.
+    With `hold_first`, the first request is answered only once `release` is set (`holding`
+    says it came in): a slow subscriber, as long as the test likes."""
 
-    def __init__(self, statuses):
+    def __init__(self, statuses, *, hold_first=False):
         self.statuses = list(statuses)
         self.received = []
+        self.holding, self.release = threading.Event(), threading.Event()
+        lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append((dict(self.headers), body))
+                with lock:
+                    outer.received.append((dict(self.headers), body))
+                    held = hold_first and len(outer.received) == 1
+                if held:
+                    outer.holding.set()
+                    outer.release.wait(10)
                 code = outer.statuses.pop(0) if outer.statuses else 200
                 self.send_response(code)
                 self.end_headers()
@@ -47,6 +58,7 @@ class Subscriber:
         return self
 
     def __exit__(self, *exc):
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -417,3 +429,200 @@ def test_the_admin_shows_a_new_subscriptions_secret_once_saved_not_before(client
     hook = WebhookSubscription.objects.get()
     page = client.get(f"/admin/inventory/webhooksubscription/{hook.pk}/change/").content.decode()
     assert hook.secret in page
+
+
+# --- one attempt: claimed, sent outside any transaction, recorded --------------------------
+
+
+@contextlib.contextmanager
+def attempt_in_another_worker(delivery_id):
+    """`webhook_attempt` in a thread of its own (its own database session), as another
+    worker process would make it; joined when the block ends."""
+
+    def attempt():
+        try:
+            webhook_attempt(delivery_id=delivery_id)
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=attempt)
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.join(15)
+    assert not worker.is_alive()
+
+
+@pytest.fixture
+def syncs_by_hand(monkeypatch):
+    """Committed stock changes queue no sync, and syncs no delivery: the test runs each."""
+    from inventory import availability, webhooks
+
+    monkeypatch.setattr(availability, "_held", True)
+    monkeypatch.setattr(webhooks, "_queue", lambda ids: None)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_subscriber_holds_no_lock_that_syncs_or_registrations_wait_on(
+    web, store, syncs_by_hand
+):
+    """The attempt locked the delivery and, through the join, the subscription for the whole
+    POST: each sync recording a delivery for that subscriber (the foreign key's check) and
+    each registration of its URL waited for the subscriber's answer. A lock wait is an error
+    here (lock_timeout), not a stall."""
+    from django.db import connection, transaction
+
+    from inventory.availability import availability_sync_pending
+    from inventory.models import ChannelAvailability
+    from inventory.webhooks import webhook_subscribe
+    from tests.concurrency import require_postgres
+
+    require_postgres()
+    sold, arrived = VariantFactory(), VariantFactory()
+    with Subscriber([], hold_first=True) as subscriber:
+        WebhookSubscription.objects.create(channel=web, url=subscriber.url)
+        stock_receive(lines=[StockLine(sold.pk, store.pk, 3)], reference="d1")
+        availability_sync_pending()
+        [first] = WebhookDelivery.objects.all()
+        with attempt_in_another_worker(first.pk):
+            assert subscriber.holding.wait(5)  # the POST is in flight
+            stock_receive(lines=[StockLine(arrived.pk, store.pk, 5)], reference="d2")
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '1s'")
+                assert availability_sync_pending() == 1
+                assert webhook_subscribe(channel=web, url=subscriber.url)[1] is False
+            subscriber.release.set()
+    assert ChannelAvailability.objects.get(channel=web, variant=arrived).available == 5
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == ("delivered", 1)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_second_delivery_is_sent_while_the_first_is_in_flight_and_the_first_once(
+    web, store, syncs_by_hand
+):
+    """The second delivery's task found the subscription locked by the first's attempt and
+    skipped it without a retry: it waited for beat's sweep. The first, run again while in
+    flight (its message twice, the sweep), is not sent a second time."""
+    from inventory.availability import availability_sync_pending
+    from inventory.tasks import deliver_webhook
+    from tests.concurrency import require_postgres
+
+    require_postgres()
+    with Subscriber([], hold_first=True) as subscriber:
+        WebhookSubscription.objects.create(channel=web, url=subscriber.url)
+        for n in range(2):
+            stock_receive(lines=[StockLine(VariantFactory().pk, store.pk, 3)], reference=f"d{n}")
+            availability_sync_pending()
+        first, second = WebhookDelivery.objects.order_by("id")
+        with attempt_in_another_worker(first.pk):
+            assert subscriber.holding.wait(5)
+            deliver_webhook(second.pk)  # another worker takes the second's message
+            assert webhook_attempt(delivery_id=first.pk) is None  # in flight: not due
+            assert sweep_webhooks() == 0
+            second.refresh_from_db()
+            assert (second.status, second.attempts) == ("delivered", 1)
+            subscriber.release.set()
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == ("delivered", 1)
+    sent = [headers["X-Delivery-Id"] for headers, _ in subscriber.received]
+    assert sent == [str(first.pk), str(second.pk)]
+
+
+def test_a_delivery_whose_worker_died_mid_post_is_sent_again_once_its_lease_is_over(
+    web, store, monkeypatch
+):
+    """The attempt counts from its claim, and the claim holds the delivery for LEASE_SECONDS:
+    a worker killed during the POST leaves it pending, not due until then, then the sweep
+    sends it again, with the same X-Delivery-Id."""
+    from inventory import webhooks
+
+    class WorkerKilled(BaseException):
+        pass
+
+    def killed(*args):
+        raise WorkerKilled
+
+    variant = VariantFactory()
+    with Subscriber([]) as subscriber:
+        WebhookSubscription.objects.create(channel=web, url=subscriber.url)
+        stock_receive(lines=[StockLine(variant.pk, store.pk, 3)], reference="delivery")
+        sync_channel_availability()
+        delivery = WebhookDelivery.objects.get()
+        with monkeypatch.context() as patched:
+            patched.setattr(webhooks, "_post", killed)
+            with pytest.raises(WorkerKilled):
+                webhook_attempt(delivery_id=delivery.pk)
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts, delivery.log.count()) == ("pending", 1, 0)
+        lease = delivery.next_attempt_at - timezone.now()
+        assert timedelta(seconds=webhooks.LEASE_SECONDS - 5) < lease
+        assert lease <= timedelta(seconds=webhooks.LEASE_SECONDS)
+        assert sweep_webhooks() == 0
+        assert webhook_attempt(delivery_id=delivery.pk) is None
+
+        make_due(delivery)  # the lease is over
+        assert sweep_webhooks() == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+    [(headers, _)] = subscriber.received
+    assert headers["X-Delivery-Id"] == str(delivery.pk)
+
+
+def test_an_attempt_ends_at_its_deadline_however_the_subscriber_trickles(web, store, monkeypatch):
+    """TIMEOUT_SECONDS applied to each socket read: a subscriber sending its answer a byte at
+    a time, each well within it, held one attempt (and its worker) for as long as it liked."""
+    import socket
+
+    from inventory import webhooks
+
+    monkeypatch.setattr(webhooks, "TIMEOUT_SECONDS", 0.5)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(30):  # a header byte every 0.1 s, for 3 s
+            if stop.wait(0.1):
+                break
+            conn.sendall(b"a")
+        with contextlib.suppress(OSError):
+            conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+        WebhookSubscription.objects.create(channel=web, url=url)
+        stock_receive(lines=[StockLine(VariantFactory().pk, store.pk, 3)], reference="d1")
+        sync_channel_availability()
+        delivery = WebhookDelivery.objects.get()
+        webhook_attempt(delivery_id=delivery.pk)
+    finally:
+        stop.set()
+        server.join(5)
+        listener.close()
+    delivery.refresh_from_db()
+    [attempt] = delivery.log.all()
+    assert attempt.duration_ms < 1000, attempt.duration_ms
+    assert attempt.status_code is None and attempt.error.startswith("TimeoutError")
+    assert (delivery.status, delivery.attempts) == ("pending", 1)  # retried after back-off
+
+
+def test_the_delivery_task_is_stopped_before_its_delivery_may_be_sent_again():
+    """The task's time limits are the backstop of the attempt's deadline; the lease outlasts
+    them, so no second POST starts while the first worker may still be at it."""
+    from inventory import webhooks
+    from inventory.tasks import deliver_webhook
+
+    soft, hard = deliver_webhook.soft_time_limit, deliver_webhook.time_limit
+    assert webhooks.TIMEOUT_SECONDS < soft < hard < webhooks.LEASE_SECONDS
