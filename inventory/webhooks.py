@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -361,10 +361,36 @@ def _claim(delivery_id: int) -> WebhookDelivery | None:
         delivery.status = WebhookDelivery.Status.FAILED
         delivery.save(update_fields=["status"])
         return delivery
+    changes = delivery.payload["changes"]
+    unsent = _not_superseded(delivery.subscription.channel_id, changes)
+    if not unsent:
+        delivery.status = WebhookDelivery.Status.SUPERSEDED
+        delivery.save(update_fields=["status"])
+        return delivery
+    if len(unsent) < len(changes):  # what is sent from now on, and logged
+        delivery.payload = {**delivery.payload, "changes": unsent}
     delivery.attempts += 1
     delivery.next_attempt_at = timezone.now() + timedelta(seconds=LEASE_SECONDS)
-    delivery.save(update_fields=["attempts", "next_attempt_at"])
+    delivery.save(update_fields=["payload", "attempts", "next_attempt_at"])
     return delivery
+
+
+def _not_superseded(channel_id: int, changes: list[dict]) -> list[dict]:
+    """The changes whose SKU the channel has not published anew since. A newer figure was
+    recorded with a delivery to each subscriber (`webhooks_record`, same transaction), so an
+    old one sent now, a retry after a 503 say, would overwrite it at the subscriber: 5 left
+    told after 1 left."""
+    published = dict(
+        ChannelAvailability.objects.filter(
+            channel_id=channel_id, variant__sku__in=[change["sku"] for change in changes]
+        ).values_list("variant__sku", "as_of")
+    )
+    return [
+        change
+        for change in changes
+        if change["sku"] not in published
+        or published[change["sku"]] <= datetime.fromisoformat(change["as_of"])
+    ]
 
 
 @transaction.atomic

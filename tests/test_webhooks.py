@@ -626,3 +626,49 @@ def test_the_delivery_task_is_stopped_before_its_delivery_may_be_sent_again():
 
     soft, hard = deliver_webhook.soft_time_limit, deliver_webhook.time_limit
     assert webhooks.TIMEOUT_SECONDS < soft < hard < webhooks.LEASE_SECONDS
+
+
+def test_a_retry_sends_only_what_no_newer_delivery_carries_and_none_if_nothing_is_left(web, store):
+    """Receive 5 (the delivery fails, 503), damage 4 (the next delivery, 1 left, arrives),
+    then the first one's retry came due and told the subscriber 5 while 1 was left. A retry
+    drops the SKUs published anew since; with none left it is superseded, not sent."""
+    from inventory.models import ChannelAvailability
+    from inventory.services import stock_adjust
+
+    tee, cap = VariantFactory(sku="TEE-M"), VariantFactory(sku="CAP")
+
+    def figures(delivery_body):
+        return {
+            change["sku"]: change["available"] for change in json.loads(delivery_body)["changes"]
+        }
+
+    def change_and_send(variant, delta):
+        stock_adjust(variant_id=variant.pk, location_id=store.pk, delta=delta, reason="damage")
+        sync_channel_availability()
+        newest = WebhookDelivery.objects.order_by("-id").first()
+        assert webhook_attempt(delivery_id=newest.pk).status == "delivered"
+
+    with Subscriber([503, 200, 503, 200]) as subscriber:
+        WebhookSubscription.objects.create(channel=web, url=subscriber.url)
+        stock_receive(
+            lines=[StockLine(tee.pk, store.pk, 5), StockLine(cap.pk, store.pk, 2)],
+            reference="delivery",
+        )
+        sync_channel_availability()
+        first = WebhookDelivery.objects.get()
+        assert webhook_attempt(delivery_id=first.pk).status == "pending"  # 503
+
+        change_and_send(tee, -4)  # TEE-M: 1 left, told
+        make_due(first)
+        assert webhook_attempt(delivery_id=first.pk).status == "pending"  # 503 again
+        change_and_send(cap, -1)  # CAP: 1 left, told
+        make_due(first)
+        assert sweep_webhooks() == 1  # due, and sent nothing
+    bodies = [figures(body) for _, body in subscriber.received]
+    assert bodies == [{"TEE-M": 5, "CAP": 2}, {"TEE-M": 1}, {"CAP": 2}, {"CAP": 1}]
+    told = {sku: figure for body in bodies for sku, figure in body.items()}  # the last word
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == ("superseded", 2)
+    assert [c["sku"] for c in first.payload["changes"]] == ["CAP"]  # what it last sent
+    published = ChannelAvailability.objects.filter(channel=web)
+    assert told == {row.variant.sku: row.available for row in published} == {"TEE-M": 1, "CAP": 1}
