@@ -328,13 +328,25 @@ def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     try:
         status_code = _post(delivery.subscription.url, body, headers)
     except Exception as exc:  # network errors of any kind: logged, retried
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        error = _storable(f"{type(exc).__name__}: {exc}")
     return _record(
         delivery_id,
         status_code=status_code,
         error=error,
         duration_ms=int((time.monotonic() - started) * 1000),
     )
+
+
+_ERROR_LENGTH = WebhookAttempt._meta.get_field("error").max_length
+
+
+def _storable(error: str) -> str:
+    """An error text its column takes. It holds what the subscriber answered (a status line,
+    read as Latin-1), and PostgreSQL refuses a NUL byte in text: a ValueError, the attempt
+    neither logged nor its outcome recorded. NULs and lone surrogates are spelled out, then
+    the text is cut to the column."""
+    text = error.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return text[:_ERROR_LENGTH]
 
 
 @transaction.atomic

@@ -672,3 +672,49 @@ def test_a_retry_sends_only_what_no_newer_delivery_carries_and_none_if_nothing_i
     assert [c["sku"] for c in first.payload["changes"]] == ["CAP"]  # what it last sent
     published = ChannelAvailability.objects.filter(channel=web)
     assert told == {row.variant.sku: row.available for row in published} == {"TEE-M": 1, "CAP": 1}
+
+
+def test_an_answer_with_nul_bytes_is_logged_spelled_out_and_counts_toward_giving_up(web, store):
+    """A status line with NUL bytes went into the attempt's error text, which PostgreSQL
+    refuses: the attempt raised, was not logged nor counted, and the delivery was sent again
+    at every sweep, for ever."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def answer_nuls():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn, contextlib.suppress(OSError):
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 2" + b"\x00" * 300 + b" OK\r\nContent-Length: 0\r\n\r\n")
+
+    server = threading.Thread(target=answer_nuls, daemon=True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+        WebhookSubscription.objects.create(channel=web, url=url)
+        stock_receive(lines=[StockLine(VariantFactory().pk, store.pk, 5)], reference="d1")
+        sync_channel_availability()
+        delivery = WebhookDelivery.objects.get()
+        for _ in range(MAX_ATTEMPTS + 1):
+            make_due(delivery)
+            webhook_attempt(delivery_id=delivery.pk)
+    finally:
+        stop.set()
+        server.join(5)
+        listener.close()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("failed", MAX_ATTEMPTS)
+    errors = list(delivery.log.values_list("error", flat=True))
+    assert len(errors) == MAX_ATTEMPTS
+    for error in errors:
+        assert error.startswith("BadStatusLine: HTTP/1.1 2\\x00\\x00")
+        assert "\x00" not in error and len(error) == 500  # four characters a NUL, cut
