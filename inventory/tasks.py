@@ -56,7 +56,9 @@ def sweep_webhooks() -> int:
 
 @shared_task(ignore_result=True, acks_late=True)
 def rebuild_channel_availability() -> int:
-    """Recompute every stocked variant for every channel (feeds or safety stock changed)."""
+    """Recompute every stocked variant for every channel, now. Nothing queues it any more
+    (a change of feeds or safety stock writes outbox rows, which the sweeper drains even
+    when the broker was down); kept for messages queued before and for operators."""
     from .availability import availability_rebuild
 
     return availability_rebuild()
