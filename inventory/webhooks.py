@@ -80,12 +80,42 @@ def _refuse_internal(url: str) -> None:
             )
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def webhook_url_normal(url: str) -> str:
+    """One spelling per endpoint: scheme and host lower-case, the scheme's own port left out,
+    an empty path `/` (what is requested). HTTPS://HOOKS.EXAMPLE.COM/avail and
+    https://hooks.example.com:443/avail were other subscriptions of the same endpoint, each
+    sent every change. Raises ValueError, with the sentence to show, for a port no URL can
+    have (it was accepted, and each delivery failed)."""
+    refused = ValueError("Give a host and, if any, a port from 1 to 65535.")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a port past 65535 or not a number, an unclosed [IPv6
+        raise refused from exc
+    if port == 0 or not parts.hostname:
+        raise refused
+    scheme = parts.scheme.lower()
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    netloc = f"{userinfo}{at}{host}"
+    return urllib.parse.urlunsplit((scheme, netloc, parts.path or "/", parts.query, parts.fragment))
+
+
 @transaction.atomic
 def webhook_subscribe(*, channel, url: str) -> tuple[WebhookSubscription, bool]:
     """Register `url` for the channel's availability changes; (subscription, created). The
-    same URL registered again while active is the same subscription, never a second one (it
-    would get every change twice), and its secret is not handed out again. A URL registered
-    before and removed since starts over, with a new secret."""
+    same URL registered again while active, however spelt, is the same subscription, never a
+    second one (it would get every change twice), and its secret is not handed out again. A
+    URL registered before and removed since starts over, with a new secret."""
+    try:
+        url = webhook_url_normal(url)
+    except ValueError as exc:
+        raise WebhookUrlRefused(str(exc), errors={"url": [str(exc)]}) from exc
     _refuse_internal(url)
     found = WebhookSubscription.objects.select_for_update().filter(channel=channel, url=url)
     existing = found.order_by("-is_active", "pk").first()

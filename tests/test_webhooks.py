@@ -718,3 +718,88 @@ def test_an_answer_with_nul_bytes_is_logged_spelled_out_and_counts_toward_giving
     for error in errors:
         assert error.startswith("BadStatusLine: HTTP/1.1 2\\x00\\x00")
         assert "\x00" not in error and len(error) == 500  # four characters a NUL, cut
+
+
+# --- one URL per endpoint -------------------------------------------------------------------
+
+
+def test_an_endpoint_spelt_otherwise_is_the_same_subscription_and_an_impossible_port_a_400(web):
+    """Scheme and host are case-insensitive and :443 is https's own port: these spellings
+    made more active subscriptions of one endpoint, each sent every change. Port 99999 was
+    registered (a secret handed out) and every delivery failed."""
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    _, token = make_api_client(web, name="storefront")
+    storefront = as_client(token)
+    made = storefront.post(
+        "/api/v1/webhooks/", {"url": "HTTPS://Hooks.Example.COM:443/avail?k=A"}, format="json"
+    )
+    assert made.status_code == 201
+    assert made.json()["url"] == "https://hooks.example.com/avail?k=A"  # path, query kept
+    for spelling in (
+        "https://hooks.example.com/avail?k=A",
+        "https://HOOKS.example.com/avail?k=A",
+        "https://hooks.example.com:443/avail?k=A",
+    ):
+        again = storefront.post("/api/v1/webhooks/", {"url": spelling}, format="json")
+        assert (again.status_code, again.json()["id"]) == (200, made.json()["id"]), spelling
+    other_port = storefront.post(
+        "/api/v1/webhooks/", {"url": "http://hooks.example.com:8080"}, format="json"
+    )
+    assert other_port.json()["url"] == "http://hooks.example.com:8080/"
+    assert WebhookSubscription.objects.filter(channel=web, is_active=True).count() == 2
+
+    for url in ("https://hooks.example.com:99999/avail", "https://hooks.example.com:0/avail"):
+        refused = storefront.post("/api/v1/webhooks/", {"url": url}, format="json")
+        assert refused.status_code == 400, url
+        body = refused.json()
+        assert body["code"] == "invalid" and "65535" in body["errors"]["url"][0]
+    assert WebhookSubscription.objects.count() == 2
+
+
+def test_the_admin_stores_an_endpoint_as_the_api_does(client, web):
+    """Subscriptions added in the admin were stored as typed: another spelling of an active
+    endpoint was a second subscription, an impossible port a subscription that always fails."""
+    from tests.factories import make_staff
+
+    client.force_login(make_staff("root", superuser=True))
+    add = "/admin/inventory/webhooksubscription/add/"
+    client.post(add, {"channel": web.pk, "url": "HTTPS://Market.Example:443", "is_active": "on"})
+    assert list(WebhookSubscription.objects.values_list("url", flat=True)) == [
+        "https://market.example/"
+    ]
+    for url in ("https://market.example/", "https://market.example:99999/"):
+        page = client.post(add, {"channel": web.pk, "url": url, "is_active": "on"})
+        assert page.status_code == 200 and page.context["adminform"].form.errors, url
+    assert WebhookSubscription.objects.count() == 1
+
+
+def test_existing_subscriptions_take_the_one_spelling_and_duplicates_are_turned_off(web, pos):
+    """The migration: stored as typed before, an old spelling registered again would not
+    find its subscription now. The oldest active one of an endpoint stays active."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("inventory.migrations.0008_webhook_urls_normal")
+    rows = [
+        (web, "HTTPS://Market.Example/h", True),  # the oldest: kept, spelt anew
+        (web, "https://market.example:443/h", True),  # the same endpoint: turned off
+        (web, "https://market.example/h", False),  # removed before: stays removed
+        (pos, "https://market.example/h", True),  # another channel's
+        (web, "https://market.example:99999/h", True),  # refused now: left as it was
+    ]
+    made = [
+        WebhookSubscription.objects.create(channel=channel, url=url, is_active=active)
+        for channel, url, active in rows
+    ]
+    migration.spell_urls_as_registered_now(apps, None)
+    after = [WebhookSubscription.objects.get(pk=sub.pk) for sub in made]
+    assert [(sub.url, sub.is_active) for sub in after] == [
+        ("https://market.example/h", True),
+        ("https://market.example/h", False),
+        ("https://market.example/h", False),
+        ("https://market.example/h", True),
+        ("https://market.example:99999/h", True),
+    ]
