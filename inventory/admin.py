@@ -23,7 +23,7 @@ from omnichannel.errors import OUT_OF_RANGE_DETAIL, DomainError
 from omnichannel.models import Location
 from omnichannel.selectors import location_allowed, locations_allowed, store_limit
 
-from . import services, transfers
+from . import services, transfers, webhooks
 from .models import (
     ChannelAvailability,
     StockLevel,
@@ -316,12 +316,23 @@ class ChannelAvailabilityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["variant", "channel"]
 
 
+class WebhookSubscriptionForm(forms.ModelForm):
+    def clean_url(self):
+        """Spelt as the API stores it (`webhooks.webhook_url_normal`), so that the one-active-
+        per-URL rule sees another spelling of an endpoint as the same URL."""
+        try:
+            return webhooks.webhook_url_normal(self.cleaned_data["url"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(admin.ModelAdmin):
     """The secret signs the deliveries: shown, once saved, to staff who may change
     subscriptions (who set the subscriber up with it), never to those who only read them
     (with it anyone could sign a fake availability push)."""
 
+    form = WebhookSubscriptionForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_display = ["url", "channel", "is_active", "created_at"]
     list_filter = ["channel", "is_active"]

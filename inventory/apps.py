@@ -11,10 +11,11 @@ class InventoryConfig(AppConfig):
         from omnichannel.models import ChannelLocation, Location
 
         from . import checks  # noqa: F401  (registers them)
-        from .availability import rebuild_after_commit
+        from .availability import feeds_changed
 
         # Which locations feed a channel, their safety stock and pickup flag all shape what
-        # the channel publishes: recompute it once the change is committed.
+        # the channel publishes: the change's transaction writes the outbox rows that get it
+        # recomputed.
         for model in (ChannelLocation, Location):
-            post_save.connect(rebuild_after_commit, sender=model, dispatch_uid=f"avail-{model}")
-        post_delete.connect(rebuild_after_commit, sender=ChannelLocation, dispatch_uid="avail-del")
+            post_save.connect(feeds_changed, sender=model, dispatch_uid=f"avail-{model}")
+        post_delete.connect(feeds_changed, sender=ChannelLocation, dispatch_uid="avail-del")

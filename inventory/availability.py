@@ -260,7 +260,8 @@ def availability_sync_pending(*, limit: int = 1000) -> int:
 
 
 def availability_rebuild(*, batch: int = 2000, progress=None) -> int:
-    """Recompute every stocked variant (after seeding, or a change of feeds or safety stock)."""
+    """Recompute every stocked variant now (after seeding; a change of feeds or safety stock
+    goes through the outbox, `outbox_record_stocked`)."""
     variant_ids = list(StockLevel.objects.values_list("variant_id", flat=True).distinct())
     for start in range(0, len(variant_ids), batch):
         with transaction.atomic():
@@ -270,14 +271,28 @@ def availability_rebuild(*, batch: int = 2000, progress=None) -> int:
     return len(variant_ids)
 
 
-def rebuild_after_commit(sender=None, **kwargs) -> None:
-    """Signal receiver: a feed, safety stock or location changed; rebuild after commit."""
+def outbox_record_stocked() -> int:
+    """Inside a transaction that changed what channels publish of every variant (a feed, its
+    safety stock, a location): every stocked variant into the outbox, in one INSERT ...
+    SELECT however large the catalog, synced on commit like a stock change. The rows are
+    the record that the work is owed: a rebuild task queued on commit was dropped with the
+    broker down, and nothing swept for it; beat's sweeper drains these. Returns the rows."""
+    outbox = connection.ops.quote_name(AvailabilityOutbox._meta.db_table)
+    levels = connection.ops.quote_name(StockLevel._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {outbox} (variant_id, created_at) "
+            f"SELECT DISTINCT variant_id, %s FROM {levels}",
+            [connection.ops.adapt_datetimefield_value(timezone.now())],
+        )
+        added = cursor.rowcount
+    if added and not _held:
+        transaction.on_commit(sync_soon, robust=True)
+    return added
+
+
+def feeds_changed(sender=None, **kwargs) -> None:
+    """Signal receiver: a feed, safety stock or location changed; republish everything."""
     if kwargs.get("raw"):  # loading fixtures
         return
-
-    def queue() -> None:
-        from .tasks import rebuild_channel_availability
-
-        rebuild_channel_availability.delay()
-
-    transaction.on_commit(queue, robust=True)
+    outbox_record_stocked()

@@ -229,6 +229,9 @@ class WebhookDelivery(models.Model):
         PENDING = "pending"
         DELIVERED = "delivered"
         FAILED = "failed"
+        # Not sent (again): every SKU it reports was published anew since, and a newer
+        # delivery to the same subscriber carries that figure.
+        SUPERSEDED = "superseded"
 
     subscription = models.ForeignKey(
         WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries"

@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from .availability import availability_sync_pending, sync_again_later, sync_idle
-from .webhooks import webhook_attempt, webhooks_due
+from .webhooks import TASK_SOFT_TIME_LIMIT, TASK_TIME_LIMIT, webhook_attempt, webhooks_due
 
 BATCH = 1000
 
@@ -30,9 +30,16 @@ def sync_channel_availability() -> int:
     return total + _drain()
 
 
-@shared_task(ignore_result=True, acks_late=True)
+@shared_task(
+    ignore_result=True,
+    acks_late=True,
+    soft_time_limit=TASK_SOFT_TIME_LIMIT,
+    time_limit=TASK_TIME_LIMIT,
+)
 def deliver_webhook(delivery_id: int) -> None:
-    """One attempt; on failure the next one is queued after the back-off delay."""
+    """One attempt; on failure the next one is queued after the back-off delay. An attempt
+    has its own deadline (webhooks.TIMEOUT_SECONDS); the time limits are a backstop, within
+    the delivery's lease, after which the sweep sends it again."""
     delivery = webhook_attempt(delivery_id=delivery_id)
     if delivery is not None and delivery.status == delivery.Status.PENDING:
         deliver_webhook.apply_async((delivery_id,), eta=delivery.next_attempt_at)
@@ -49,7 +56,9 @@ def sweep_webhooks() -> int:
 
 @shared_task(ignore_result=True, acks_late=True)
 def rebuild_channel_availability() -> int:
-    """Recompute every stocked variant for every channel (feeds or safety stock changed)."""
+    """Recompute every stocked variant for every channel, now. Nothing queues it any more
+    (a change of feeds or safety stock writes outbox rows, which the sweeper drains even
+    when the broker was down); kept for messages queued before and for operators."""
     from .availability import availability_rebuild
 
     return availability_rebuild()

@@ -3,12 +3,16 @@ subscribers, retried with exponential back-off, every attempt logged.
 
 A delivery is created in the same transaction as the availability change it reports and sent
 after commit; beat's sweeper re-sends any delivery whose next attempt is due, so a lost task
-or a worker restart only delays it. One attempt is one call of `webhook_attempt`.
+or a worker restart only delays it. One attempt is one call of `webhook_attempt`: a short
+transaction claims the delivery, the POST is made outside any transaction, a second short
+one records what the subscriber answered.
 """
 
+import functools
 import hashlib
 import hmac
 import http.client
+import io
 import ipaddress
 import json
 import socket
@@ -16,7 +20,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -30,7 +34,18 @@ from .models import ChannelAvailability, WebhookAttempt, WebhookDelivery, Webhoo
 MAX_ATTEMPTS = 8
 BASE_DELAY_SECONDS = 10
 MAX_DELAY_SECONDS = 3600
+# One attempt, whole: connecting, sending and the answer's status line and headers. A socket
+# timeout alone is per read: a subscriber answering a byte a second held the attempt for as
+# long as it liked.
 TIMEOUT_SECONDS = 5
+# The delivery task's own limits (inventory.tasks), a backstop should an attempt outlive its
+# deadline anyway: interrupted (a failed attempt, retried), then killed.
+TASK_SOFT_TIME_LIMIT = TIMEOUT_SECONDS + 10
+TASK_TIME_LIMIT = TIMEOUT_SECONDS + 20
+# A claimed delivery is not due again for this long: no second task or sweep sends it while
+# the worker that claimed it may still be at it, and one that died with it sends it again
+# once the lease is over. Longer than the task may live.
+LEASE_SECONDS = 2 * TASK_TIME_LIMIT
 
 
 class WebhookUrlRefused(DomainError):
@@ -65,12 +80,42 @@ def _refuse_internal(url: str) -> None:
             )
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def webhook_url_normal(url: str) -> str:
+    """One spelling per endpoint: scheme and host lower-case, the scheme's own port left out,
+    an empty path `/` (what is requested). HTTPS://HOOKS.EXAMPLE.COM/avail and
+    https://hooks.example.com:443/avail were other subscriptions of the same endpoint, each
+    sent every change. Raises ValueError, with the sentence to show, for a port no URL can
+    have (it was accepted, and each delivery failed)."""
+    refused = ValueError("Give a host and, if any, a port from 1 to 65535.")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a port past 65535 or not a number, an unclosed [IPv6
+        raise refused from exc
+    if port == 0 or not parts.hostname:
+        raise refused
+    scheme = parts.scheme.lower()
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    netloc = f"{userinfo}{at}{host}"
+    return urllib.parse.urlunsplit((scheme, netloc, parts.path or "/", parts.query, parts.fragment))
+
+
 @transaction.atomic
 def webhook_subscribe(*, channel, url: str) -> tuple[WebhookSubscription, bool]:
     """Register `url` for the channel's availability changes; (subscription, created). The
-    same URL registered again while active is the same subscription, never a second one (it
-    would get every change twice), and its secret is not handed out again. A URL registered
-    before and removed since starts over, with a new secret."""
+    same URL registered again while active, however spelt, is the same subscription, never a
+    second one (it would get every change twice), and its secret is not handed out again. A
+    URL registered before and removed since starts over, with a new secret."""
+    try:
+        url = webhook_url_normal(url)
+    except ValueError as exc:
+        raise WebhookUrlRefused(str(exc), errors={"url": [str(exc)]}) from exc
     _refuse_internal(url)
     found = WebhookSubscription.objects.select_for_update().filter(channel=channel, url=url)
     existing = found.order_by("-is_active", "pk").first()
@@ -175,13 +220,79 @@ def _refuse_peer(sock) -> None:
         )
 
 
-class _CheckedHTTPConnection(http.client.HTTPConnection):
+class _AttemptTimedOut(TimeoutError):
+    def __init__(self) -> None:
+        super().__init__(f"no full answer within {TIMEOUT_SECONDS} s")
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The answer's bytes, each read waiting only for what is left of the attempt."""
+
+    def __init__(self, raw, sock, deadline: float) -> None:
+        self._raw, self._sock, self._deadline = raw, sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise _AttemptTimedOut()
+        self._sock.settimeout(left)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    def __init__(self, sock, *args, deadline: float, **kwargs) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp = io.BufferedReader(_DeadlineReader(self.fp.detach(), sock, deadline))
+
+
+class _Deadline:
+    """For an HTTP(S) connection: the whole exchange within TIMEOUT_SECONDS of its making
+    (urllib makes one per request): connecting, each send and each read of the answer wait
+    only for what is left."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline = time.monotonic() + TIMEOUT_SECONDS
+        self.response_class = functools.partial(_DeadlineResponse, deadline=self._deadline)
+
+    def _left(self) -> float:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise _AttemptTimedOut()
+        return left
+
+    def connect(self):
+        self.timeout = self._left()  # the TCP connection and the TLS handshake
+        super().connect()
+
+    def send(self, data):
+        if self.sock is not None:
+            self.sock.settimeout(self._left())
+        super().send(data)
+
+
+class _TimedHTTPConnection(_Deadline, http.client.HTTPConnection):
+    pass
+
+
+class _TimedHTTPSConnection(_Deadline, http.client.HTTPSConnection):
+    pass
+
+
+class _CheckedHTTPConnection(_TimedHTTPConnection):
     def connect(self):
         super().connect()
         _refuse_peer(self.sock)
 
 
-class _CheckedHTTPSConnection(http.client.HTTPSConnection):
+class _CheckedHTTPSConnection(_TimedHTTPSConnection):
     def connect(self):
         super().connect()  # the TLS handshake is done: the peer is still the socket's
         _refuse_peer(self.sock)
@@ -196,13 +307,13 @@ def _through_proxy(req) -> bool:
 class _CheckedHTTPHandler(urllib.request.HTTPHandler):
     def http_open(self, req):
         plain = _through_proxy(req)
-        return self.do_open(http.client.HTTPConnection if plain else _CheckedHTTPConnection, req)
+        return self.do_open(_TimedHTTPConnection if plain else _CheckedHTTPConnection, req)
 
 
 class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
     def https_open(self, req):
         plain = _through_proxy(req)
-        connection = http.client.HTTPSConnection if plain else _CheckedHTTPSConnection
+        connection = _TimedHTTPSConnection if plain else _CheckedHTTPSConnection
         return self.do_open(connection, req, context=self._context)
 
 
@@ -230,54 +341,122 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
 
 def webhook_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     """Make one attempt if the delivery is pending and due; returns it, or None if nothing
-    was due (already delivered, given up, or not yet time: safe to call twice)."""
-    with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True)
-            .select_related("subscription")
-            .filter(
-                pk=delivery_id,
-                status=WebhookDelivery.Status.PENDING,
-                next_attempt_at__lte=timezone.now(),
-            )
-            .first()
+    was due (already delivered, given up, not yet time, or being sent by another worker:
+    safe to call twice, at once too)."""
+    delivery = _claim(delivery_id)
+    if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
+        return delivery
+    body = json.dumps(delivery.payload, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "omnichannel-webhooks/1",
+        "X-Delivery-Id": str(delivery.pk),
+        "X-Signature": sign(delivery.subscription.secret, body),
+    }
+    started = time.monotonic()
+    status_code, error = None, ""
+    try:
+        status_code = _post(delivery.subscription.url, body, headers)
+    except Exception as exc:  # network errors of any kind: logged, retried
+        error = _storable(f"{type(exc).__name__}: {exc}")
+    return _record(
+        delivery_id,
+        status_code=status_code,
+        error=error,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+
+
+_ERROR_LENGTH = WebhookAttempt._meta.get_field("error").max_length
+
+
+def _storable(error: str) -> str:
+    """An error text its column takes. It holds what the subscriber answered (a status line,
+    read as Latin-1), and PostgreSQL refuses a NUL byte in text: a ValueError, the attempt
+    neither logged nor its outcome recorded. NULs and lone surrogates are spelled out, then
+    the text is cut to the column."""
+    text = error.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return text[:_ERROR_LENGTH]
+
+
+@transaction.atomic
+def _claim(delivery_id: int) -> WebhookDelivery | None:
+    """Take the delivery for one attempt, in a short transaction that locks its row alone.
+    (Held for the whole POST, the lock, and the subscription's taken with it through the
+    join, made each availability sync recording a delivery for that subscriber, and each
+    other delivery to it, wait for the subscriber's answer.) The attempt counts from here,
+    and the lease keeps it from being due again while it is made."""
+    delivery = (
+        WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("subscription")
+        .filter(
+            pk=delivery_id,
+            status=WebhookDelivery.Status.PENDING,
+            next_attempt_at__lte=timezone.now(),
         )
-        if delivery is None:
-            return None
-        if not delivery.subscription.is_active:  # stopped since (admin, API): not sent
-            delivery.status = WebhookDelivery.Status.FAILED
-            delivery.save(update_fields=["status"])
-            return delivery
-        body = json.dumps(delivery.payload, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": "omnichannel-webhooks/1",
-            "X-Delivery-Id": str(delivery.pk),
-            "X-Signature": sign(delivery.subscription.secret, body),
-        }
-        started = time.monotonic()
-        status_code, error = None, ""
-        try:
-            status_code = _post(delivery.subscription.url, body, headers)
-        except Exception as exc:  # network errors of any kind: logged, retried
-            error = f"{type(exc).__name__}: {exc}"[:500]
-        WebhookAttempt.objects.create(
-            delivery=delivery,
-            status_code=status_code,
-            error=error,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
-        delivery.attempts += 1
-        now = timezone.now()
-        if status_code is not None and 200 <= status_code < 300:
-            delivery.status = WebhookDelivery.Status.DELIVERED
-            delivery.delivered_at = now
-        elif delivery.attempts >= MAX_ATTEMPTS:
+        .first()
+    )
+    if delivery is None:
+        return None
+    # Stopped since (admin, API), or its last attempt's worker died: not sent.
+    if not delivery.subscription.is_active or delivery.attempts >= MAX_ATTEMPTS:
+        delivery.status = WebhookDelivery.Status.FAILED
+        delivery.save(update_fields=["status"])
+        return delivery
+    changes = delivery.payload["changes"]
+    unsent = _not_superseded(delivery.subscription.channel_id, changes)
+    if not unsent:
+        delivery.status = WebhookDelivery.Status.SUPERSEDED
+        delivery.save(update_fields=["status"])
+        return delivery
+    if len(unsent) < len(changes):  # what is sent from now on, and logged
+        delivery.payload = {**delivery.payload, "changes": unsent}
+    delivery.attempts += 1
+    delivery.next_attempt_at = timezone.now() + timedelta(seconds=LEASE_SECONDS)
+    delivery.save(update_fields=["payload", "attempts", "next_attempt_at"])
+    return delivery
+
+
+def _not_superseded(channel_id: int, changes: list[dict]) -> list[dict]:
+    """The changes whose SKU the channel has not published anew since. A newer figure was
+    recorded with a delivery to each subscriber (`webhooks_record`, same transaction), so an
+    old one sent now, a retry after a 503 say, would overwrite it at the subscriber: 5 left
+    told after 1 left."""
+    published = dict(
+        ChannelAvailability.objects.filter(
+            channel_id=channel_id, variant__sku__in=[change["sku"] for change in changes]
+        ).values_list("variant__sku", "as_of")
+    )
+    return [
+        change
+        for change in changes
+        if change["sku"] not in published
+        or published[change["sku"]] <= datetime.fromisoformat(change["as_of"])
+    ]
+
+
+@transaction.atomic
+def _record(delivery_id: int, *, status_code: int | None, error: str, duration_ms: int):
+    """The attempt's outcome: logged, and the delivery delivered, given up or due again after
+    its back-off. One given up meanwhile (its subscription removed) stays so, unless this
+    attempt reached the subscriber."""
+    delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id).first()
+    if delivery is None:  # deleted meanwhile, with its subscription
+        return None
+    WebhookAttempt.objects.create(
+        delivery=delivery, status_code=status_code, error=error, duration_ms=duration_ms
+    )
+    now = timezone.now()
+    if status_code is not None and 200 <= status_code < 300:
+        delivery.status = WebhookDelivery.Status.DELIVERED
+        delivery.delivered_at = now
+    elif delivery.status == WebhookDelivery.Status.PENDING:
+        if delivery.attempts >= MAX_ATTEMPTS:
             delivery.status = WebhookDelivery.Status.FAILED
         else:
             delivery.next_attempt_at = now + backoff(delivery.attempts)
-        delivery.save(update_fields=["attempts", "status", "delivered_at", "next_attempt_at"])
-        return delivery
+    delivery.save(update_fields=["status", "delivered_at", "next_attempt_at"])
+    return delivery
 
 
 def webhooks_due(*, limit: int = 500) -> list[int]:

@@ -1,5 +1,6 @@
 """Availability webhooks: signed, retried with back-off, every attempt logged."""
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -8,6 +9,7 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from inventory.models import WebhookDelivery, WebhookSubscription
@@ -20,17 +22,26 @@ pytestmark = pytest.mark.django_db
 
 
 class Subscriber:
-    """A real HTTP endpoint on 127.0.0.1 answering with the given status codes in turn."""
+    """A real HTTP endpoint on 127.0.0.1 answering with the given status codes in turn.
+    With `hold_first`, the first request is answered only once `release` is set (`holding`
+    says it came in): a slow subscriber, as long as the test likes."""
 
-    def __init__(self, statuses):
+    def __init__(self, statuses, *, hold_first=False):
         self.statuses = list(statuses)
         self.received = []
+        self.holding, self.release = threading.Event(), threading.Event()
+        lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                outer.received.append((dict(self.headers), body))
+                with lock:
+                    outer.received.append((dict(self.headers), body))
+                    held = hold_first and len(outer.received) == 1
+                if held:
+                    outer.holding.set()
+                    outer.release.wait(10)
                 code = outer.statuses.pop(0) if outer.statuses else 200
                 self.send_response(code)
                 self.end_headers()
@@ -47,6 +58,7 @@ class Subscriber:
         return self
 
     def __exit__(self, *exc):
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -417,3 +429,377 @@ def test_the_admin_shows_a_new_subscriptions_secret_once_saved_not_before(client
     hook = WebhookSubscription.objects.get()
     page = client.get(f"/admin/inventory/webhooksubscription/{hook.pk}/change/").content.decode()
     assert hook.secret in page
+
+
+# --- one attempt: claimed, sent outside any transaction, recorded --------------------------
+
+
+@contextlib.contextmanager
+def attempt_in_another_worker(delivery_id):
+    """`webhook_attempt` in a thread of its own (its own database session), as another
+    worker process would make it; joined when the block ends."""
+
+    def attempt():
+        try:
+            webhook_attempt(delivery_id=delivery_id)
+        finally:
+            connections.close_all()
+
+    worker = threading.Thread(target=attempt)
+    worker.start()
+    try:
+        yield
+    finally:
+        worker.join(15)
+    assert not worker.is_alive()
+
+
+@pytest.fixture
+def syncs_by_hand(monkeypatch):
+    """Committed stock changes queue no sync, and syncs no delivery: the test runs each."""
+    from inventory import availability, webhooks
+
+    monkeypatch.setattr(availability, "_held", True)
+    monkeypatch.setattr(webhooks, "_queue", lambda ids: None)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_subscriber_holds_no_lock_that_syncs_or_registrations_wait_on(
+    web, store, syncs_by_hand
+):
+    """The attempt locked the delivery and, through the join, the subscription for the whole
+    POST: each sync recording a delivery for that subscriber (the foreign key's check) and
+    each registration of its URL waited for the subscriber's answer. A lock wait is an error
+    here (lock_timeout), not a stall."""
+    from django.db import connection, transaction
+
+    from inventory.availability import availability_sync_pending
+    from inventory.models import ChannelAvailability
+    from inventory.webhooks import webhook_subscribe
+    from tests.concurrency import require_postgres
+
+    require_postgres()
+    sold, arrived = VariantFactory(), VariantFactory()
+    with Subscriber([], hold_first=True) as subscriber:
+        WebhookSubscription.objects.create(channel=web, url=subscriber.url)
+        stock_receive(lines=[StockLine(sold.pk, store.pk, 3)], reference="d1")
+        availability_sync_pending()
+        [first] = WebhookDelivery.objects.all()
+        with attempt_in_another_worker(first.pk):
+            assert subscriber.holding.wait(5)  # the POST is in flight
+            stock_receive(lines=[StockLine(arrived.pk, store.pk, 5)], reference="d2")
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '1s'")
+                assert availability_sync_pending() == 1
+                assert webhook_subscribe(channel=web, url=subscriber.url)[1] is False
+            subscriber.release.set()
+    assert ChannelAvailability.objects.get(channel=web, variant=arrived).available == 5
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == ("delivered", 1)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_second_delivery_is_sent_while_the_first_is_in_flight_and_the_first_once(
+    web, store, syncs_by_hand
+):
+    """The second delivery's task found the subscription locked by the first's attempt and
+    skipped it without a retry: it waited for beat's sweep. The first, run again while in
+    flight (its message twice, the sweep), is not sent a second time."""
+    from inventory.availability import availability_sync_pending
+    from inventory.tasks import deliver_webhook
+    from tests.concurrency import require_postgres
+
+    require_postgres()
+    with Subscriber([], hold_first=True) as subscriber:
+        WebhookSubscription.objects.create(channel=web, url=subscriber.url)
+        for n in range(2):
+            stock_receive(lines=[StockLine(VariantFactory().pk, store.pk, 3)], reference=f"d{n}")
+            availability_sync_pending()
+        first, second = WebhookDelivery.objects.order_by("id")
+        with attempt_in_another_worker(first.pk):
+            assert subscriber.holding.wait(5)
+            deliver_webhook(second.pk)  # another worker takes the second's message
+            assert webhook_attempt(delivery_id=first.pk) is None  # in flight: not due
+            assert sweep_webhooks() == 0
+            second.refresh_from_db()
+            assert (second.status, second.attempts) == ("delivered", 1)
+            subscriber.release.set()
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == ("delivered", 1)
+    sent = [headers["X-Delivery-Id"] for headers, _ in subscriber.received]
+    assert sent == [str(first.pk), str(second.pk)]
+
+
+def test_a_delivery_whose_worker_died_mid_post_is_sent_again_once_its_lease_is_over(
+    web, store, monkeypatch
+):
+    """The attempt counts from its claim, and the claim holds the delivery for LEASE_SECONDS:
+    a worker killed during the POST leaves it pending, not due until then, then the sweep
+    sends it again, with the same X-Delivery-Id."""
+    from inventory import webhooks
+
+    class WorkerKilled(BaseException):
+        pass
+
+    def killed(*args):
+        raise WorkerKilled
+
+    variant = VariantFactory()
+    with Subscriber([]) as subscriber:
+        WebhookSubscription.objects.create(channel=web, url=subscriber.url)
+        stock_receive(lines=[StockLine(variant.pk, store.pk, 3)], reference="delivery")
+        sync_channel_availability()
+        delivery = WebhookDelivery.objects.get()
+        with monkeypatch.context() as patched:
+            patched.setattr(webhooks, "_post", killed)
+            with pytest.raises(WorkerKilled):
+                webhook_attempt(delivery_id=delivery.pk)
+        delivery.refresh_from_db()
+        assert (delivery.status, delivery.attempts, delivery.log.count()) == ("pending", 1, 0)
+        lease = delivery.next_attempt_at - timezone.now()
+        assert timedelta(seconds=webhooks.LEASE_SECONDS - 5) < lease
+        assert lease <= timedelta(seconds=webhooks.LEASE_SECONDS)
+        assert sweep_webhooks() == 0
+        assert webhook_attempt(delivery_id=delivery.pk) is None
+
+        make_due(delivery)  # the lease is over
+        assert sweep_webhooks() == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("delivered", 2)
+    [(headers, _)] = subscriber.received
+    assert headers["X-Delivery-Id"] == str(delivery.pk)
+
+
+def test_an_attempt_ends_at_its_deadline_however_the_subscriber_trickles(web, store, monkeypatch):
+    """TIMEOUT_SECONDS applied to each socket read: a subscriber sending its answer a byte at
+    a time, each well within it, held one attempt (and its worker) for as long as it liked."""
+    import socket
+
+    from inventory import webhooks
+
+    monkeypatch.setattr(webhooks, "TIMEOUT_SECONDS", 0.5)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        for _ in range(30):  # a header byte every 0.1 s, for 3 s
+            if stop.wait(0.1):
+                break
+            conn.sendall(b"a")
+        with contextlib.suppress(OSError):
+            conn.sendall(b"\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+        WebhookSubscription.objects.create(channel=web, url=url)
+        stock_receive(lines=[StockLine(VariantFactory().pk, store.pk, 3)], reference="d1")
+        sync_channel_availability()
+        delivery = WebhookDelivery.objects.get()
+        webhook_attempt(delivery_id=delivery.pk)
+    finally:
+        stop.set()
+        server.join(5)
+        listener.close()
+    delivery.refresh_from_db()
+    [attempt] = delivery.log.all()
+    assert attempt.duration_ms < 1000, attempt.duration_ms
+    assert attempt.status_code is None and attempt.error.startswith("TimeoutError")
+    assert (delivery.status, delivery.attempts) == ("pending", 1)  # retried after back-off
+
+
+def test_the_delivery_task_is_stopped_before_its_delivery_may_be_sent_again():
+    """The task's time limits are the backstop of the attempt's deadline; the lease outlasts
+    them, so no second POST starts while the first worker may still be at it."""
+    from inventory import webhooks
+    from inventory.tasks import deliver_webhook
+
+    soft, hard = deliver_webhook.soft_time_limit, deliver_webhook.time_limit
+    assert webhooks.TIMEOUT_SECONDS < soft < hard < webhooks.LEASE_SECONDS
+
+
+def test_a_retry_sends_only_what_no_newer_delivery_carries_and_none_if_nothing_is_left(web, store):
+    """Receive 5 (the delivery fails, 503), damage 4 (the next delivery, 1 left, arrives),
+    then the first one's retry came due and told the subscriber 5 while 1 was left. A retry
+    drops the SKUs published anew since; with none left it is superseded, not sent."""
+    from inventory.models import ChannelAvailability
+    from inventory.services import stock_adjust
+
+    tee, cap = VariantFactory(sku="TEE-M"), VariantFactory(sku="CAP")
+
+    def figures(delivery_body):
+        return {
+            change["sku"]: change["available"] for change in json.loads(delivery_body)["changes"]
+        }
+
+    def change_and_send(variant, delta):
+        stock_adjust(variant_id=variant.pk, location_id=store.pk, delta=delta, reason="damage")
+        sync_channel_availability()
+        newest = WebhookDelivery.objects.order_by("-id").first()
+        assert webhook_attempt(delivery_id=newest.pk).status == "delivered"
+
+    with Subscriber([503, 200, 503, 200]) as subscriber:
+        WebhookSubscription.objects.create(channel=web, url=subscriber.url)
+        stock_receive(
+            lines=[StockLine(tee.pk, store.pk, 5), StockLine(cap.pk, store.pk, 2)],
+            reference="delivery",
+        )
+        sync_channel_availability()
+        first = WebhookDelivery.objects.get()
+        assert webhook_attempt(delivery_id=first.pk).status == "pending"  # 503
+
+        change_and_send(tee, -4)  # TEE-M: 1 left, told
+        make_due(first)
+        assert webhook_attempt(delivery_id=first.pk).status == "pending"  # 503 again
+        change_and_send(cap, -1)  # CAP: 1 left, told
+        make_due(first)
+        assert sweep_webhooks() == 1  # due, and sent nothing
+    bodies = [figures(body) for _, body in subscriber.received]
+    assert bodies == [{"TEE-M": 5, "CAP": 2}, {"TEE-M": 1}, {"CAP": 2}, {"CAP": 1}]
+    told = {sku: figure for body in bodies for sku, figure in body.items()}  # the last word
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == ("superseded", 2)
+    assert [c["sku"] for c in first.payload["changes"]] == ["CAP"]  # what it last sent
+    published = ChannelAvailability.objects.filter(channel=web)
+    assert told == {row.variant.sku: row.available for row in published} == {"TEE-M": 1, "CAP": 1}
+
+
+def test_an_answer_with_nul_bytes_is_logged_spelled_out_and_counts_toward_giving_up(web, store):
+    """A status line with NUL bytes went into the attempt's error text, which PostgreSQL
+    refuses: the attempt raised, was not logged nor counted, and the delivery was sent again
+    at every sweep, for ever."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def answer_nuls():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            with conn, contextlib.suppress(OSError):
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 2" + b"\x00" * 300 + b" OK\r\nContent-Length: 0\r\n\r\n")
+
+    server = threading.Thread(target=answer_nuls, daemon=True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+        WebhookSubscription.objects.create(channel=web, url=url)
+        stock_receive(lines=[StockLine(VariantFactory().pk, store.pk, 5)], reference="d1")
+        sync_channel_availability()
+        delivery = WebhookDelivery.objects.get()
+        for _ in range(MAX_ATTEMPTS + 1):
+            make_due(delivery)
+            webhook_attempt(delivery_id=delivery.pk)
+    finally:
+        stop.set()
+        server.join(5)
+        listener.close()
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("failed", MAX_ATTEMPTS)
+    errors = list(delivery.log.values_list("error", flat=True))
+    assert len(errors) == MAX_ATTEMPTS
+    for error in errors:
+        assert error.startswith("BadStatusLine: HTTP/1.1 2\\x00\\x00")
+        assert "\x00" not in error and len(error) == 500  # four characters a NUL, cut
+
+
+# --- one URL per endpoint -------------------------------------------------------------------
+
+
+def test_an_endpoint_spelt_otherwise_is_the_same_subscription_and_an_impossible_port_a_400(web):
+    """Scheme and host are case-insensitive and :443 is https's own port: these spellings
+    made more active subscriptions of one endpoint, each sent every change. Port 99999 was
+    registered (a secret handed out) and every delivery failed."""
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    _, token = make_api_client(web, name="storefront")
+    storefront = as_client(token)
+    made = storefront.post(
+        "/api/v1/webhooks/", {"url": "HTTPS://Hooks.Example.COM:443/avail?k=A"}, format="json"
+    )
+    assert made.status_code == 201
+    assert made.json()["url"] == "https://hooks.example.com/avail?k=A"  # path, query kept
+    for spelling in (
+        "https://hooks.example.com/avail?k=A",
+        "https://HOOKS.example.com/avail?k=A",
+        "https://hooks.example.com:443/avail?k=A",
+    ):
+        again = storefront.post("/api/v1/webhooks/", {"url": spelling}, format="json")
+        assert (again.status_code, again.json()["id"]) == (200, made.json()["id"]), spelling
+    other_port = storefront.post(
+        "/api/v1/webhooks/", {"url": "http://hooks.example.com:8080"}, format="json"
+    )
+    assert other_port.json()["url"] == "http://hooks.example.com:8080/"
+    assert WebhookSubscription.objects.filter(channel=web, is_active=True).count() == 2
+
+    for url in ("https://hooks.example.com:99999/avail", "https://hooks.example.com:0/avail"):
+        refused = storefront.post("/api/v1/webhooks/", {"url": url}, format="json")
+        assert refused.status_code == 400, url
+        body = refused.json()
+        assert body["code"] == "invalid" and "65535" in body["errors"]["url"][0]
+    assert WebhookSubscription.objects.count() == 2
+
+
+def test_the_admin_stores_an_endpoint_as_the_api_does(client, web):
+    """Subscriptions added in the admin were stored as typed: another spelling of an active
+    endpoint was a second subscription, an impossible port a subscription that always fails."""
+    from tests.factories import make_staff
+
+    client.force_login(make_staff("root", superuser=True))
+    add = "/admin/inventory/webhooksubscription/add/"
+    client.post(add, {"channel": web.pk, "url": "HTTPS://Market.Example:443", "is_active": "on"})
+    assert list(WebhookSubscription.objects.values_list("url", flat=True)) == [
+        "https://market.example/"
+    ]
+    for url in ("https://market.example/", "https://market.example:99999/"):
+        page = client.post(add, {"channel": web.pk, "url": url, "is_active": "on"})
+        assert page.status_code == 200 and page.context["adminform"].form.errors, url
+    assert WebhookSubscription.objects.count() == 1
+
+
+def test_existing_subscriptions_take_the_one_spelling_and_duplicates_are_turned_off(web, pos):
+    """The migration: stored as typed before, an old spelling registered again would not
+    find its subscription now. The oldest active one of an endpoint stays active."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("inventory.migrations.0008_webhook_urls_normal")
+    rows = [
+        (web, "HTTPS://Market.Example/h", True),  # the oldest: kept, spelt anew
+        (web, "https://market.example:443/h", True),  # the same endpoint: turned off
+        (web, "https://market.example/h", False),  # removed before: stays removed
+        (pos, "https://market.example/h", True),  # another channel's
+        (web, "https://market.example:99999/h", True),  # refused now: left as it was
+    ]
+    made = [
+        WebhookSubscription.objects.create(channel=channel, url=url, is_active=active)
+        for channel, url, active in rows
+    ]
+    migration.spell_urls_as_registered_now(apps, None)
+    after = [WebhookSubscription.objects.get(pk=sub.pk) for sub in made]
+    assert [(sub.url, sub.is_active) for sub in after] == [
+        ("https://market.example/h", True),
+        ("https://market.example/h", False),
+        ("https://market.example/h", False),
+        ("https://market.example/h", True),
+        ("https://market.example:99999/h", True),
+    ]

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from ..models import StockLevel, StockMovement, Transfer, TransferLine
 from ..services import ADJUSTMENT_REASONS, MAX_QUANTITY
+from ..webhooks import webhook_url_normal
 
 
 class StockLevelSerializer(serializers.ModelSerializer):
@@ -161,7 +162,10 @@ class WebhookInputSerializer(serializers.Serializer):
     def validate_url(self, value: str) -> str:
         if not value.lower().startswith(("http://", "https://")):
             raise serializers.ValidationError("Give an http or https URL.")
-        return value
+        try:
+            return webhook_url_normal(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
 
 
 class WebhookSerializer(serializers.Serializer):

@@ -318,8 +318,10 @@ class WebhookViewSet(
 ):
     """Subscribers to a channel's availability changes (a marketplace, a storefront cache):
     the worker POSTs each change to the URL, signed in `X-Signature` (hex HMAC-SHA256 of the
-    body with the subscription's `secret`, given once, when it is registered: 201). The same
-    URL again is 200 with the subscription, without its secret. A channel's own integration
+    body with the subscription's `secret`, given once, when it is registered: 201), at
+    least once (a repeat has the same `X-Delivery-Id`) and not always in order: keep, per
+    SKU, the change with the latest `as_of`. The same URL again is 200 with the
+    subscription, without its secret. A channel's own integration
     (a client without a store) registers and removes its URLs; staff name the channel. URLs
     on private or local addresses are refused. DELETE stops the deliveries, pending retries
     included; their log stays."""
