@@ -142,6 +142,13 @@ class ApiClient(models.Model):
         return self.location_id is not None and self.channel.kind == Channel.Kind.POS
 
     @property
+    def is_channel_system(self) -> bool:
+        """The channel's own system (a storefront, a marketplace feed): a client of a channel
+        other than POS, which acts for the whole channel. A POS client is always a till; one
+        of no store (made in the admin before that was refused) acts for none."""
+        return self.channel.kind != Channel.Kind.POS
+
+    @property
     def till_location_id(self) -> int | None:
         """The store this client stands in as a till; None for any other client."""
         return self.location_id if self.is_till else None
@@ -159,6 +166,13 @@ class ApiClient(models.Model):
             raise ValidationError(
                 {"location": "Only a POS terminal stands in a store: leave the location empty."}
             )
+        if (
+            self._state.adding
+            and not self.location_id
+            and self.channel_id
+            and self.channel.kind == Channel.Kind.POS
+        ):  # as api_client_create: a POS client of no store would act for every store
+            raise ValidationError({"location": "A POS client is a till: give its store."})
         if (
             self.location_id
             and self.channel_id

@@ -240,6 +240,13 @@ def test_the_admin_gives_a_store_only_to_a_pos_client(client, web, pos, store):
     )
     assert made.status_code == 302
     assert ApiClient.objects.get(name="Lyon till").is_till
+    # Nor a POS client of no store, which the command refuses too: it would act for all.
+    storeless = client.post(
+        "/admin/omnichannel/apiclient/add/", {"name": "Till of nowhere", "channel": pos.pk}
+    )
+    assert storeless.status_code == 200
+    assert "A POS client is a till" in str(storeless.context["adminform"].form.errors["location"])
+    assert not ApiClient.objects.filter(name="Till of nowhere").exists()
 
 
 @pytest.mark.parametrize("role", ["Merchandiser", "Manager"])

@@ -882,6 +882,27 @@ def test_a_web_client_holding_a_store_is_not_a_till(shop):
     assert kiosk.get(f"/api/v1/orders/{shipped.json()['id']}/").status_code == 200
 
 
+def test_a_pos_client_of_no_store_hands_over_no_store_s_pickups(shop):
+    """A POS client is a till; one of no store (the admin made one until it refused it;
+    such rows remain) was taken for the POS channel's own system and marked the pickups of
+    every store ready and picked up, which a till may do only at its own store."""
+    stock(shop, "TEE", "paris", 2)
+    order = place(
+        shop["paris_till"],
+        fulfillment="pickup",
+        pickup_location="paris",
+        lines=[{"sku": "TEE", "quantity": 1}],
+    ).json()
+    storeless_row = ApiClient(name="no store", channel=Channel.objects.get(code="pos"))
+    storeless = as_client(api_client_issue_token(client=storeless_row))  # saved unchecked
+    for action in ("ready-for-pickup", "picked-up"):
+        refused = storeless.post(f"/api/v1/orders/{order['id']}/{action}/")
+        assert (refused.status_code, refused.json()["code"]) == (403, "channel_forbidden")
+    assert Order.objects.get(pk=order["id"]).status == "placed"
+    ready = shop["paris_till"].post(f"/api/v1/orders/{order['id']}/ready-for-pickup/")
+    assert ready.status_code == 200, ready.json()
+
+
 @pytest.mark.parametrize(
     ("client", "body"),
     [

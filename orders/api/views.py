@@ -175,17 +175,17 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if client is not None:
             if action_name in ("ready_for_pickup", "picked_up"):
                 # A till hands over pickups at its own store only, whichever channel took
-                # them; a client of no store (the channel's own system) those of its channel.
+                # them; the channel's own system those of its channel.
                 if client.is_till:
                     allowed = client.till_location_id == order.pickup_location_id
                 else:
-                    allowed = client.channel_id == order.channel_id
+                    allowed = client.is_channel_system and client.channel_id == order.channel_id
             elif action_name == "ship":
                 served_from = {
                     a.location_id for line in order.lines.all() for a in line.allocations.all()
                 }
                 allowed = client.channel_id == order.channel_id and (
-                    not client.is_till or client.till_location_id in served_from
+                    client.is_channel_system or client.till_location_id in served_from
                 )
             else:  # cancel: the channel that took the order
                 allowed = client.channel_id == order.channel_id
