@@ -81,14 +81,18 @@ def _refuse_internal(url: str) -> None:
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_URL_LENGTH = WebhookSubscription._meta.get_field("url").max_length
 
 
 def webhook_url_normal(url: str) -> str:
-    """One spelling per endpoint: scheme and host lower-case, the scheme's own port left out,
-    an empty path `/` (what is requested). HTTPS://HOOKS.EXAMPLE.COM/avail and
+    """One spelling per endpoint: scheme and host lower-case, a host in its ASCII (IDNA)
+    form and an IP address in its short form, the scheme's own port left out, an empty path
+    `/` (what is requested), no fragment (never sent). HTTPS://HOOKS.EXAMPLE.COM/avail and
     https://hooks.example.com:443/avail were other subscriptions of the same endpoint, each
-    sent every change. Raises ValueError, with the sentence to show, for a port no URL can
-    have (it was accepted, and each delivery failed)."""
+    sent every change. Raises ValueError, with the sentence to show, for a URL no delivery
+    can reach: a port no URL can have, a user name or password (urllib takes it for part of
+    the host name), a host no name can be, or a spelling past the column's 500 characters
+    (each was accepted, or a 400 naming no field, and every delivery failed)."""
     refused = ValueError("Give a host and, if any, a port from 1 to 65535.")
     try:
         parts = urllib.parse.urlsplit(url)
@@ -97,13 +101,28 @@ def webhook_url_normal(url: str) -> str:
         raise refused from exc
     if port == 0 or not parts.hostname:
         raise refused
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "Give the URL without a user name or password: deliveries are signed with the "
+            "subscription's secret (X-Signature)."
+        )
+    try:
+        host = f"[{ipaddress.IPv6Address(parts.hostname).compressed}]"
+    except ValueError:
+        try:
+            host = str(ipaddress.IPv4Address(parts.hostname))
+        except ValueError:
+            try:
+                host = parts.hostname.encode("idna").decode("ascii")
+            except UnicodeError as exc:
+                raise refused from exc
     scheme = parts.scheme.lower()
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     if port is not None and port != _DEFAULT_PORTS.get(scheme):
         host = f"{host}:{port}"
-    userinfo, at, _ = parts.netloc.rpartition("@")
-    netloc = f"{userinfo}{at}{host}"
-    return urllib.parse.urlunsplit((scheme, netloc, parts.path or "/", parts.query, parts.fragment))
+    normal = urllib.parse.urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
+    if len(normal) > _URL_LENGTH:
+        raise ValueError(f"Give a URL of at most {_URL_LENGTH} characters, as it is stored.")
+    return normal
 
 
 @transaction.atomic

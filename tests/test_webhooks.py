@@ -758,6 +758,53 @@ def test_an_endpoint_spelt_otherwise_is_the_same_subscription_and_an_impossible_
     assert WebhookSubscription.objects.count() == 2
 
 
+# 500 characters as typed, with no path: its spelling with "/" is one past the column.
+_LONG = "https://hooks.example.com?k=" + "a" * (500 - len("https://hooks.example.com?k="))
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("https://bücher.example/avail", "https://xn--bcher-kva.example/avail"),  # IDNA
+        ("https://hooks.example.com/avail", "https://hooks.example.com/avail#part"),
+        ("https://[2001:db8::1]/avail", "https://[2001:0db8:0:0::1]/avail"),
+    ],
+)
+def test_an_endpoint_spelt_in_another_form_is_the_same_subscription(web, first, second):
+    """A name and its IDNA form are one host, a fragment is never sent, and two spellings of
+    one IPv6 address are one address: each second spelling was a second subscription."""
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    storefront = as_client(make_api_client(web, name="storefront")[1])
+    made = storefront.post("/api/v1/webhooks/", {"url": first}, format="json")
+    assert made.status_code == 201, made.json()
+    again = storefront.post("/api/v1/webhooks/", {"url": second}, format="json")
+    assert (again.status_code, again.json()["id"]) == (200, made.json()["id"])
+    assert "#" not in again.json()["url"] and "ü" not in again.json()["url"]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://user:pw@hooks.example.com/hook", "user name or password"),  # never reached
+        (_LONG, "500 characters"),  # its spelling did not fit: 400 out_of_range, no field
+    ],
+)
+def test_a_url_no_delivery_could_reach_is_a_400_naming_url(web, url, says):
+    """Each was registered, a secret handed out, and every delivery failed (urllib takes the
+    user name and password for part of the host name), or refused naming no field."""
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    storefront = as_client(make_api_client(web, name="storefront")[1])
+    refused = storefront.post("/api/v1/webhooks/", {"url": url}, format="json")
+    assert refused.status_code == 400, refused.json()
+    assert refused.json()["code"] == "invalid"
+    assert says in refused.json()["errors"]["url"][0]
+    assert not WebhookSubscription.objects.exists()
+
+
 def test_the_admin_stores_an_endpoint_as_the_api_does(client, web):
     """Subscriptions added in the admin were stored as typed: another spelling of an active
     endpoint was a second subscription, an impossible port a subscription that always fails."""
@@ -789,6 +836,8 @@ def test_existing_subscriptions_take_the_one_spelling_and_duplicates_are_turned_
         (web, "https://market.example/h", False),  # removed before: stays removed
         (pos, "https://market.example/h", True),  # another channel's
         (web, "https://market.example:99999/h", True),  # refused now: left as it was
+        (web, _LONG, True),  # spelt anew, past the column: left as it was
+        (web, "https://u:p@market.example/h", True),  # refused now: left as it was
     ]
     made = [
         WebhookSubscription.objects.create(channel=channel, url=url, is_active=active)
@@ -802,4 +851,6 @@ def test_existing_subscriptions_take_the_one_spelling_and_duplicates_are_turned_
         ("https://market.example/h", False),
         ("https://market.example/h", True),
         ("https://market.example:99999/h", True),
+        (_LONG, True),
+        ("https://u:p@market.example/h", True),
     ]

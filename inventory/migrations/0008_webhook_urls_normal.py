@@ -1,3 +1,4 @@
+import ipaddress
 import urllib.parse
 
 from django.db import migrations
@@ -8,20 +9,30 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 def normal(url):
     """inventory.webhooks.webhook_url_normal as of this migration; None: a URL it refuses
     (left as it is: its deliveries fail, as they did)."""
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
     try:
+        parts = urllib.parse.urlsplit(url)
         port = parts.port
     except ValueError:
         return None
-    if port == 0 or not parts.hostname:
+    if port == 0 or not parts.hostname or parts.username is not None:
         return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if parts.password is not None:
+        return None
+    try:
+        host = f"[{ipaddress.IPv6Address(parts.hostname).compressed}]"
+    except ValueError:
+        try:
+            host = str(ipaddress.IPv4Address(parts.hostname))
+        except ValueError:
+            try:
+                host = parts.hostname.encode("idna").decode("ascii")
+            except UnicodeError:
+                return None
+    scheme = parts.scheme.lower()
     if port is not None and port != DEFAULT_PORTS.get(scheme):
         host = f"{host}:{port}"
-    userinfo, at, _ = parts.netloc.rpartition("@")
-    netloc = f"{userinfo}{at}{host}"
-    return urllib.parse.urlunsplit((scheme, netloc, parts.path or "/", parts.query, parts.fragment))
+    spelt = urllib.parse.urlunsplit((scheme, host, parts.path or "/", parts.query, ""))
+    return spelt if len(spelt) <= 500 else None
 
 
 def spell_urls_as_registered_now(apps, schema_editor):
