@@ -249,7 +249,8 @@ class TransferViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                 "reserved, so the origin requests."
             )
         # To any location: a till sends back to a warehouse that feeds only the web shop.
-        # Naming it changes no stock there; its own staff or terminal receives.
+        # Naming it changes no stock there; who may act there receives (staff at a
+        # warehouse: only a till stands in a location).
         destination = location_named(code=fields["to_location"])
         ids = variant_ids_by_sku(skus=[line["sku"] for line in fields["lines"]])
         transfer = transfers.transfer_request(
@@ -322,7 +323,7 @@ class WebhookViewSet(
     least once (a repeat has the same `X-Delivery-Id`) and not always in order: keep, per
     SKU, the change with the latest `as_of`. The same URL again is 200 with the
     subscription, without its secret. A channel's own integration
-    (a client without a store) registers and removes its URLs; staff name the channel. URLs
+    (a client that is no till) registers and removes its URLs; staff name the channel. URLs
     on private or local addresses are refused. DELETE stops the deliveries, pending retries
     included; their log stays."""
 
