@@ -32,7 +32,7 @@ seed: migrate
 ## run: install, migrate, seed demo data, start web server + Celery worker + beat on :8000
 run: seed
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	@echo "Back office: http://127.0.0.1:8000/admin/   API docs: http://127.0.0.1:8000/api/docs/"
+	@echo "Back office: http://127.0.0.1:$${WEB_PORT:-8000}/admin/   API docs: http://127.0.0.1:$${WEB_PORT:-8000}/api/docs/"
 	$(BIN)/honcho start -f Procfile
 
 ## browser: Debian's Chromium and chromedriver, for the dashboard test (needs root and apt)

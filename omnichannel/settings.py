@@ -327,6 +327,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own console handler (DEBUG only) printed each of its records a second time,
+        # unformatted, beside the root's: its records go to the root handler alone.
+        "django": {"handlers": [], "level": "INFO"},
         "django.db.backends": {"level": "WARNING"},
         # The file broker's URL has no host, which kombu reports on every connection.
         "kombu.connection": {"level": "ERROR"},

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -36,8 +37,12 @@ router.register("members", MemberViewSet, basename="member")
 admin.site.site_header = "Omnichannel back office"
 admin.site.site_title = "Back office"
 admin.site.index_title = "Catalog, stores and channels"
+# The back office is the admin: "/" leads there, and the admin offers no "View site" link to a
+# site that does not exist.
+admin.site.site_url = None
 
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="admin:index"), name="home"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("dashboard/", dashboard, name="dashboard"),

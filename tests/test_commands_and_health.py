@@ -210,3 +210,43 @@ def test_a_sale_queueing_its_sync_on_a_hung_redis_gives_up(settings, monkeypatch
     monkeypatch.setattr(app.amqp, "_producer_pool", None)
     assert _within(15, availability._send_sync) is False
     assert hung_redis.accepted
+
+
+def test_the_root_url_leads_to_the_back_office(client):
+    """`make run` names http://127.0.0.1:8000: it was a 404, and so was the admin's
+    "View site" link to it."""
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+    login = client.get("/admin/", follow=True)
+    assert login.status_code == 200
+    assert b'href="/"' not in login.content  # no "View site" link to nowhere
+
+
+def test_a_django_warning_is_printed_once_with_debug_on():
+    """With DEBUG on, Django's own console handler printed each request warning a second
+    time, unformatted, beside the root handler's line (and a 403's traceback twice)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = "probe-3f9c: Unauthorized"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            f"import logging; logging.getLogger('django.request').warning({probe!r})",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "omnichannel.settings", "DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = [line for line in done.stderr.splitlines() if probe in line]
+    assert len(printed) == 1, printed
+    assert "WARNING django.request" in printed[0]
