@@ -16,6 +16,7 @@ from catalog.models import Variant
 from omnichannel.admin_base import (
     AllOrNothingImportMixin,
     AllowedLocationFilter,
+    ChangedFieldsOnlyMixin,
     ReadOnlyAdminMixin,
     StoreLimitedAdminMixin,
 )
@@ -224,7 +225,7 @@ class TransferLineInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Transfer)
-class TransferAdmin(StoreLimitedAdminMixin, admin.ModelAdmin):
+class TransferAdmin(ChangedFieldsOnlyMixin, StoreLimitedAdminMixin, admin.ModelAdmin):
     """A store-limited staff member sees the transfers from or to their stores; ships and
     cancels from them, receives at them (the same rule as the API)."""
 

@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
 from . import services
+from .admin_base import ChangedFieldsOnlyMixin
 from .models import (
     ApiClient,
     Channel,
@@ -51,7 +52,7 @@ class LocationAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(ChangedFieldsOnlyMixin, admin.ModelAdmin):
     """Creating a client here shows its token once, in the confirmation message."""
 
     list_display = ["name", "channel", "location", "key_prefix", "last_used_at", "revoked_at"]

@@ -43,6 +43,27 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class ChangedFieldsOnlyMixin:
+    """A change page writes the fields its form changed, nothing else. Django's default
+    saves every column as the page read it, unlocked, so a state a service changed between
+    the page's read and its save was put back: a transfer shipped meanwhile returned to
+    `requested` (and could be cancelled, releasing units reserved for other orders), an order
+    picked up meanwhile became ready again, a token revoked meanwhile worked again."""
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            changed = form.changed_data
+            if changed:  # and its time of change (auto_now is written only when named)
+                meta = obj._meta
+                changed = [
+                    *changed,
+                    *(f.name for f in meta.concrete_fields if getattr(f, "auto_now", False)),
+                ]
+            obj.save(update_fields=changed)  # nothing changed: nothing written
+        else:
+            super().save_model(request, obj, form, change)
+
+
 class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False

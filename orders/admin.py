@@ -9,7 +9,12 @@ from django.utils.html import format_html_join
 
 from inventory.models import StockMovement
 from inventory.services import Actor
-from omnichannel.admin_base import AllowedLocationFilter, ReadOnlyInline, StoreLimitedAdminMixin
+from omnichannel.admin_base import (
+    AllowedLocationFilter,
+    ChangedFieldsOnlyMixin,
+    ReadOnlyInline,
+    StoreLimitedAdminMixin,
+)
 from omnichannel.errors import DomainError
 from omnichannel.selectors import locations_allowed, store_limit, within_limit
 
@@ -64,7 +69,7 @@ class LocationFilter(admin.SimpleListFilter):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(ChangedFieldsOnlyMixin, admin.ModelAdmin):
     list_display = [
         "number",
         "channel",

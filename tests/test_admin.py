@@ -27,6 +27,7 @@ from tests.factories import (
     make_api_client,
     make_staff,
 )
+from tests.inventory_helpers import assert_ledger_matches_levels
 
 pytestmark = pytest.mark.django_db
 
@@ -479,3 +480,144 @@ def test_a_prices_variant_and_channel_are_fixed_once_it_exists(client, web, pos,
     assert [p["code"] for p in changed.json()["results"]] == ["LEFT"]
     add_form = client.get("/admin/catalog/channelprice/add/").context["adminform"].form
     assert not add_form.fields["variant"].disabled and not add_form.fields["channel"].disabled
+
+
+def _post_change_page(client, url, **changes):
+    """Post a change page as the browser sends it: its form's values as the page read them,
+    each inline table's management form, and the given changes (a box unticked: None)."""
+    from django import forms
+
+    page = client.get(url)
+    assert page.status_code == 200, url
+    form = page.context["adminform"].form
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if isinstance(field, forms.BooleanField):
+            value = "on" if value else None
+        if value is not None:
+            data[name] = value
+    for inline in page.context["inline_admin_formsets"]:
+        management = inline.formset.management_form
+        for name in management.fields:
+            data[f"{management.prefix}-{name}"] = management[name].value()
+    data.update(changes)
+    return client.post(url, {name: value for name, value in data.items() if value is not None})
+
+
+@pytest.fixture
+def meanwhile(monkeypatch):
+    """Run a service between a change page's read of its row and its save: what another
+    terminal or staff member commits while the page is being posted."""
+
+    def between_read_and_save(model_admin_class, service):
+        original = model_admin_class.save_form
+
+        def save_form(self, request, form, change):
+            service()
+            return original(self, request, form, change)
+
+        monkeypatch.setattr(model_admin_class, "save_form", save_form)
+
+    return between_read_and_save
+
+
+def test_a_note_saved_on_a_transfer_keeps_a_ship_made_meanwhile(client, store, meanwhile):
+    """The note's save wrote back every column the page had read: a transfer shipped
+    meanwhile was `requested` again with its units gone, and could be cancelled, releasing
+    units another order had reserved (found by review with threads on PostgreSQL)."""
+    from inventory.admin import TransferAdmin
+    from inventory.models import StockLevel, Transfer
+    from inventory.services import stock_reserve
+    from inventory.transfers import transfer_ship
+
+    tee = VariantFactory(sku="TEE")
+    paris = LocationFactory(code="paris")
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 10)], reference="delivery")
+    stock_reserve(lines=[StockLine(tee.pk, store.pk, 3)], reference="order:1")
+    transfer = transfer_request(
+        from_location_id=store.pk, to_location_id=paris.pk, items=[TransferItem(tee.pk, 2)]
+    )
+    client.force_login(make_staff("admin", superuser=True))
+    meanwhile(TransferAdmin, lambda: transfer_ship(transfer_id=transfer.pk))
+
+    url = f"/admin/inventory/transfer/{transfer.pk}/change/"
+    assert _post_change_page(client, url, note="driver is late").status_code == 302
+
+    transfer = Transfer.objects.get(pk=transfer.pk)
+    assert (transfer.note, transfer.status) == ("driver is late", "shipped")
+    assert transfer.shipped_at is not None
+    shelf = StockLevel.objects.get(variant=tee, location=store)
+    assert (shelf.on_hand, shelf.reserved) == (8, 3)  # the open order's 3 still held
+    assert_ledger_matches_levels()
+    cancel = client.post(
+        "/admin/inventory/transfer/",
+        {"action": "cancel", "_selected_action": [transfer.pk]},
+        follow=True,
+    )
+    assert cancel.status_code == 200
+    assert Transfer.objects.get(pk=transfer.pk).status == "shipped"  # too late to cancel
+    assert StockLevel.objects.get(pk=shelf.pk).reserved == 3
+
+
+def test_an_order_flagged_in_the_admin_keeps_a_handover_made_meanwhile(
+    client, web, store, meanwhile
+):
+    from orders.admin import OrderAdmin
+    from orders.models import Order
+    from orders.services import LineRequest, order_place, order_transition
+
+    tee = VariantFactory(sku="TEE")
+    ChannelPriceFactory(variant=tee, channel=web, amount=Decimal("10.00"))
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 5)], reference="delivery")
+    order = order_place(
+        channel=web, fulfillment="pickup", pickup_location=store, lines=[LineRequest("TEE", 1)]
+    )
+    before = Order.objects.get(pk=order.pk).updated_at
+    client.force_login(make_staff("admin", superuser=True))
+    meanwhile(OrderAdmin, lambda: order_transition(order_id=order.pk, action="ready_for_pickup"))
+
+    url = f"/admin/orders/order/{order.pk}/change/"
+    assert _post_change_page(client, url, needs_review="on").status_code == 302
+
+    order = Order.objects.get(pk=order.pk)
+    assert (order.needs_review, order.status) == (True, "ready_for_pickup")
+    assert order.updated_at > before  # the flag's change is dated, as any change is
+
+
+def test_renaming_an_api_client_keeps_a_revocation_made_meanwhile(client, web, meanwhile):
+    from omnichannel.admin import ApiClientAdmin
+    from omnichannel.services import api_client_revoke
+
+    storefront, token = make_api_client(web, name="storefront")
+    client.force_login(make_staff("admin", superuser=True))
+    meanwhile(ApiClientAdmin, lambda: api_client_revoke(client_id=storefront.pk))
+
+    url = f"/admin/omnichannel/apiclient/{storefront.pk}/change/"
+    assert _post_change_page(client, url, name="Storefront (EU)").status_code == 302
+
+    storefront = ApiClient.objects.get(pk=storefront.pk)
+    assert storefront.name == "Storefront (EU)"
+    assert storefront.revoked_at is not None  # the token stays dead
+    from tests.conftest import as_client
+
+    assert as_client(token).get("/api/v1/products/").status_code == 401
+
+
+def test_a_change_page_saved_unchanged_writes_nothing(client, store, meanwhile):
+    from inventory.admin import TransferAdmin
+    from inventory.models import Transfer
+    from inventory.transfers import transfer_ship
+
+    tee = VariantFactory(sku="TEE")
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 4)], reference="delivery")
+    transfer = transfer_request(
+        from_location_id=store.pk,
+        to_location_id=LocationFactory(code="paris").pk,
+        items=[TransferItem(tee.pk, 1)],
+    )
+    client.force_login(make_staff("admin", superuser=True))
+    meanwhile(TransferAdmin, lambda: transfer_ship(transfer_id=transfer.pk))
+    url = f"/admin/inventory/transfer/{transfer.pk}/change/"
+    assert _post_change_page(client, url).status_code == 302
+    assert Transfer.objects.get(pk=transfer.pk).status == "shipped"
