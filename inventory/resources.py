@@ -4,12 +4,15 @@ the ledger records every difference; a file with any bad row writes nothing, a r
 location outside the importing staff member's store limit included; so does a file counting
 one SKU at one location twice (`AllOrNothingResource`), or a count that is not a whole number."""
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from import_export import fields
-from import_export.widgets import ForeignKeyWidget, IntegerWidget
+from import_export.widgets import IntegerWidget
 
 from catalog.models import Variant
+from catalog.resources import LookupWidget
 from omnichannel.models import Location
 from omnichannel.resources import AllOrNothingResource
 from omnichannel.selectors import StoreLimit, location_allowed
@@ -17,28 +20,43 @@ from omnichannel.selectors import StoreLimit, location_allowed
 from . import services
 from .models import StockLevel
 
+# Digits, as a count is written: "12", or "12.0" as a spreadsheet writes a number cell (the
+# adjust form and the API's `counted` take it too). Not "1e3" or "1_000", which Python reads
+# as 1000, nor "1,000", which is a thousand in one country and one unit in another.
+WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.0*)?")
+
 
 class CountedWidget(IntegerWidget):
+    """A whole number of units, zero or more; anything else is refused on its row (the
+    library's IntegerWidget cut 2.9 down to 2 and read 1e3 as 1000 without a word)."""
+
     def clean(self, value, row=None, **kwargs):
-        try:  # the library's IntegerWidget cuts 2.9 down to 2 without a word
-            whole = value is None or str(value).strip() == "" or Decimal(str(value)) % 1 == 0
-        except (InvalidOperation, ValueError):
-            whole = True  # not a number: the library's own message says so
-        if not whole:
-            raise ValueError(f"counted must be a whole number of units, not {value}.")
-        counted = super().clean(value, row=row, **kwargs)
+        if isinstance(value, bool):  # a yes/no cell is no count
+            counted = None
+        elif isinstance(value, int):
+            counted = Decimal(value)
+        elif isinstance(value, float):  # a spreadsheet's number cell: 12.0 is 12
+            counted = Decimal(value) if value.is_integer() else None
+        else:
+            text = "" if value is None else str(value).strip()
+            if not text:
+                raise ValueError("counted is required.")
+            counted = Decimal(text) if WHOLE_NUMBER.fullmatch(text) else None
         if counted is None:
-            raise ValueError("counted is required.")
+            raise ValueError(
+                f"counted must be a whole number of units written in digits, such as 12, "
+                f"not '{value}'."
+            )
         if not 0 <= counted <= services.MAX_QUANTITY:
             raise ValueError(f"counted must be between 0 and {services.MAX_QUANTITY}.")
         return int(counted)
 
 
-class AllowedLocationWidget(ForeignKeyWidget):
+class AllowedLocationWidget(LookupWidget):
     """A location by code, refused when it is outside the store limit."""
 
     def __init__(self, *, limit: StoreLimit):
-        super().__init__(Location, field="code")
+        super().__init__(Location, field="code", label="location")
         self.limit = limit
 
     def clean(self, value, row=None, **kwargs):
@@ -50,12 +68,12 @@ class AllowedLocationWidget(ForeignKeyWidget):
 
 class CycleCountResource(AllOrNothingResource):
     sku = fields.Field(
-        attribute="variant", column_name="sku", widget=ForeignKeyWidget(Variant, field="sku")
+        attribute="variant", column_name="sku", widget=LookupWidget(Variant, "sku", "sku")
     )
     location = fields.Field(
         attribute="location",
         column_name="location",
-        widget=ForeignKeyWidget(Location, field="code"),
+        widget=LookupWidget(Location, "code", "location"),
     )
     counted = fields.Field(attribute="on_hand", column_name="counted", widget=CountedWidget())
 
@@ -98,6 +116,24 @@ class CycleCountResource(AllOrNothingResource):
         return StockLevel.objects.select_related("variant", "location").order_by(
             "location__code", "variant__sku"
         )
+
+    def get_instance(self, instance_loader, row):
+        try:
+            return super().get_instance(instance_loader, row)
+        except ValueError:
+            # A blank or unknown sku or location: the row goes on as new, so that
+            # import_instance reports it on its column with the row's other mistakes.
+            return None
+
+    def import_instance(self, instance, row, **kwargs):
+        """Each mistake named by the sheet's column (`counted`), not the model's field."""
+        try:
+            super().import_instance(instance, row, **kwargs)
+        except ValidationError as exc:
+            column = {field.attribute: field.column_name for field in self.get_import_fields()}
+            raise ValidationError(
+                {column.get(key, key): errors for key, errors in exc.error_dict.items()}
+            ) from exc
 
     def save_instance(self, instance, is_create, row, **kwargs):
         user = kwargs.get("user")

@@ -266,3 +266,118 @@ def test_a_count_confirmed_after_it_stopped_fitting_says_nothing_was_imported(
     assert [tag for tag, _ in shown] == ["error"], shown
     assert "Nothing was imported" in shown[0][1] and "may not count stock" in shown[0][1]
     assert StockLevel.objects.get(variant__sku="FINE").on_hand == 50
+
+
+def _preview_count(client, csv):
+    return client.post(
+        "/admin/inventory/stocklevel/import/",
+        {"import_file": _count_file(csv), "format": _format_choice(client)},
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "message"),
+    [
+        (",{store},45", "sku", "sku is required."),
+        ("  ,{store},45", "sku", "sku is required."),
+        ("FINE,,45", "location", "location is required."),
+        ("NOPE,{store},45", "sku", "Unknown sku &#x27;NOPE&#x27;."),
+        ("FINE,nowhere,45", "location", "Unknown location &#x27;nowhere&#x27;."),
+    ],
+)
+def test_a_count_row_without_its_sku_or_location_says_which_column_is_missing(
+    client, merchandiser, stock, store, row, column, message
+):
+    """A blank sku or location cell used to show PostgreSQL's own words as the row's error
+    ("null value in column variant_id ... violates not-null constraint"); an unknown one,
+    "Variant matching query does not exist". Now the row's error names the column, on it."""
+    before = StockMovement.objects.count()
+    preview = _preview_count(client, "sku,location,counted\n" + row.format(store=store.code) + "\n")
+    assert preview.status_code == 200
+    assert preview.context.get("confirm_form") is None
+    page = preview.content.decode()
+    assert message in page
+    assert "constraint" not in page and "matching query" not in page
+    [invalid] = preview.context["result"].invalid_rows
+    assert list(invalid.error_dict) == [column]
+    assert StockMovement.objects.count() == before
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == 50
+
+
+@pytest.mark.parametrize(
+    ("counted", "message"),
+    [
+        ("1e3", "counted must be a whole number of units"),  # was read as 1000
+        ("1E3", "counted must be a whole number of units"),
+        ("1_000", "counted must be a whole number of units"),  # was read as 1000
+        ("1,000", "counted must be a whole number of units"),  # was "[<class 'decimal..."
+        ("1.000,5", "counted must be a whole number of units"),
+        ("abc", "counted must be a whole number of units"),
+        ("0x10", "counted must be a whole number of units"),
+        ("inf", "counted must be a whole number of units"),  # was "cannot convert Infinity"
+        ("NaN", "counted must be a whole number of units"),
+        ("1e400", "counted must be a whole number of units"),
+        ("\u0661\u0662", "counted must be a whole number of units"),  # Arabic-Indic 12
+        ("12.5", "counted must be a whole number of units"),
+        ("-1", "counted must be between 0 and 1000000."),
+        ("1000001", "counted must be between 0 and 1000000."),
+        ("2147483648", "counted must be between 0 and 1000000."),  # past the integer column
+        ("9" * 5000, "counted must be between 0 and 1000000."),
+        ("", "counted is required."),
+        ("   ", "counted is required."),
+    ],
+)
+def test_a_count_that_is_not_a_whole_number_of_units_is_refused_on_its_row(
+    client, merchandiser, stock, store, counted, message
+):
+    """A count is a whole number of units, zero or more, written in digits. `1e3` and
+    `1_000` were read as 1000 without a word; `1,000` or `inf` showed a Python exception
+    as the row's error. Each is now refused on its row with a sentence, nothing written."""
+    before = StockMovement.objects.count()
+    preview = _preview_count(client, f'sku,location,counted\nFINE,{store.code},"{counted}"\n')
+    assert preview.status_code == 200
+    assert preview.context.get("confirm_form") is None
+    [invalid] = preview.context["result"].invalid_rows
+    assert list(invalid.error_dict) == ["counted"]
+    assert invalid.error_dict["counted"][0].startswith(message), invalid.error_dict
+    assert not preview.context["result"].row_errors()
+    assert StockMovement.objects.count() == before
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == 50
+
+
+@pytest.mark.parametrize(
+    ("counted", "on_hand"),
+    [(" 12 ", 12), ("12", 12), ("012", 12), ("12.0", 12), ("12.", 12), ("+12", 12), ("0", 0)],
+)
+def test_a_whole_count_is_accepted_with_the_spaces_and_zeros_a_spreadsheet_leaves(
+    client, merchandiser, stock, store, counted, on_hand
+):
+    """Spaces around the cell, and `12.0` as a spreadsheet writes a number cell (the adjust
+    form and the API's `counted` accept it too), are the count of 12."""
+    preview = _preview_count(client, f'sku,location,counted\nFINE,{store.code},"{counted}"\n')
+    assert preview.context["confirm_form"] is not None, preview.context["result"].invalid_rows
+    done = client.post(
+        "/admin/inventory/stocklevel/process_import/", preview.context["confirm_form"].initial
+    )
+    assert done.status_code == 302
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == on_hand
+    assert_ledger_matches_levels()
+
+
+@pytest.mark.parametrize(
+    ("counted", "accepted"),
+    [(12, True), (12.0, True), (0, True), (12.5, False), (-1, False), (True, False)],
+)
+def test_a_count_given_as_a_number_cell_is_checked_the_same_way(store, stock, counted, accepted):
+    """A spreadsheet or JSON file hands over numbers, not text: 12.0 is 12; 12.5, -1 and a
+    yes/no cell are refused."""
+    import tablib
+
+    from inventory.resources import CycleCountResource
+
+    data = tablib.Dataset(headers=["sku", "location", "counted"])
+    data.append(["FINE", store.code, counted])
+    result = CycleCountResource(limit=None).import_data(data, dry_run=False)
+    assert not result.has_errors()
+    assert result.has_validation_errors() is not accepted
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == (int(counted) if accepted else 50)
