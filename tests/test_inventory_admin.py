@@ -305,6 +305,40 @@ def test_a_count_row_without_its_sku_or_location_says_which_column_is_missing(
 
 
 @pytest.mark.parametrize(
+    ("header", "row", "missing"),
+    [
+        ("sku,location", "FINE,{store}", "counted"),
+        ("sku,location,count", "FINE,{store},45", "counted"),
+        ("sku,counted", "FINE,45", "location"),
+        ("location,counted", "{store},45", "sku"),
+        ("item,where,counted", "FINE,{store},45", "sku, location"),
+    ],
+)
+def test_a_count_sheet_without_a_column_is_refused_naming_it(
+    client, merchandiser, stock, store, header, row, missing
+):
+    """A sheet with no `counted` column used to end in "Import finished" with every row
+    skipped, nothing counted; one without `sku` or `location` showed a not-null error on
+    every row beside the library's note on "import_id_fields". The sheet is now refused
+    whole before any row is read, naming the missing columns."""
+    before = StockMovement.objects.count()
+    preview = _preview_count(client, f"{header}\n{row.format(store=store.code)}\n")
+    assert preview.status_code == 200
+    assert preview.context.get("confirm_form") is None
+    result = preview.context["result"]
+    assert [str(error.error) for error in result.base_errors] == [
+        f"The count sheet has no {missing} column: its first line must name the columns "
+        "sku, location and counted."
+    ]
+    assert not result.row_errors() and not result.invalid_rows
+    page = preview.content.decode()
+    assert f"The count sheet has no {missing} column" in page
+    assert "constraint" not in page and "import_id_fields" not in page and "ValueError" not in page
+    assert StockMovement.objects.count() == before
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == 50
+
+
+@pytest.mark.parametrize(
     ("counted", "message"),
     [
         ("1e3", "counted must be a whole number of units"),  # was read as 1000
