@@ -6,7 +6,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import DataError, models
-from django.db.models import F
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -36,31 +35,32 @@ from .models import (
     WebhookSubscription,
 )
 from .resources import CycleCountResource
-from .selectors import transfer_acting_location_id
-
-LOW_STOCK = 3
+from .selectors import (
+    LOW_STOCK,
+    NOTHING_AVAILABLE,
+    OVERSOLD,
+    low_stock,
+    transfer_acting_location_id,
+)
 
 
 class StockHealthFilter(admin.SimpleListFilter):
+    """The dashboard's stock health counts (`stock_health_by_location`), shelf by shelf."""
+
     title = "stock health"
     parameter_name = "health"
+    RULES = {"negative": OVERSOLD, "out": NOTHING_AVAILABLE, "low": low_stock(low=LOW_STOCK)}
 
     def lookups(self, request, model_admin):
         return [
             ("negative", "Negative on hand (oversold, to review)"),
-            ("out", "Nothing available"),
+            ("out", "Nothing available (out, oversold included)"),
             ("low", f"Low (1 to {LOW_STOCK} available)"),
         ]
 
     def queryset(self, request, queryset):
-        available = F("on_hand") - F("reserved")
-        if self.value() == "negative":
-            return queryset.filter(on_hand__lt=0)
-        if self.value() == "out":
-            return queryset.alias(free=available).filter(free__lte=0)
-        if self.value() == "low":
-            return queryset.alias(free=available).filter(free__gte=1, free__lte=LOW_STOCK)
-        return queryset
+        rule = self.RULES.get(self.value())
+        return queryset if rule is None else queryset.filter(rule)
 
 
 class AdjustmentForm(forms.Form):

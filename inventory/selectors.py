@@ -74,18 +74,30 @@ def transfer_list(*, client: ApiClient | None, limit: StoreLimit = None) -> Quer
     return qs.order_by("-id")
 
 
-def stock_health_by_location(*, low: int = 3, limit: StoreLimit = None) -> list[dict]:
-    """Per location (those of the store limit, when there is one): SKUs out of stock (nothing
-    available), low (1 to `low` available) and negative (oversold offline, to review)."""
+# Stock health, one rule for the admin's filter and the dashboard. A shelf is out when it has
+# nothing available to sell (available = on_hand - reserved <= 0); an oversold one (negative on
+# hand, after an offline sale) is out too, and flagged besides, to be checked on the shelf.
+LOW_STOCK = 3
+NOTHING_AVAILABLE = Q(on_hand__lte=F("reserved"))
+OVERSOLD = Q(on_hand__lt=0)
+
+
+def low_stock(*, low: int = LOW_STOCK) -> Q:
+    """1 to `low` units available."""
+    return Q(on_hand__gt=F("reserved")) & Q(on_hand__lte=F("reserved") + low)
+
+
+def stock_health_by_location(*, low: int = LOW_STOCK, limit: StoreLimit = None) -> list[dict]:
+    """Per location (those of the store limit, when there is one): SKUs out (nothing
+    available, oversold ones included), low (1 to `low` available) and negative (oversold
+    offline, to review: also counted as out)."""
     return list(
         within_limit(StockLevel.objects.all(), limit=limit)
         .values(location_code=F("location__code"))
         .annotate(
-            out=Count("pk", filter=Q(on_hand__gte=0) & Q(on_hand__lte=F("reserved"))),
-            low=Count(
-                "pk", filter=Q(on_hand__gt=F("reserved")) & Q(on_hand__lte=F("reserved") + low)
-            ),
-            negative=Count("pk", filter=Q(on_hand__lt=0)),
+            out=Count("pk", filter=NOTHING_AVAILABLE),
+            low=Count("pk", filter=low_stock(low=low)),
+            negative=Count("pk", filter=OVERSOLD),
             skus=Count("pk"),
         )
         .order_by("location_code")

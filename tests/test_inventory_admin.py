@@ -415,3 +415,41 @@ def test_a_count_given_as_a_number_cell_is_checked_the_same_way(store, stock, co
     assert not result.has_errors()
     assert result.has_validation_errors() is not accepted
     assert StockLevel.objects.get(variant__sku="FINE").on_hand == (int(counted) if accepted else 50)
+
+
+def test_the_dashboard_counts_out_of_stock_shelves_as_the_admin_filter_shows_them(
+    client, merchandiser, stock, store
+):
+    """An oversold shelf (negative on hand) has nothing available to sell: the admin's
+    "Nothing available" filter showed it, the dashboard's `out` count left it out (it was
+    only under `negative`). Both now count every shelf with nothing available, oversold
+    included; `negative` still flags the oversold ones to review."""
+    from inventory.selectors import stock_health_by_location
+    from inventory.services import stock_reserve
+
+    held, short = VariantFactory(sku="HELD"), VariantFactory(sku="SHORT")
+    stock_receive(
+        lines=[StockLine(held.pk, store.pk, 2), StockLine(short.pk, store.pk, 2)], reference="d"
+    )
+    # Every unit promised; then one of SHORT's sold offline too: 1 on hand, 2 reserved.
+    stock_reserve(
+        lines=[StockLine(held.pk, store.pk, 2), StockLine(short.pk, store.pk, 2)], reference="o"
+    )
+    stock_sell_now(
+        lines=[StockLine(short.pk, store.pk, 1)], reference="pos:off", allow_oversell=True
+    )
+
+    def filtered(health):
+        response = client.get(f"/admin/inventory/stocklevel/?health={health}")
+        return sorted(row.variant.sku for row in response.context["cl"].result_list)
+
+    assert filtered("out") == ["HELD", "OVERSOLD", "SHORT"]
+    [health] = stock_health_by_location()
+    assert health == {
+        "location_code": store.code,
+        "out": len(filtered("out")),
+        "low": len(filtered("low")),
+        "negative": len(filtered("negative")),
+        "skus": 5,
+    }
+    assert (health["out"], health["low"], health["negative"]) == (3, 1, 1)
