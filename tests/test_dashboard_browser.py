@@ -100,6 +100,11 @@ def test_every_dashboard_chart_draws_data_in_chromium(live_server, browser, hist
         "return document.querySelectorAll('#retention-heatmap td.cell[style]').length;"
     )
     assert painted >= 4
+    # An oversold shelf is "out of stock" too: its bar stands beside the stack, not on it.
+    stacks = browser.execute_script(
+        "return Chart.getChart('chart-stock').data.datasets.map((d) => [d.label, d.stack || '']);"
+    )
+    assert stacks == [["out of stock", ""], ["low", ""], ["of which oversold", "oversold"]]
     errors = [
         entry
         for entry in browser.get_log("browser")

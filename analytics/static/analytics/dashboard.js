@@ -44,7 +44,10 @@
       datasets: [
         { label: "out of stock", data: data.stock.map((s) => s.out), backgroundColor: palette[1] },
         { label: "low", data: data.stock.map((s) => s.low), backgroundColor: palette[3] },
-        { label: "negative", data: data.stock.map((s) => s.negative), backgroundColor: palette[4] },
+        // Oversold shelves are counted in "out of stock" too: a bar of their own beside it,
+        // not stacked on it, so the shelves are not counted twice in the bar's height.
+        { label: "of which oversold", data: data.stock.map((s) => s.negative),
+          backgroundColor: palette[4], stack: "oversold" },
       ],
     },
     options: { scales: { x: { stacked: true }, y: { stacked: true } } },
