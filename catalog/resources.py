@@ -233,6 +233,7 @@ class CatalogSheet(AllOrNothingResource):
 
 
 class VariantResource(CatalogSheet):
+    sheet_name = "catalog sheet"
     sku = fields.Field(attribute="sku", column_name="sku", widget=TrimmedCharWidget())
     barcode = fields.Field(attribute="barcode", column_name="barcode", widget=BlankIsNullWidget())
     name = fields.Field(attribute="name", column_name="name", widget=CharWidget())
@@ -320,6 +321,7 @@ class VariantResource(CatalogSheet):
 
 
 class ChannelPriceResource(CatalogSheet):
+    sheet_name = "price sheet"
     sku = fields.Field(
         attribute="variant", column_name="sku", widget=LookupWidget(Variant, "sku", "sku")
     )

@@ -9,8 +9,7 @@ import re
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from import_export import exceptions, fields
-from import_export.results import Error
+from import_export import fields
 from import_export.widgets import IntegerWidget
 
 from catalog.models import Variant
@@ -21,8 +20,6 @@ from omnichannel.selectors import StoreLimit, location_allowed
 
 from . import services
 from .models import StockLevel
-
-COLUMNS = ("sku", "location", "counted")
 
 # Digits, as a count is written: "12", or "12.0" as a spreadsheet writes a number cell (the
 # adjust form and the API's `counted` take it too). Not "1e3" or "1_000", which Python reads
@@ -70,15 +67,9 @@ class AllowedLocationWidget(LookupWidget):
         return location
 
 
-class SheetRefused(Error):
-    """A file refused as a whole: the import page shows the sentence, with no traceback
-    under it (the page prints one under each file error, here "ValueError: " and the
-    sentence again)."""
-
-    traceback = ""
-
-
 class CycleCountResource(AllOrNothingResource):
+    sheet_name = "count sheet"
+    required_columns = ("sku", "location", "counted")
     sku = fields.Field(
         attribute="variant", column_name="sku", widget=LookupWidget(Variant, "sku", "sku")
     )
@@ -100,25 +91,6 @@ class CycleCountResource(AllOrNothingResource):
     def __init__(self, *, limit: StoreLimit = None, **kwargs):
         super().__init__(**kwargs)
         self.fields["location"].widget = AllowedLocationWidget(limit=limit)
-
-    def import_data_inner(self, dataset, dry_run, raise_errors, *args, **kwargs):
-        """A sheet without one of its columns is refused before any row is read. The library
-        read it row by row: without `counted` every row was skipped ("Import finished",
-        nothing counted); without `sku` or `location` every row failed on the database."""
-        missing = [column for column in COLUMNS if column not in (dataset.headers or [])]
-        if not missing:
-            return super().import_data_inner(dataset, dry_run, raise_errors, *args, **kwargs)
-        refusal = ValueError(
-            f"The count sheet has no {', '.join(missing)} column: its first line must name "
-            "the columns sku, location and counted."
-        )
-        if raise_errors:
-            raise exceptions.ImportError(refusal)
-        result = self.get_result_class()()
-        result.diff_headers = self.get_diff_headers()
-        result.total_rows = len(dataset)
-        result.append_base_error(SheetRefused(refusal))
-        return result
 
     def before_import(self, dataset, **kwargs):
         """Every counted row is locked before the first is applied, in the global order."""

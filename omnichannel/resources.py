@@ -2,8 +2,21 @@
 and a row id given twice in one file is an error, never "last row wins"."""
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from import_export import resources
-from import_export.results import Result
+from import_export import exceptions, resources
+from import_export.results import Error, Result
+
+
+def _spoken(words, last: str) -> str:
+    """["sku", "location", "counted"], "and": "sku, location and counted"."""
+    return f"{', '.join(words[:-1])} {last} {words[-1]}" if words[1:] else words[0]
+
+
+class SheetRefused(Error):
+    """A file refused as a whole: the import page shows the sentence, with no traceback
+    under it (the page prints one under each file error, here "ValueError: " and the
+    sentence again)."""
+
+    traceback = ""
 
 
 class AllOrNothingResource(resources.ModelResource):
@@ -12,9 +25,37 @@ class AllOrNothingResource(resources.ModelResource):
     Two rows with the same id (`import_id_fields`) are two answers to one question: the
     second is an error naming the first."""
 
+    sheet_name = "sheet"
+    # The columns a file must have; by default the row id's (`import_id_fields`).
+    required_columns: tuple[str, ...] = ()
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._rows_by_id: dict[tuple[str, ...], int] = {}
+
+    def import_data_inner(self, dataset, dry_run, raise_errors, *args, **kwargs):
+        """A file without one of its columns is refused before any row is read. The library
+        read it row by row: without a count every row was skipped ("Import finished", nothing
+        counted); without a row id each row showed its note on `import_id_fields`, with a
+        traceback, or failed on the database."""
+        required = self.required_columns or tuple(
+            self.fields[name].column_name for name in self.get_import_id_fields()
+        )
+        missing = [column for column in required if column not in (dataset.headers or [])]
+        if not missing:
+            return super().import_data_inner(dataset, dry_run, raise_errors, *args, **kwargs)
+        must = f"the columns {_spoken(required, 'and')}" if required[1:] else "it"
+        refusal = ValueError(
+            f"The {self.sheet_name} has no {_spoken(missing, 'or')} column: its first line "
+            f"must name {must}."
+        )
+        if raise_errors:
+            raise exceptions.ImportError(refusal)
+        result = self.get_result_class()()
+        result.diff_headers = self.get_diff_headers()
+        result.total_rows = len(dataset)
+        result.append_base_error(SheetRefused(refusal))
+        return result
 
     def import_data(self, dataset, dry_run=False, raise_errors=False, **kwargs):
         kwargs.setdefault("rollback_on_validation_errors", True)

@@ -534,3 +534,31 @@ def test_no_sheet_adding_rows_resets_an_id_sequence(web, sheet):
     assert not result.has_errors() and not result.has_validation_errors()
     assert [row.import_type for row in result.rows] == ["new"]
     assert not [q["sql"] for q in captured.captured_queries if "setval" in q["sql"].lower()]
+
+
+@pytest.mark.parametrize(
+    "resource_class, csv_text, message",
+    [
+        (VariantResource, "barcode,name\n123,Tee\n", "The catalog sheet has no sku column"),
+        (
+            ChannelPriceResource,
+            "sku,amount\nTEE,10.00\n",
+            "The price sheet has no channel column: its first line must name the columns "
+            "sku and channel.",
+        ),
+        (ChannelPriceResource, "amount\n10.00\n", "The price sheet has no sku or channel column"),
+    ],
+)
+def test_a_catalog_or_price_sheet_without_its_key_column_is_refused_naming_it(
+    catalog, resource_class, csv_text, message
+):
+    """Without its row id's column the library showed its note on `import_id_fields` with a
+    traceback under each row; the count sheet was refused whole naming the column, and so
+    are these now."""
+    before = snapshot()
+    result = reimport(resource_class(), csv_text)
+    assert [row.errors for row in result.rows if row.errors] == []
+    (refusal,) = result.base_errors
+    assert message in str(refusal.error)
+    assert refusal.traceback == ""
+    assert snapshot() == before

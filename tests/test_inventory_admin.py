@@ -311,7 +311,7 @@ def test_a_count_row_without_its_sku_or_location_says_which_column_is_missing(
         ("sku,location,count", "FINE,{store},45", "counted"),
         ("sku,counted", "FINE,45", "location"),
         ("location,counted", "{store},45", "sku"),
-        ("item,where,counted", "FINE,{store},45", "sku, location"),
+        ("item,where,counted", "FINE,{store},45", "sku or location"),
     ],
 )
 def test_a_count_sheet_without_a_column_is_refused_naming_it(
