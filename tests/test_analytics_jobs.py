@@ -721,3 +721,43 @@ def test_beats_nightly_run_counts_the_last_finished_day_not_today_so_far(pos):
         today - timedelta(days=30),
         Decimal("10.00"),
     )
+
+
+def test_a_nightly_run_the_database_broke_off_is_tried_again_for_the_same_day(pos, monkeypatch):
+    """A lost connection or a lock conflict PostgreSQL ended failed the night's run, and
+    nothing tried again: no figures until the next night. Beat's task now tries again (the
+    run is idempotent), for the day the first try counted, a bounded number of times."""
+    from django.db import OperationalError
+
+    from analytics import tasks
+    from omnichannel.celery import app
+
+    monkeypatch.setitem(app.conf, "task_eager_propagates", False)  # as a worker: it retries
+    member = Member.objects.create(email="m@example.com")
+    order(member, pos, (timezone.localdate() - timedelta(days=3)).isoformat(), "10.00")
+    real, tries = jobs.rfm_stage, []
+
+    def broken_once(**kwargs):
+        tries.append(kwargs["as_of"])
+        if len(tries) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(**kwargs)
+
+    monkeypatch.setattr(jobs, "STAGES", [("rfm", broken_once), *jobs.STAGES[1:]])
+    tasks.run_nightly_jobs.apply()
+    yesterday = timezone.localdate() - timedelta(days=1)
+    assert tries == [yesterday, yesterday]
+    assert list(NightlyRun.objects.order_by("pk").values_list("run_date", "status")) == [
+        (yesterday, NightlyRun.Status.FAILED),
+        (yesterday, NightlyRun.Status.SUCCEEDED),
+    ]
+    assert MemberScore.objects.get().member_id == member.pk
+
+    def always_broken(**kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(jobs, "STAGES", [("rfm", always_broken)])
+    NightlyRun.objects.all().delete()
+    with pytest.raises(OperationalError):
+        tasks.run_nightly_jobs.apply().get()
+    assert NightlyRun.objects.filter(status="failed").count() == 1 + tasks.RETRIES
