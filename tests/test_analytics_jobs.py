@@ -761,3 +761,90 @@ def test_a_nightly_run_the_database_broke_off_is_tried_again_for_the_same_day(po
     with pytest.raises(OperationalError):
         tasks.run_nightly_jobs.apply().get()
     assert NightlyRun.objects.filter(status="failed").count() == 1 + tasks.RETRIES
+
+
+def _largest_sales(channel, location, count: int) -> None:
+    """`count` in-store sales of the largest total an order takes, each returned whole."""
+    from orders.models import Allocation, OrderLine, Return, ReturnLine
+    from orders.services import MAX_AMOUNT
+    from tests.factories import VariantFactory
+
+    variant = VariantFactory(sku="BIG")
+    orders = Order.objects.bulk_create(
+        Order(
+            channel=channel,
+            location=location,
+            fulfillment="in_store",
+            status="completed",
+            currency="VND",  # no cents: a large amount is an ordinary one
+            subtotal=MAX_AMOUNT,
+            total=MAX_AMOUNT,
+        )
+        for _ in range(count)
+    )
+    Order.objects.update(created_at=datetime.fromisoformat("2026-03-10T12:00:00+00:00"))
+    lines = OrderLine.objects.bulk_create(
+        OrderLine(
+            order=made,
+            variant=variant,
+            sku="BIG",
+            name="Big",
+            unit_price=MAX_AMOUNT,
+            quantity=1,
+            line_total=MAX_AMOUNT,
+        )
+        for made in orders
+    )
+    Allocation.objects.bulk_create(
+        Allocation(line=line, location=location, quantity=1) for line in lines
+    )
+    returns = Return.objects.bulk_create(
+        Return(order=made, location=location, restock=False, refund=MAX_AMOUNT) for made in orders
+    )
+    ReturnLine.objects.bulk_create(
+        ReturnLine(ret=ret, line=line, quantity=1, refund=MAX_AMOUNT)
+        for ret, line in zip(returns, lines, strict=True)
+    )
+
+
+@pytest.mark.parametrize("by", ["channel", "location", "day"])
+@pytest.mark.parametrize("limited", [False, True])
+def test_sales_and_refunds_past_a_trillion_are_answered_not_a_500(pos, store, by, limited):
+    """101 of the largest orders the books take (in a currency without cents, ordinary)
+    add up past the 14 digits the answer allowed: DRF failed to quantize them, a 500. A sum
+    now has room for as many orders as the books can number."""
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from omnichannel.models import StaffStoreLimit
+    from omnichannel.roles import MANAGER
+    from tests.factories import make_staff
+
+    _largest_sales(pos, store, 101)
+    user = make_staff("boss")
+    user.groups.add(Group.objects.get(name=MANAGER))
+    if limited:
+        StaffStoreLimit.objects.create(user=user).locations.set([store])
+    api = APIClient()
+    api.force_authenticate(user)
+    response = api.get(
+        "/api/v1/analytics/sales/", {"from": "2026-03-01", "to": "2026-03-31", "by": by}
+    )
+    assert response.status_code == 200, response.content[:300]
+    body = response.json()
+    expected = "1009999999998.99"  # 101 x 9,999,999,999.99
+    assert [row["revenue"] for row in body["results"]] == [expected]
+    assert (body["totals"]["revenue"], body["totals"]["refunds"]) == (expected, expected)
+
+
+def test_segments_of_a_day_of_the_largest_orders_are_answered_not_a_500(pos, manager_api):
+    """The nightly run scores a day of two of the largest orders (its column has 18
+    digits for it), but rfm/ answered the segment's average spend with 12: a 500."""
+    big = Member.objects.create(email="big@example.com")
+    order(big, pos, "2026-03-10", "9999999999.99")
+    order(big, pos, "2026-03-10", "9999999999.99")
+    nightly_run(run_date=date(2026, 3, 31))
+    response = manager_api.get("/api/v1/analytics/rfm/")
+    assert response.status_code == 200, response.content[:300]
+    [segment] = response.json()["results"]
+    assert (segment["members"], segment["monetary"]) == (1, "19999999999.98")
