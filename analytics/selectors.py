@@ -130,15 +130,25 @@ def _summed(expression, limit: StoreLimit):
 
 def _refunded(limit: StoreLimit):
     """What a return counts for: the goods' worth it recorded (`returned_value`); for a
-    store-limited staff member, the same share of it as of its order's revenue (which
-    store's units came back is not recorded), so their refunds stand beside their revenue
-    and add up across stores."""
+    store-limited staff member, each returned line's part that their stores served: all of
+    it when one of them served the line, none when another location did, and for a line
+    split between locations the share of its units they served (which units came back is
+    not recorded). So their refunds stand beside their revenue (`_allocated_paid`) and add
+    up across stores. The order's served share was taken before, whatever line came back:
+    a store was charged for goods it never sent."""
     if limit is None:
         return returned_value()
-    from django.db.models.functions import NullIf
+    from django.db.models import OuterRef, Subquery
 
-    share = _ratio(_served(limit, "order_id"), NullIf(F("order__total"), Value(Decimal("0"))))
-    return _times(returned_value(), Coalesce(share, Value(0.0)))
+    served_units = (
+        _served_allocations(limit)
+        .filter(line=OuterRef("lines__line"))
+        .values("line")
+        .annotate(units=Sum("quantity"))
+        .values("units")
+    )
+    units = Coalesce(Subquery(served_units), Value(0))
+    return _ratio(_times(returned_value(), units), F("lines__line__quantity"))
 
 
 def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
