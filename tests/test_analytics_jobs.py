@@ -443,6 +443,34 @@ def test_stock_out_rate_per_channel_counts_published_skus_shown_as_unavailable(
     assert totals["stock_out_rate"] == {"web": round(2 / 3, 4)}
 
 
+def test_discontinued_skus_are_no_part_of_the_stock_out_rate(web, store, manager_api):
+    """The web shop sells one SKU, in stock. A discontinued variant (no stock) and a variant
+    of a discontinued product (a few left on the shelf) keep their published prices but are
+    not listed in products/ nor sold: the rate counted every published price, so the shop
+    was shown a third out (and the leftover stock as a SKU on sale)."""
+    from catalog.models import ChannelPrice
+    from inventory.services import StockLine, stock_receive
+    from inventory.tasks import sync_channel_availability
+    from tests.factories import VariantFactory
+
+    live, gone, retired = VariantFactory(sku="LIVE"), VariantFactory(sku="GONE"), VariantFactory()
+    for variant in (live, gone, retired):
+        ChannelPrice.objects.create(variant=variant, channel=web, amount=Decimal("9.00"))
+    stock_receive(
+        lines=[StockLine(live.pk, store.pk, 5), StockLine(retired.pk, store.pk, 3)],
+        reference="d",
+    )
+    gone.is_active = False
+    gone.save()
+    retired.product.is_active = False
+    retired.product.save()
+    sync_channel_availability()
+    listed = manager_api.get("/api/v1/products/", {"channel": "web"}).json()["results"]
+    assert [v["sku"] for p in listed for v in p["variants"]] == ["LIVE"]
+    totals = manager_api.get("/api/v1/analytics/sales/").json()["totals"]
+    assert totals["stock_out_rate"] == {"web": 0.0}
+
+
 def test_members_with_equal_figures_get_equal_scores_whatever_their_ids(pos):
     """Five members who each bought once, the same amount, the same day: ranks broken by id
     made two of them champions and two hibernating."""
