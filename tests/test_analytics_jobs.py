@@ -104,6 +104,28 @@ def test_cohorts_by_month_and_first_channel_are_exact(history):
     }
 
 
+def test_a_marketplace_first_buyer_is_online_first_not_store_first(web, pos):
+    """first_channel is web (online) or store (a POS): a member whose first purchase was on
+    a marketplace, an online channel, was counted store-first in RFM and the cohorts. A
+    first day at a store and on a marketplace is still store-first, as with the web shop."""
+    from tests.factories import ChannelFactory
+
+    market = ChannelFactory(code="market", kind="marketplace", currency="EUR")
+    ann = Member.objects.create(email="ann@example.com")
+    bob = Member.objects.create(email="bob@example.com")
+    order(ann, market, "2026-03-10", "10.00")
+    order(bob, market, "2026-02-10", "10.00")
+    order(bob, pos, "2026-02-10", "10.00")
+    nightly_run(run_date=date(2026, 3, 31))
+    firsts = dict(MemberScore.objects.values_list("member_id", "first_channel"))
+    assert firsts == {ann.pk: "web", bob.pk: "store"}
+    cohorts = CohortRetention.objects.values_list("cohort", "first_channel")
+    assert sorted((c.isoformat(), f) for c, f in cohorts) == [
+        ("2026-02-01", "store"),
+        ("2026-03-01", "web"),
+    ]
+
+
 def test_the_nightly_run_twice_for_one_date_gives_the_same_rows(history):
     nightly_run(run_date=date(2026, 3, 31))
     first = (
