@@ -11,7 +11,9 @@ class ReadOnly(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(NightlyRun)
-class NightlyRunAdmin(ReadOnly):
+class NightlyRunAdmin(WholeBusinessAdminMixin, ReadOnly):
+    """The runs' rows and fitted models count every member, whichever store they buy at."""
+
     list_display = ["run_date", "status", "started_at", "finished_at", "stage_summary"]
     list_filter = ["status"]
     date_hierarchy = "run_date"

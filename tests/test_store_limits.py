@@ -585,21 +585,32 @@ def test_a_superuser_sets_a_store_limit_on_the_staff_members_page(client, world)
 def test_member_pages_show_their_stores_orders_and_no_whole_business_figures(
     client, world, limited
 ):
+    """Member scores, cohorts and the nightly runs' records (how many members bought
+    anywhere, the fitted spend model of the whole business) are refused to store-limited
+    staff; the runs' pages were not."""
     from analytics.jobs import nightly_run
     from customers.services import Contact, member_upsert
 
     member, _ = member_upsert(contact=Contact(email="both@stores.example"), channel=None)
     Order.objects.filter(pk__in=[world["sale_a"].pk, world["sale_b"].pk]).update(member=member)
-    nightly_run(run_date=date.today())
+    run = nightly_run(run_date=date.today())
+    whole_business = (
+        "/admin/analytics/memberscore/",
+        "/admin/analytics/cohortretention/",
+        "/admin/analytics/nightlyrun/",
+        f"/admin/analytics/nightlyrun/{run.pk}/change/",
+    )
     client.force_login(limited)
     page = client.get(f"/admin/customers/member/{member.pk}/change/").content.decode()
     assert world["sale_a"].number in page and world["sale_b"].number not in page
-    for url in ("/admin/analytics/memberscore/", "/admin/analytics/cohortretention/"):
+    for url in whole_business:
         assert client.get(url).status_code == 403, url
+    assert "/admin/analytics/" not in client.get("/admin/").content.decode()
     client.force_login(staff("free"))
     page = client.get(f"/admin/customers/member/{member.pk}/change/").content.decode()
     assert world["sale_a"].number in page and world["sale_b"].number in page
-    assert client.get("/admin/analytics/memberscore/").status_code == 200
+    for url in whole_business:
+        assert client.get(url).status_code == 200, url
 
 
 def test_a_members_points_scores_and_data_requests_keep_other_stores_from_limited_staff(
