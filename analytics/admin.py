@@ -29,12 +29,18 @@ class NightlyRunAdmin(WholeBusinessAdminMixin, ReadOnly):
 
     @admin.display(description="stages (rows, seconds)")
     def stage_summary(self, run):
+        # A skipped stage records why, not rows and seconds ("clv: 0 rows in None s").
         return (
             format_html_join(
                 ", ",
-                "{}: {} rows in {} s",
+                "{}: {}",
                 (
-                    (name, stage.get("rows"), stage.get("seconds"))
+                    (
+                        name,
+                        "skipped"
+                        if "skipped" in stage
+                        else f"{stage.get('rows')} rows in {stage.get('seconds')} s",
+                    )
                     for name, stage in run.stages.items()
                 ),
             )
