@@ -11,7 +11,9 @@ class ReadOnly(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(NightlyRun)
-class NightlyRunAdmin(ReadOnly):
+class NightlyRunAdmin(WholeBusinessAdminMixin, ReadOnly):
+    """The runs' rows and fitted models count every member, whichever store they buy at."""
+
     list_display = ["run_date", "status", "started_at", "finished_at", "stage_summary"]
     list_filter = ["status"]
     date_hierarchy = "run_date"
@@ -27,12 +29,18 @@ class NightlyRunAdmin(ReadOnly):
 
     @admin.display(description="stages (rows, seconds)")
     def stage_summary(self, run):
+        # A skipped stage records why, not rows and seconds ("clv: 0 rows in None s").
         return (
             format_html_join(
                 ", ",
-                "{}: {} rows in {} s",
+                "{}: {}",
                 (
-                    (name, stage.get("rows"), stage.get("seconds"))
+                    (
+                        name,
+                        "skipped"
+                        if "skipped" in stage
+                        else f"{stage.get('rows')} rows in {stage.get('seconds')} s",
+                    )
                     for name, stage in run.stages.items()
                 ),
             )

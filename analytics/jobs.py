@@ -47,13 +47,15 @@ def _local_date(column: str) -> str:
 
 def _purchase_days_sql() -> str:
     """One row per member and day with a purchase (all channels), and that day's spend.
-    Same-day purchases are one purchase, as the CLV models count them. Parameters: as_of
-    (a date) and tz (TIME_ZONE, see `_params`)."""
+    Same-day purchases are one purchase, as the CLV models count them. Its channel is
+    `store` for a sale at a till (POS), `web` for every online channel (the web shop, a
+    marketplace), and `store` for a day of both. Parameters: as_of (a date) and tz
+    (TIME_ZONE, see `_params`)."""
     statuses = ", ".join(f"'{s}'" for s in HANDED_OVER)
     day = _local_date("o.created_at")
     return f"""
         SELECT o.member_id AS member_id, {day} AS day, SUM(o.total) AS spend,
-               MIN(CASE WHEN c.kind = 'web' THEN 'web' ELSE 'store' END) AS channel
+               MIN(CASE WHEN c.kind = 'pos' THEN 'store' ELSE 'web' END) AS channel
           FROM orders_order o JOIN omnichannel_channel c ON c.id = o.channel_id
          WHERE o.member_id IS NOT NULL AND o.status IN ({statuses})
            AND {day} <= %(as_of)s

@@ -4,7 +4,7 @@ CLV and cohorts. Sales read live orders; the rest read what the nightly run comp
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Avg, Count, DecimalField, ExpressionWrapper, F, Q, Sum, Value
+from django.db.models import Avg, Count, DecimalField, ExpressionWrapper, F, Max, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
 from inventory.selectors import stock_out_rate_by_channel
@@ -130,15 +130,25 @@ def _summed(expression, limit: StoreLimit):
 
 def _refunded(limit: StoreLimit):
     """What a return counts for: the goods' worth it recorded (`returned_value`); for a
-    store-limited staff member, the same share of it as of its order's revenue (which
-    store's units came back is not recorded), so their refunds stand beside their revenue
-    and add up across stores."""
+    store-limited staff member, each returned line's part that their stores served: all of
+    it when one of them served the line, none when another location did, and for a line
+    split between locations the share of its units they served (which units came back is
+    not recorded). So their refunds stand beside their revenue (`_allocated_paid`) and add
+    up across stores. The order's served share was taken before, whatever line came back:
+    a store was charged for goods it never sent."""
     if limit is None:
         return returned_value()
-    from django.db.models.functions import NullIf
+    from django.db.models import OuterRef, Subquery
 
-    share = _ratio(_served(limit, "order_id"), NullIf(F("order__total"), Value(Decimal("0"))))
-    return _times(returned_value(), Coalesce(share, Value(0.0)))
+    served_units = (
+        _served_allocations(limit)
+        .filter(line=OuterRef("lines__line"))
+        .values("line")
+        .annotate(units=Sum("quantity"))
+        .values("units")
+    )
+    units = Coalesce(Subquery(served_units), Value(0))
+    return _ratio(_times(returned_value(), units), F("lines__line__quantity"))
 
 
 def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
@@ -237,8 +247,13 @@ def top_products(
     today: date | None = None,
     store_limit: StoreLimit = None,
 ) -> list[dict]:
+    """The best-selling SKUs of the sales chart's days, by what was paid for them: one row
+    per SKU, named as its variant sells today. Lines keep the name they were sold under,
+    and grouped by it a renamed product was two rows, each ranked on part of its sales.
+    Two queries."""
     from datetime import timedelta
 
+    from catalog.models import Variant
     from orders.models import OrderLine
 
     since = (today or date.today()) - timedelta(days=days - 1)  # the sales chart's days
@@ -246,31 +261,45 @@ def top_products(
     if store_limit is not None:  # the units their stores served, as sales count them
         from orders.models import Allocation
 
-        return [
+        rows = [
             {**row, "revenue": round(row["revenue"], 2)}
             for row in Allocation.objects.filter(
                 line__order__in=orders.values("pk"), location_id__in=store_limit
             )
-            .values(sku=F("line__sku"), name=F("line__name"))
+            .values(sku=F("line__sku"))
             .annotate(
                 revenue=Sum(_allocated_paid()),
                 units=Sum("quantity"),
+                variant=Max("line__variant_id"),
             )
             .order_by("-revenue", "sku")[:limit]
         ]
-    return list(
-        OrderLine.objects.filter(order__in=orders.values("pk"))
-        .values("sku", "name")
-        # What was paid for them, the line's share of the order discount off, as sales count.
-        .annotate(revenue=Sum(F("line_total") - F("discount")), units=Sum("quantity"))
-        .order_by("-revenue", "sku")[:limit]
-    )
+    else:
+        rows = list(
+            OrderLine.objects.filter(order__in=orders.values("pk"))
+            .values("sku")
+            # What was paid for them, the line's share of the order discount off, as sales
+            # count.
+            .annotate(
+                revenue=Sum(F("line_total") - F("discount")),
+                units=Sum("quantity"),
+                variant=Max("variant_id"),
+            )
+            .order_by("-revenue", "sku")[:limit]
+        )
+    # The variant sold under the SKU (the latest, should the SKU have passed to another),
+    # named as an order line names it (orders.services).
+    variants = Variant.objects.select_related("product").in_bulk([r["variant"] for r in rows])
+    for row in rows:
+        variant = variants[row.pop("variant")]
+        row["name"] = f"{variant.product.name} {variant.name}".strip()
+    return rows
 
 
 def clv_histogram(*, bins: int = 10) -> dict:
     """Members per CLV band, for a distribution chart: counted by the database, band by band
     (the web process read every member's score to count them)."""
-    from django.db.models import FloatField, Max
+    from django.db.models import FloatField
     from django.db.models.functions import Cast, Floor, Greatest, Least
 
     scores = MemberScore.objects.exclude(clv_12m=None)

@@ -105,18 +105,22 @@ def stock_health_by_location(*, low: int = LOW_STOCK, limit: StoreLimit = None) 
 
 
 def stock_out_rate_by_channel() -> dict[str, float]:
-    """Per channel: the share of its published SKUs that it currently shows as unavailable
-    (a SKU never stocked counts as out)."""
+    """Per channel: the share of the SKUs it sells (published there, variant and product
+    active: what products/ lists) that it currently shows as unavailable (a SKU never
+    stocked counts as out). A discontinued SKU keeps its price row: counted, it made a
+    shop that had everything it sells look partly out of stock."""
     from catalog.models import ChannelPrice
 
+    on_sale = Q(variant__is_active=True, variant__product__is_active=True)
     published = dict(
-        ChannelPrice.objects.filter(published=True)
+        ChannelPrice.objects.filter(on_sale, published=True)
         .values("channel__code")
         .annotate(n=Count("pk"))
         .values_list("channel__code", "n")
     )
     available = dict(
         ChannelAvailability.objects.filter(
+            on_sale,
             available__gt=0,
             variant__prices__published=True,
             variant__prices__channel_id=F("channel_id"),

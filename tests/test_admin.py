@@ -322,6 +322,32 @@ def test_a_manager_reads_every_log_and_never_a_webhook_secret(client, web):
     )
 
 
+def test_the_nightly_runs_list_says_a_skipped_stage_was_skipped(client, pos, store):
+    """A stage that could not run (CLV on too thin a history) records why, not rows and
+    seconds: the list showed "clv: 0 rows in None s"."""
+    from analytics.jobs import nightly_run
+    from customers.models import Member
+    from orders.services import LineRequest, order_place
+
+    variant = VariantFactory(sku="TEE")
+    ChannelPriceFactory(variant=variant, channel=pos)
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 5)], reference="d")
+    order_place(
+        channel=pos,
+        fulfillment="in_store",
+        location=store,
+        member=Member.objects.create(email="ann@example.com"),
+        lines=[LineRequest("TEE", 1)],
+    )
+    run = nightly_run(run_date=timezone.localdate())
+    assert "skipped" in run.stages["clv"]
+    client.force_login(make_staff("root", superuser=True))
+    page = client.get("/admin/analytics/nightlyrun/").content.decode()
+    rfm = run.stages["rfm"]
+    assert f"rfm: 1 rows in {rfm['seconds']} s" in page
+    assert "clv: skipped" in page and "None s" not in page
+
+
 # --- catalog edits and what integrators sync on (`updated_since`) ------------------------
 
 

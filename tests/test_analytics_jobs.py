@@ -104,6 +104,28 @@ def test_cohorts_by_month_and_first_channel_are_exact(history):
     }
 
 
+def test_a_marketplace_first_buyer_is_online_first_not_store_first(web, pos):
+    """first_channel is web (online) or store (a POS): a member whose first purchase was on
+    a marketplace, an online channel, was counted store-first in RFM and the cohorts. A
+    first day at a store and on a marketplace is still store-first, as with the web shop."""
+    from tests.factories import ChannelFactory
+
+    market = ChannelFactory(code="market", kind="marketplace", currency="EUR")
+    ann = Member.objects.create(email="ann@example.com")
+    bob = Member.objects.create(email="bob@example.com")
+    order(ann, market, "2026-03-10", "10.00")
+    order(bob, market, "2026-02-10", "10.00")
+    order(bob, pos, "2026-02-10", "10.00")
+    nightly_run(run_date=date(2026, 3, 31))
+    firsts = dict(MemberScore.objects.values_list("member_id", "first_channel"))
+    assert firsts == {ann.pk: "web", bob.pk: "store"}
+    cohorts = CohortRetention.objects.values_list("cohort", "first_channel")
+    assert sorted((c.isoformat(), f) for c, f in cohorts) == [
+        ("2026-02-01", "store"),
+        ("2026-03-01", "web"),
+    ]
+
+
 def test_the_nightly_run_twice_for_one_date_gives_the_same_rows(history):
     nightly_run(run_date=date(2026, 3, 31))
     first = (
@@ -443,6 +465,34 @@ def test_stock_out_rate_per_channel_counts_published_skus_shown_as_unavailable(
     assert totals["stock_out_rate"] == {"web": round(2 / 3, 4)}
 
 
+def test_discontinued_skus_are_no_part_of_the_stock_out_rate(web, store, manager_api):
+    """The web shop sells one SKU, in stock. A discontinued variant (no stock) and a variant
+    of a discontinued product (a few left on the shelf) keep their published prices but are
+    not listed in products/ nor sold: the rate counted every published price, so the shop
+    was shown a third out (and the leftover stock as a SKU on sale)."""
+    from catalog.models import ChannelPrice
+    from inventory.services import StockLine, stock_receive
+    from inventory.tasks import sync_channel_availability
+    from tests.factories import VariantFactory
+
+    live, gone, retired = VariantFactory(sku="LIVE"), VariantFactory(sku="GONE"), VariantFactory()
+    for variant in (live, gone, retired):
+        ChannelPrice.objects.create(variant=variant, channel=web, amount=Decimal("9.00"))
+    stock_receive(
+        lines=[StockLine(live.pk, store.pk, 5), StockLine(retired.pk, store.pk, 3)],
+        reference="d",
+    )
+    gone.is_active = False
+    gone.save()
+    retired.product.is_active = False
+    retired.product.save()
+    sync_channel_availability()
+    listed = manager_api.get("/api/v1/products/", {"channel": "web"}).json()["results"]
+    assert [v["sku"] for p in listed for v in p["variants"]] == ["LIVE"]
+    totals = manager_api.get("/api/v1/analytics/sales/").json()["totals"]
+    assert totals["stock_out_rate"] == {"web": 0.0}
+
+
 def test_members_with_equal_figures_get_equal_scores_whatever_their_ids(pos):
     """Five members who each bought once, the same amount, the same day: ranks broken by id
     made two of them champions and two hibernating."""
@@ -721,3 +771,130 @@ def test_beats_nightly_run_counts_the_last_finished_day_not_today_so_far(pos):
         today - timedelta(days=30),
         Decimal("10.00"),
     )
+
+
+def test_a_nightly_run_the_database_broke_off_is_tried_again_for_the_same_day(pos, monkeypatch):
+    """A lost connection or a lock conflict PostgreSQL ended failed the night's run, and
+    nothing tried again: no figures until the next night. Beat's task now tries again (the
+    run is idempotent), for the day the first try counted, a bounded number of times."""
+    from django.db import OperationalError
+
+    from analytics import tasks
+    from omnichannel.celery import app
+
+    monkeypatch.setitem(app.conf, "task_eager_propagates", False)  # as a worker: it retries
+    member = Member.objects.create(email="m@example.com")
+    order(member, pos, (timezone.localdate() - timedelta(days=3)).isoformat(), "10.00")
+    real, tries = jobs.rfm_stage, []
+
+    def broken_once(**kwargs):
+        tries.append(kwargs["as_of"])
+        if len(tries) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(**kwargs)
+
+    monkeypatch.setattr(jobs, "STAGES", [("rfm", broken_once), *jobs.STAGES[1:]])
+    tasks.run_nightly_jobs.apply()
+    yesterday = timezone.localdate() - timedelta(days=1)
+    assert tries == [yesterday, yesterday]
+    assert list(NightlyRun.objects.order_by("pk").values_list("run_date", "status")) == [
+        (yesterday, NightlyRun.Status.FAILED),
+        (yesterday, NightlyRun.Status.SUCCEEDED),
+    ]
+    assert MemberScore.objects.get().member_id == member.pk
+
+    def always_broken(**kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(jobs, "STAGES", [("rfm", always_broken)])
+    NightlyRun.objects.all().delete()
+    with pytest.raises(OperationalError):
+        tasks.run_nightly_jobs.apply().get()
+    assert NightlyRun.objects.filter(status="failed").count() == 1 + tasks.RETRIES
+
+
+def _largest_sales(channel, location, count: int) -> None:
+    """`count` in-store sales of the largest total an order takes, each returned whole."""
+    from orders.models import Allocation, OrderLine, Return, ReturnLine
+    from orders.services import MAX_AMOUNT
+    from tests.factories import VariantFactory
+
+    variant = VariantFactory(sku="BIG")
+    orders = Order.objects.bulk_create(
+        Order(
+            channel=channel,
+            location=location,
+            fulfillment="in_store",
+            status="completed",
+            currency="VND",  # no cents: a large amount is an ordinary one
+            subtotal=MAX_AMOUNT,
+            total=MAX_AMOUNT,
+        )
+        for _ in range(count)
+    )
+    Order.objects.update(created_at=datetime.fromisoformat("2026-03-10T12:00:00+00:00"))
+    lines = OrderLine.objects.bulk_create(
+        OrderLine(
+            order=made,
+            variant=variant,
+            sku="BIG",
+            name="Big",
+            unit_price=MAX_AMOUNT,
+            quantity=1,
+            line_total=MAX_AMOUNT,
+        )
+        for made in orders
+    )
+    Allocation.objects.bulk_create(
+        Allocation(line=line, location=location, quantity=1) for line in lines
+    )
+    returns = Return.objects.bulk_create(
+        Return(order=made, location=location, restock=False, refund=MAX_AMOUNT) for made in orders
+    )
+    ReturnLine.objects.bulk_create(
+        ReturnLine(ret=ret, line=line, quantity=1, refund=MAX_AMOUNT)
+        for ret, line in zip(returns, lines, strict=True)
+    )
+
+
+@pytest.mark.parametrize("by", ["channel", "location", "day"])
+@pytest.mark.parametrize("limited", [False, True])
+def test_sales_and_refunds_past_a_trillion_are_answered_not_a_500(pos, store, by, limited):
+    """101 of the largest orders the books take (in a currency without cents, ordinary)
+    add up past the 14 digits the answer allowed: DRF failed to quantize them, a 500. A sum
+    now has room for as many orders as the books can number."""
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from omnichannel.models import StaffStoreLimit
+    from omnichannel.roles import MANAGER
+    from tests.factories import make_staff
+
+    _largest_sales(pos, store, 101)
+    user = make_staff("boss")
+    user.groups.add(Group.objects.get(name=MANAGER))
+    if limited:
+        StaffStoreLimit.objects.create(user=user).locations.set([store])
+    api = APIClient()
+    api.force_authenticate(user)
+    response = api.get(
+        "/api/v1/analytics/sales/", {"from": "2026-03-01", "to": "2026-03-31", "by": by}
+    )
+    assert response.status_code == 200, response.content[:300]
+    body = response.json()
+    expected = "1009999999998.99"  # 101 x 9,999,999,999.99
+    assert [row["revenue"] for row in body["results"]] == [expected]
+    assert (body["totals"]["revenue"], body["totals"]["refunds"]) == (expected, expected)
+
+
+def test_segments_of_a_day_of_the_largest_orders_are_answered_not_a_500(pos, manager_api):
+    """The nightly run scores a day of two of the largest orders (its column has 18
+    digits for it), but rfm/ answered the segment's average spend with 12: a 500."""
+    big = Member.objects.create(email="big@example.com")
+    order(big, pos, "2026-03-10", "9999999999.99")
+    order(big, pos, "2026-03-10", "9999999999.99")
+    nightly_run(run_date=date(2026, 3, 31))
+    response = manager_api.get("/api/v1/analytics/rfm/")
+    assert response.status_code == 200, response.content[:300]
+    [segment] = response.json()["results"]
+    assert (segment["members"], segment["monetary"]) == (1, "19999999999.98")

@@ -108,3 +108,53 @@ def test_top_products_count_what_was_paid_over_the_sales_charts_days(client, web
     data = chart_data(client.get("/dashboard/"))
     assert sum(sum(series) for series in data["sales"]["channels"].values()) == 15.0
     assert data["top_products"] == [{"sku": "TEE", "revenue": 15.0}]
+
+
+@pytest.mark.parametrize("limited", [False, True])
+def test_a_renamed_product_is_one_top_product_under_its_current_name(client, pos, store, limited):
+    """TEE sold 3 x 10.00, then renamed and sold once more: top products grouped by SKU and
+    name showed TEE twice (30.0 and 10.0) below a CAP of 35.00, where it is one product of
+    40.0. One row per SKU now, under the name it sells as today."""
+    from decimal import Decimal
+
+    from analytics.selectors import top_products
+    from catalog.models import Variant
+    from inventory.services import StockLine, stock_receive
+    from omnichannel.models import StaffStoreLimit
+    from orders.services import LineRequest, order_place
+    from tests.factories import ChannelPriceFactory, VariantFactory
+
+    tee = VariantFactory(sku="TEE", name="M", product__name="Tee")
+    cap = VariantFactory(sku="CAP", name="", product__name="Cap")
+    ChannelPriceFactory(variant=tee, channel=pos, amount=Decimal("10.00"))
+    ChannelPriceFactory(variant=cap, channel=pos, amount=Decimal("35.00"))
+    stock_receive(
+        lines=[StockLine(tee.pk, store.pk, 10), StockLine(cap.pk, store.pk, 5)], reference="d"
+    )
+
+    def sell(sku, quantity):
+        order_place(
+            channel=pos,
+            fulfillment="in_store",
+            location=store,
+            lines=[LineRequest(sku, quantity)],
+        )
+
+    sell("TEE", 3)
+    sell("CAP", 1)
+    Variant.objects.filter(pk=tee.pk).update(name="M (organic)")
+    tee.product.name = "Organic tee"
+    tee.product.save()
+    sell("TEE", 1)
+    user = make_staff("boss")
+    user.groups.add(Group.objects.get(name=MANAGER))
+    if limited:
+        StaffStoreLimit.objects.create(user=user).locations.set([store])
+    client.force_login(user)
+    top = chart_data(client.get("/dashboard/"))["top_products"]
+    assert top == [{"sku": "TEE", "revenue": 40.0}, {"sku": "CAP", "revenue": 35.0}]
+    rows = top_products(store_limit={store.pk} if limited else None)
+    assert [(r["sku"], r["name"], r["units"]) for r in rows] == [
+        ("TEE", "Organic tee M (organic)", 4),
+        ("CAP", "Cap", 1),
+    ]

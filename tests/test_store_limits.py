@@ -585,21 +585,32 @@ def test_a_superuser_sets_a_store_limit_on_the_staff_members_page(client, world)
 def test_member_pages_show_their_stores_orders_and_no_whole_business_figures(
     client, world, limited
 ):
+    """Member scores, cohorts and the nightly runs' records (how many members bought
+    anywhere, the fitted spend model of the whole business) are refused to store-limited
+    staff; the runs' pages were not."""
     from analytics.jobs import nightly_run
     from customers.services import Contact, member_upsert
 
     member, _ = member_upsert(contact=Contact(email="both@stores.example"), channel=None)
     Order.objects.filter(pk__in=[world["sale_a"].pk, world["sale_b"].pk]).update(member=member)
-    nightly_run(run_date=date.today())
+    run = nightly_run(run_date=date.today())
+    whole_business = (
+        "/admin/analytics/memberscore/",
+        "/admin/analytics/cohortretention/",
+        "/admin/analytics/nightlyrun/",
+        f"/admin/analytics/nightlyrun/{run.pk}/change/",
+    )
     client.force_login(limited)
     page = client.get(f"/admin/customers/member/{member.pk}/change/").content.decode()
     assert world["sale_a"].number in page and world["sale_b"].number not in page
-    for url in ("/admin/analytics/memberscore/", "/admin/analytics/cohortretention/"):
+    for url in whole_business:
         assert client.get(url).status_code == 403, url
+    assert "/admin/analytics/" not in client.get("/admin/").content.decode()
     client.force_login(staff("free"))
     page = client.get(f"/admin/customers/member/{member.pk}/change/").content.decode()
     assert world["sale_a"].number in page and world["sale_b"].number in page
-    assert client.get("/admin/analytics/memberscore/").status_code == 200
+    for url in whole_business:
+        assert client.get(url).status_code == 200, url
 
 
 def test_a_members_points_scores_and_data_requests_keep_other_stores_from_limited_staff(
@@ -702,6 +713,65 @@ def test_a_parcel_sent_from_two_stores_counts_for_each_the_part_it_served(client
 
     assert refunds(free) == Decimal("10.00")
     assert refunds(only_a) == refunds(only_b) == Decimal("5.00")
+
+
+def test_a_returned_line_counts_at_the_store_that_served_it_not_at_the_other(web):
+    """A parcel of a tee sent from store A and a mug from store B; the mug comes back. Each
+    return was shared by the order's served share, whatever line came back: A's manager was
+    shown 5.00 of refunds for goods A never sent, B's 5.00 for its 10.00. A returned line
+    now counts where its units were served (in proportion only for a line itself split),
+    in as many queries for more returns."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from orders.services import order_transition
+
+    a, b = LocationFactory(code="store-a"), LocationFactory(code="store-b")
+    ChannelLocationFactory(channel=web, location=a, priority=1)
+    ChannelLocationFactory(channel=web, location=b, priority=2)
+    tee, mug = VariantFactory(sku="TEE"), VariantFactory(sku="MUG")
+    for variant in (tee, mug):
+        ChannelPriceFactory(variant=variant, channel=web, amount=Decimal("10.00"))
+    stock_receive(
+        lines=[StockLine(tee.pk, a.pk, 3), StockLine(mug.pk, b.pk, 3)], reference="delivery"
+    )
+
+    def parcel():
+        placed = order_place(
+            channel=web, fulfillment="ship", lines=[LineRequest("TEE", 1), LineRequest("MUG", 1)]
+        )
+        served = {
+            line.sku: {x.location_id for x in line.allocations.all()} for line in placed.lines.all()
+        }
+        assert served == {"TEE": {a.pk}, "MUG": {b.pk}}
+        order_transition(order_id=placed.pk, action="ship")
+        return placed
+
+    first = parcel()
+    order_return(order_id=first.pk, location=b, lines=[LineRequest("MUG", 1)], restock=True)
+    only_a, only_b, free = staff("only-a", stores=[a]), staff("only-b", stores=[b]), staff("free")
+
+    def figures(user):
+        totals = session(user).get("/api/v1/analytics/sales/").json()["totals"]
+        return totals["revenue"], totals["refunds"]
+
+    assert figures(only_a) == ("10.00", "0.00")
+    assert figures(only_b) == ("10.00", "10.00")
+    assert figures(free) == ("20.00", "10.00")
+
+    def queries(user):
+        with CaptureQueriesContext(connection) as captured:
+            session(user).get("/api/v1/analytics/sales/")
+        return len(captured.captured_queries)
+
+    before = queries(only_a)
+    for _ in range(2):  # the tee of another parcel comes back at A, the mug at B
+        more = parcel()
+        order_return(order_id=more.pk, location=a, lines=[LineRequest("TEE", 1)], restock=True)
+        order_return(order_id=more.pk, location=b, lines=[LineRequest("MUG", 1)], restock=True)
+    assert queries(only_a) == before
+    assert figures(only_a) == ("30.00", "20.00")
+    assert figures(only_b) == ("30.00", "30.00")
 
 
 def test_a_store_that_served_a_whole_line_counts_all_of_it_on_either_database(web):

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from omnichannel.auth import api_client_of
 from omnichannel.selectors import store_limit
+from orders.models import Order
 
 from .. import selectors
 from ..models import CohortRetention, MemberScore
@@ -67,18 +68,29 @@ SalesQuerySerializer._declared_fields = {
 }
 
 
+# A sum of order amounts: the largest an order holds, as many times as the books can number
+# orders (a 64-bit id). Ten years of sales are not bounded otherwise; at 14 digits, 101 of
+# the largest orders (in a currency without cents) were a 500.
+_AMOUNT = Order._meta.get_field("total")
+SUM_DIGITS = _AMOUNT.max_digits + len(str(2**63 - 1))
+
+
+def _sum_field():
+    return serializers.DecimalField(max_digits=SUM_DIGITS, decimal_places=_AMOUNT.decimal_places)
+
+
 class SalesRowSerializer(serializers.Serializer):
     key = serializers.CharField()
     orders = serializers.IntegerField()
-    revenue = serializers.DecimalField(max_digits=14, decimal_places=2)
+    revenue = _sum_field()
 
 
 class SalesTotalsSerializer(serializers.Serializer):
     orders = serializers.IntegerField()
-    revenue = serializers.DecimalField(max_digits=14, decimal_places=2)
+    revenue = _sum_field()
     pickup_share = serializers.FloatField()
     return_rate = serializers.FloatField()
-    refunds = serializers.DecimalField(max_digits=14, decimal_places=2)
+    refunds = _sum_field()
     stock_out_rate = serializers.DictField(
         child=serializers.FloatField(),
         help_text="Per channel: share of its published SKUs it shows as unavailable now.",
@@ -141,11 +153,19 @@ class SalesView(generics.GenericAPIView):
         return Response(SalesSerializer(body).data)
 
 
+def _average_of(column: str):
+    """An average of a MemberScore column: never larger than the column holds."""
+    field = MemberScore._meta.get_field(column)
+    return serializers.DecimalField(
+        max_digits=field.max_digits, decimal_places=field.decimal_places, allow_null=True
+    )
+
+
 class SegmentSerializer(serializers.Serializer):
     segment = serializers.CharField()
     members = serializers.IntegerField()
-    monetary = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
-    clv = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+    monetary = _average_of("monetary")
+    clv = _average_of("clv_12m")
 
 
 class RfmView(generics.GenericAPIView):
