@@ -190,7 +190,8 @@ class MemberAdmin(HistoryAdmin):
             privacy.member_merge(
                 survivor_id=survivor.pk, other_id=other.pk, staff_id=request.user.pk
             )
-        except privacy.MemberGone as exc:  # merged or erased by someone else meanwhile
+        except (privacy.MemberGone, privacy.MergeConflict) as exc:
+            # Merged or erased by someone else meanwhile, or a contact finds a third member.
             messages.error(request, exc.detail)
             return
         messages.success(request, f"Member {other.pk} merged into {survivor.pk}.")

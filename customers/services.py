@@ -3,7 +3,8 @@
 Rules kept here:
 - email is lower-cased and trimmed, phone is E.164 (read in PHONE_DEFAULT_REGION when it has
   no country code); either finds the member, and a member may have both;
-- an email of one member with the phone of another is a conflict for staff to merge (409);
+- contact details finding two members (an email of one with the phone of another) are a
+  conflict for staff to merge (409);
 - the balance changes only with a ledger entry, in one transaction, under the member's row
   lock, so two tills redeeming at once cannot spend more than there is;
 - points are earned once per order and reversed once per return (database constraints);
@@ -28,7 +29,7 @@ from rest_framework import status
 
 from omnichannel.errors import DomainError
 
-from .models import Member, MemberChannel, PointsEntry
+from .models import Member, MemberAlias, MemberChannel, PointsEntry
 from .selectors import contact_is
 
 
@@ -40,7 +41,7 @@ class InvalidContact(DomainError):
 class MemberConflict(DomainError):
     status_code = status.HTTP_409_CONFLICT
     code = "member_conflict"
-    default_detail = "The email belongs to one member and the phone to another: merge them."
+    default_detail = "The contact details given find more than one member: merge them."
 
 
 class UnknownMember(DomainError):
@@ -101,12 +102,51 @@ class Contact:
 
 
 def _find(email: str | None, phone: str | None) -> list[Member]:
+    """The members this email or phone finds, locked."""
     match = Q(pk__in=[])
     if email:
         match |= contact_is(kind="email", value=email)
     if phone:
         match |= contact_is(kind="phone", value=phone)
-    return list(Member.objects.select_for_update().filter(match).order_by("pk"))
+    members = Member.objects.select_for_update().filter(match).order_by("pk")
+    found = list(members)
+    held = {m.email for m in found} | {m.phone for m in found}
+    if any(value and value not in held for value in (email, phone)):
+        # A contact none of them holds as their own: new, an alias, or a member merged away
+        # while we waited on their row. PostgreSQL skips the deleted row, and the alias the
+        # merge left on the survivor is not in this statement's snapshot, so the person came
+        # out unknown and was made a second member. A new statement sees what was committed
+        # meanwhile; the rows found stay locked.
+        found = list(members.all())
+    return found
+
+
+def _conflict(found: list[Member], email: str | None, phone: str | None) -> MemberConflict:
+    """Which member each contact finds (their own, or an alias kept from a merge), in the
+    words staff need to merge them."""
+    given = {kind: value for kind, value in (("email", email), ("phone", phone)) if value}
+    aliases = set(
+        MemberAlias.objects.filter(member__in=found, value__in=given.values()).values_list(
+            "member_id", "kind"
+        )
+    )
+    found_by = {
+        kind: [m.pk for m in found if getattr(m, kind) == value or (m.pk, kind) in aliases]
+        for kind, value in given.items()
+    }
+    found_by = {kind: ids for kind, ids in found_by.items() if ids}
+
+    def members(ids: list[int]) -> str:
+        if len(ids) == 1:
+            return f"member {ids[0]}"
+        return "members " + ", ".join(map(str, ids[:-1])) + f" and {ids[-1]}"
+
+    said = " and ".join(f"the {kind} finds {members(ids)}" for kind, ids in found_by.items())
+    return MemberConflict(
+        f"{said[0].upper()}{said[1:]}: merge them.",
+        members=[m.pk for m in found],
+        found_by=found_by,
+    )
 
 
 def _apply_consent(member: Member, contact: Contact, source: str) -> None:
@@ -158,7 +198,7 @@ def member_upsert(
             with transaction.atomic():
                 found = _find(email, phone)
                 if len(found) > 1:
-                    raise MemberConflict(members=[m.pk for m in found])
+                    raise _conflict(found, email, phone)
                 created = not found
                 member = found[0] if found else Member()
                 before = _profile(member)

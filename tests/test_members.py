@@ -206,3 +206,28 @@ def test_api_clients_look_members_up_but_cannot_browse_them(shop):
         buy(shop["web"], member_id, fulfillment="pickup", pickup_location="lyon").status_code == 201
     )
     assert shop["web"].get(f"/api/v1/members/{member_id}/").status_code == 200
+
+
+def test_a_conflict_says_which_contact_finds_which_member(shop):
+    """Every member_conflict said "the email belongs to one member and the phone to
+    another", also when the email alone found two members (one under an alias)."""
+    from customers.models import MemberAlias
+
+    survivor = Member.objects.create(email="keep@example.com")
+    MemberAlias.objects.create(member=survivor, kind="email", value="gone@example.com")
+    duplicate = Member.objects.create(email="gone@example.com")
+    by_phone = Member.objects.create(phone="+33612345678")
+    refused = shop["web"].post("/api/v1/members/", {"email": "gone@example.com"}, format="json")
+    assert refused.status_code == 409
+    body = refused.json()
+    assert (body["code"], body["members"]) == ("member_conflict", [survivor.pk, duplicate.pk])
+    assert body["detail"] == (
+        f"The email finds members {survivor.pk} and {duplicate.pk}: merge them."
+    )
+    both = shop["web"].post(
+        "/api/v1/members/", {"email": "keep@example.com", "phone": "0612345678"}, format="json"
+    )
+    assert both.json()["detail"] == (
+        f"The email finds member {survivor.pk} and the phone finds member {by_phone.pk}: "
+        "merge them."
+    )

@@ -110,7 +110,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             )
         return request.user.pk
 
-    @extend_schema(request=MergeInputSerializer, responses={200: MemberSerializer})
+    @extend_schema(request=MergeInputSerializer, responses={200: MemberSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def merge(self, request, pk=None):
         """Move everything of `other` (orders, points, channels, contact) to this member."""
