@@ -393,7 +393,8 @@ def points_expire(*, now=None, days: int | None = None) -> int:
     reversed, expired) use the oldest points first, so what is left of the old earnings is
     `earned before the cutoff - all debits`. One set-based read finds the members with old
     points; each is then locked and their figure read again under the lock, so points spent
-    meanwhile, or a second run at the same moment, are counted. Safe to run twice."""
+    meanwhile, or a second run at the same moment, are counted; a member merged away or
+    erased meanwhile is skipped. Safe to run twice."""
     from django.conf import settings
 
     cutoff = (now or timezone.now()) - timedelta(days=days or settings.POINTS_EXPIRY_DAYS)
@@ -408,7 +409,12 @@ def points_expire(*, now=None, days: int | None = None) -> int:
         if row["old_credit"] + row["debits"] <= 0:  # debits are negative
             continue
         with transaction.atomic():
-            member = _locked(row["member_id"])
+            try:
+                member = _locked(row["member_id"])
+            except Member.DoesNotExist:
+                # Merged into another since the scan (their points went with them and expire
+                # on the survivor, in this run or the next) or erased: nothing left here.
+                continue
             now_row = PointsEntry.objects.filter(member=member).aggregate(**figures)
             due = min(now_row["old_credit"] + now_row["debits"], member.points)
             if due > 0:

@@ -171,6 +171,35 @@ def test_expiry_removes_only_points_past_the_period_and_spends_oldest_first(shop
     assert ledger_sum == 99
 
 
+def test_a_member_merged_away_during_the_nightly_expiry_does_not_stop_it(monkeypatch):
+    """The run finds the members with old points, then locks each: one merged into another
+    (or erased) in between raised Member.DoesNotExist and stopped the run, the members after
+    them keeping their old points. The one gone is skipped; their points moved with the
+    merge and expire on the survivor."""
+    from customers import services
+    from customers.privacy import member_merge
+
+    members = [Member.objects.create(email=f"{n}@example.com", points=100) for n in "abc"]
+    for member in members:
+        earned = PointsEntry.objects.create(member=member, kind="earned", points=100)
+        PointsEntry.objects.filter(pk=earned.pk).update(
+            created_at=timezone.now() - timedelta(days=400)
+        )
+    lock = services._locked
+    merged = []
+
+    def merged_first(member_id):
+        if not merged:  # staff merge the first member the run locks into another meanwhile
+            survivor = next(m for m in members if m.pk != member_id)
+            merged.append(member_merge(survivor_id=survivor.pk, other_id=member_id))
+        return lock(member_id)
+
+    monkeypatch.setattr(services, "_locked", merged_first)
+    assert points_expire() == 300
+    assert list(Member.objects.values_list("points", flat=True)) == [0, 0]
+    assert PointsEntry.objects.aggregate(s=Sum("points"))["s"] == 0
+
+
 def test_tier_follows_trailing_twelve_month_spend_and_multiplies_earnings(shop, settings):
     settings.TIER_SPEND_THRESHOLDS = {"gold": "1500.00", "silver": "500.00"}
     member_id = buy(shop["till"], {"phone": "0688888888"}, quantity=6)["member"]  # 600.00
