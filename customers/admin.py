@@ -1,5 +1,9 @@
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+from django.urls import reverse
+from django.utils.html import format_html
 
 from omnichannel.admin_base import HistoryAdmin, ReadOnlyInline
 from omnichannel.selectors import store_limit
@@ -55,19 +59,32 @@ class SeenInline(ReadOnlyInline):
     fields = ["channel", "location", "first_seen", "last_seen"]
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("channel", "location")
+
 
 class OrderInline(ReadOnlyInline):
+    """The member's latest orders; the page links to all of them (MemberAdmin.all_orders).
+    Every order they ever placed was a row here, each reading its channel in a query of its
+    own."""
+
     model = Order
     fields = ["number", "channel", "fulfillment", "status", "total", "created_at"]
     readonly_fields = fields
     show_change_link = True
-    ordering = ["-created_at"]
+    ordering = ["-created_at", "-pk"]
+    verbose_name_plural = "latest orders"
+    latest = 20
 
     def get_queryset(self, request):
         """A store-limited staff member sees the member's orders at their stores only."""
-        return orders_within_limit(
-            super().get_queryset(request), limit=store_limit(user=request.user)
+        visible = orders_within_limit(
+            super().get_queryset(request).select_related("channel"),
+            limit=store_limit(user=request.user),
         )
+        # Numbered per member, newest first: the page filters on its member afterwards.
+        recency = Window(RowNumber(), partition_by=F("member_id"), order_by=self.ordering)
+        return visible.annotate(recency=recency).filter(recency__lte=self.latest)
 
 
 class MemberForm(forms.ModelForm):
@@ -136,6 +153,23 @@ class MemberAdmin(HistoryAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # Django's delete would keep their history and log; see `erase`
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if obj is not None and request.user.has_perm("orders.view_order"):
+            fields = [*fields, "all_orders"]
+        return fields
+
+    @admin.display(description="orders")
+    def all_orders(self, member):
+        """The order list filtered by the member: the page lists only the latest."""
+        return format_html(
+            '<a href="{}?member__id__exact={}">All their orders</a> (the latest {} are listed '
+            "below)",
+            reverse("admin:orders_order_changelist"),
+            member.pk,
+            OrderInline.latest,
+        )
 
     def save_model(self, request, obj, form, change):
         changed = [kind for kind in ("email", "sms") if f"{kind}_consent" in form.changed_data]

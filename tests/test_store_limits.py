@@ -732,3 +732,86 @@ def test_a_store_that_served_a_whole_line_counts_all_of_it_on_either_database(we
     today = date.today()
     counted = sales(start=today, end=today, by="channel", limit={a.pk})["totals"]["revenue"]
     assert Decimal(counted) == Decimal("10.01")
+
+
+def _member_with_orders(world, count: int):
+    from customers.models import Member
+
+    member = Member.objects.create(email="regular@stores.example")
+    stock_receive(lines=[StockLine(world["tee"].pk, world["a"].pk, count)], reference="delivery")
+    pos = world["sale_a"].channel
+    for _ in range(count):
+        order_place(
+            channel=pos,
+            fulfillment="in_store",
+            location=world["a"],
+            member=member,
+            lines=[LineRequest("TEE", 1)],
+        )
+    return member
+
+
+def _more_orders(world, member, count: int) -> None:
+    stock_receive(lines=[StockLine(world["tee"].pk, world["a"].pk, count)], reference="delivery")
+    for _ in range(count):
+        order_place(
+            channel=world["sale_a"].channel,
+            fulfillment="in_store",
+            location=world["a"],
+            member=member,
+            lines=[LineRequest("TEE", 1)],
+        )
+
+
+def listed_orders(page) -> list[int]:
+    [orders] = [f for f in page.context["inline_admin_formsets"] if f.opts.model is Order]
+    return [form.instance.pk for form in orders.formset]
+
+
+@pytest.mark.parametrize("limited_to_a", [False, True])
+def test_the_member_page_reads_its_orders_in_a_constant_number_of_queries(
+    client, world, limited_to_a, django_assert_max_num_queries
+):
+    """Each order listed on the member's page read its channel in a query of its own."""
+    client.force_login(staff("desk", stores=[world["a"]] if limited_to_a else None))
+    member = _member_with_orders(world, 1)
+    url = f"/admin/customers/member/{member.pk}/change/"
+    client.get(url)
+    with django_assert_max_num_queries(60) as few:
+        assert client.get(url).status_code == 200
+    _more_orders(world, member, 5)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page = client.get(url)
+    assert page.content.decode().count("/admin/orders/order/") >= 6
+
+
+def test_the_member_page_lists_the_latest_orders_and_links_to_all_of_them(
+    client, world, monkeypatch
+):
+    """It listed every order the member ever placed, one page row each. It lists the latest
+    (20; 2 here), and links to the order list filtered by the member, where a store-limited
+    staff member finds their stores' orders of the member alone."""
+    from customers.admin import OrderInline
+
+    monkeypatch.setattr(OrderInline, "latest", 2)
+    member = _member_with_orders(world, 3)
+    sale_b = order_place(
+        channel=world["sale_a"].channel,
+        fulfillment="in_store",
+        location=world["b"],
+        member=member,
+        lines=[LineRequest("TEE", 1)],
+    )
+    theirs = list(Order.objects.filter(member=member).order_by("-created_at", "-pk"))
+    client.force_login(staff("free"))
+    page = client.get(f"/admin/customers/member/{member.pk}/change/")
+    listed = listed_orders(page)
+    assert listed == [o.pk for o in theirs[:2]]
+    all_of_them = f"/admin/orders/order/?member__id__exact={member.pk}"
+    assert all_of_them in page.content.decode()
+    assert {o.pk for o in shown(client, all_of_them)} == {o.pk for o in theirs}
+    client.force_login(staff("a-desk", stores=[world["a"]]))
+    page = client.get(f"/admin/customers/member/{member.pk}/change/")
+    listed = listed_orders(page)
+    assert listed == [o.pk for o in theirs if o.pk != sale_b.pk][:2]
+    assert {o.pk for o in shown(client, all_of_them)} == {o.pk for o in theirs} - {sale_b.pk}
