@@ -199,16 +199,17 @@ class MemberAdmin(HistoryAdmin):
         messages.success(request, f"{erased} member(s) erased.")
 
     def get_search_results(self, request, queryset, search_term):
-        """A phone typed any way (06 12 34 56 78) finds the E.164 number."""
-        from .services import InvalidContact, normalize_phone
-
+        """A phone typed any way (06 12 34 56 78) finds the E.164 number, among the members
+        the list's filters leave (`queryset` comes filtered): taken from every member, a
+        basic member was listed under tier=gold, and went with the page's to an action."""
+        filtered = queryset
         queryset, distinct = super().get_search_results(request, queryset, search_term)
         try:
             phone = normalize_phone(search_term)
         except InvalidContact:
             phone = None
         if phone:
-            queryset |= self.model.objects.filter(phone=phone)
+            queryset |= filtered.filter(phone=phone)
         return queryset, distinct
 
     @admin.action(

@@ -621,3 +621,27 @@ def test_a_change_page_saved_unchanged_writes_nothing(client, store, meanwhile):
     url = f"/admin/inventory/transfer/{transfer.pk}/change/"
     assert _post_change_page(client, url).status_code == 302
     assert Transfer.objects.get(pk=transfer.pk).status == "shipped"
+
+
+def test_a_phone_search_of_members_keeps_the_list_filters(client, web, pos):
+    """A phone typed any way finds the member's E.164 number, but it was added to the list
+    whatever the filters said: under tier=gold a basic member was listed (and selected with
+    the page's members for an action, an erasure included)."""
+    from customers.models import Member
+    from customers.services import member_seen
+
+    basic = Member.objects.create(phone="+33612345678", tier="basic")
+    member_seen(member=basic, channel=pos)
+    Member.objects.create(email="gold@example.com", tier="gold")
+    client.force_login(make_staff("care", "customers.view_member"))
+
+    def listed(**params):
+        page = client.get("/admin/customers/member/", params)
+        assert page.status_code == 200
+        return [m.pk for m in page.context["cl"].result_list]
+
+    assert listed(tier__exact="gold", q="06 12 34 56 78") == []
+    assert listed(tier__exact="basic", q="06 12 34 56 78") == [basic.pk]
+    assert listed(q="06 12 34 56 78") == [basic.pk]
+    assert listed(seen_in__channel__id__exact=web.pk, q="06 12 34 56 78") == []
+    assert listed(seen_in__channel__id__exact=pos.pk, q="06 12 34 56 78") == [basic.pk]
