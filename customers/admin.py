@@ -12,7 +12,7 @@ from orders.selectors import orders_within_limit
 
 from . import privacy
 from .models import Member, MemberAlias, MemberChannel, MemberEvent, PointsEntry
-from .selectors import alias_holder, order_number_seen, with_order_visibility
+from .selectors import alias_holder, contact_is, order_number_seen, with_order_visibility
 from .services import (
     InvalidContact,
     consent_dated,
@@ -199,17 +199,19 @@ class MemberAdmin(HistoryAdmin):
         messages.success(request, f"{erased} member(s) erased.")
 
     def get_search_results(self, request, queryset, search_term):
-        """A phone typed any way (06 12 34 56 78) finds the E.164 number, among the members
-        the list's filters leave (`queryset` comes filtered): taken from every member, a
-        basic member was listed under tier=gold, and went with the page's to an action."""
+        """A phone or an email typed any way (06 12 34 56 78, Jo@Exámple.com) finds the
+        member with it, or with it kept from a merge, among the members the list's filters
+        leave (`queryset` comes filtered): taken from every member, a basic member was
+        listed under tier=gold, and went with the page's to an action."""
         filtered = queryset
         queryset, distinct = super().get_search_results(request, queryset, search_term)
-        try:
-            phone = normalize_phone(search_term)
-        except InvalidContact:
-            phone = None
-        if phone:
-            queryset |= filtered.filter(phone=phone)
+        for kind, normalize in (("phone", normalize_phone), ("email", normalize_email)):
+            try:
+                value = normalize(search_term)
+            except InvalidContact:
+                continue
+            if value:
+                queryset |= filtered.filter(contact_is(kind=kind, value=value))
         return queryset, distinct
 
     @admin.action(

@@ -1,8 +1,9 @@
 """Members and loyalty: one person whatever channel they shop in, and points they can trust.
 
 Rules kept here:
-- email is lower-cased and trimmed, phone is E.164 (read in PHONE_DEFAULT_REGION when it has
-  no country code); either finds the member, and a member may have both;
+- email is trimmed and lower-cased, its domain in IDNA A-labels; phone is E.164 (read in
+  PHONE_DEFAULT_REGION when it has no country code); either finds the member, and a member
+  may have both;
 - contact details finding two members (an email of one with the phone of another) are a
   conflict for staff to merge (409);
 - the balance changes only with a ledger entry, in one transaction, under the member's row
@@ -13,9 +14,11 @@ Rules kept here:
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
+from encodings import idna
 
 import phonenumbers
 from django.conf import settings
@@ -55,11 +58,37 @@ class InsufficientPoints(DomainError):
     default_detail = "The member does not have that many points."
 
 
+# The dots IDNA reads between labels: NFKC leaves the ideographic one as it is.
+_LABEL_DOTS = re.compile("[.\u3002]")
+
+
+def _domain_a_labels(domain: str) -> str:
+    """The domain in IDNA A-labels (ASCII, as the stdlib codec spells them, as Django's
+    own validation and webhook URLs do): "exámple.com" composed or decomposed, in full-width
+    letters or upper-case, and "xn--exmple-qta.com" are one domain. An A-label is read back
+    first, so one not in its own spelling is refused rather than kept as a second one.
+    UnicodeError: no IDNA spelling (an empty or too long label, a character IDNA refuses)."""
+    labels = []
+    for label in _LABEL_DOTS.split(unicodedata.normalize("NFKC", domain).lower()):
+        if label.isascii() and label.startswith("xn--"):
+            label = idna.ToUnicode(label)
+        labels.append(idna.ToASCII(label).decode("ascii"))
+    return ".".join(labels)
+
+
 def normalize_email(value: str | None) -> str | None:
+    """An email in the one spelling members are stored and found by: trimmed, lower-cased,
+    the mailbox in NFC (NFKC would merge mailboxes the receiving server may keep apart),
+    the domain in IDNA A-labels (_domain_a_labels)."""
     if value is None or not str(value).strip():
         return None
-    email = str(value).strip().lower()
-    # Lower-casing can lengthen it (U+0130 becomes two characters): the stored form counts.
+    mailbox, at, domain = str(value).strip().rpartition("@")
+    try:
+        email = unicodedata.normalize("NFC", mailbox.lower()) + at + _domain_a_labels(domain)
+    except UnicodeError as exc:
+        raise InvalidContact(errors={"email": ["Enter a valid email address."]}) from exc
+    # Lower-casing and the A-labels can lengthen it (U+0130 becomes two characters): the
+    # stored form counts.
     if len(email) > Member._meta.get_field("email").max_length:
         raise InvalidContact(errors={"email": ["The email address is too long."]})
     try:
