@@ -1,6 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import F, Window
+from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils.html import format_html
@@ -55,12 +55,19 @@ class AliasInline(ReadOnlyInline):
 
 
 class SeenInline(ReadOnlyInline):
+    """Where the member was seen; for a store-limited staff member, at their stores (and in
+    channels without a store) only, as members/{id}/ lists their stores."""
+
     model = MemberChannel
     fields = ["channel", "location", "first_seen", "last_seen"]
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("channel", "location")
+        seen = super().get_queryset(request).select_related("channel", "location")
+        limit = store_limit(user=request.user)
+        if limit is None:
+            return seen
+        return seen.filter(Q(location__isnull=True) | Q(location_id__in=limit))
 
 
 class OrderInline(ReadOnlyInline):

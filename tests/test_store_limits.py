@@ -9,9 +9,10 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
+from customers.models import MemberChannel
 from inventory.models import StockLevel, StockMovement, Transfer
 from inventory.services import StockLine, stock_receive
 from inventory.transfers import TransferItem, transfer_request, transfer_ship
@@ -815,3 +816,63 @@ def test_the_member_page_lists_the_latest_orders_and_links_to_all_of_them(
     listed = listed_orders(page)
     assert listed == [o.pk for o in theirs if o.pk != sale_b.pk][:2]
     assert {o.pk for o in shown(client, all_of_them)} == {o.pk for o in theirs} - {sale_b.pk}
+
+
+def test_limited_staff_are_not_told_which_other_stores_a_member_shops_at(client, world):
+    """The member's `stores` (API) and the places they were seen (admin page, with first and
+    last visits) named every store: store-A staff learnt the person shops at B, where the
+    order numbers of B are kept from them. They see their stores (and the web shop); staff
+    without a limit and the tills see every store, as before."""
+    from customers.models import Member
+    from customers.services import member_seen
+    from omnichannel.models import Channel
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    pos, web = Channel.objects.get(code="pos"), Channel.objects.get(code="web")
+    member = Member.objects.create(email="both@stores.example")
+    for location in (world["a"], world["b"], None):
+        member_seen(member=member, channel=web if location is None else pos, location=location)
+    care = Permission.objects.filter(codename__in=["add_member", "change_member"])
+    limited, free = staff("a-desk", stores=[world["a"]]), staff("free")
+    for user in (limited, free):
+        user.user_permissions.add(*care)
+    limited, free = (type(user).objects.get(pk=user.pk) for user in (limited, free))
+    _, token = make_api_client(pos, world["a"], name="till-a")
+    for who, api, stores in (
+        ("limited", session(limited), ["store-a"]),
+        ("free", session(free), ["store-a", "store-b"]),
+        ("till", as_client(token), ["store-a", "store-b"]),
+    ):
+        detail = api.get(f"/api/v1/members/{member.pk}/").json()
+        assert detail["stores"] == stores, who
+        assert detail["channels"] == ["pos", "web"], who
+        upsert = api.post("/api/v1/members/", {"email": "both@stores.example"}, format="json")
+        assert upsert.json()["stores"] == stores, who
+        if who != "till":
+            [listed] = results(api, "/api/v1/members/", email="both@stores.example")
+            assert listed["stores"] == stores, who
+    other = Member.objects.create(phone="+33612345678")
+    merged = session(limited).post(
+        f"/api/v1/members/{member.pk}/merge/", {"other": other.pk}, format="json"
+    )
+    assert merged.json()["stores"] == ["store-a"]
+
+    def seen_on_the_page(user):
+        client.force_login(user)
+        page = client.get(f"/admin/customers/member/{member.pk}/change/")
+        [seen] = [f for f in page.context["inline_admin_formsets"] if f.opts.model is MemberChannel]
+        return sorted((f.instance.channel.code, f.instance.location_id) for f in seen.formset)
+
+    everything = staff("free-desk")
+    everything.user_permissions.add(*Permission.objects.filter(codename="view_memberchannel"))
+    limited.user_permissions.add(*Permission.objects.filter(codename="view_memberchannel"))
+    assert seen_on_the_page(type(limited).objects.get(pk=limited.pk)) == [
+        ("pos", world["a"].pk),
+        ("web", None),
+    ]
+    assert seen_on_the_page(type(everything).objects.get(pk=everything.pk)) == [
+        ("pos", world["a"].pk),
+        ("pos", world["b"].pk),
+        ("web", None),
+    ]
