@@ -1,5 +1,9 @@
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import F, Q, Window
+from django.db.models.functions import RowNumber
+from django.urls import reverse
+from django.utils.html import format_html
 
 from omnichannel.admin_base import HistoryAdmin, ReadOnlyInline
 from omnichannel.selectors import store_limit
@@ -8,7 +12,7 @@ from orders.selectors import orders_within_limit
 
 from . import privacy
 from .models import Member, MemberAlias, MemberChannel, MemberEvent, PointsEntry
-from .selectors import alias_holder, order_number_seen, with_order_visibility
+from .selectors import alias_holder, contact_is, order_number_seen, with_order_visibility
 from .services import (
     InvalidContact,
     consent_dated,
@@ -51,23 +55,43 @@ class AliasInline(ReadOnlyInline):
 
 
 class SeenInline(ReadOnlyInline):
+    """Where the member was seen; for a store-limited staff member, at their stores (and in
+    channels without a store) only, as members/{id}/ lists their stores."""
+
     model = MemberChannel
     fields = ["channel", "location", "first_seen", "last_seen"]
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        seen = super().get_queryset(request).select_related("channel", "location")
+        limit = store_limit(user=request.user)
+        if limit is None:
+            return seen
+        return seen.filter(Q(location__isnull=True) | Q(location_id__in=limit))
+
 
 class OrderInline(ReadOnlyInline):
+    """The member's latest orders; the page links to all of them (MemberAdmin.all_orders).
+    Every order they ever placed was a row here, each reading its channel in a query of its
+    own."""
+
     model = Order
     fields = ["number", "channel", "fulfillment", "status", "total", "created_at"]
     readonly_fields = fields
     show_change_link = True
-    ordering = ["-created_at"]
+    ordering = ["-created_at", "-pk"]
+    verbose_name_plural = "latest orders"
+    latest = 20
 
     def get_queryset(self, request):
         """A store-limited staff member sees the member's orders at their stores only."""
-        return orders_within_limit(
-            super().get_queryset(request), limit=store_limit(user=request.user)
+        visible = orders_within_limit(
+            super().get_queryset(request).select_related("channel"),
+            limit=store_limit(user=request.user),
         )
+        # Numbered per member, newest first: the page filters on its member afterwards.
+        recency = Window(RowNumber(), partition_by=F("member_id"), order_by=self.ordering)
+        return visible.annotate(recency=recency).filter(recency__lte=self.latest)
 
 
 class MemberForm(forms.ModelForm):
@@ -137,6 +161,23 @@ class MemberAdmin(HistoryAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # Django's delete would keep their history and log; see `erase`
 
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if obj is not None and request.user.has_perm("orders.view_order"):
+            fields = [*fields, "all_orders"]
+        return fields
+
+    @admin.display(description="orders")
+    def all_orders(self, member):
+        """The order list filtered by the member: the page lists only the latest."""
+        return format_html(
+            '<a href="{}?member__id__exact={}">All their orders</a> (the latest {} are listed '
+            "below)",
+            reverse("admin:orders_order_changelist"),
+            member.pk,
+            OrderInline.latest,
+        )
+
     def save_model(self, request, obj, form, change):
         changed = [kind for kind in ("email", "sms") if f"{kind}_consent" in form.changed_data]
         consent_dated(member=obj, kinds=changed, source="admin")
@@ -165,16 +206,19 @@ class MemberAdmin(HistoryAdmin):
         messages.success(request, f"{erased} member(s) erased.")
 
     def get_search_results(self, request, queryset, search_term):
-        """A phone typed any way (06 12 34 56 78) finds the E.164 number."""
-        from .services import InvalidContact, normalize_phone
-
+        """A phone or an email typed any way (06 12 34 56 78, Jo@Exámple.com) finds the
+        member with it, or with it kept from a merge, among the members the list's filters
+        leave (`queryset` comes filtered): taken from every member, a basic member was
+        listed under tier=gold, and went with the page's to an action."""
+        filtered = queryset
         queryset, distinct = super().get_search_results(request, queryset, search_term)
-        try:
-            phone = normalize_phone(search_term)
-        except InvalidContact:
-            phone = None
-        if phone:
-            queryset |= self.model.objects.filter(phone=phone)
+        for kind, normalize in (("phone", normalize_phone), ("email", normalize_email)):
+            try:
+                value = normalize(search_term)
+            except InvalidContact:
+                continue
+            if value:
+                queryset |= filtered.filter(contact_is(kind=kind, value=value))
         return queryset, distinct
 
     @admin.action(
@@ -190,7 +234,8 @@ class MemberAdmin(HistoryAdmin):
             privacy.member_merge(
                 survivor_id=survivor.pk, other_id=other.pk, staff_id=request.user.pk
             )
-        except privacy.MemberGone as exc:  # merged or erased by someone else meanwhile
+        except (privacy.MemberGone, privacy.MergeConflict) as exc:
+            # Merged or erased by someone else meanwhile, or a contact finds a third member.
             messages.error(request, exc.detail)
             return
         messages.success(request, f"Member {other.pk} merged into {survivor.pk}.")

@@ -7,8 +7,9 @@ from omnichannel.history import tracked_history
 
 
 class Member(models.Model):
-    """Email is stored lower-cased and trimmed, phone in E.164: the same person typing either
-    differently at a till or online is still one member."""
+    """Email is stored trimmed and lower-cased with its domain in IDNA A-labels, phone in
+    E.164: the same person typing either differently at a till or online is still one
+    member (customers.services.normalize_email, normalize_phone)."""
 
     class Tier(models.TextChoices):
         BASIC = "basic"

@@ -17,6 +17,7 @@ from omnichannel.errors import DomainError
 from omnichannel.models import IdempotencyRecord
 
 from .models import Member, MemberAlias, MemberChannel, MemberEvent, PointsEntry
+from .selectors import alias_holder
 
 
 class MemberGone(DomainError):
@@ -26,6 +27,15 @@ class MemberGone(DomainError):
     status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"
     default_detail = "No member has that id: merged or erased meanwhile."
+
+
+class MergeConflict(DomainError):
+    """A contact of the member merged away that is also an alias of a third member: given to
+    the survivor, it would find two people."""
+
+    status_code = status.HTTP_409_CONFLICT
+    code = "member_conflict"
+    default_detail = "A contact of that member also finds another member: merge them first."
 
 
 class CannotMergeWithItself(DomainError):
@@ -38,7 +48,8 @@ class CannotMergeWithItself(DomainError):
 def member_merge(*, survivor_id: int, other_id: int, staff_id: int | None = None) -> Member:
     """Everything of `other` moves to `survivor`: orders, points, where they were seen,
     missing contact details and consents. An email or phone of `other`'s where the survivor
-    keeps its own stays as an alias that still finds them. `other` is then deleted."""
+    keeps its own stays as an alias that still finds them. `other` is then deleted. A
+    contact of `other`'s that is an alias of a third member is a 409: merge that one first."""
     from orders.models import Order
 
     if survivor_id == other_id:
@@ -57,6 +68,14 @@ def member_merge(*, survivor_id: int, other_id: int, staff_id: int | None = None
     if len(locked) < 2:
         raise MemberGone(member=other_id if survivor_id in locked else survivor_id)
     survivor, other = locked[survivor_id], locked[other_id]
+    for kind in ("email", "phone"):
+        holder = alias_holder(kind=kind, value=getattr(other, kind), other_than=survivor_id)
+        if holder is not None:
+            raise MergeConflict(
+                f"The {kind} of member {other_id} also finds member {holder}, kept from an "
+                f"earlier merge: merge member {holder} into {survivor_id} first.",
+                members=[holder],
+            )
     Order.objects.filter(member=other).update(member=survivor)
     PointsEntry.objects.filter(member=other).update(member=survivor)
     for seen in MemberChannel.objects.filter(member=other):
@@ -86,8 +105,12 @@ def member_merge(*, survivor_id: int, other_id: int, staff_id: int | None = None
         if value and not getattr(survivor, field):
             setattr(survivor, field, value)
         elif value and field in ("email", "phone") and value != getattr(survivor, field):
-            # The survivor keeps its own; the other one still finds the person.
-            MemberAlias.objects.create(member=survivor, kind=field, value=value)
+            # The survivor keeps its own; the other one still finds the person. It may be
+            # their alias already: `other` was made under it by an upsert that raced the
+            # merge that made it.
+            MemberAlias.objects.get_or_create(
+                kind=field, value=value, defaults={"member": survivor}
+            )
     survivor._change_reason = f"member {other_id} merged into this one"
     survivor.save()
     MemberEvent.objects.create(

@@ -1,9 +1,11 @@
 """Members and loyalty: one person whatever channel they shop in, and points they can trust.
 
 Rules kept here:
-- email is lower-cased and trimmed, phone is E.164 (read in PHONE_DEFAULT_REGION when it has
-  no country code); either finds the member, and a member may have both;
-- an email of one member with the phone of another is a conflict for staff to merge (409);
+- email is trimmed and lower-cased, its domain in IDNA A-labels; phone is E.164 (read in
+  PHONE_DEFAULT_REGION when it has no country code); either finds the member, and a member
+  may have both;
+- contact details finding two members (an email of one with the phone of another) are a
+  conflict for staff to merge (409);
 - the balance changes only with a ledger entry, in one transaction, under the member's row
   lock, so two tills redeeming at once cannot spend more than there is;
 - points are earned once per order and reversed once per return (database constraints);
@@ -12,9 +14,11 @@ Rules kept here:
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
+from encodings import idna
 
 import phonenumbers
 from django.conf import settings
@@ -28,7 +32,7 @@ from rest_framework import status
 
 from omnichannel.errors import DomainError
 
-from .models import Member, MemberChannel, PointsEntry
+from .models import Member, MemberAlias, MemberChannel, PointsEntry
 from .selectors import contact_is
 
 
@@ -40,7 +44,7 @@ class InvalidContact(DomainError):
 class MemberConflict(DomainError):
     status_code = status.HTTP_409_CONFLICT
     code = "member_conflict"
-    default_detail = "The email belongs to one member and the phone to another: merge them."
+    default_detail = "The contact details given find more than one member: merge them."
 
 
 class UnknownMember(DomainError):
@@ -54,11 +58,37 @@ class InsufficientPoints(DomainError):
     default_detail = "The member does not have that many points."
 
 
+# The dots IDNA reads between labels: NFKC leaves the ideographic one as it is.
+_LABEL_DOTS = re.compile("[.\u3002]")
+
+
+def _domain_a_labels(domain: str) -> str:
+    """The domain in IDNA A-labels (ASCII, as the stdlib codec spells them, as Django's
+    own validation and webhook URLs do): "exámple.com" composed or decomposed, in full-width
+    letters or upper-case, and "xn--exmple-qta.com" are one domain. An A-label is read back
+    first, so one not in its own spelling is refused rather than kept as a second one.
+    UnicodeError: no IDNA spelling (an empty or too long label, a character IDNA refuses)."""
+    labels = []
+    for label in _LABEL_DOTS.split(unicodedata.normalize("NFKC", domain).lower()):
+        if label.isascii() and label.startswith("xn--"):
+            label = idna.ToUnicode(label)
+        labels.append(idna.ToASCII(label).decode("ascii"))
+    return ".".join(labels)
+
+
 def normalize_email(value: str | None) -> str | None:
+    """An email in the one spelling members are stored and found by: trimmed, lower-cased,
+    the mailbox in NFC (NFKC would merge mailboxes the receiving server may keep apart),
+    the domain in IDNA A-labels (_domain_a_labels)."""
     if value is None or not str(value).strip():
         return None
-    email = str(value).strip().lower()
-    # Lower-casing can lengthen it (U+0130 becomes two characters): the stored form counts.
+    mailbox, at, domain = str(value).strip().rpartition("@")
+    try:
+        email = unicodedata.normalize("NFC", mailbox.lower()) + at + _domain_a_labels(domain)
+    except UnicodeError as exc:
+        raise InvalidContact(errors={"email": ["Enter a valid email address."]}) from exc
+    # Lower-casing and the A-labels can lengthen it (U+0130 becomes two characters): the
+    # stored form counts.
     if len(email) > Member._meta.get_field("email").max_length:
         raise InvalidContact(errors={"email": ["The email address is too long."]})
     try:
@@ -101,12 +131,51 @@ class Contact:
 
 
 def _find(email: str | None, phone: str | None) -> list[Member]:
+    """The members this email or phone finds, locked."""
     match = Q(pk__in=[])
     if email:
         match |= contact_is(kind="email", value=email)
     if phone:
         match |= contact_is(kind="phone", value=phone)
-    return list(Member.objects.select_for_update().filter(match).order_by("pk"))
+    members = Member.objects.select_for_update().filter(match).order_by("pk")
+    found = list(members)
+    held = {m.email for m in found} | {m.phone for m in found}
+    if any(value and value not in held for value in (email, phone)):
+        # A contact none of them holds as their own: new, an alias, or a member merged away
+        # while we waited on their row. PostgreSQL skips the deleted row, and the alias the
+        # merge left on the survivor is not in this statement's snapshot, so the person came
+        # out unknown and was made a second member. A new statement sees what was committed
+        # meanwhile; the rows found stay locked.
+        found = list(members.all())
+    return found
+
+
+def _conflict(found: list[Member], email: str | None, phone: str | None) -> MemberConflict:
+    """Which member each contact finds (their own, or an alias kept from a merge), in the
+    words staff need to merge them."""
+    given = {kind: value for kind, value in (("email", email), ("phone", phone)) if value}
+    aliases = set(
+        MemberAlias.objects.filter(member__in=found, value__in=given.values()).values_list(
+            "member_id", "kind"
+        )
+    )
+    found_by = {
+        kind: [m.pk for m in found if getattr(m, kind) == value or (m.pk, kind) in aliases]
+        for kind, value in given.items()
+    }
+    found_by = {kind: ids for kind, ids in found_by.items() if ids}
+
+    def members(ids: list[int]) -> str:
+        if len(ids) == 1:
+            return f"member {ids[0]}"
+        return "members " + ", ".join(map(str, ids[:-1])) + f" and {ids[-1]}"
+
+    said = " and ".join(f"the {kind} finds {members(ids)}" for kind, ids in found_by.items())
+    return MemberConflict(
+        f"{said[0].upper()}{said[1:]}: merge them.",
+        members=[m.pk for m in found],
+        found_by=found_by,
+    )
 
 
 def _apply_consent(member: Member, contact: Contact, source: str) -> None:
@@ -158,7 +227,7 @@ def member_upsert(
             with transaction.atomic():
                 found = _find(email, phone)
                 if len(found) > 1:
-                    raise MemberConflict(members=[m.pk for m in found])
+                    raise _conflict(found, email, phone)
                 created = not found
                 member = found[0] if found else Member()
                 before = _profile(member)
@@ -353,7 +422,8 @@ def points_expire(*, now=None, days: int | None = None) -> int:
     reversed, expired) use the oldest points first, so what is left of the old earnings is
     `earned before the cutoff - all debits`. One set-based read finds the members with old
     points; each is then locked and their figure read again under the lock, so points spent
-    meanwhile, or a second run at the same moment, are counted. Safe to run twice."""
+    meanwhile, or a second run at the same moment, are counted; a member merged away or
+    erased meanwhile is skipped. Safe to run twice."""
     from django.conf import settings
 
     cutoff = (now or timezone.now()) - timedelta(days=days or settings.POINTS_EXPIRY_DAYS)
@@ -368,7 +438,12 @@ def points_expire(*, now=None, days: int | None = None) -> int:
         if row["old_credit"] + row["debits"] <= 0:  # debits are negative
             continue
         with transaction.atomic():
-            member = _locked(row["member_id"])
+            try:
+                member = _locked(row["member_id"])
+            except Member.DoesNotExist:
+                # Merged into another since the scan (their points went with them and expire
+                # on the survivor, in this run or the next) or erased: nothing left here.
+                continue
             now_row = PointsEntry.objects.filter(member=member).aggregate(**figures)
             due = min(now_row["old_credit"] + now_row["debits"], member.points)
             if due > 0:

@@ -647,3 +647,43 @@ def test_a_change_page_saved_unchanged_writes_nothing(client, store, meanwhile):
     url = f"/admin/inventory/transfer/{transfer.pk}/change/"
     assert _post_change_page(client, url).status_code == 302
     assert Transfer.objects.get(pk=transfer.pk).status == "shipped"
+
+
+def test_a_phone_search_of_members_keeps_the_list_filters(client, web, pos):
+    """A phone typed any way finds the member's E.164 number, but it was added to the list
+    whatever the filters said: under tier=gold a basic member was listed (and selected with
+    the page's members for an action, an erasure included)."""
+    from customers.models import Member
+    from customers.services import member_seen
+
+    basic = Member.objects.create(phone="+33612345678", tier="basic")
+    member_seen(member=basic, channel=pos)
+    Member.objects.create(email="gold@example.com", tier="gold")
+    client.force_login(make_staff("care", "customers.view_member"))
+
+    def listed(**params):
+        page = client.get("/admin/customers/member/", params)
+        assert page.status_code == 200
+        return [m.pk for m in page.context["cl"].result_list]
+
+    assert listed(tier__exact="gold", q="06 12 34 56 78") == []
+    assert listed(tier__exact="basic", q="06 12 34 56 78") == [basic.pk]
+    assert listed(q="06 12 34 56 78") == [basic.pk]
+    assert listed(seen_in__channel__id__exact=web.pk, q="06 12 34 56 78") == []
+    assert listed(seen_in__channel__id__exact=pos.pk, q="06 12 34 56 78") == [basic.pk]
+
+
+def test_an_email_search_of_members_finds_the_domain_however_it_is_typed(client):
+    """Stored in one spelling (the domain in IDNA A-labels), a member was not found by their
+    email typed with its domain in Unicode; nor by an email kept from a merge."""
+    from customers.models import Member, MemberAlias
+
+    jo = Member.objects.create(email="jo@xn--exmple-qta.com", tier="basic")
+    MemberAlias.objects.create(member=jo, kind="email", value="jo@xn--trs-7la.fr")
+    Member.objects.create(email="ann@example.com")
+    client.force_login(make_staff("care", "customers.view_member"))
+    for typed in ("Jo@Exámple.com", "jo@xn--exmple-qta.com", "jo@très.fr"):
+        page = client.get("/admin/customers/member/", {"q": typed})
+        assert [m.pk for m in page.context["cl"].result_list] == [jo.pk], typed
+    page = client.get("/admin/customers/member/", {"q": "jo@exámple.com", "tier__exact": "gold"})
+    assert list(page.context["cl"].result_list) == []

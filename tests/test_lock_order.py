@@ -521,3 +521,82 @@ def test_the_rfm_stage_beside_a_merge_or_erasure_already_under_way_waits_for_it(
     assert results[action][0] == "ok", results
     assert results["nightly"] == ("ok", "succeeded"), results
     assert list(MemberScore.objects.values_list("member_id", flat=True)) == [bob.pk]
+
+
+class MergeUncommitted:
+    """Staff merging `other` into `survivor`, their transaction still open (the request not
+    yet done) until released: the merge has deleted `other` and made its contacts aliases of
+    the survivor, none of it committed."""
+
+    def __init__(self, survivor: Member, other: Member):
+        self.done, self.release = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._merge, args=(survivor.pk, other.pk))
+        self.thread.start()
+        assert self.done.wait(10)
+
+    def _merge(self, survivor_id, other_id):
+        try:
+            with transaction.atomic():
+                member_merge(survivor_id=survivor_id, other_id=other_id)
+                self.done.set()
+                self.release.wait(20)
+        finally:
+            connections.close_all()
+
+    def commit(self):
+        self.release.set()
+        self.thread.join(20)
+
+
+def test_an_upsert_waiting_on_a_member_being_merged_away_finds_the_survivor():
+    """The upsert (POST members/, an order naming {email}) queued on the merged-away
+    member's row; once the merge committed PostgreSQL skipped the deleted row, and the alias
+    the merge made was not in the statement's snapshot: nobody was found and a new member
+    took the email. Every upsert with it was then a 409 member_conflict (saying a phone
+    conflicted), and merging the newcomer into the survivor a 500 on the alias."""
+    from customers.services import Contact, member_upsert
+
+    require_postgres()
+    survivor = Member.objects.create(email="keep@example.com")
+    other = Member.objects.create(email="gone@example.com", phone="+33612345678")
+    merge = MergeUncommitted(survivor, other)
+    results: dict = {}
+    till = in_thread(
+        results, "upsert", lambda: member_upsert(contact=Contact(email="GONE@example.com"))
+    )
+    until_waiting(1)
+    merge.commit()
+    till.join(20)
+    assert results["upsert"][0] == "ok", results
+    member, created = results["upsert"][1]
+    assert (member.pk, created) == (survivor.pk, False)
+    assert list(Member.objects.values_list("pk", flat=True)) == [survivor.pk]
+    for contact in (Contact(email="gone@example.com"), Contact(phone="06 12 34 56 78")):
+        assert member_upsert(contact=contact)[0].pk == survivor.pk, contact
+
+
+def test_an_upsert_of_a_merged_away_email_with_another_members_phone_waits_then_conflicts():
+    """The same race when the phone finds a third member: the skipped row left only the
+    phone's member, who was given the email, so the email found two members."""
+    from customers.services import Contact, member_upsert
+
+    require_postgres()
+    survivor = Member.objects.create(email="keep@example.com")
+    other = Member.objects.create(email="gone@example.com")
+    third = Member.objects.create(phone="+33698765432")
+    merge = MergeUncommitted(survivor, other)
+    results: dict = {}
+    till = in_thread(
+        results,
+        "upsert",
+        lambda: member_upsert(contact=Contact(email="gone@example.com", phone="0698765432")),
+    )
+    until_waiting(1)
+    merge.commit()
+    till.join(20)
+    outcome, detail = results["upsert"]
+    assert outcome == "error" and detail.startswith("MemberConflict"), results
+    assert f"email finds member {survivor.pk}" in detail and f"phone finds member {third.pk}" in (
+        detail
+    )
+    assert Member.objects.get(pk=third.pk).email is None

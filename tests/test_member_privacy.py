@@ -171,6 +171,35 @@ def test_expiry_removes_only_points_past_the_period_and_spends_oldest_first(shop
     assert ledger_sum == 99
 
 
+def test_a_member_merged_away_during_the_nightly_expiry_does_not_stop_it(monkeypatch):
+    """The run finds the members with old points, then locks each: one merged into another
+    (or erased) in between raised Member.DoesNotExist and stopped the run, the members after
+    them keeping their old points. The one gone is skipped; their points moved with the
+    merge and expire on the survivor."""
+    from customers import services
+    from customers.privacy import member_merge
+
+    members = [Member.objects.create(email=f"{n}@example.com", points=100) for n in "abc"]
+    for member in members:
+        earned = PointsEntry.objects.create(member=member, kind="earned", points=100)
+        PointsEntry.objects.filter(pk=earned.pk).update(
+            created_at=timezone.now() - timedelta(days=400)
+        )
+    lock = services._locked
+    merged = []
+
+    def merged_first(member_id):
+        if not merged:  # staff merge the first member the run locks into another meanwhile
+            survivor = next(m for m in members if m.pk != member_id)
+            merged.append(member_merge(survivor_id=survivor.pk, other_id=member_id))
+        return lock(member_id)
+
+    monkeypatch.setattr(services, "_locked", merged_first)
+    assert points_expire() == 300
+    assert list(Member.objects.values_list("points", flat=True)) == [0, 0]
+    assert PointsEntry.objects.aggregate(s=Sum("points"))["s"] == 0
+
+
 def test_tier_follows_trailing_twelve_month_spend_and_multiplies_earnings(shop, settings):
     settings.TIER_SPEND_THRESHOLDS = {"gold": "1500.00", "silver": "500.00"}
     member_id = buy(shop["till"], {"phone": "0688888888"}, quantity=6)["member"]  # 600.00
@@ -491,3 +520,52 @@ def test_a_merged_away_email_and_phone_still_find_the_person(shop, client):
     assert Member.objects.get(pk=other.pk).email == "someone@example.com"
     assert shop["staff"].post(f"/api/v1/members/{work}/erase/").status_code == 204
     assert_no_trace_anywhere("ann.home@example.com", "+33611110000", "ann.work@example.com")
+
+
+def test_merging_a_member_under_an_email_that_already_finds_the_survivor_is_done(shop, client):
+    """A member made under an email the survivor already held as an alias (an upsert that
+    raced an earlier merge did so): merging them into the survivor was a 500, the alias
+    being made a second time. The one alias stays, and the email finds the survivor."""
+    from customers.models import MemberAlias
+    from customers.services import Contact, member_upsert
+
+    survivor = Member.objects.create(email="keep@example.com")
+    MemberAlias.objects.create(member=survivor, kind="email", value="gone@example.com")
+    duplicate = Member.objects.create(email="gone@example.com", phone="+33612345678")
+    merged = shop["staff"].post(
+        f"/api/v1/members/{survivor.pk}/merge/", {"other": duplicate.pk}, format="json"
+    )
+    assert merged.status_code == 200, merged.json()
+    assert list(MemberAlias.objects.values_list("member_id", "value")) == [
+        (survivor.pk, "gone@example.com")
+    ]
+    assert member_upsert(contact=Contact(email="gone@example.com"))[0].pk == survivor.pk
+
+
+def test_merging_a_member_whose_email_also_finds_a_third_member_is_a_409(shop, client):
+    """The merged-away email an alias of someone else as well: making it the survivor's
+    alias too was a 500 on the alias's constraint (from the API, and from the admin's
+    action). It is a 409 member_conflict naming that member, and nothing moves."""
+    from customers.models import MemberAlias
+
+    survivor = Member.objects.create(email="keep@example.com")
+    third = Member.objects.create(email="third@example.com")
+    MemberAlias.objects.create(member=third, kind="email", value="gone@example.com")
+    duplicate = Member.objects.create(email="gone@example.com", points=5)
+    refused = shop["staff"].post(
+        f"/api/v1/members/{survivor.pk}/merge/", {"other": duplicate.pk}, format="json"
+    )
+    assert refused.status_code == 409, refused.json()
+    assert (refused.json()["code"], refused.json()["members"]) == ("member_conflict", [third.pk])
+    assert f"member {third.pk}" in refused.json()["detail"]
+    assert Member.objects.get(pk=duplicate.pk).points == 5
+    assert not MemberEvent.objects.exists()
+    client.force_login(make_staff("desk", "customers.view_member", "customers.change_member"))
+    page = client.post(
+        "/admin/customers/member/",
+        {"action": "merge", "_selected_action": [survivor.pk, duplicate.pk]},
+        follow=True,
+    )
+    assert page.status_code == 200
+    assert f"also finds member {third.pk}, kept from an earlier merge" in page.content.decode()
+    assert Member.objects.filter(pk=duplicate.pk).exists()

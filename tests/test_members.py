@@ -206,3 +206,164 @@ def test_api_clients_look_members_up_but_cannot_browse_them(shop):
         buy(shop["web"], member_id, fulfillment="pickup", pickup_location="lyon").status_code == 201
     )
     assert shop["web"].get(f"/api/v1/members/{member_id}/").status_code == 200
+
+
+def test_a_conflict_says_which_contact_finds_which_member(shop):
+    """Every member_conflict said "the email belongs to one member and the phone to
+    another", also when the email alone found two members (one under an alias)."""
+    from customers.models import MemberAlias
+
+    survivor = Member.objects.create(email="keep@example.com")
+    MemberAlias.objects.create(member=survivor, kind="email", value="gone@example.com")
+    duplicate = Member.objects.create(email="gone@example.com")
+    by_phone = Member.objects.create(phone="+33612345678")
+    refused = shop["web"].post("/api/v1/members/", {"email": "gone@example.com"}, format="json")
+    assert refused.status_code == 409
+    body = refused.json()
+    assert (body["code"], body["members"]) == ("member_conflict", [survivor.pk, duplicate.pk])
+    assert body["detail"] == (
+        f"The email finds members {survivor.pk} and {duplicate.pk}: merge them."
+    )
+    both = shop["web"].post(
+        "/api/v1/members/", {"email": "keep@example.com", "phone": "0612345678"}, format="json"
+    )
+    assert both.json()["detail"] == (
+        f"The email finds member {survivor.pk} and the phone finds member {by_phone.pk}: "
+        "merge them."
+    )
+
+
+# One mailbox typed any way: the domain as IDNA A-labels (ASCII), the rest lower-cased, NFC.
+EXAMPLE_IDN = "jo@xn--exmple-qta.com"
+
+
+def full_width(text: str) -> str:
+    """ASCII letters, digits and dots as an East Asian keyboard types them (U+FF01...)."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "jo@exámple.com",  # NFC
+        "jo@exa\u0301mple.com",  # NFD: the accent as a combining character
+        "jo@xn--exmple-qta.com",  # the A-label
+        " JO@EXÁMPLE.COM ",
+        "jo@" + full_width("ex") + "á" + full_width("mple.com"),  # full-width letters and dot
+        "jo@XN--EXMPLE-QTA.COM",
+    ],
+)
+def test_one_mailbox_typed_any_way_has_one_spelling(typed):
+    """Only trimmed and lower-cased, the same mailbox typed with its domain in Unicode or in
+    its IDNA form, composed or decomposed, or in full-width letters, was two emails: two
+    members for one person."""
+    from customers.services import InvalidContact, normalize_email
+
+    assert normalize_email(typed) == EXAMPLE_IDN
+    assert normalize_email(EXAMPLE_IDN) == EXAMPLE_IDN
+    with pytest.raises(InvalidContact):  # the mailbox is read as typed: not ASCII, refused
+        normalize_email(full_width("jo") + "@example.com")
+
+
+def test_one_person_typing_their_domain_two_ways_is_one_member(shop):
+    """The upsert, the look-up, an order naming {email} and an offline sale all find the
+    member whichever way the domain is typed."""
+    created = shop["till"].post("/api/v1/members/", {"email": "jo@exámple.com"}, format="json")
+    assert (created.status_code, created.json()["email"]) == (201, EXAMPLE_IDN)
+    member_id = created.json()["id"]
+    again = shop["web"].post("/api/v1/members/", {"email": EXAMPLE_IDN}, format="json")
+    assert (again.status_code, again.json()["id"]) == (200, member_id)
+    found = shop["till"].get("/api/v1/members/", {"email": "Jo@Exa\u0301mple.com"}).json()
+    assert [m["id"] for m in found["results"]] == [member_id]
+    order = buy(shop["till"], {"email": "jo@" + full_width("ex") + "ámple.com"})
+    assert order.json()["member"] == member_id
+    synced = shop["till"].post(
+        "/api/v1/pos/sync/",
+        {
+            "sales": [
+                {
+                    "client_id": "offline-1",
+                    "lines": [{"sku": "TEE", "quantity": 1}],
+                    "member": {"email": "JO@XN--EXMPLE-QTA.COM"},
+                }
+            ]
+        },
+        format="json",
+    )
+    assert synced.json()["results"][0]["status"] == "accepted", synced.json()
+    assert list(Member.objects.values_list("pk", flat=True)) == [member_id]
+    assert Order.objects.filter(member_id=member_id).count() == 2
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "jo@xn--zz.com",  # not an IDNA label
+        "jo@xn--exmple-9ra.com",  # an IDNA label, not in its one spelling
+        "jo@\ue000.com",  # a character IDNA refuses
+        "jo@ex..com",
+        "jo@" + "a" * 64 + ".com",  # a label over 63 characters
+        "jo@" + "é" * 60 + ".com",  # fine typed, over 63 characters as an A-label
+        "jo@" + ".".join(["é" * 40] * 6) + ".com",  # each label fine, the whole over 254
+    ],
+)
+def test_an_email_whose_domain_has_no_idna_spelling_is_a_400(shop, email):
+    upsert = shop["till"].post("/api/v1/members/", {"email": email}, format="json")
+    assert upsert.status_code == 400 and upsert.json()["code"] == "invalid", upsert.json()
+    assert upsert.json()["errors"]["email"]
+    look_up = shop["till"].get("/api/v1/members/", {"email": email})
+    assert look_up.status_code == 400 and look_up.json()["errors"]["email"]
+    order = buy(shop["till"], {"email": email})
+    assert order.status_code == 400 and order.json()["errors"]["email"], order.json()
+    assert not Member.objects.exists()
+
+
+def test_stored_emails_take_the_one_spelling_and_a_collision_is_left_for_staff():
+    """The migration: stored as typed before, a member's IDN email typed the same way again
+    found nobody now. A row whose new spelling another holds (one person as two members),
+    or that has no spelling now, is left as it was."""
+    import importlib
+
+    from django.apps import apps
+
+    from customers.models import MemberAlias
+
+    migration = importlib.import_module("customers.migrations.0005_member_emails_one_spelling")
+    too_long = "jo@" + ".".join(["é" * 40] * 6) + ".com"  # over 254 in A-labels
+    emails = [
+        "jo@exámple.com",  # spelt anew
+        "ann@xn--trs-7la.fr",  # already in the spelling
+        "ann@très.fr",  # the spelling of the one above: left
+        "bo@exa\u0301mple.com",  # NFD, the older: spelt anew
+        "bo@exámple.com",  # NFC, the same mailbox: left
+        "cy@xn--zz.com",  # no spelling now: left
+        too_long,  # left
+        "plain@example.com",
+    ]
+    members = [Member.objects.create(email=email) for email in emails]
+    kept = MemberAlias.objects.create(member=members[-1], kind="email", value="di@exámple.com")
+    taken = MemberAlias.objects.create(member=members[-1], kind="email", value=EXAMPLE_IDN)
+    phone = MemberAlias.objects.create(member=members[-1], kind="phone", value="+33612345678")
+    migration.spell_emails_as_found_now(apps, None)
+    assert [Member.objects.get(pk=m.pk).email for m in members] == [
+        "jo@exámple.com",  # the alias below held its spelling
+        "ann@xn--trs-7la.fr",
+        "ann@très.fr",
+        "bo@xn--exmple-qta.com",
+        "bo@exámple.com",
+        "cy@xn--zz.com",
+        too_long,
+        "plain@example.com",
+    ]
+    assert [MemberAlias.objects.get(pk=a.pk).value for a in (kept, taken, phone)] == [
+        "di@xn--exmple-qta.com",
+        "jo@xn--exmple-qta.com",
+        "+33612345678",
+    ]
+    migration.spell_emails_as_found_now(apps, None)  # twice: nothing more
+    assert Member.objects.get(pk=members[3].pk).email == "bo@xn--exmple-qta.com"
+    from customers.services import normalize_email
+
+    for email in emails[:6]:  # the migration's copy spells as the app does
+        spelt = migration.normal(email)
+        assert spelt == (None if "xn--zz" in email else normalize_email(email)), email

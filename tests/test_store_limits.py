@@ -9,9 +9,10 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
+from customers.models import MemberChannel
 from inventory.models import StockLevel, StockMovement, Transfer
 from inventory.services import StockLine, stock_receive
 from inventory.transfers import TransferItem, transfer_request, transfer_ship
@@ -802,3 +803,146 @@ def test_a_store_that_served_a_whole_line_counts_all_of_it_on_either_database(we
     today = date.today()
     counted = sales(start=today, end=today, by="channel", limit={a.pk})["totals"]["revenue"]
     assert Decimal(counted) == Decimal("10.01")
+
+
+def _member_with_orders(world, count: int):
+    from customers.models import Member
+
+    member = Member.objects.create(email="regular@stores.example")
+    stock_receive(lines=[StockLine(world["tee"].pk, world["a"].pk, count)], reference="delivery")
+    pos = world["sale_a"].channel
+    for _ in range(count):
+        order_place(
+            channel=pos,
+            fulfillment="in_store",
+            location=world["a"],
+            member=member,
+            lines=[LineRequest("TEE", 1)],
+        )
+    return member
+
+
+def _more_orders(world, member, count: int) -> None:
+    stock_receive(lines=[StockLine(world["tee"].pk, world["a"].pk, count)], reference="delivery")
+    for _ in range(count):
+        order_place(
+            channel=world["sale_a"].channel,
+            fulfillment="in_store",
+            location=world["a"],
+            member=member,
+            lines=[LineRequest("TEE", 1)],
+        )
+
+
+def listed_orders(page) -> list[int]:
+    [orders] = [f for f in page.context["inline_admin_formsets"] if f.opts.model is Order]
+    return [form.instance.pk for form in orders.formset]
+
+
+@pytest.mark.parametrize("limited_to_a", [False, True])
+def test_the_member_page_reads_its_orders_in_a_constant_number_of_queries(
+    client, world, limited_to_a, django_assert_max_num_queries
+):
+    """Each order listed on the member's page read its channel in a query of its own."""
+    client.force_login(staff("desk", stores=[world["a"]] if limited_to_a else None))
+    member = _member_with_orders(world, 1)
+    url = f"/admin/customers/member/{member.pk}/change/"
+    client.get(url)
+    with django_assert_max_num_queries(60) as few:
+        assert client.get(url).status_code == 200
+    _more_orders(world, member, 5)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        page = client.get(url)
+    assert page.content.decode().count("/admin/orders/order/") >= 6
+
+
+def test_the_member_page_lists_the_latest_orders_and_links_to_all_of_them(
+    client, world, monkeypatch
+):
+    """It listed every order the member ever placed, one page row each. It lists the latest
+    (20; 2 here), and links to the order list filtered by the member, where a store-limited
+    staff member finds their stores' orders of the member alone."""
+    from customers.admin import OrderInline
+
+    monkeypatch.setattr(OrderInline, "latest", 2)
+    member = _member_with_orders(world, 3)
+    sale_b = order_place(
+        channel=world["sale_a"].channel,
+        fulfillment="in_store",
+        location=world["b"],
+        member=member,
+        lines=[LineRequest("TEE", 1)],
+    )
+    theirs = list(Order.objects.filter(member=member).order_by("-created_at", "-pk"))
+    client.force_login(staff("free"))
+    page = client.get(f"/admin/customers/member/{member.pk}/change/")
+    listed = listed_orders(page)
+    assert listed == [o.pk for o in theirs[:2]]
+    all_of_them = f"/admin/orders/order/?member__id__exact={member.pk}"
+    assert all_of_them in page.content.decode()
+    assert {o.pk for o in shown(client, all_of_them)} == {o.pk for o in theirs}
+    client.force_login(staff("a-desk", stores=[world["a"]]))
+    page = client.get(f"/admin/customers/member/{member.pk}/change/")
+    listed = listed_orders(page)
+    assert listed == [o.pk for o in theirs if o.pk != sale_b.pk][:2]
+    assert {o.pk for o in shown(client, all_of_them)} == {o.pk for o in theirs} - {sale_b.pk}
+
+
+def test_limited_staff_are_not_told_which_other_stores_a_member_shops_at(client, world):
+    """The member's `stores` (API) and the places they were seen (admin page, with first and
+    last visits) named every store: store-A staff learnt the person shops at B, where the
+    order numbers of B are kept from them. They see their stores (and the web shop); staff
+    without a limit and the tills see every store, as before."""
+    from customers.models import Member
+    from customers.services import member_seen
+    from omnichannel.models import Channel
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    pos, web = Channel.objects.get(code="pos"), Channel.objects.get(code="web")
+    member = Member.objects.create(email="both@stores.example")
+    for location in (world["a"], world["b"], None):
+        member_seen(member=member, channel=web if location is None else pos, location=location)
+    care = Permission.objects.filter(codename__in=["add_member", "change_member"])
+    limited, free = staff("a-desk", stores=[world["a"]]), staff("free")
+    for user in (limited, free):
+        user.user_permissions.add(*care)
+    limited, free = (type(user).objects.get(pk=user.pk) for user in (limited, free))
+    _, token = make_api_client(pos, world["a"], name="till-a")
+    for who, api, stores in (
+        ("limited", session(limited), ["store-a"]),
+        ("free", session(free), ["store-a", "store-b"]),
+        ("till", as_client(token), ["store-a", "store-b"]),
+    ):
+        detail = api.get(f"/api/v1/members/{member.pk}/").json()
+        assert detail["stores"] == stores, who
+        assert detail["channels"] == ["pos", "web"], who
+        upsert = api.post("/api/v1/members/", {"email": "both@stores.example"}, format="json")
+        assert upsert.json()["stores"] == stores, who
+        if who != "till":
+            [listed] = results(api, "/api/v1/members/", email="both@stores.example")
+            assert listed["stores"] == stores, who
+    other = Member.objects.create(phone="+33612345678")
+    merged = session(limited).post(
+        f"/api/v1/members/{member.pk}/merge/", {"other": other.pk}, format="json"
+    )
+    assert merged.json()["stores"] == ["store-a"]
+
+    def seen_on_the_page(user):
+        client.force_login(user)
+        page = client.get(f"/admin/customers/member/{member.pk}/change/")
+        [seen] = [f for f in page.context["inline_admin_formsets"] if f.opts.model is MemberChannel]
+        return sorted((f.instance.channel.code, f.instance.location_id) for f in seen.formset)
+
+    everything = staff("free-desk")
+    everything.user_permissions.add(*Permission.objects.filter(codename="view_memberchannel"))
+    limited.user_permissions.add(*Permission.objects.filter(codename="view_memberchannel"))
+    assert seen_on_the_page(type(limited).objects.get(pk=limited.pk)) == [
+        ("pos", world["a"].pk),
+        ("web", None),
+    ]
+    assert seen_on_the_page(type(everything).objects.get(pk=everything.pk)) == [
+        ("pos", world["a"].pk),
+        ("pos", world["b"].pk),
+        ("web", None),
+    ]

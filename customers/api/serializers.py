@@ -46,7 +46,18 @@ class MemberSerializer(serializers.ModelSerializer):
         return sorted({seen.channel.code for seen in member.seen_in.all()})
 
     def get_stores(self, member) -> list[str]:
-        return sorted({seen.location.code for seen in member.seen_in.all() if seen.location})
+        """The stores the member was seen at; for a store-limited staff member, those of
+        their stores only: the others (a person's whereabouts) are kept from them as those
+        stores' order numbers are. Tills see every store, as they always have."""
+        request = self.context.get("request")
+        limit = store_limit(user=request.user) if request is not None else None
+        return sorted(
+            {
+                seen.location.code
+                for seen in member.seen_in.all()
+                if seen.location and (limit is None or seen.location_id in limit)
+            }
+        )
 
     def _score(self, member):
         """The nightly scores; none before the first run, and none for a store-limited staff

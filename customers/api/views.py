@@ -74,7 +74,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         )
         member = member_list().get(pk=member.pk)
         return Response(
-            MemberSerializer(member).data,
+            self.get_serializer(member).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
@@ -110,7 +110,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             )
         return request.user.pk
 
-    @extend_schema(request=MergeInputSerializer, responses={200: MemberSerializer})
+    @extend_schema(request=MergeInputSerializer, responses={200: MemberSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def merge(self, request, pk=None):
         """Move everything of `other` (orders, points, channels, contact) to this member."""
@@ -122,7 +122,7 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         if not Member.objects.filter(pk=other_id).exists():
             raise NotFound("No member has that id.")
         privacy.member_merge(survivor_id=survivor.pk, other_id=other_id, staff_id=staff_id)
-        return Response(MemberSerializer(member_list().get(pk=survivor.pk)).data)
+        return Response(self.get_serializer(member_list().get(pk=survivor.pk)).data)
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])
