@@ -13,6 +13,7 @@ from django.db.models import Q, TextField, Value
 from django.db.models.functions import Cast, Concat
 from rest_framework import status
 
+from analytics.services import member_scores_forget
 from omnichannel.errors import DomainError
 from omnichannel.models import IdempotencyRecord
 
@@ -54,7 +55,7 @@ def member_merge(*, survivor_id: int, other_id: int, staff_id: int | None = None
 
     if survivor_id == other_id:
         raise CannotMergeWithItself()
-    _scores_forget(member_id=other_id)
+    member_scores_forget(member_id=other_id)  # before any lock: see its docstring
     # The orders that move, then the members: an order's row before its member's, as every
     # order service takes them (customers.services.member_lock). Members first waited on a
     # handover holding the order while it waited on the member.
@@ -256,7 +257,7 @@ def member_erase(*, member_id: int, staff_id: int | None = None) -> None:
     the books and every sales total are unchanged."""
     from orders.models import Order
 
-    _scores_forget(member_id=member_id)
+    member_scores_forget(member_id=member_id)  # before any lock: see its docstring
     # Their orders, then the member: an order's row before its member's, as every order
     # service takes them (customers.services.member_lock); the other way deadlocked with a
     # handover of one of their orders.
@@ -274,19 +275,6 @@ def member_erase(*, member_id: int, staff_id: int | None = None) -> None:
     MemberEvent.objects.create(
         kind=MemberEvent.Kind.ERASED, member_id_ref=member_id, staff_id=staff_id
     )
-
-
-def _scores_forget(*, member_id: int) -> None:
-    """The nightly score of a member about to be deleted goes first, before any order or
-    member row is locked. The RFM stage holds the scores' table while it rewrites it and
-    waits on the members at its commit (it checks each row's member): deleting the member
-    took its score (cascade) while holding the member, and the two waited on each other
-    until PostgreSQL killed one. The scores' table first, the merge and the stage take
-    turns: whichever has it goes on, the other waits for its commit. The score is derived
-    and recomputed the next night."""
-    from analytics.models import MemberScore
-
-    MemberScore.objects.filter(member_id=member_id).delete()
 
 
 def _merged_into(member_id: int) -> set[int]:

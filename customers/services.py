@@ -18,8 +18,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
-from encodings import idna
 
+import idna
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -58,22 +58,17 @@ class InsufficientPoints(DomainError):
     default_detail = "The member does not have that many points."
 
 
-# The dots IDNA reads between labels: NFKC leaves the ideographic one as it is.
-_LABEL_DOTS = re.compile("[.\u3002]")
-
-
 def _domain_a_labels(domain: str) -> str:
-    """The domain in IDNA A-labels (ASCII, as the stdlib codec spells them, as Django's
-    own validation and webhook URLs do): "exámple.com" composed or decomposed, in full-width
-    letters or upper-case, and "xn--exmple-qta.com" are one domain. An A-label is read back
-    first, so one not in its own spelling is refused rather than kept as a second one.
-    UnicodeError: no IDNA spelling (an empty or too long label, a character IDNA refuses)."""
-    labels = []
-    for label in _LABEL_DOTS.split(unicodedata.normalize("NFKC", domain).lower()):
-        if label.isascii() and label.startswith("xn--"):
-            label = idna.ToUnicode(label)
-        labels.append(idna.ToASCII(label).decode("ascii"))
-    return ".".join(labels)
+    """The domain in IDNA A-labels (ASCII), as IDNA 2008 spells them after the UTS 46 mapping
+    browsers and registries use (the `idna` package): "exámple.com" composed or decomposed,
+    in full-width letters or upper-case, and "xn--exmple-qta.com" are one domain; an A-label
+    not in its own spelling is refused rather than kept as a second one. Not Python's own
+    codec, which is IDNA 2003: it spelt "straße.de" as "strasse.de", another domain, so a
+    member's mail would have gone elsewhere. An address literal ("[192.0.2.1]") has no
+    labels. UnicodeError (idna.IDNAError): no IDNA spelling."""
+    if domain.startswith("[") and domain.endswith("]"):
+        return domain.lower()
+    return idna.encode(domain, uts46=True, transitional=False).decode("ascii")
 
 
 def normalize_email(value: str | None) -> str | None:

@@ -265,6 +265,19 @@ def test_one_mailbox_typed_any_way_has_one_spelling(typed):
         normalize_email(full_width("jo") + "@example.com")
 
 
+def test_a_domain_is_spelt_as_idna_2008_spells_it_not_as_python_2003_codec():
+    """Python's own "idna" codec is IDNA 2003: it spelt straße.de as strasse.de, another
+    domain (registries have sold both since 2010), so the member's mail went elsewhere and
+    two people were one member. An address literal has no labels to spell."""
+    from customers.services import normalize_email
+
+    assert normalize_email("jo@straße.de") == "jo@xn--strae-oqa.de"
+    assert normalize_email("jo@XN--STRAE-OQA.DE") == "jo@xn--strae-oqa.de"
+    assert normalize_email("jo@strasse.de") == "jo@strasse.de"
+    assert normalize_email("jo@例え。テスト") == "jo@xn--r8jz45g.xn--zckzah"  # ideographic dot
+    assert normalize_email("Jo@[192.0.2.1]") == "jo@[192.0.2.1]"
+
+
 def test_one_person_typing_their_domain_two_ways_is_one_member(shop):
     """The upsert, the look-up, an order naming {email} and an offline sale all find the
     member whichever way the domain is typed."""

@@ -766,6 +766,7 @@ _LONG = "https://hooks.example.com?k=" + "a" * (500 - len("https://hooks.example
     ("first", "second"),
     [
         ("https://bücher.example/avail", "https://xn--bcher-kva.example/avail"),  # IDNA
+        ("https://straße.de/avail", "https://xn--strae-oqa.de/avail"),  # IDNA 2008, not 2003
         ("https://hooks.example.com/avail", "https://hooks.example.com/avail#part"),
         ("https://[2001:db8::1]/avail", "https://[2001:0db8:0:0::1]/avail"),
     ],
@@ -781,7 +782,17 @@ def test_an_endpoint_spelt_in_another_form_is_the_same_subscription(web, first, 
     assert made.status_code == 201, made.json()
     again = storefront.post("/api/v1/webhooks/", {"url": second}, format="json")
     assert (again.status_code, again.json()["id"]) == (200, made.json()["id"])
-    assert "#" not in again.json()["url"] and "ü" not in again.json()["url"]
+    assert "#" not in again.json()["url"] and not set("üß") & set(again.json()["url"])
+
+
+def test_a_host_with_an_eszett_is_not_spelt_as_another_host(web):
+    """Python's IDNA 2003 codec spelt straße.de as strasse.de: another host, which got the
+    deliveries."""
+    from inventory.webhooks import webhook_url_normal
+
+    assert webhook_url_normal("https://straße.de/avail") == "https://xn--strae-oqa.de/avail"
+    assert webhook_url_normal("https://strasse.de/avail") == "https://strasse.de/avail"
+    assert webhook_url_normal("https://my_hooks.example/a") == "https://my_hooks.example/a"
 
 
 @pytest.mark.parametrize(

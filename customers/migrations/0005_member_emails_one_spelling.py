@@ -1,11 +1,9 @@
-import re
 import unicodedata
-from encodings import idna
 
+import idna
 from django.db import migrations
 
 MAX_LENGTH = 254
-LABEL_DOTS = re.compile("[.\u3002]")
 
 
 def normal(email):
@@ -15,15 +13,14 @@ def normal(email):
     mailbox, at, domain = email.strip().rpartition("@")
     if not at:
         return None
-    labels = []
     try:
-        for label in LABEL_DOTS.split(unicodedata.normalize("NFKC", domain).lower()):
-            if label.isascii() and label.startswith("xn--"):
-                label = idna.ToUnicode(label)
-            labels.append(idna.ToASCII(label).decode("ascii"))
+        if domain.startswith("[") and domain.endswith("]"):
+            domain = domain.lower()  # an address literal
+        else:  # IDNA 2008 after the UTS 46 mapping
+            domain = idna.encode(domain, uts46=True, transitional=False).decode("ascii")
     except UnicodeError:
         return None
-    spelt = unicodedata.normalize("NFC", mailbox.lower()) + "@" + ".".join(labels)
+    spelt = unicodedata.normalize("NFC", mailbox.lower()) + "@" + domain
     return spelt if len(spelt) <= MAX_LENGTH else None
 
 
