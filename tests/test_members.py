@@ -210,6 +210,58 @@ def test_two_tills_redeeming_at_once_cannot_spend_more_than_the_balance(pos):
     assert_points_ledger_matches_balances()
 
 
+def test_member_list_for_staff_runs_a_constant_number_of_queries(
+    web, pos, store, django_assert_max_num_queries
+):
+    """Each member listed shows where they were seen and their scores: read with the page,
+    not a query or two per member (nothing counted this list's queries)."""
+    from datetime import date
+
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from analytics.models import MemberScore
+    from customers.models import MemberChannel
+    from omnichannel.roles import MANAGER
+    from tests.factories import make_staff
+
+    def seen_at_the_till_and_online(count):
+        for _ in range(count):
+            member = Member.objects.create(email=f"m{Member.objects.count()}@example.com")
+            MemberChannel.objects.create(member=member, channel=pos, location=store)
+            MemberChannel.objects.create(member=member, channel=web)
+            MemberScore.objects.create(
+                member=member,
+                as_of=date(2026, 3, 31),
+                first_purchase=date(2026, 1, 1),
+                last_purchase=date(2026, 3, 1),
+                recency_days=30,
+                frequency=2,
+                monetary=Decimal("10.00"),
+                r_score=3,
+                f_score=3,
+                m_score=3,
+                segment="loyal",
+                first_channel="store",
+                clv_12m=Decimal("25.00"),
+            )
+
+    manager = make_staff("boss")
+    manager.groups.add(Group.objects.get(name=MANAGER))
+    api = APIClient()
+    api.force_login(manager)
+    seen_at_the_till_and_online(1)
+    api.get("/api/v1/members/")
+    with django_assert_max_num_queries(20) as few:
+        api.get("/api/v1/members/")
+    baseline = len(few.captured_queries)  # read now: the query log is a bounded deque
+    seen_at_the_till_and_online(15)
+    with django_assert_max_num_queries(baseline):
+        listed = api.get("/api/v1/members/").json()["results"]
+    assert len(listed) == 16
+    assert all(len(m["channels"]) == 2 and m["segment"] == "loyal" for m in listed)
+
+
 def test_api_clients_look_members_up_but_cannot_browse_them(shop):
     member_id = buy(shop["till"], {"phone": "0633333333"}).json()["member"]
     listing = shop["web"].get("/api/v1/members/")
