@@ -12,6 +12,7 @@ from tests.factories import (
     LocationFactory,
     make_api_client,
 )
+from tests.inventory_helpers import assert_ledger_matches_levels
 
 
 def _forget_availability_kicks() -> None:
@@ -40,6 +41,46 @@ def _fresh_token_lookups():
     yield
     api_client_forget()
     routing_forget()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.stash[_call_failed] = report.failed
+    return report
+
+
+_call_failed = pytest.StashKey[bool]()
+
+
+@pytest.fixture(autouse=True)
+def _ledger_matches_levels(request):
+    """After every test with a database, the ledger sums to every stock level: a level moved
+    without its movement row fails the test that moved it, whatever that test asserts.
+
+    It runs in this fixture's teardown, before the test's transaction is rolled back (or its
+    tables flushed, with transaction=True): asking for pytest-django's database fixture here
+    sets it up before this one, so it is torn down after. That holds for the django_db marker
+    and for tests that ask for db or transactional_db by name (the fixture closure then holds
+    _django_db_helper, which both depend on). pytest-django's own autouse fixtures take
+    monkeypatch first, so a test's patches are undone only after this check: a test that
+    breaks the database connection patches inside monkeypatch.context(). A test that builds
+    levels without a ledger on purpose says so with @pytest.mark.ledger_unchecked(reason=...)."""
+    unchecked = request.node.get_closest_marker("ledger_unchecked")
+    if unchecked is not None and not unchecked.kwargs.get("reason"):
+        pytest.fail("@pytest.mark.ledger_unchecked needs a reason=")
+    has_database = (
+        request.node.get_closest_marker("django_db") is not None
+        or "_django_db_helper" in request.fixturenames
+    )
+    if unchecked is not None or not has_database:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")
+    yield
+    if not request.node.stash.get(_call_failed, True):  # a failed test's data proves nothing
+        assert_ledger_matches_levels()
 
 
 @pytest.fixture

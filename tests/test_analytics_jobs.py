@@ -683,12 +683,9 @@ def test_staff_without_the_analytics_permission_are_told_so_not_that_they_are_st
 
 
 def test_the_clv_chart_is_counted_by_the_database_band_by_band(
-    manager_api, django_assert_max_num_queries
+    manager_api, django_assert_num_queries
 ):
     """The web process read every member's score to bin them: now one row per band."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     from analytics.selectors import clv_histogram
 
     members = Member.objects.bulk_create([Member(email=f"m{n}@example.com") for n in range(40)])
@@ -712,11 +709,68 @@ def test_the_clv_chart_is_counted_by_the_database_band_by_band(
             for n, m in enumerate(members)
         ]
     )
-    with CaptureQueriesContext(connection) as captured:
+    with django_assert_num_queries(2) as captured:  # the top, then the bands
         chart = clv_histogram(bins=4)
     assert chart["counts"] == [10, 10, 10, 10] and len(chart["labels"]) == 4
-    assert len(captured.captured_queries) == 2  # the top, then the bands
     assert "GROUP BY" in captured.captured_queries[1]["sql"]
+
+
+def test_the_clv_and_retention_lists_run_a_constant_number_of_queries(
+    manager_api, django_assert_max_num_queries
+):
+    """Nothing counted these two lists' queries: a page of members' scores or of cohort
+    cells costs as many queries as a page of one."""
+
+    def scored(count):
+        members = Member.objects.bulk_create(
+            [Member(email=f"m{Member.objects.count()}-{n}@example.com") for n in range(count)]
+        )
+        MemberScore.objects.bulk_create(
+            [
+                MemberScore(
+                    member=m,
+                    as_of=date(2026, 3, 31),
+                    first_purchase=date(2026, 1, 1),
+                    last_purchase=date(2026, 3, 1),
+                    recency_days=30,
+                    frequency=2,
+                    monetary=Decimal("10.00"),
+                    r_score=3,
+                    f_score=3,
+                    m_score=3,
+                    segment="loyal",
+                    first_channel="store",
+                    clv_12m=Decimal(n),
+                )
+                for n, m in enumerate(members)
+            ]
+        )
+
+    def cohorts(count):
+        months = CohortRetention.objects.count()
+        CohortRetention.objects.bulk_create(
+            [
+                CohortRetention(
+                    as_of=date(2026, 3, 31),
+                    cohort=date(2025, 1, 1),
+                    first_channel="web",
+                    months_since=months + n,
+                    members=10,
+                    active=3,
+                )
+                for n in range(count)
+            ]
+        )
+
+    for url, add in (("/api/v1/analytics/clv/", scored), ("/api/v1/analytics/retention/", cohorts)):
+        add(1)
+        manager_api.get(url)
+        with django_assert_max_num_queries(20) as few:
+            manager_api.get(url)
+        baseline = len(few.captured_queries)
+        add(15)
+        with django_assert_max_num_queries(baseline):
+            assert len(manager_api.get(url).json()["results"]) == 16, url
 
 
 def test_a_day_of_the_largest_orders_the_books_take_is_scored(pos):

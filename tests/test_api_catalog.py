@@ -92,6 +92,43 @@ def test_variant_list_runs_a_constant_number_of_queries(
     assert len(response.json()["results"]) == 41
 
 
+def test_channel_and_location_lists_run_a_constant_number_of_queries(
+    web, store, web_client, django_assert_max_num_queries
+):
+    """Each channel lists the locations feeding it: read with the page, not per channel
+    (nothing counted these two lists' queries)."""
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from omnichannel.roles import MANAGER
+    from tests.factories import ChannelFactory, make_staff
+
+    manager = make_staff("boss")
+    manager.groups.add(Group.objects.get(name=MANAGER))
+    staff = APIClient()
+    staff.force_login(manager)
+    urls = [
+        (staff, "/api/v1/channels/", 2 + 15),
+        (staff, "/api/v1/locations/", 1 + 15),
+        (web_client, "/api/v1/locations/", 1 + 15),
+    ]
+    baselines = []
+    for api, url, _ in urls:
+        api.get(url)
+        with django_assert_max_num_queries(20) as few:
+            api.get(url)
+        baselines.append(len(few.captured_queries))
+    for _ in range(15):  # each a channel of its own and one more location of the web shop
+        location = LocationFactory()
+        ChannelLocationFactory(channel=ChannelFactory(), location=location)
+        ChannelLocationFactory(channel=web, location=location)
+    for (api, url, expected), baseline in zip(urls, baselines, strict=True):
+        api.get(url)  # a change of feeds makes the next call look the token up again
+        with django_assert_max_num_queries(baseline):
+            listed = api.get(url).json()["results"]
+        assert len(listed) == expected, url
+
+
 def test_barcode_scan_finds_the_variant_with_price_and_product(pos, pos_client):
     variant = VariantFactory(barcode="4006381333931", product__name="Linen shirt")
     ChannelPriceFactory(variant=variant, channel=pos, amount=Decimal("39.00"))

@@ -107,8 +107,9 @@ def test_healthz_is_503_when_the_database_is_unreachable(client, monkeypatch):
     def broken_cursor(*args, **kwargs):
         raise connection.Database.OperationalError("server closed the connection")
 
-    monkeypatch.setattr(connection, "cursor", broken_cursor)
-    response = client.get("/healthz")
+    with monkeypatch.context() as patch:  # the database is back for the ledger check after
+        patch.setattr(connection, "cursor", broken_cursor)
+        response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["database"] == "down"
     assert response.json()["status"] == "down"

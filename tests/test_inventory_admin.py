@@ -138,6 +138,11 @@ def test_staff_without_permission_cannot_adjust(client, stock):
     client.force_login(make_staff("viewer", "inventory.view_stocklevel"))
     assert client.get("/admin/inventory/stocklevel/").status_code == 200
     assert client.get("/admin/inventory/stocklevel/adjust/").status_code == 403
+    before = StockMovement.objects.count()
+    adjust = dict(sku="FINE", location="lyon", kind="delta", quantity=5, reason="receipt")
+    assert client.post("/admin/inventory/stocklevel/adjust/", adjust).status_code == 403
+    assert StockMovement.objects.count() == before
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == 50
 
 
 def test_transfer_actions_ship_and_receive(client, merchandiser, stock, store):
@@ -214,9 +219,18 @@ def test_cycle_count_csv_with_a_bad_row_shows_errors_and_writes_nothing(
     assert StockLevel.objects.get(variant__sku="FINE").on_hand == 50
 
 
-def test_only_staff_who_may_adjust_can_import_counts(client, stock):
+def test_only_staff_who_may_adjust_can_import_counts(client, merchandiser, stock, store):
+    csv = f"sku,location,counted\nFINE,{store.code},45\n"
+    form = {"import_file": _count_file(csv), "format": _format_choice(client)}
+    preview = client.post("/admin/inventory/stocklevel/import/", form)
+    confirm = preview.context["confirm_form"].initial  # a merchandiser's, ready to confirm
     client.force_login(make_staff("viewer", "inventory.view_stocklevel"))
     assert client.get("/admin/inventory/stocklevel/import/").status_code == 403
+    form["import_file"] = _count_file(csv)
+    assert client.post("/admin/inventory/stocklevel/import/", form).status_code == 403
+    assert client.post("/admin/inventory/stocklevel/process_import/", confirm).status_code == 403
+    assert not StockMovement.objects.filter(reason="count").exists()
+    assert StockLevel.objects.get(variant__sku="FINE").on_hand == 50
 
 
 @pytest.mark.parametrize(

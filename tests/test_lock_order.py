@@ -6,13 +6,12 @@ beside itself and beside a merge or an erasure, and a sale for a member merged a
 meanwhile."""
 
 import threading
-import time
 from datetime import date
 from decimal import Decimal
 
 import pytest
 import tablib
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.db.models import Sum
 from rest_framework.test import APIClient
 
@@ -25,7 +24,7 @@ from inventory.models import StockLevel
 from inventory.resources import CycleCountResource
 from inventory.services import StockLine, stock_receive, stock_sell_now
 from orders.services import LineRequest, order_place, order_transition
-from tests.concurrency import require_postgres
+from tests.concurrency import require_postgres, until_waiting
 from tests.conftest import as_client
 from tests.factories import ChannelPriceFactory, VariantFactory, make_api_client, make_staff
 from tests.inventory_helpers import assert_ledger_matches_levels
@@ -42,22 +41,6 @@ def tee(web, pos, store):
         ChannelPriceFactory(variant=variant, channel=channel, amount=Decimal("20.00"))
     stock_receive(lines=[StockLine(variant.pk, store.pk, 50)], reference="delivery")
     return variant
-
-
-def waiting_on_locks() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0]
-
-
-def until_waiting(count: int) -> None:
-    deadline = time.monotonic() + 10
-    while waiting_on_locks() < count:
-        assert time.monotonic() < deadline, f"fewer than {count} sessions queued on a lock"
-        time.sleep(0.02)
 
 
 class Held:

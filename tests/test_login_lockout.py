@@ -1,11 +1,11 @@
 """Staff login lockout (django-axes): 5 wrong passwords lock one username at one address."""
 
-import time
 from datetime import timedelta
 
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog
 from django.test import Client
+from django.utils import timezone
 
 from tests.factories import make_staff
 
@@ -67,12 +67,19 @@ def test_another_user_and_the_same_user_elsewhere_are_unaffected():
 
 
 def test_after_the_cool_off_the_user_logs_in(settings):
-    settings.AXES_COOLOFF_TIME = timedelta(seconds=1)
+    """The failures are dated back instead of waited out (the test slept past a 1 s cool-off):
+    a minute short of LOGIN_COOLOFF_MINUTES still locked, past it the login goes through."""
     make_staff("clerk")
     client = Client()
     fail(client, "clerk", 5)
     assert log_in(client, "clerk", PASSWORD).status_code == 429
-    time.sleep(1.2)
+
+    def failed_ago(delta):
+        AccessAttempt.objects.filter(username="clerk").update(attempt_time=timezone.now() - delta)
+
+    failed_ago(settings.AXES_COOLOFF_TIME - timedelta(minutes=1))
+    assert log_in(client, "clerk", PASSWORD).status_code == 429
+    failed_ago(settings.AXES_COOLOFF_TIME + timedelta(seconds=1))
     assert log_in(client, "clerk", PASSWORD).status_code == 302
     assert logged_in(client)
 

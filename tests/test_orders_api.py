@@ -1,7 +1,6 @@
 """Every order flow end to end through the API, with the stock it moves."""
 
 import threading
-import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -10,14 +9,14 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from inventory.models import ChannelAvailability, StockLevel
+from inventory.models import ChannelAvailability, StockLevel, StockMovement
 from inventory.services import StockLine, stock_receive, stock_sell_now
 from omnichannel.models import ApiClient, Channel, Location
 from omnichannel.services import api_client_issue_token
 from orders.models import Order, Return
 from orders.routing import routing_forget
 from orders.services import LineRequest, order_place, orders_expire_pickups
-from tests.concurrency import require_postgres, run_in_threads
+from tests.concurrency import require_postgres, run_in_threads, until_waiting
 from tests.conftest import as_client
 from tests.factories import (
     ChannelLocationFactory,
@@ -232,25 +231,27 @@ def test_routing_decides_under_the_stock_lock_so_a_racing_till_sale_steers_it(sh
     require_postgres()
     stock(shop, "TEE", "wh", 1)
     stock(shop, "TEE", "lyon", 5)
-    till_holds, answers = threading.Event(), []
+    till_holds, order_waits, answers = threading.Event(), threading.Event(), []
 
     def work(i):
         if i == 0:  # the till
             with transaction.atomic():
                 stock_sell_now(lines=[StockLine(shop["tee"].pk, shop["wh"].pk, 1)], reference="t")
                 till_holds.set()
-                time.sleep(0.3)  # the order is waiting for this row meanwhile
+                assert order_waits.wait(15)  # commits only once the order is queued on the row
             return "sold"
         assert till_holds.wait(10)
-        started = time.monotonic()
+        if i == 1:  # watches, outside any transaction, for the order to queue on the lock
+            until_waiting(1)
+            order_waits.set()
+            return "waited"
         response = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}])
-        answers.append((response.status_code, response.json(), time.monotonic() - started))
+        answers.append((response.status_code, response.json()))
         return "placed"
 
-    assert run_in_threads(2, work) == ["sold", "placed"]
-    [(code, body, waited)] = answers
+    assert run_in_threads(3, work) == ["sold", "waited", "placed"]
+    [(code, body)] = answers
     assert code == 201, body
-    assert waited > 0.1  # it did wait for the till's lock
     assert body["allocations"] == [{"sku": "TEE", "location": "lyon", "quantity": 1}]
     assert level(shop, "TEE", "wh") == (0, 0) and level(shop, "TEE", "lyon") == (5, 1)
     assert_ledger_matches_levels()
@@ -577,7 +578,11 @@ def test_a_till_takes_returns_only_at_its_own_store(shop):
         },
         format="json",
     )
-    assert response.status_code == 403
+    assert (response.status_code, response.json()["code"]) == (403, "location_forbidden")
+    assert not Return.objects.exists()  # and nothing written: no stock back, no refund
+    assert Order.objects.get(pk=sale["id"]).status == sale["status"]
+    assert level(shop, "MUG", "lyon") == (0, 0)
+    assert StockMovement.objects.filter(reason="return").count() == 0
 
 
 def test_a_return_of_an_order_nobody_placed_is_a_404_the_schema_lists(shop, client):

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from catalog.models import ChannelPrice
 from customers.models import Member
-from inventory.models import StockLevel
+from inventory.models import StockLevel, StockMovement
 from inventory.services import StockLine, stock_receive
 from orders.models import Order
 from tests.concurrency import require_postgres, run_in_threads
@@ -67,7 +67,7 @@ def test_an_oversold_sale_is_accepted_and_flagged_for_review(till):
 
 
 def test_a_bad_sale_is_rejected_alone_and_the_rest_of_the_batch_stands(till):
-    client, _, _, _ = till
+    client, tee, store, _ = till
     results = sync(
         client,
         sale("ok"),
@@ -80,6 +80,8 @@ def test_a_bad_sale_is_rejected_alone_and_the_rest_of_the_batch_stands(till):
         ("rejected", "payment_mismatch"),
     ]
     assert list(Order.objects.values_list("client_id", flat=True)) == ["ok"]
+    assert on_hand(tee, store) == 1  # the rejected ones took nothing off the shelf
+    assert StockMovement.objects.filter(reason="sale").count() == 1
 
 
 def test_the_sale_keeps_its_own_time_and_a_future_time_is_rejected(till):
@@ -345,6 +347,7 @@ def test_an_offline_sale_of_a_price_already_taken_off_when_rung_up_is_rejected(t
     assert (result["status"], result["code"]) == ("rejected", "not_sold_in_channel")
     assert Order.objects.count() == 0
     assert on_hand(tee, store) == 2
+    assert not StockMovement.objects.filter(reason="sale").exists()
 
 
 def test_a_sale_whose_prices_were_taken_off_costs_the_statements_of_one_still_priced(till, pos):

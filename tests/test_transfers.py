@@ -189,6 +189,42 @@ def test_a_pos_client_sends_transfers_only_from_its_own_store(stores, pos):
     assert_ledger_matches_levels()
 
 
+def test_the_transfer_list_a_till_sees_runs_a_constant_number_of_queries(
+    stores, django_assert_max_num_queries
+):
+    """Each transfer lists its lines and their SKUs: read with the page, not per transfer,
+    for the sending till and the receiving one (only staff's list was counted)."""
+    from inventory.transfers import TransferItem, transfer_request
+
+    _, lyon, paris, lyon_till, paris_till = stores
+
+    def requested(count):
+        for _ in range(count):
+            shirt, socks = VariantFactory(), VariantFactory()
+            stock_receive(
+                lines=[StockLine(shirt.pk, lyon.pk, 5), StockLine(socks.pk, lyon.pk, 5)],
+                reference="delivery",
+            )
+            transfer_request(
+                from_location_id=lyon.pk,
+                to_location_id=paris.pk,
+                items=[TransferItem(shirt.pk, 1), TransferItem(socks.pk, 2)],
+            )
+
+    requested(1)
+    baselines = []
+    for till in (lyon_till, paris_till):
+        till.get("/api/v1/stock/transfers/")
+        with django_assert_max_num_queries(20) as few:
+            till.get("/api/v1/stock/transfers/")
+        baselines.append(len(few.captured_queries))
+    requested(15)
+    for till, baseline in zip((lyon_till, paris_till), baselines, strict=True):
+        with django_assert_max_num_queries(baseline):
+            listed = till.get("/api/v1/stock/transfers/").json()["results"]
+        assert len(listed) == 16 and all(len(t["lines"]) == 2 for t in listed)
+
+
 def test_a_till_sends_stock_back_to_a_warehouse_that_feeds_only_the_web_shop(stores, web):
     """CONTRACT: a POS client may transfer stock at its own location. The destination only
     has to exist (it was checked as a location the till may read, those feeding its channel,

@@ -199,6 +199,45 @@ def test_a_channels_integration_registers_its_webhook_through_the_api(
     assert WebhookSubscription.objects.get(pk=pos_hook.pk).is_active
 
 
+def test_the_webhook_list_runs_a_constant_number_of_queries(
+    web, pos, django_assert_max_num_queries
+):
+    """Each subscription names its channel: read with the page, not per subscription, for
+    staff (every channel's) and for a channel's integration (its own)."""
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from omnichannel.roles import MANAGER
+    from tests.conftest import as_client
+    from tests.factories import make_api_client, make_staff
+
+    def subscribe(count):
+        for _ in range(count):
+            n = WebhookSubscription.objects.count()
+            for channel in (web, pos):
+                WebhookSubscription.objects.create(
+                    channel=channel, url=f"https://hooks.example.com/{channel.code}/{n}"
+                )
+
+    manager = make_staff("boss")
+    manager.groups.add(Group.objects.get(name=MANAGER))
+    staff = APIClient()
+    staff.force_login(manager)
+    storefront = as_client(make_api_client(web, name="storefront")[1])
+    lists = [(staff, 2 * 16), (storefront, 16)]
+    subscribe(1)
+    baselines = []
+    for api, _ in lists:
+        api.get("/api/v1/webhooks/")
+        with django_assert_max_num_queries(20) as few:
+            api.get("/api/v1/webhooks/")
+        baselines.append(len(few.captured_queries))
+    subscribe(15)
+    for (api, expected), baseline in zip(lists, baselines, strict=True):
+        with django_assert_max_num_queries(baseline):
+            assert len(api.get("/api/v1/webhooks/").json()["results"]) == expected
+
+
 def test_webhook_urls_on_private_or_local_addresses_are_refused(web, settings):
     """The worker POSTs to what a client registers: not to the database, Redis or a cloud's
     metadata address on its own network."""
