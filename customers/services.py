@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
-import idna
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -30,6 +29,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework import status
 
+from omnichannel.domains import domain_a_labels
 from omnichannel.errors import DomainError
 
 from .models import Member, MemberAlias, MemberChannel, PointsEntry
@@ -59,16 +59,12 @@ class InsufficientPoints(DomainError):
 
 
 def _domain_a_labels(domain: str) -> str:
-    """The domain in IDNA A-labels (ASCII), as IDNA 2008 spells them after the UTS 46 mapping
-    browsers and registries use (the `idna` package): "exámple.com" composed or decomposed,
-    in full-width letters or upper-case, and "xn--exmple-qta.com" are one domain; an A-label
-    not in its own spelling is refused rather than kept as a second one. Not Python's own
-    codec, which is IDNA 2003: it spelt "straße.de" as "strasse.de", another domain, so a
-    member's mail would have gone elsewhere. An address literal ("[192.0.2.1]") has no
-    labels. UnicodeError (idna.IDNAError): no IDNA spelling."""
+    """The domain as omnichannel.domains spells it (IDNA 2008 A-labels, what IDNA 2008
+    refuses and resolvers take kept); an address literal ("[192.0.2.1]") has no labels.
+    UnicodeError: no spelling."""
     if domain.startswith("[") and domain.endswith("]"):
         return domain.lower()
-    return idna.encode(domain, uts46=True, transitional=False).decode("ascii")
+    return domain_a_labels(domain)
 
 
 def normalize_email(value: str | None) -> str | None:

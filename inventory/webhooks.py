@@ -22,12 +22,12 @@ import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta
 
-import idna
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from omnichannel.domains import domain_a_labels
 from omnichannel.errors import DomainError
 
 from .models import ChannelAvailability, WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -114,7 +114,7 @@ def webhook_url_normal(url: str) -> str:
             host = str(ipaddress.IPv4Address(parts.hostname))
         except ValueError:
             try:
-                host = _host_a_labels(parts.hostname)
+                host = domain_a_labels(parts.hostname)  # IDNA 2008, see there
             except UnicodeError as exc:
                 raise refused from exc
     scheme = parts.scheme.lower()
@@ -124,17 +124,6 @@ def webhook_url_normal(url: str) -> str:
     if len(normal) > _URL_LENGTH:
         raise ValueError(f"Give a URL of at most {_URL_LENGTH} characters, as it is stored.")
     return normal
-
-
-def _host_a_labels(hostname: str) -> str:
-    """A host name as it is looked up. A name in Unicode is spelt as IDNA 2008 spells it
-    after the UTS 46 mapping browsers use (the `idna` package): Python's own codec is IDNA
-    2003, which spelt "straße.de" as "strasse.de", another host, so deliveries went to
-    someone else. An ASCII name is kept as before (it may hold an underscore, which IDNA
-    refuses and resolvers take)."""
-    if hostname.isascii():
-        return hostname.encode("idna").decode("ascii")
-    return idna.encode(hostname, uts46=True, transitional=False).decode("ascii")
 
 
 @transaction.atomic

@@ -832,6 +832,17 @@ def test_a_host_with_an_eszett_is_not_spelt_as_another_host(web):
     assert webhook_url_normal("https://straße.de/avail") == "https://xn--strae-oqa.de/avail"
     assert webhook_url_normal("https://strasse.de/avail") == "https://strasse.de/avail"
     assert webhook_url_normal("https://my_hooks.example/a") == "https://my_hooks.example/a"
+    # What IDNA 2008 refuses and resolvers take is kept, whichever way it is typed (these
+    # were refused in their Unicode spelling, found by the second-round review).
+    assert webhook_url_normal("https://i❤.ws/a") == "https://xn--i-7iq.ws/a"
+    assert webhook_url_normal("https://xn--i-7iq.ws/a") == "https://xn--i-7iq.ws/a"
+    assert (
+        webhook_url_normal("https://my_hooks.straße.de/a") == "https://my_hooks.xn--strae-oqa.de/a"
+    )
+    assert webhook_url_normal("https://ab--cd.straße.de/a") == "https://ab--cd.xn--strae-oqa.de/a"
+    for no_host in ("https://xn--zz.example/a", "https://a..b/a", "https://\ue000.example/a"):
+        with pytest.raises(ValueError):
+            webhook_url_normal(no_host)
 
 
 @pytest.mark.parametrize(
