@@ -7,11 +7,16 @@ that hand-back, which then fails building a new one (AttributeError: 'NoneType' 
 attribute 'hostname') and the worker exits with "Unrecoverable error" instead of reconnecting
 (tests/test_faults.py reproduces it with kombu 5.7.0).
 
-Here the hand-back that cannot reach Redis is given up with a warning, and the worker goes on
-to reconnect. Nothing depends on those messages: Redis keeps a message it delivered in its
-unacknowledged index and delivers it again after the visibility timeout; a Redis restarted
-empty has lost them anyway, and every task here is idempotent with a beat sweeper behind it
-(availability outbox, webhook deliveries, the nightly jobs).
+The same happens to a task that finished while Redis was away: its acknowledgement, on the
+channel closed meanwhile, built a client from a connection that is gone and the worker exited
+(prefork: a pool process ran the task while the consumer lost the broker).
+
+Here the hand-back that cannot reach Redis, and an acknowledgement or rejection on a closed
+channel, are given up with a warning, and the worker goes on to reconnect. Nothing depends
+on those messages: Redis keeps a message it delivered in its unacknowledged index and
+delivers it again after the visibility timeout; a Redis restarted empty has lost them
+anyway, and every task here is idempotent with a beat sweeper behind it (availability
+outbox, webhook deliveries, the nightly jobs).
 
 It also keeps the Redis client it sends commands with, instead of building one per command
 (see Channel._create_client).
@@ -27,6 +32,34 @@ log = logging.getLogger(__name__)
 
 
 class QoS(kombu_redis.QoS):
+    def ack(self, delivery_tag):
+        """A task that finished while Redis was away (a pool process ran it: prefork) is
+        acknowledged when the worker is back, on the channel closed meanwhile; kombu built a
+        client for it from a connection that is gone (AttributeError: 'NoneType' object has
+        no attribute 'client') and the worker exited, the outbox undrained until someone
+        restarted it. On a closed channel the acknowledgement is given up (see the module):
+        a new channel carries on."""
+        if self._channel_closed():
+            return self._give_up(delivery_tag, "acknowledgement")
+        return super().ack(delivery_tag)
+
+    def reject(self, delivery_tag, requeue=False):
+        if self._channel_closed():
+            return self._give_up(delivery_tag, "rejection")
+        return super().reject(delivery_tag, requeue=requeue)
+
+    def _channel_closed(self) -> bool:
+        return self.channel.closed or self.channel.connection is None
+
+    def _give_up(self, delivery_tag, what: str) -> None:
+        log.warning(
+            "The %s of a message held on a channel closed since (the broker went away) is "
+            "given up; Redis delivers it again after the visibility timeout, beat's sweepers "
+            "cover the rest",
+            what,
+        )
+        self._delivered.pop(delivery_tag, None)
+
     def restore_unacked(self, client=None):
         try:
             return super().restore_unacked(client)

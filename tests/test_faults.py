@@ -383,6 +383,62 @@ def test_the_worker_survives_redis_dying_while_it_holds_a_message(
     assert worker.poll() is None
 
 
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_a_worker_survives_redis_restarting_while_a_sync_runs(
+    services, redis_server, web, store, monkeypatch, pool
+):
+    """The worker as the Procfile and docker-compose run it (prefork): a sync running in a
+    pool process when Redis went away finished during the outage; once Redis was back the
+    consumer acknowledged it on the channel closed meanwhile, and the worker exited
+    ("Unrecoverable error: AttributeError: 'NoneType' object has no attribute 'client'"):
+    nothing drained the outbox until someone restarted it (found with real processes by the
+    fault review; the tests above run --pool=solo). Held in its transaction by an advisory
+    lock, so the sync is surely running when Redis dies."""
+    monkeypatch.setattr(availability, "sync_soon", lambda: None)  # the test sends the syncs
+    variant = VariantFactory(sku="PREFORK-TEE")
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 5)], reference="delivery")
+    worker = services.start(
+        "worker",
+        *("celery", "-A", "omnichannel", "worker", "--loglevel=INFO", "--concurrency=2"),
+        *(f"--pool={pool}", "--hostname", f"{pool}@faults"),
+    )
+    log = services.workdir / "worker.log"
+    assert wait_for(lambda: "ready." in log.read_text(), 60), services.logs()
+
+    holder = other_connection()
+    with holder.cursor() as cursor:  # the sync will wait inside its transaction
+        cursor.execute(
+            "SELECT pg_advisory_lock(%s, %s)", [availability.ADVISORY_NAMESPACE, variant.pk]
+        )
+    broker(redis_server.url).send_task("inventory.tasks.sync_channel_availability")
+
+    def sync_waiting():
+        with holder.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = %s",
+                [variant.pk],
+            )
+            return cursor.fetchone() is not None
+
+    assert wait_for(sync_waiting, 30), services.logs()
+    redis_server.kill()
+    if pool == "prefork":  # solo: the consumer is busy running the task, it notices later
+        assert wait_for(lambda: "Connection to broker lost" in log.read_text(), 30)
+    holder.close()  # the sync finishes while Redis is down
+    assert wait_for(lambda: "succeeded in" in log.read_text(), 30), services.logs()
+    redis_server.start()
+    assert wait_for(lambda: log.read_text().count("Connected to") >= 2, 60), services.logs()
+    # and it still works: a change made now is published by it
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 2)], reference="after the restart")
+    broker(redis_server.url).send_task("inventory.tasks.sync_channel_availability")
+    assert wait_for(lambda: published(web, variant) == channel_truth(web, variant) == 7, 30), (
+        services.logs()
+    )
+    assert "Unrecoverable error" not in log.read_text(), services.logs()
+    assert worker.poll() is None, "the worker exited"
+    assert not AvailabilityOutbox.objects.exists()
+
+
 # --- 2. A worker killed in the middle of a sync -------------------------------------------
 
 
