@@ -6,6 +6,7 @@ import logging
 import time
 from datetime import date, timedelta
 
+from django.db import Error as DatabaseBroken
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -299,10 +300,30 @@ def nightly_run(*, run_date: date | None = None, progress=None) -> NightlyRun:
             if progress:
                 progress(name, rows, seconds)
     except Exception as exc:
-        run.status, run.error = NightlyRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
-        run.finished_at = timezone.now()
-        run.save(update_fields=["status", "error", "finished_at"])
+        _record_failure(run, exc)
         raise
     run.status, run.finished_at = NightlyRun.Status.SUCCEEDED, timezone.now()
     run.save(update_fields=["status", "finished_at"])
     return run
+
+
+def _record_failure(run: NightlyRun, exc: Exception) -> None:
+    """The run's row says it failed, and why. When the failure is the database connection
+    itself (a failover, a dropped connection), saving on it raised InterfaceError, which
+    replaced the error the task retries and left the run "running" for good: the broken
+    connection is closed and the row saved on a new one. If even that fails, it is logged
+    and the caller still sees the first error."""
+    run.status, run.error = NightlyRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
+    run.finished_at = timezone.now()
+    fields = ["status", "error", "finished_at"]
+    try:
+        run.save(update_fields=fields)
+    except DatabaseBroken:
+        if connection.in_atomic_block:  # the caller's transaction: not ours to close
+            log.exception("nightly run %s: its failure could not be recorded", run.pk)
+            return
+        connection.close()
+        try:
+            run.save(update_fields=fields)
+        except DatabaseBroken:
+            log.exception("nightly run %s: its failure could not be recorded", run.pk)

@@ -1,7 +1,7 @@
 from datetime import date
 
 from celery import shared_task
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError, connection
 
 from .jobs import last_finished_day, nightly_run
 
@@ -20,7 +20,9 @@ def run_nightly_jobs(self, run_date: str | None = None) -> int:
     day = date.fromisoformat(run_date) if run_date else last_finished_day()
     try:
         return nightly_run(run_date=day).pk
-    except OperationalError as exc:
+    except (OperationalError, InterfaceError) as exc:  # InterfaceError: a connection lost
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()  # the retry starts on a new one
         raise self.retry(
             exc=exc, countdown=RETRY_AFTER_SECONDS, kwargs={"run_date": day.isoformat()}
         ) from exc

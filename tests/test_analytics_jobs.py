@@ -867,6 +867,87 @@ def test_a_nightly_run_the_database_broke_off_is_tried_again_for_the_same_day(po
     assert NightlyRun.objects.filter(status="failed").count() == 1 + tasks.RETRIES
 
 
+def _lose_the_connection():
+    """What a failover or a dropped TCP connection does to the stage's next statement."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("inside_atomic", [False, True])
+def test_a_run_whose_connection_is_lost_is_recorded_failed_with_what_the_task_retries(
+    pos, monkeypatch, inside_atomic
+):
+    """Saving the failure on the lost connection raised InterfaceError, which replaced the
+    OperationalError the task retries: no retry, and the run stayed "running" for good
+    (found by the second-round review). The loss outside any transaction is clv_stage's
+    read of every purchase day; inside, a stage's own transaction."""
+    from django.db import OperationalError, connection, transaction
+
+    from tests.concurrency import require_postgres
+
+    require_postgres()
+
+    def lost(**kwargs):
+        if inside_atomic:
+            with transaction.atomic():
+                _lose_the_connection()
+        else:
+            _lose_the_connection()
+
+    monkeypatch.setattr(jobs, "STAGES", [("clv", lost)])
+    with pytest.raises(OperationalError):
+        nightly_run(run_date=timezone.localdate() - timedelta(days=1))
+    connection.close_if_unusable_or_obsolete()
+    run = NightlyRun.objects.get()
+    assert run.status == NightlyRun.Status.FAILED and run.finished_at is not None
+    assert run.error.startswith("OperationalError")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_nightly_task_tries_again_after_a_lost_connection(pos, monkeypatch):
+    from celery.signals import task_prerun
+    from django.db import connection
+
+    from analytics import tasks
+    from omnichannel.celery import app
+    from tests.concurrency import require_postgres
+
+    require_postgres()
+    monkeypatch.setitem(app.conf, "task_eager_propagates", False)  # as a worker: it retries
+    member = Member.objects.create(email="m@example.com")
+    order(member, pos, (timezone.localdate() - timedelta(days=3)).isoformat(), "10.00")
+    real, tries = jobs.rfm_stage, []
+
+    def lost_once(**kwargs):
+        tries.append(kwargs["as_of"])
+        if len(tries) == 1:
+            _lose_the_connection()
+        return real(**kwargs)
+
+    # A worker closes an unusable connection before each task it runs (omnichannel/celery.py
+    # does it as Django does around a request): the same here around the eager retry.
+    def before_each_task(**kwargs):
+        connection.close_if_unusable_or_obsolete()
+
+    task_prerun.connect(before_each_task, weak=False, dispatch_uid="test-lost-connection")
+    try:
+        monkeypatch.setattr(jobs, "STAGES", [("rfm", lost_once), *jobs.STAGES[1:]])
+        tasks.run_nightly_jobs.apply()
+    finally:
+        task_prerun.disconnect(dispatch_uid="test-lost-connection")
+        connection.close_if_unusable_or_obsolete()
+    yesterday = timezone.localdate() - timedelta(days=1)
+    assert tries == [yesterday, yesterday]
+    assert list(NightlyRun.objects.order_by("pk").values_list("status", flat=True)) == [
+        NightlyRun.Status.FAILED,
+        NightlyRun.Status.SUCCEEDED,
+    ]
+    assert MemberScore.objects.get().member_id == member.pk
+
+
 def _largest_sales(channel, location, count: int) -> None:
     """`count` in-store sales of the largest total an order takes, each returned whole."""
     from orders.models import Allocation, OrderLine, Return, ReturnLine
