@@ -50,6 +50,15 @@ class ChangedFieldsOnlyMixin:
     `requested` (and could be cancelled, releasing units reserved for other orders), an order
     picked up meanwhile became ready again, a token revoked meanwhile worked again."""
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        """Each field also sends back what the page showed, so a field is changed when the
+        staff member changed it, not when the row changed since the page was opened (a
+        needs_review flag cleared meanwhile was ticked again by a save that touched it not)."""
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None:
+            field.show_hidden_initial = True
+        return field
+
     def save_model(self, request, obj, form, change):
         if change:
             changed = form.changed_data

@@ -508,9 +508,11 @@ def test_a_prices_variant_and_channel_are_fixed_once_it_exists(client, web, pos,
     assert not add_form.fields["variant"].disabled and not add_form.fields["channel"].disabled
 
 
-def _post_change_page(client, url, **changes):
-    """Post a change page as the browser sends it: its form's values as the page read them,
-    each inline table's management form, and the given changes (a box unticked: None)."""
+def _post_change_page(client, url, meanwhile=None, **changes):
+    """Post a change page as the browser sends it: its form's values as the page read them
+    (and, for a field that sends it, what the page showed), each inline table's management
+    form, and the given changes (a box unticked: None). `meanwhile` runs between the page's
+    opening and its post."""
     from django import forms
 
     page = client.get(url)
@@ -519,6 +521,8 @@ def _post_change_page(client, url, **changes):
     data = {}
     for name, field in form.fields.items():
         value = form[name].value()
+        if field.show_hidden_initial:
+            data[form[name].html_initial_name] = value
         if isinstance(field, forms.BooleanField):
             value = "on" if value else None
         if value is not None:
@@ -528,6 +532,8 @@ def _post_change_page(client, url, **changes):
         for name in management.fields:
             data[f"{management.prefix}-{name}"] = management[name].value()
     data.update(changes)
+    if meanwhile is not None:
+        meanwhile()
     return client.post(url, {name: value for name, value in data.items() if value is not None})
 
 
@@ -609,6 +615,34 @@ def test_an_order_flagged_in_the_admin_keeps_a_handover_made_meanwhile(
     order = Order.objects.get(pk=order.pk)
     assert (order.needs_review, order.status) == (True, "ready_for_pickup")
     assert order.updated_at > before  # the flag's change is dated, as any change is
+
+
+def test_a_save_that_left_the_flag_alone_keeps_it_as_another_cleared_it(client, web, store):
+    """The page opened with needs_review ticked; another staff member marked the order
+    reviewed; this one saved the page without touching the box. The form compared the box
+    with the row as read at the save, not as the page had shown it, and ticked it again."""
+    from orders.models import Order
+    from orders.services import LineRequest, order_place, orders_mark_reviewed
+
+    tee = VariantFactory(sku="TEE")
+    ChannelPriceFactory(variant=tee, channel=web, amount=Decimal("10.00"))
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 5)], reference="delivery")
+    order = order_place(
+        channel=web, fulfillment="pickup", pickup_location=store, lines=[LineRequest("TEE", 1)]
+    )
+    Order.objects.filter(pk=order.pk).update(needs_review=True)
+    client.force_login(make_staff("admin", superuser=True))
+
+    url = f"/admin/orders/order/{order.pk}/change/"
+    saved = _post_change_page(
+        client, url, meanwhile=lambda: orders_mark_reviewed(order_ids=[order.pk])
+    )
+    assert saved.status_code == 302
+    assert Order.objects.get(pk=order.pk).needs_review is False
+    # and a box the staff member did untick is written
+    Order.objects.filter(pk=order.pk).update(needs_review=True)
+    assert _post_change_page(client, url, needs_review=None).status_code == 302
+    assert Order.objects.get(pk=order.pk).needs_review is False
 
 
 def test_renaming_an_api_client_keeps_a_revocation_made_meanwhile(client, web, meanwhile):
