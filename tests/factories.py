@@ -91,6 +91,29 @@ class ChannelPriceFactory(factory.django.DjangoModelFactory):
     published = True
 
 
+def member_score(member, **fields):
+    """An unsaved nightly score of a loyal member (fields given override it): for a test to
+    save, or to bulk-create many."""
+    from datetime import date
+
+    from analytics.models import MemberScore
+
+    defaults = {
+        "as_of": date(2026, 3, 31),
+        "first_purchase": date(2026, 1, 1),
+        "last_purchase": date(2026, 3, 1),
+        "recency_days": 30,
+        "frequency": 2,
+        "monetary": Decimal("10.00"),
+        "r_score": 3,
+        "f_score": 3,
+        "m_score": 3,
+        "segment": "loyal",
+        "first_channel": "store",
+    }
+    return MemberScore(member=member, **{**defaults, **fields})
+
+
 def make_staff(username: str = "staff", *perms: str, superuser: bool = False):
     """A staff user holding the given permissions ("app_label.codename")."""
     user = get_user_model().objects.create_user(

@@ -13,6 +13,7 @@ from analytics.jobs import nightly_run
 from analytics.models import CohortRetention, MemberScore, NightlyRun
 from customers.models import Member
 from orders.models import Order
+from tests.factories import member_score
 
 pytestmark = pytest.mark.django_db
 
@@ -690,24 +691,7 @@ def test_the_clv_chart_is_counted_by_the_database_band_by_band(
 
     members = Member.objects.bulk_create([Member(email=f"m{n}@example.com") for n in range(40)])
     MemberScore.objects.bulk_create(
-        [
-            MemberScore(
-                member=m,
-                as_of=date(2026, 3, 31),
-                first_purchase=date(2026, 1, 1),
-                last_purchase=date(2026, 3, 1),
-                recency_days=30,
-                frequency=2,
-                monetary=Decimal("10.00"),
-                r_score=3,
-                f_score=3,
-                m_score=3,
-                segment="loyal",
-                first_channel="store",
-                clv_12m=Decimal(n * 10),
-            )
-            for n, m in enumerate(members)
-        ]
+        [member_score(m, clv_12m=Decimal(n * 10)) for n, m in enumerate(members)]
     )
     with django_assert_num_queries(2) as captured:  # the top, then the bands
         chart = clv_histogram(bins=4)
@@ -726,24 +710,7 @@ def test_the_clv_and_retention_lists_run_a_constant_number_of_queries(
             [Member(email=f"m{Member.objects.count()}-{n}@example.com") for n in range(count)]
         )
         MemberScore.objects.bulk_create(
-            [
-                MemberScore(
-                    member=m,
-                    as_of=date(2026, 3, 31),
-                    first_purchase=date(2026, 1, 1),
-                    last_purchase=date(2026, 3, 1),
-                    recency_days=30,
-                    frequency=2,
-                    monetary=Decimal("10.00"),
-                    r_score=3,
-                    f_score=3,
-                    m_score=3,
-                    segment="loyal",
-                    first_channel="store",
-                    clv_12m=Decimal(n),
-                )
-                for n, m in enumerate(members)
-            ]
+            [member_score(m, clv_12m=Decimal(n)) for n, m in enumerate(members)]
         )
 
     def cohorts(count):

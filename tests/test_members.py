@@ -17,6 +17,7 @@ from tests.factories import (
     LocationFactory,
     VariantFactory,
     make_api_client,
+    member_score,
 )
 
 pytestmark = pytest.mark.django_db
@@ -215,12 +216,10 @@ def test_member_list_for_staff_runs_a_constant_number_of_queries(
 ):
     """Each member listed shows where they were seen and their scores: read with the page,
     not a query or two per member (nothing counted this list's queries)."""
-    from datetime import date
 
     from django.contrib.auth.models import Group
     from rest_framework.test import APIClient
 
-    from analytics.models import MemberScore
     from customers.models import MemberChannel
     from omnichannel.roles import MANAGER
     from tests.factories import make_staff
@@ -230,21 +229,7 @@ def test_member_list_for_staff_runs_a_constant_number_of_queries(
             member = Member.objects.create(email=f"m{Member.objects.count()}@example.com")
             MemberChannel.objects.create(member=member, channel=pos, location=store)
             MemberChannel.objects.create(member=member, channel=web)
-            MemberScore.objects.create(
-                member=member,
-                as_of=date(2026, 3, 31),
-                first_purchase=date(2026, 1, 1),
-                last_purchase=date(2026, 3, 1),
-                recency_days=30,
-                frequency=2,
-                monetary=Decimal("10.00"),
-                r_score=3,
-                f_score=3,
-                m_score=3,
-                segment="loyal",
-                first_channel="store",
-                clv_12m=Decimal("25.00"),
-            )
+            member_score(member, clv_12m=Decimal("25.00")).save()
 
     manager = make_staff("boss")
     manager.groups.add(Group.objects.get(name=MANAGER))
