@@ -27,6 +27,10 @@ class NightlyRun(models.Model):
         return f"nightly {self.run_date} {self.status}"
 
 
+# The RFM segments the nightly run gives (analytics.jobs.rfm_stage's CASE).
+SEGMENTS = ("champions", "new", "loyal", "at_risk", "hibernating", "promising")
+
+
 class MemberScore(models.Model):
     """A member's RFM summary, segment and CLV figures as of the last nightly run."""
 

@@ -1000,3 +1000,24 @@ def test_segments_of_a_day_of_the_largest_orders_are_answered_not_a_500(pos, man
     assert response.status_code == 200, response.content[:300]
     [segment] = response.json()["results"]
     assert (segment["members"], segment["monetary"]) == (1, "19999999999.98")
+
+
+def test_an_unknown_clv_segment_is_a_400_not_an_empty_list(history, manager_api):
+    """`clv/?segment=champoins` answered 200 with no members, as if the segment were empty;
+    retention/ already refused a cohort it does not compute."""
+    import inspect
+    import re
+
+    from analytics.models import SEGMENTS
+
+    nightly_run(run_date=date(2026, 3, 31))
+    typo = manager_api.get("/api/v1/analytics/clv/", {"segment": "champoins"})
+    assert typo.status_code == 400
+    assert typo.json()["code"] == "invalid" and typo.json()["errors"]["segment"]
+    for segment in SEGMENTS:
+        listed = manager_api.get("/api/v1/analytics/clv/", {"segment": segment})
+        assert listed.status_code == 200
+        assert {row["segment"] for row in listed.json()["results"]} <= {segment}
+    assert manager_api.get("/api/v1/analytics/clv/", {"segment": ""}).status_code == 200
+    given = set(re.findall(r"THEN '(\w+)'", inspect.getsource(jobs.rfm_stage)))
+    assert given | {"promising"} == set(SEGMENTS)  # promising: the CASE's ELSE

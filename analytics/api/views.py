@@ -17,7 +17,7 @@ from omnichannel.selectors import store_limit
 from orders.models import Order
 
 from .. import selectors
-from ..models import CohortRetention, MemberScore
+from ..models import SEGMENTS, CohortRetention, MemberScore
 
 
 class StaffAnalyticsPermission(permissions.BasePermission):
@@ -213,15 +213,25 @@ class MemberScoreSerializer(serializers.ModelSerializer):
         ]
 
 
+class ClvQuerySerializer(serializers.Serializer):
+    segment = serializers.ChoiceField(choices=SEGMENTS, required=False)
+
+
 class ClvView(generics.ListAPIView):
-    """Members by 12-month CLV (highest first), optionally in one `segment`."""
+    """Members by 12-month CLV (highest first), optionally in one `segment`. A segment the
+    nightly run does not give is a 400 `invalid` (a typo answered an empty list, as if the
+    segment had no members), as a cohort other than `month` is on retention/."""
 
     permission_classes = [WholeBusinessAnalyticsPermission]
     serializer_class = MemberScoreSerializer
     queryset = MemberScore.objects.none()
 
-    @extend_schema(parameters=[OpenApiParameter("segment", OpenApiTypes.STR)])
+    @extend_schema(parameters=[OpenApiParameter("segment", OpenApiTypes.STR, enum=SEGMENTS)])
     def get(self, request, *args, **kwargs):
+        segment = request.query_params.get("segment")
+        ClvQuerySerializer(data={"segment": segment} if segment else {}).is_valid(
+            raise_exception=True
+        )
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
