@@ -275,9 +275,26 @@ def last_finished_day() -> date:
     return timezone.localdate() - timedelta(days=1)
 
 
+# A run still "running" this long after it started was left by a process that stopped (a
+# worker killed, a machine restarted): the large demo's run takes well under a minute.
+ABANDONED_AFTER = timedelta(hours=6)
+
+
+def _abandoned_runs_failed() -> int:
+    """Runs whose process died stayed "running" in the admin for good, beside the runs that
+    came after them: the next run records them failed."""
+    return NightlyRun.objects.filter(
+        status=NightlyRun.Status.RUNNING, started_at__lt=timezone.now() - ABANDONED_AFTER
+    ).update(
+        status=NightlyRun.Status.FAILED,
+        error="Abandoned: still running hours after it started (its process stopped).",
+    )
+
+
 def nightly_run(*, run_date: date | None = None, progress=None) -> NightlyRun:
     """Run every stage for `run_date` (default: the last finished day) and record the run."""
     run_date = run_date or last_finished_day()
+    _abandoned_runs_failed()
     run = NightlyRun.objects.create(run_date=run_date, parameters={"as_of": str(run_date)})
     try:
         for name, stage in STAGES:

@@ -1021,3 +1021,19 @@ def test_an_unknown_clv_segment_is_a_400_not_an_empty_list(history, manager_api)
     assert manager_api.get("/api/v1/analytics/clv/", {"segment": ""}).status_code == 200
     given = set(re.findall(r"THEN '(\w+)'", inspect.getsource(jobs.rfm_stage)))
     assert given | {"promising"} == set(SEGMENTS)  # promising: the CASE's ELSE
+
+
+def test_a_run_whose_process_died_is_recorded_failed_by_the_next(pos):
+    """A run whose process stopped (a worker killed mid-run) stayed "running" for good; the
+    next run records it failed. A run started minutes ago may still be going: left alone."""
+    stale = NightlyRun.objects.create(run_date=date(2026, 3, 30))
+    going = NightlyRun.objects.create(run_date=date(2026, 3, 31))
+    NightlyRun.objects.filter(pk=stale.pk).update(
+        started_at=timezone.now() - jobs.ABANDONED_AFTER - timedelta(minutes=1)
+    )
+    NightlyRun.objects.filter(pk=going.pk).update(started_at=timezone.now() - timedelta(minutes=5))
+    nightly_run(run_date=date(2026, 3, 31))
+    stale.refresh_from_db()
+    going.refresh_from_db()
+    assert stale.status == NightlyRun.Status.FAILED and "Abandoned" in stale.error
+    assert going.status == NightlyRun.Status.RUNNING
