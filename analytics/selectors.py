@@ -151,6 +151,17 @@ def _refunded(limit: StoreLimit):
     return _ratio(_times(returned_value(), units), F("lines__line__quantity"))
 
 
+def _served_return(limit: StoreLimit):
+    """A return counts toward a store-limited staff member's return rate when their stores
+    served one of the lines that came back, as its refund counts (`_refunded`): a return of
+    goods another location sent counted in their rate while its refund counted 0."""
+    if limit is None:
+        return None
+    from django.db.models import Exists, OuterRef
+
+    return Exists(_served_allocations(limit).filter(line__returned__ret=OuterRef("pk")))
+
+
 def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
     """Sales between two dates (inclusive) grouped by channel, location or day, with the
     pickup share and return rate of the period; with a store limit, its stores' only."""
@@ -177,7 +188,7 @@ def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
     )
     refunded = Return.objects.filter(order__in=orders.values("pk")).aggregate(
         refunds=Coalesce(_summed(_refunded(limit), limit), Value(0), output_field=DecimalField()),
-        returns=Count("order", distinct=True),
+        returns=Count("order", distinct=True, filter=_served_return(limit)),
     )
     count = totals["orders"] or 0
     return {

@@ -760,6 +760,13 @@ def test_a_returned_line_counts_at_the_store_that_served_it_not_at_the_other(web
     assert figures(only_b) == ("10.00", "10.00")
     assert figures(free) == ("20.00", "10.00")
 
+    def return_rate(user):
+        return session(user).get("/api/v1/analytics/sales/").json()["totals"]["return_rate"]
+
+    # The return rate counts the same returns: A sent nothing that came back (it counted
+    # the mug's return, whose refund it did not).
+    assert (return_rate(only_a), return_rate(only_b), return_rate(free)) == (0.0, 1.0, 1.0)
+
     def queries(user):
         with CaptureQueriesContext(connection) as captured:
             session(user).get("/api/v1/analytics/sales/")
@@ -773,6 +780,7 @@ def test_a_returned_line_counts_at_the_store_that_served_it_not_at_the_other(web
     assert queries(only_a) == before
     assert figures(only_a) == ("30.00", "20.00")
     assert figures(only_b) == ("30.00", "30.00")
+    assert (return_rate(only_a), return_rate(only_b)) == (0.6667, 1.0)
 
 
 def test_a_store_that_served_a_whole_line_counts_all_of_it_on_either_database(web):
