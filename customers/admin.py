@@ -15,6 +15,7 @@ from .models import Member, MemberAlias, MemberChannel, MemberEvent, PointsEntry
 from .selectors import alias_holder, contact_is, order_number_seen, with_order_visibility
 from .services import (
     InvalidContact,
+    MemberConflict,
     consent_dated,
     member_balance_kept,
     normalize_email,
@@ -234,7 +235,7 @@ class MemberAdmin(HistoryAdmin):
             privacy.member_merge(
                 survivor_id=survivor.pk, other_id=other.pk, staff_id=request.user.pk
             )
-        except (privacy.MemberGone, privacy.MergeConflict) as exc:
+        except (privacy.MemberGone, MemberConflict) as exc:
             # Merged or erased by someone else meanwhile, or a contact finds a third member.
             messages.error(request, exc.detail)
             return

@@ -19,6 +19,7 @@ from omnichannel.models import IdempotencyRecord
 
 from .models import Member, MemberAlias, MemberChannel, MemberEvent, PointsEntry
 from .selectors import alias_holder
+from .services import MemberConflict
 
 
 class MemberGone(DomainError):
@@ -28,15 +29,6 @@ class MemberGone(DomainError):
     status_code = status.HTTP_404_NOT_FOUND
     code = "not_found"
     default_detail = "No member has that id: merged or erased meanwhile."
-
-
-class MergeConflict(DomainError):
-    """A contact of the member merged away that is also an alias of a third member: given to
-    the survivor, it would find two people."""
-
-    status_code = status.HTTP_409_CONFLICT
-    code = "member_conflict"
-    default_detail = "A contact of that member also finds another member: merge them first."
 
 
 class CannotMergeWithItself(DomainError):
@@ -72,7 +64,7 @@ def member_merge(*, survivor_id: int, other_id: int, staff_id: int | None = None
     for kind in ("email", "phone"):
         holder = alias_holder(kind=kind, value=getattr(other, kind), other_than=survivor_id)
         if holder is not None:
-            raise MergeConflict(
+            raise MemberConflict(
                 f"The {kind} of member {other_id} also finds member {holder}, kept from an "
                 f"earlier merge: merge member {holder} into {survivor_id} first.",
                 members=[holder],
