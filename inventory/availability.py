@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from omnichannel.compiled import CompiledQuery
+from omnichannel.compiled import CompiledQuery, bulk_insert
 from omnichannel.models import ChannelLocation
 
 from .models import AvailabilityOutbox, ChannelAvailability, StockLevel
@@ -36,7 +36,7 @@ def outbox_record(*, variant_ids: Iterable[int]) -> None:
     ids = sorted(set(variant_ids))
     if not ids:
         return
-    AvailabilityOutbox.objects.bulk_create([AvailabilityOutbox(variant_id=v) for v in ids])
+    bulk_insert([AvailabilityOutbox(variant_id=v) for v in ids])
     if not _held:  # else `syncs_held` queues one when the command is done
         transaction.on_commit(sync_soon, robust=True)
 

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework import status
 
-from omnichannel.compiled import CompiledQuery
+from omnichannel.compiled import CompiledQuery, bulk_insert, row_update
 from omnichannel.errors import DomainError
 
 from .availability import outbox_record
@@ -172,6 +172,9 @@ def _shortage(
     )
 
 
+_LEVEL_WRITTEN = ("on_hand", "reserved", "updated_at")
+
+
 def _apply(
     levels: dict[Key, StockLevel],
     changes: dict[Key, tuple[int, int]],
@@ -207,10 +210,8 @@ def _apply(
         now = timezone.now()
         for level in touched:  # rows are locked: writing the new values is safe
             level.updated_at = now
-            StockLevel.objects.filter(pk=level.pk).update(
-                on_hand=level.on_hand, reserved=level.reserved, updated_at=now
-            )
-        StockMovement.objects.bulk_create(movements)
+            row_update(level, fields=_LEVEL_WRITTEN)
+        bulk_insert(movements)
         outbox_record(variant_ids=[level.variant_id for level in touched])
     return movements
 

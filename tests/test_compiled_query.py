@@ -309,3 +309,173 @@ def test_the_availability_syncs_reads_are_the_orms_rows():
     )
     assert published[0][3][0] == {"location": "depot", "available": 4, "pickup": False}
     assert availability_recompute(variant_ids=ids) == []  # the same figures: nothing changed
+
+
+# omnichannel.compiled.bulk_insert: the rows an order writes, inserted with the ORM's SQL.
+
+
+def _order(channel, **fields):
+    from orders.models import Order
+
+    return Order(channel=channel, fulfillment="ship", status="placed", currency="EUR", **fields)
+
+
+def _columns(obj, *, skip=("id", "created_at", "updated_at")):
+    """Every column the database holds for `obj`, read back by the ORM."""
+    model = type(obj)
+    names = [f.attname for f in model._meta.concrete_fields if f.attname not in skip]
+    return model.objects.filter(pk=obj.pk).values(*names).get()
+
+
+def test_bulk_insert_writes_the_rows_bulk_create_writes():
+    """Same columns for the same objects (defaults, FKs given as objects or ids, None),
+    the primary keys set, auto_now and auto_now_add filled in, `_state` as bulk_create
+    leaves it; for rows without a primary key and for one that brings its own."""
+    from omnichannel.bulk import next_ids
+    from omnichannel.compiled import bulk_insert
+    from orders.models import Order, OrderLine, Payment
+
+    channel, variant = ChannelFactory(), VariantFactory()
+    [mine] = next_ids(Order, 1)
+    ours = bulk_insert([_order(channel, id=mine, number="A-1", subtotal=1, total=1)])
+    theirs = Order.objects.bulk_create([_order(channel, number="A-2", subtotal=1, total=1)])
+    assert ours[0].pk == mine and theirs[0].pk
+    assert {**_columns(ours[0]), "number": "A-2"} == _columns(theirs[0])
+    order = Order.objects.get(pk=mine)
+    assert order.created_at == ours[0].created_at and order.updated_at == ours[0].updated_at
+    assert order.needs_review is False and order.points_earned == 0 and order.discount == 0
+
+    def lines():
+        return [
+            OrderLine(
+                order=order,
+                variant=variant,
+                sku="S",
+                name="n",
+                unit_price=Decimal("2.5"),
+                quantity=2,
+                line_total=Decimal("5.00"),
+            ),
+            OrderLine(
+                order_id=order.pk,
+                variant_id=variant.pk,
+                sku="T",
+                name="",
+                unit_price=1,
+                quantity=1,
+                line_total=1,
+            ),
+        ]
+
+    ours, theirs = bulk_insert(lines()), OrderLine.objects.bulk_create(lines())
+    assert len({line.pk for line in ours + theirs}) == 4
+    assert [_columns(line) for line in ours] == [_columns(line) for line in theirs]
+    assert all(not line._state.adding and line._state.db == "default" for line in ours)
+    assert [line.sku for line in order.lines.order_by("pk")] == ["S", "T", "S", "T"]
+    [paid] = bulk_insert([Payment(order=order, method="card", amount=Decimal("5.00"))])
+    assert Payment.objects.get(pk=paid.pk).amount == Decimal("5.00")
+
+
+def test_bulk_insert_builds_each_shape_once_and_then_sends_only_the_statement(monkeypatch):
+    """The second insert of as many rows reuses the SQL (one statement, no building);
+    another row count is another shape, written right too."""
+    import omnichannel.compiled as compiled
+    from inventory.models import AvailabilityOutbox
+
+    built = []
+    real = compiled._compile_insert
+    monkeypatch.setattr(compiled, "_INSERTS", {})
+    monkeypatch.setattr(compiled, "_compile_insert", lambda *a: built.append(len(a[2])) or real(*a))
+    variants = [VariantFactory() for _ in range(3)]
+    with CaptureQueriesContext(connection) as captured:
+        for variant in variants:
+            compiled.bulk_insert([AvailabilityOutbox(variant=variant)])
+        compiled.bulk_insert([AvailabilityOutbox(variant=v) for v in variants[:2]])
+    assert built == [1, 2]
+    assert len(captured.captured_queries) == 4
+    assert sorted(AvailabilityOutbox.objects.values_list("variant_id", flat=True)) == sorted(
+        [v.pk for v in variants] + [v.pk for v in variants[:2]]
+    )
+
+
+def test_bulk_insert_refuses_what_the_kept_sql_cannot_hold():
+    """An expression as a value (it would be SQL, not a parameter), whether the shape is
+    new or kept; rows mixing own and database primary keys; an unsaved related object,
+    refused as bulk_create refuses it. Nothing is written."""
+    from django.db.models import F
+
+    from omnichannel.compiled import bulk_insert
+    from orders.models import Order, Payment
+
+    channel = ChannelFactory()
+    order = bulk_insert([_order(channel, number="B-1", subtotal=1, total=1)])[0]
+    with pytest.raises(Unpreparable):
+        bulk_insert([_order(channel, number="B-2", subtotal=F("total"), total=1)])
+    with pytest.raises(Unpreparable):  # two rows: a new shape, refused when built
+        bulk_insert(
+            [_order(channel, subtotal=1, total=1), _order(channel, subtotal=F("total"), total=1)]
+        )
+    with pytest.raises(Unpreparable):
+        bulk_insert(
+            [
+                _order(channel, id=order.pk + 1000, subtotal=1, total=1),
+                _order(channel, subtotal=1, total=1),
+            ]
+        )
+    with pytest.raises(ValueError, match="unsaved related object"):
+        bulk_insert([Payment(order=_order(channel, subtotal=1, total=1), method="card", amount=1)])
+    assert list(Order.objects.values_list("number", flat=True)) == ["B-1"]
+    assert not Payment.objects.exists()
+
+
+def test_a_refused_insert_inside_a_transaction_rolls_the_transaction_back():
+    """A constraint the row breaks (a payment of 0): IntegrityError, and the transaction
+    around it is marked for rollback, as after a failed bulk_create, so nothing of it
+    commits even if the caller carries on."""
+    from django.db import IntegrityError
+
+    from omnichannel.compiled import bulk_insert
+    from orders.models import Order, Payment
+
+    channel = ChannelFactory()
+    with transaction.atomic():
+        order = bulk_insert([_order(channel, number="C-1", subtotal=1, total=1)])[0]
+        bulk_insert([Payment(order=order, method="card", amount=1)])  # the shape is kept
+        with pytest.raises(IntegrityError):
+            bulk_insert([Payment(order=order, method="card", amount=0)])
+        assert transaction.get_rollback()
+    assert not Order.objects.filter(number="C-1").exists()
+
+
+def test_row_update_writes_the_given_columns_of_one_row_and_nothing_else(monkeypatch):
+    """As filter(pk=...).update(...): only the columns named, only that row, the number of
+    rows updated (0 for a row gone); the SQL is built once per model and columns; an
+    expression is refused before anything is written."""
+    from django.db.models import F
+    from django.utils import timezone
+
+    import omnichannel.compiled as compiled
+
+    monkeypatch.setattr(compiled, "_UPDATES", {})
+    variants, location = [VariantFactory() for _ in range(2)], LocationFactory()
+    for variant in variants:
+        stock_receive(lines=[StockLine(variant.pk, location.pk, 5)], reference="seed")
+    mine, other = (StockLevel.objects.get(variant=v) for v in variants)
+    later = timezone.now() + timezone.timedelta(minutes=5)
+    with transaction.atomic():
+        mine.on_hand, mine.reserved, mine.updated_at = 9, 4, later
+        with CaptureQueriesContext(connection) as captured:
+            assert compiled.row_update(mine, fields=["on_hand", "reserved", "updated_at"]) == 1
+            mine.on_hand = 5  # the same shape again: bound into the kept statement
+            assert compiled.row_update(mine, fields=["on_hand", "reserved", "updated_at"]) == 1
+        assert len(captured.captured_queries) == 2 and len(compiled._UPDATES) == 1
+        fresh = StockLevel.objects.get(pk=mine.pk)
+        assert (fresh.on_hand, fresh.reserved, fresh.updated_at) == (5, 4, later)
+        untouched = StockLevel.objects.get(pk=other.pk)
+        assert (untouched.on_hand, untouched.reserved) == (5, 0)
+        mine.on_hand = F("on_hand") + 1
+        with pytest.raises(Unpreparable):
+            compiled.row_update(mine, fields=["on_hand"])
+        transaction.set_rollback(True)  # these rows moved without the ledger
+    gone = StockLevel(pk=other.pk + 10_000, on_hand=1, reserved=0)
+    assert compiled.row_update(gone, fields=["on_hand", "reserved"]) == 0
