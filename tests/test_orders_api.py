@@ -1092,3 +1092,68 @@ def test_a_till_cancels_and_ships_its_own_stores_orders_and_the_storefront_any_o
     assert level(shop, "TEE", "wh") == (1, 0)
     assert level(shop, "TEE", "lyon") == (4, 0)
     assert_ledger_matches_levels()
+
+
+def test_unit_by_unit_returns_of_a_discounted_line_each_give_back_a_units_worth(shop):
+    """10 MUG at 8.50 = 85.00, less 5.05 discount: 79.95 paid, 7.995 a unit. Returned one at
+    a time, each unit comes back at 7.99 or 8.00 (rounded one return at a time, the first
+    nine gave 8.00 each, 72.00 for 71.955 of goods, and the last one 7.95)."""
+    stock(shop, "MUG", "lyon", 10)
+    sale = place(
+        shop["lyon_till"],
+        fulfillment="in_store",
+        discount="5.05",
+        lines=[{"sku": "MUG", "quantity": 10}],
+        payments=[{"method": "card", "amount": "79.95"}],
+    )
+    assert sale.status_code == 201, sale.json()
+    sale = sale.json()
+    refunds = []
+    for _ in range(10):
+        r = shop["lyon_till"].post(
+            "/api/v1/returns/",
+            {
+                "order": sale["id"],
+                "location": "lyon",
+                "restock": True,
+                "lines": [{"sku": "MUG", "quantity": 1}],
+            },
+            format="json",
+        )
+        assert r.status_code == 201, r.json()
+        refunds.append(Decimal(r.json()["refund"]))
+    assert sum(refunds) == Decimal("79.95")
+    assert set(refunds) <= {Decimal("7.99"), Decimal("8.00")}, refunds
+    assert level(shop, "MUG", "lyon") == (10, 0)
+
+
+def test_no_returned_unit_is_refunded_a_negative_amount(shop, pos):
+    """10 PIN at 0.03 = 0.30, less 0.15: 0.015 a unit. Rounded one return at a time, each
+    gave 0.02, so by the ninth the line had given back 0.18 of 0.15 paid and the tenth
+    unit's line refund was -0.03."""
+    pin = VariantFactory(sku="PIN")
+    shop["pin"] = pin
+    ChannelPriceFactory(variant=pin, channel=pos, amount=Decimal("0.03"))
+    stock(shop, "PIN", "lyon", 10)
+    sale = place(
+        shop["lyon_till"],
+        fulfillment="in_store",
+        discount="0.15",
+        lines=[{"sku": "PIN", "quantity": 10}],
+    ).json()
+    line_refunds = []
+    for _ in range(10):
+        r = shop["lyon_till"].post(
+            "/api/v1/returns/",
+            {
+                "order": sale["id"],
+                "location": "lyon",
+                "restock": True,
+                "lines": [{"sku": "PIN", "quantity": 1}],
+            },
+            format="json",
+        )
+        assert r.status_code == 201, r.json()
+        line_refunds.append(Decimal(r.json()["lines"][0]["refund"]))
+    assert sum(line_refunds) == Decimal("0.15")
+    assert all(x >= 0 for x in line_refunds), line_refunds
