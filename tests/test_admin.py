@@ -721,3 +721,54 @@ def test_an_email_search_of_members_finds_the_domain_however_it_is_typed(client)
         assert [m.pk for m in page.context["cl"].result_list] == [jo.pk], typed
     page = client.get("/admin/customers/member/", {"q": "jo@exámple.com", "tier__exact": "gold"})
     assert list(page.context["cl"].result_list) == []
+
+
+def _staff_with(*codenames):
+    from django.contrib.auth.models import Permission
+
+    user = make_staff("keeper")
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+def test_the_admin_gives_a_till_a_new_token_shown_once_and_the_old_one_stops(client, pos, store):
+    from django.contrib.admin.models import LogEntry
+
+    from tests.conftest import as_client
+
+    till, old_token = make_api_client(pos, store, name="Lyon till")
+    client.force_login(_staff_with("view_apiclient", "change_apiclient"))
+    page = client.get(f"/admin/omnichannel/apiclient/{till.pk}/change/")
+    assert "Give the selected clients new tokens" in page.content.decode()  # the help says how
+    assert "rotate_token" in client.get("/admin/omnichannel/apiclient/").content.decode()
+    response = client.post(
+        "/admin/omnichannel/apiclient/",
+        {"action": "rotate_token", "_selected_action": [till.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"] if "oc_" in str(m)]
+    assert len(shown) == 1
+    new_token = shown[0].rsplit(" ", 1)[-1]
+    assert as_client(new_token).get("/api/v1/channels/").status_code == 200
+    assert as_client(old_token).get("/api/v1/channels/").status_code == 401
+    assert ApiClient.objects.get().pk == till.pk  # the same client, its sales its own
+    entry = LogEntry.objects.get(object_id=str(till.pk))
+    assert entry.get_change_message() == "Gave a new token; the old one is refused."
+
+
+def test_giving_a_new_token_needs_the_change_permission(client, pos, store):
+    from tests.conftest import as_client
+
+    till, token = make_api_client(pos, store, name="Lyon till")
+    before = ApiClient.objects.get().key_hash
+    client.force_login(_staff_with("view_apiclient"))
+    assert "rotate_token" not in client.get("/admin/omnichannel/apiclient/").content.decode()
+    response = client.post(
+        "/admin/omnichannel/apiclient/",
+        {"action": "rotate_token", "_selected_action": [till.pk]},
+        follow=True,
+    )
+    assert not [m for m in response.context["messages"] if "oc_" in str(m)]
+    assert ApiClient.objects.get().key_hash == before
+    assert as_client(token).get("/api/v1/channels/").status_code == 200

@@ -380,3 +380,29 @@ def test_a_sale_whose_prices_were_taken_off_costs_the_statements_of_one_still_pr
     assert still_priced[1] == 1
     assert Order.objects.get(client_id="taken-off").total == Decimal("15.00")
     assert_ledger_matches_levels()
+
+
+def test_a_till_given_a_new_token_replays_its_outbox_without_selling_twice(till):
+    """The till's token leaked: the admin revokes it and gives the till a new token, the same
+    client (api_client_rotate_token). The till had synced its outbox but lost the answer, and
+    sends the same sales again with the new token: answered as before, sold once. A new
+    client (what the admin once advised) sold the whole outbox a second time: client_ids
+    belong to one till."""
+    from omnichannel.models import ApiClient
+    from omnichannel.services import api_client_revoke, api_client_rotate_token
+
+    client, tee, store, _ = till
+    ann = Member.objects.create(email="ann@example.com")
+    batch = [sale("till7-0001", member=ann.pk), sale("till7-0002", member=ann.pk)]
+    first = sync(client, *batch)
+    assert [r["status"] for r in first.json()["results"]] == ["accepted"] * 2
+    api_client = ApiClient.objects.get()
+    api_client_revoke(client_id=api_client.pk)
+    new_token = api_client_rotate_token(client_id=api_client.pk)
+    again = sync(as_client(new_token), *batch)
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert Order.objects.count() == 2
+    assert on_hand(tee, store) == 0
+    assert Member.objects.get(pk=ann.pk).points == 20
+    assert_ledger_matches_levels()
