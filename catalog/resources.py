@@ -4,7 +4,8 @@
   is_active, product_code, product_name, product_description, category (slug). Products are
   found or created by product_code and take their name, description and category from the row;
   a blank cell keeps the product's own. A variant given another product_code moves to it.
-- The price sheet: sku, channel, amount, published.
+- The price sheet: sku, channel, amount, currency (optional), published. Amounts are in the
+  channel's currency: a row naming another is refused, never read as the channel's.
 
 A bad value is reported on its row and column; a file with any bad row writes nothing (the
 import runs in one transaction, rolled back on any error, see `AllOrNothingResource`). After a
@@ -95,6 +96,24 @@ class AmountWidget(DecimalWidget):
         if not amount.is_finite():
             raise ValueError(f"amount must be a number such as 12.90, not '{value}'.")
         return amount
+
+
+class ChannelCurrencyField(fields.Field):
+    """The price sheet's `currency`: a price is in its channel's currency (it has none of
+    its own), so the column is exported to say so and never written. A row in another
+    currency is refused on that row: the library dropped the column, and `12.90,USD` on
+    the EUR web shop became 12.90 EUR. An empty cell, or no column, is the channel's."""
+
+    def save(self, instance, row, is_m2m=False, **kwargs):
+        given = str(row.get(self.column_name) or "").strip()
+        if not given or instance.channel_id is None:  # an unknown channel has its own error
+            return
+        channel = instance.channel
+        if given.upper() != channel.currency:
+            raise ValueError(
+                f"Channel '{channel.code}' sells in {channel.currency}, not '{given}': give "
+                f"its amounts in {channel.currency}."
+            )
 
 
 class AttributesWidget(JSONWidget):
@@ -331,6 +350,7 @@ class ChannelPriceResource(CatalogSheet):
         widget=LookupWidget(Channel, "code", "channel"),
     )
     amount = fields.Field(attribute="amount", column_name="amount", widget=AmountWidget())
+    currency = ChannelCurrencyField(attribute="channel__currency", column_name="currency")
     published = FlagField(
         attribute="published",
         column_name="published",
@@ -340,8 +360,8 @@ class ChannelPriceResource(CatalogSheet):
 
     class Meta(CatalogSheet.Meta):
         model = ChannelPrice
-        name = "Price sheet (sku, channel, amount, published)"
-        fields = ("sku", "channel", "amount", "published")
+        name = "Price sheet (sku, channel, amount, currency, published)"
+        fields = ("sku", "channel", "amount", "currency", "published")
         import_id_fields = ("sku", "channel")
 
     def get_queryset(self):

@@ -7,7 +7,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.models import Product
+from catalog.models import ChannelPrice, Product
 from catalog.services import product_refresh_search
 from tests.factories import (
     CategoryFactory,
@@ -61,20 +61,32 @@ def test_unpublished_or_unpriced_variants_are_hidden_from_the_channel(web, web_c
     assert [v["sku"] for v in results[0]["variants"]] == [shown.sku]
 
 
+@pytest.mark.parametrize("since", [None, "an hour ago"])
 def test_product_list_runs_a_constant_number_of_queries(
-    web, web_client, django_assert_max_num_queries
+    web, web_client, django_assert_max_num_queries, since
 ):
+    """Also with `updated_since`, where products that left the channel are listed too."""
+    query = {} if since is None else {"updated_since": timezone.now() - timedelta(hours=1)}
     priced_product(web)
-    web_client.get("/api/v1/products/")  # the first call also records the token's last use
+    web_client.get("/api/v1/products/", query)  # the first call also records the token's use
     with django_assert_max_num_queries(20) as few:
-        web_client.get("/api/v1/products/")
+        web_client.get("/api/v1/products/", query)
     baseline = len(few.captured_queries)
-    for _ in range(30):
-        priced_product(web, n_variants=3)
+    products = [priced_product(web, n_variants=3) for _ in range(30)]
+    if since is not None:
+        for product in products[:10]:
+            product.is_active = False
+            product.save()
+        for product in products[10:20]:
+            for price in ChannelPrice.objects.filter(variant__product=product):
+                price.delete()
     with django_assert_max_num_queries(baseline) as many:
-        response = web_client.get("/api/v1/products/?page_size=50")
-    assert len(response.json()["results"]) == 31
+        response = web_client.get("/api/v1/products/", {**query, "page_size": 50})
+    results = response.json()["results"]
+    assert len(results) == 31
     assert len(many.captured_queries) == baseline
+    if since is not None:
+        assert sum(not p["variants"] for p in results) == 20
 
 
 def test_variant_list_runs_a_constant_number_of_queries(
@@ -383,3 +395,79 @@ def test_the_location_filters_take_true_or_false_and_refuse_other_words(web, sto
         refused = web_client.get(f"/api/v1/locations/?{query}")
         assert refused.status_code == 400, query
         assert list(refused.json()["errors"]) == [query.split("=")[0]]
+
+
+@pytest.mark.parametrize(
+    "how", ["product discontinued", "last price unpublished", "last price deleted"]
+)
+def test_updated_since_tells_a_storefront_that_a_product_left_the_channel(web, web_client, how):
+    """A storefront syncing with `products/?updated_since=` must learn that a product it
+    shows is no longer sold (an order for it is refused, not_sold_in_channel): it comes
+    back with no variants. Without `updated_since` the list still leaves it out."""
+    variant = VariantFactory()
+    price = ChannelPriceFactory(variant=variant, channel=web)
+    product = variant.product
+    Product.objects.filter(pk=product.pk).update(updated_at=timezone.now() - timedelta(days=2))
+    since = (timezone.now() - timedelta(seconds=1)).isoformat()
+    assert web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"] == []
+
+    if how == "product discontinued":
+        product.is_active = False
+        product.save()
+    elif how == "last price unpublished":
+        price.published = False
+        price.save()
+    else:
+        price.delete()
+    product.refresh_from_db()
+    assert product.updated_at.isoformat() >= since  # the change is dated...
+    changed = web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"]
+    assert [(p["id"], p["variants"]) for p in changed] == [(product.id, [])]  # ...and shown
+    assert web_client.get("/api/v1/products/").json()["results"] == []
+
+
+def test_updated_since_lists_only_the_variants_still_sold_and_no_product_never_sold(
+    web, pos, web_client, pos_client
+):
+    """A product still sold lists its sold variants only; one the web shop never priced (a
+    store-only product, a launch prepared unpublished) is not shown to it, changed or not,
+    nor one that left another channel (the till, which sold it, is told)."""
+    kept = ProductFactory()
+    sold = VariantFactory(product=kept)
+    ChannelPriceFactory(variant=sold, channel=web)
+    unpublished_now = ChannelPriceFactory(variant=VariantFactory(product=kept), channel=web)
+    store_only = VariantFactory()
+    ChannelPriceFactory(variant=store_only, channel=pos)
+    prepared = VariantFactory()
+    ChannelPriceFactory(variant=prepared, channel=web, published=False)
+    since = timezone.now().isoformat()
+    unpublished_now.published = False
+    unpublished_now.save()
+    for product in (store_only.product, prepared.product):
+        product.is_active = False
+        product.save()
+
+    changed = web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"]
+    assert [(p["id"], [v["sku"] for v in p["variants"]]) for p in changed] == [
+        (kept.id, [sold.sku])
+    ]
+    at_the_till = pos_client.get("/api/v1/products/", {"updated_since": since}).json()
+    assert [(p["id"], p["variants"]) for p in at_the_till["results"]] == [
+        (store_only.product_id, [])
+    ]
+
+
+def test_updated_since_shows_the_product_a_channels_last_variant_moved_away_from(web, web_client):
+    """The price history outlives the variant's move: the product it left, sold in the
+    channel until then, is listed with no variants."""
+    left, joined = ProductFactory(), ProductFactory()
+    variant = VariantFactory(product=left)
+    ChannelPriceFactory(variant=variant, channel=web)
+    since = timezone.now().isoformat()
+    variant.product = joined
+    variant.save()
+    changed = web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"]
+    assert [(p["id"], [v["sku"] for v in p["variants"]]) for p in changed] == [
+        (left.id, []),
+        (joined.id, [variant.sku]),
+    ]

@@ -562,3 +562,29 @@ def test_a_catalog_or_price_sheet_without_its_key_column_is_refused_naming_it(
     assert message in str(refusal.error)
     assert refusal.traceback == ""
     assert snapshot() == before
+
+
+def test_a_price_sheet_row_in_another_currency_than_its_channel_is_refused(web):
+    """The web shop sells in EUR; a sheet that says its amounts are USD must not set them
+    as EUR prices (the column was dropped: 12.90 USD became 12.90 EUR). The channel's own
+    currency, in any case, or an empty cell is accepted; the export says the currency."""
+    assert web.currency == "EUR"
+    ChannelPriceFactory(variant=VariantFactory(sku="A-1"), channel=web, amount=Decimal("10.00"))
+    result = reimport(
+        ChannelPriceResource(), "sku,channel,amount,currency,published\nA-1,web,12.90,USD,1\n"
+    )
+    reported = [str(i.error) for i in result.invalid_rows] + [
+        str(e.error) for _, errs in result.row_errors() for e in errs
+    ]
+    assert reported and "EUR" in " ".join(reported), reported
+    assert result.invalid_rows[0].error_dict.keys() == {"currency"}
+    assert ChannelPrice.objects.get().amount == Decimal("10.00")
+
+    for cell, amount in (("eur", "12.90"), ("", "13.90")):
+        sheet = f"sku,channel,amount,currency,published\nA-1,web,{amount},{cell},1\n"
+        result = reimport(ChannelPriceResource(), sheet)
+        assert not result.has_errors() and not result.has_validation_errors(), cell
+        assert ChannelPrice.objects.get().amount == Decimal(amount)
+    exported = ChannelPriceResource().export()
+    assert exported.headers == ["sku", "channel", "amount", "currency", "published"]
+    assert exported.dict[0]["currency"] == "EUR"
