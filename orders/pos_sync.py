@@ -3,7 +3,8 @@
 Each sale carries the till's own `client_id`; syncing the same sale twice (a retried batch,
 two overlapping syncs) finds the first order instead of making another. A sale whose goods
 are already gone from the shelf still stands: the customer walked out with them. Stock goes
-below zero and the order is flagged for review, never dropped.
+below zero and the order is flagged for review, never dropped. So does a sale for a member
+merged into another since (booked to that one) or erased since (booked to no one).
 """
 
 from dataclasses import dataclass
@@ -82,9 +83,15 @@ def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
     try:
         with transaction.atomic():
             # An unknown member id rejects this sale alone (unknown_member): the till can
-            # send it again, corrected, under the same client_id.
+            # send it again, corrected, under the same client_id. One merged since books
+            # the sale to the member it was merged into, one erased since to no one.
             member = (
-                order_member(ref=sale.member, channel=client.channel, location=client.location)
+                order_member(
+                    ref=sale.member,
+                    channel=client.channel,
+                    location=client.location,
+                    already_sold=True,
+                )
                 if sale.member
                 else None
             )

@@ -380,3 +380,58 @@ def test_a_sale_whose_prices_were_taken_off_costs_the_statements_of_one_still_pr
     assert still_priced[1] == 1
     assert Order.objects.get(client_id="taken-off").total == Decimal("15.00")
     assert_ledger_matches_levels()
+
+
+def test_an_offline_sale_for_a_member_merged_since_is_booked_to_the_survivor(till):
+    """The till rang a sale up for member B (their card), offline; staff merged B into A,
+    and A into C, before the till came back. The goods left the shop: the sale stood
+    rejected unknown_member and was lost. It is booked to C now, who earns its points; an
+    order placed now for B's id is still 400 unknown_member."""
+    from customers.privacy import member_merge
+
+    client, tee, store, _ = till
+    merged = Member.objects.create(phone="+33612345678")
+    between = Member.objects.create(email="ann@example.com")
+    survivor = Member.objects.create(email="ann.w@example.com")
+    member_merge(survivor_id=between.pk, other_id=merged.pk)
+    member_merge(survivor_id=survivor.pk, other_id=between.pk)
+    [result] = sync(client, sale("s1", member=merged.pk)).json()["results"]
+    assert (result["status"], result["code"], result["detail"]) == ("accepted", "", "")
+    order = Order.objects.get(client_id="s1")
+    assert order.member_id == survivor.pk and order.points_earned > 0
+    assert Member.objects.get(pk=survivor.pk).points == order.points_earned
+    assert on_hand(tee, store) == 1
+    placed = client.post(
+        "/api/v1/orders/",
+        {"fulfillment": "in_store", "lines": [{"sku": "TEE", "quantity": 1}], "member": merged.pk},
+        format="json",
+    )
+    assert (placed.status_code, placed.json()["code"]) == (400, "unknown_member")
+    assert_ledger_matches_levels()
+
+
+@pytest.mark.parametrize("erased", ["the member", "the member they were merged into"])
+def test_an_offline_sale_for_a_member_erased_since_still_stands_anonymously(till, erased):
+    """Erased (right to be forgotten) before the till synced, or merged into a member
+    erased since: the goods left the shop, so the sale stands, booked to no one (it was
+    rejected unknown_member and lost). An id no member ever had is still rejected."""
+    from customers.privacy import member_erase, member_merge
+
+    client, tee, store, _ = till
+    gone = Member.objects.create(email="gone@example.com")
+    if erased == "the member":
+        member_erase(member_id=gone.pk)
+    else:
+        into = Member.objects.create(phone="+33612345678")
+        member_merge(survivor_id=into.pk, other_id=gone.pk)
+        member_erase(member_id=into.pk)
+    results = sync(client, sale("s1", member=gone.pk), sale("s2", member=10**9)).json()["results"]
+    assert [(r["status"], r["code"]) for r in results] == [
+        ("accepted", ""),
+        ("rejected", "unknown_member"),
+    ]
+    order = Order.objects.get(client_id="s1")
+    assert order.member_id is None and order.points_earned == 0
+    assert not Member.objects.exists()
+    assert on_hand(tee, store) == 1
+    assert_ledger_matches_levels()
