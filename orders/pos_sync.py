@@ -40,6 +40,15 @@ class OfflineSale:
 
 
 @dataclass(frozen=True)
+class InvalidSale:
+    """A sale the API's checks refused (orders.api.serializers.OfflineSaleListSerializer):
+    rejected `invalid` alone, `detail` naming its fields; the rest of the batch goes on."""
+
+    client_id: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class SyncResult:
     client_id: str
     status: str
@@ -127,5 +136,10 @@ def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
     return _outcome(sale, order)
 
 
-def pos_sync(*, client: ApiClient, sales: list[OfflineSale]) -> list[SyncResult]:
-    return [pos_sale_sync(client=client, sale=sale) for sale in sales]
+def pos_sync(*, client: ApiClient, sales: list[OfflineSale | InvalidSale]) -> list[SyncResult]:
+    return [
+        SyncResult(sale.client_id, REJECTED, code="invalid", detail=sale.detail)
+        if isinstance(sale, InvalidSale)
+        else pos_sale_sync(client=client, sale=sale)
+        for sale in sales
+    ]

@@ -379,8 +379,12 @@ def order_place(
     allocations = Allocation.objects.bulk_create(
         [Allocation(line=line_for[v], location_id=loc, quantity=q) for v, loc, q in allocation]
     )
-    paid = Payment.objects.bulk_create(
-        [Payment(order=order, method=p.method, amount=money(p.amount)) for p in payments]
+    paid = Payment.objects.bulk_create(  # a 0.00 line (an offline sale's) paid nothing
+        [
+            Payment(order=order, method=p.method, amount=money(p.amount))
+            for p in payments
+            if p.amount
+        ]
     )
     if member is not None:
         member_seen(member=member, channel=channel, location=location or pickup_location)
