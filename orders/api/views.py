@@ -290,7 +290,9 @@ class PosSyncView(generics.GenericAPIView):
         data = PosSyncInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         sales = [
-            pos_sync.OfflineSale(
+            pos_sync.InvalidSale(client_id=sale["client_id"], detail=sale["invalid"])
+            if "invalid" in sale
+            else pos_sync.OfflineSale(
                 client_id=sale["client_id"],
                 lines=[services.LineRequest(**line) for line in sale["lines"]],
                 payments=[services.PaymentRequest(**p) for p in sale.get("payments", [])],
