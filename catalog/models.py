@@ -10,11 +10,12 @@ from django.utils import timezone
 
 from omnichannel.history import tracked_history
 
+from .gtin import gtin14, validate_gtin
+
 sku_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
     "Letters, digits, '.', '_', '/', '-' (at most 64), starting with a letter or digit.",
 )
-barcode_validator = RegexValidator(r"^[0-9]{8,14}$", "A GTIN: 8 to 14 digits.")
 
 ATTRIBUTES_MESSAGE = 'attributes must be a JSON object such as {"size": "M"}.'
 
@@ -84,18 +85,32 @@ def touch_products(product_ids: Iterable[int]) -> None:
     Product.objects.filter(pk__in=list(product_ids)).update(updated_at=timezone.now())
 
 
+class Gtin14Field(models.CharField):
+    """The variant's `barcode` as its GTIN zero-padded to 14 digits (`catalog.gtin`), NULL
+    without one (or for a row saved before a barcode had to be a GTIN): what is unique and
+    what the scan finds. Set from the barcode by every save and by `bulk_create` (both call
+    `pre_save`); `update()` and `bulk_update()` do not, so they must not write a barcode."""
+
+    def pre_save(self, model_instance, add):
+        value = gtin14(model_instance.barcode)
+        setattr(model_instance, self.attname, value)
+        return value
+
+
 class Variant(models.Model):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
     sku = models.CharField(max_length=64, unique=True, validators=[sku_validator])
+    # As the label or the sheet spells it; one GTIN is one variant whatever its length.
     barcode = models.CharField(
-        max_length=14, unique=True, null=True, blank=True, validators=[barcode_validator]
+        max_length=14, unique=True, null=True, blank=True, validators=[validate_gtin]
     )
+    gtin14 = Gtin14Field(max_length=14, unique=True, null=True, blank=True, editable=False)
     name = models.CharField(max_length=200, blank=True)
     attributes = models.JSONField(
         default=dict, blank=True, validators=[attributes_validator], help_text='e.g. {"size": "M"}'
     )
     is_active = models.BooleanField(default=True)
-    history = tracked_history()
+    history = tracked_history(excluded_fields=["gtin14"])
 
     # The product this row belongs to in the database (as read, or as last saved): a variant
     # moved to another product changes the one it leaves too (search text, `updated_since`).
@@ -110,6 +125,8 @@ class Variant(models.Model):
     def save(self, *args, **kwargs):
         if self.barcode == "":
             self.barcode = None
+        if kwargs.get("update_fields") is not None and "barcode" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "gtin14"}
         left = self.stored_product_id
         super().save(*args, **kwargs)
         touch_product(self.product_id)
@@ -128,6 +145,32 @@ class Variant(models.Model):
         # object, and NULL was an IntegrityError (the validator does not see empty values).
         if self.attributes is None:
             self.attributes = {}
+
+    def validate_unique(self, exclude=None):
+        """A GTIN is one barcode in any of its lengths: refused when another variant has its
+        number, naming that variant (the admin, the catalog sheet). `gtin14` follows the
+        barcode, so its own unique check (a message on a field nobody typed) is left out."""
+        exclude = set(exclude or ())
+        errors: dict[str, list[ValidationError]] = {}
+        others = (
+            Variant.objects.all() if self._state.adding else Variant.objects.exclude(pk=self.pk)
+        )
+        key = gtin14(self.barcode)
+        if "barcode" not in exclude and key is not None:
+            holder = others.filter(gtin14=key).values_list("sku", "barcode").first()
+            if holder is not None:
+                errors["barcode"] = [
+                    ValidationError(
+                        f"Variant {holder[0]} already has this GTIN (as {holder[1]}).",
+                        code="gtin_taken",
+                    )
+                ]
+        try:
+            super().validate_unique(exclude=exclude | set(errors) | {"gtin14"})
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
 
     @classmethod
     def from_db(cls, db, field_names, values):

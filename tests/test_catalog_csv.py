@@ -562,3 +562,84 @@ def test_a_catalog_or_price_sheet_without_its_key_column_is_refused_naming_it(
     assert message in str(refusal.error)
     assert refusal.traceback == ""
     assert snapshot() == before
+
+
+def problems(result):
+    """Every problem an import reported, as text."""
+    out = [str(invalid.error) for invalid in result.invalid_rows]
+    out += [str(error.error) for _, errors in result.row_errors() for error in errors]
+    return out + [str(error.error) for error in result.base_errors]
+
+
+def test_the_catalog_sheet_refuses_a_gtin_another_variant_holds_in_another_length():
+    """UPC-A 012345678905 and EAN-13 0012345678905 are one GTIN: the row giving it to a
+    second variant is refused, naming the variant that has it."""
+    VariantFactory(sku="A-1", barcode="012345678905")
+    result = reimport(VariantResource(), f"{HEADER}\nB-1,0012345678905,M,{{}},1,PX,Thing,,\n")
+    [invalid] = result.invalid_rows
+    assert invalid.error_dict == {
+        "barcode": ["Variant A-1 already has this GTIN (as 012345678905)."]
+    }
+    assert not Variant.objects.filter(sku="B-1").exists()
+    assert not Product.objects.filter(code="PX").exists()
+
+
+def test_one_sheet_giving_one_gtin_to_two_rows_in_two_lengths_is_an_error():
+    rows = [HEADER, "B-1,4006381333931,M,{},1,PX,Thing,,", "B-2,04006381333931,L,{},1,PX,Thing,,"]
+    result = reimport(VariantResource(), "\n".join(rows))
+    [invalid] = result.invalid_rows
+    assert invalid.number == 2
+    assert invalid.error_dict == {
+        "barcode": ["Variant B-1 already has this GTIN (as 4006381333931)."]
+    }
+    assert not Variant.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"), [("4006381333932", "check digit"), ("1234567890", "digits")]
+)
+def test_the_catalog_sheet_refuses_a_barcode_that_is_no_gtin(cell, message):
+    result = reimport(VariantResource(), f"{HEADER}\nB-1,{cell},M,{{}},1,PX,Thing,,\n")
+    [invalid] = result.invalid_rows
+    assert message in " ".join(invalid.error_dict["barcode"])
+    assert not Variant.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("stored", "cell"),
+    [
+        ("012345678905", "12345678905"),  # the UPC-A's zero dropped by a spreadsheet
+        ("0012345678905", "12345678905"),  # stored as its EAN-13
+        ("0012345678905", "012345678905"),  # the same number in another length
+        ("01234565", "1234565"),  # an EAN-8's zero dropped
+        ("4006381333931", "04006381333931"),
+    ],
+)
+def test_a_sheet_whose_barcode_lost_its_leading_zero_does_not_change_the_barcode(stored, cell):
+    """A catalog sheet opened in a spreadsheet and saved drops the UPC-A's leading zero
+    (012345678905 -> 12345678905, 11 digits, no GTIN length): the number is the one the
+    variant has, so the row changes nothing, the barcode keeps the spelling on the label."""
+    variant = VariantFactory(sku="A-1", barcode=stored)
+    sheet = VariantResource().export().csv.replace(stored, cell)
+    assert cell in sheet
+    result = reimport(VariantResource(), sheet)
+    assert problems(result) == []
+    assert result.totals["skip"] == 1
+    variant.refresh_from_db()
+    assert (variant.barcode, variant.gtin14) == (stored, stored.zfill(14))
+
+
+def test_a_new_rows_upc_a_that_lost_its_leading_zero_is_read_as_the_upc_a():
+    result = reimport(VariantResource(), f"{HEADER}\nB-1,12345678905,M,{{}},1,PX,Thing,,\n")
+    assert problems(result) == []
+    assert Variant.objects.get(sku="B-1").barcode == "012345678905"
+    bad = reimport(VariantResource(), f"{HEADER}\nB-2,12345678906,M,{{}},1,PX,Thing,,\n")
+    assert "digits" in " ".join(bad.invalid_rows[0].error_dict["barcode"])  # no UPC-A either
+
+
+def test_a_sheet_giving_a_variant_another_gtin_changes_it():
+    variant = VariantFactory(sku="A-1", barcode="012345678905")
+    sheet = VariantResource().export().csv.replace("012345678905", "4006381333931")
+    assert problems(reimport(VariantResource(), sheet)) == []
+    variant.refresh_from_db()
+    assert (variant.barcode, variant.gtin14) == ("4006381333931", "04006381333931")
