@@ -73,23 +73,27 @@ class CatalogSheetAdmin(AllOrNothingImportMixin, HistoryAdmin, ImportExportModel
 
 class VariantInlineFormSet(forms.BaseInlineFormSet):
     """Each row is checked against the database (`Variant.validate_unique`); two rows of
-    the page giving one GTIN in two lengths are checked here, or the second was an
-    IntegrityError when saved."""
+    the page giving one SKU in two cases, or one GTIN in two lengths, are checked here, or
+    the second was an IntegrityError when saved."""
 
     def clean(self):
         super().clean()
-        rows: dict[str, str] = {}
+        skus: dict[str, str] = {}
+        gtins: dict[str, str] = {}
         for form in self.forms:
             data = getattr(form, "cleaned_data", None)
             if not data or (self.can_delete and self._should_delete_form(form)):
                 continue
+            sku = data.get("sku") or ""
+            if sku.upper() in skus and skus[sku.upper()] != sku:
+                form.add_error("sku", f"The row of {skus[sku.upper()]} has this SKU too.")
+            elif sku:
+                skus[sku.upper()] = sku
             key = gtin14(data.get("barcode"))
-            if key is None:
-                continue
-            if key in rows:
-                form.add_error("barcode", f"The row of {rows[key]} has this GTIN too.")
-            else:
-                rows[key] = data.get("sku") or "another variant"
+            if key in gtins:
+                form.add_error("barcode", f"The row of {gtins[key]} has this GTIN too.")
+            elif key is not None:
+                gtins[key] = sku or "another variant"
 
 
 class VariantInline(admin.TabularInline):

@@ -6,6 +6,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from omnichannel.history import tracked_history
@@ -26,6 +27,18 @@ def attributes_validator(value) -> None:
     if not isinstance(value, dict):
         # Not "invalid": a model form would show its own "Enter a valid JSON." for that code.
         raise ValidationError(ATTRIBUTES_MESSAGE, code="not_an_object")
+
+
+def spelt_otherwise(instance: models.Model, field: str) -> str | None:
+    """The `field` of another row of the model that is `instance`'s but for upper and lower
+    case (SKUs, product codes: `SKU-1` and `sku-1` are one), or None."""
+    value = getattr(instance, field)
+    if not value:
+        return None
+    others = type(instance)._default_manager.filter(**{f"{field}__iexact": value})
+    if not instance._state.adding:
+        others = others.exclude(pk=instance.pk)
+    return others.exclude(**{field: value}).values_list(field, flat=True).first()
 
 
 class Category(models.Model):
@@ -63,6 +76,9 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(Upper("code"), name="uniq_product_code_any_case"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
@@ -72,6 +88,30 @@ class Product(models.Model):
         if kwargs.get("update_fields") is not None:
             kwargs["update_fields"] = {*kwargs["update_fields"], "updated_at"}
         super().save(*args, **kwargs)
+
+    def validate_unique(self, exclude=None):
+        """A code is one in upper and lower case: refused when another product has it in
+        another case, naming that spelling (the admin; the catalog sheet asks too)."""
+        exclude = set(exclude or ())
+        errors: dict[str, list[ValidationError]] = {}
+        if "code" not in exclude and (other := spelt_otherwise(self, "code")):
+            errors["code"] = [
+                ValidationError(
+                    f"Product {other} has this code: codes are the same in upper and lower case.",
+                    code="code_in_another_case",
+                )
+            ]
+        try:
+            super().validate_unique(exclude=exclude | set(errors))
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def validate_constraints(self, exclude=None):
+        # The code in any case is validate_unique's, with a message naming the spelling
+        # another product has; the constraint's own would name neither.
+        super().validate_constraints(exclude={*(exclude or ()), "code"})
 
 
 def touch_product(product_id: int) -> None:
@@ -118,6 +158,9 @@ class Variant(models.Model):
 
     class Meta:
         ordering = ["sku"]
+        constraints = [
+            models.UniqueConstraint(Upper("sku"), name="uniq_variant_sku_any_case"),
+        ]
 
     def __str__(self) -> str:
         return self.sku
@@ -147,11 +190,19 @@ class Variant(models.Model):
             self.attributes = {}
 
     def validate_unique(self, exclude=None):
-        """A GTIN is one barcode in any of its lengths: refused when another variant has its
-        number, naming that variant (the admin, the catalog sheet). `gtin14` follows the
-        barcode, so its own unique check (a message on a field nobody typed) is left out."""
+        """A SKU is one in upper and lower case, a GTIN one barcode in any of its lengths:
+        refused when another variant has it, naming its spelling (the admin, the catalog
+        sheet). `gtin14` follows the barcode, so its own unique check (a message on a field
+        nobody typed) is left out. API look-ups by SKU stay exact."""
         exclude = set(exclude or ())
         errors: dict[str, list[ValidationError]] = {}
+        if "sku" not in exclude and (other := spelt_otherwise(self, "sku")):
+            errors["sku"] = [
+                ValidationError(
+                    f"Variant {other} has this SKU: SKUs are the same in upper and lower case.",
+                    code="sku_in_another_case",
+                )
+            ]
         others = (
             Variant.objects.all() if self._state.adding else Variant.objects.exclude(pk=self.pk)
         )
@@ -171,6 +222,10 @@ class Variant(models.Model):
             errors = exc.update_error_dict(errors)
         if errors:
             raise ValidationError(errors)
+
+    def validate_constraints(self, exclude=None):
+        # The SKU in any case is validate_unique's, naming the spelling another variant has.
+        super().validate_constraints(exclude={*(exclude or ()), "sku"})
 
     @classmethod
     def from_db(cls, db, field_names, values):

@@ -5,7 +5,9 @@
   found or created by product_code and take their name, description and category from the row;
   a blank cell keeps the product's own. A variant given another product_code moves to it.
   A barcode is a GTIN (`catalog.gtin`): a cell with the variant's own in another length, or
-  with the leading zeros a spreadsheet drops, leaves it as it is.
+  with the leading zeros a spreadsheet drops, leaves it as it is. A SKU or a product code
+  is one in upper and lower case: a row spelling one another row has in another case is
+  refused, naming that spelling.
 - The price sheet: sku, channel, amount, published.
 
 A bad value is reported on its row and column; a file with any bad row writes nothing (the
@@ -178,7 +180,12 @@ class ProductByCodeWidget(ForeignKeyWidget):
         code = str(value or "").strip()
         if not code:
             raise ValueError("product_code is required.")
-        product = Product.objects.filter(code=code).first() or Product(code=code)
+        found = {p.code: p for p in Product.objects.filter(code__iexact=code)}
+        if found and code not in found:
+            raise ValueError(
+                f"Product {min(found)} has this code: codes are the same in upper and lower case."
+            )
+        product = found.get(code) or Product(code=code)
         name = str(row.get("product_name") or "").strip() or product.name
         if not name:
             raise ValueError(f"product_name is required for the new product '{code}'.")
@@ -267,6 +274,7 @@ class CatalogSheet(AllOrNothingResource):
 
 class VariantResource(CatalogSheet):
     sheet_name = "catalog sheet"
+    ids_in_any_case = ("sku",)
     sku = fields.Field(attribute="sku", column_name="sku", widget=TrimmedCharWidget())
     barcode = BarcodeField(attribute="barcode", column_name="barcode", widget=BarcodeWidget())
     name = fields.Field(attribute="name", column_name="name", widget=CharWidget())

@@ -772,3 +772,60 @@ def test_two_rows_of_a_product_page_giving_one_gtin_in_two_lengths_are_refused(c
         first.barcode,
         second.barcode,
     }
+
+
+def test_the_variant_and_product_pages_refuse_a_sku_or_code_another_has_in_another_case(
+    client,
+):
+    from tests.test_change_history import admin_form_data
+
+    _login(client, MERCHANDISER)
+    VariantFactory(sku="SKU-1", product=ProductFactory(code="PX"))
+    variant = VariantFactory(sku="B-1", product=ProductFactory(code="PB"))
+    for url, field, value, error in (
+        (
+            f"/admin/catalog/variant/{variant.pk}/change/",
+            "sku",
+            "sku-1",
+            "Variant SKU-1 has this SKU: SKUs are the same in upper and lower case.",
+        ),
+        (
+            f"/admin/catalog/product/{variant.product_id}/change/",
+            "code",
+            "px",
+            "Product PX has this code: codes are the same in upper and lower case.",
+        ),
+    ):
+        data = admin_form_data(client.get(url))
+        data[field] = value
+        response = client.post(url, data)
+        assert response.status_code == 200, url  # the form again, with the error
+        assert response.context["adminform"].form.errors == {field: [error]}
+    variant.refresh_from_db()
+    assert (variant.sku, variant.product.code) == ("B-1", "PB")
+
+    url = f"/admin/catalog/variant/{variant.pk}/change/"
+    data = admin_form_data(client.get(url))
+    data["sku"] = "b-1"  # its own SKU in another case: a rename
+    assert client.post(url, data).status_code == 302
+    variant.refresh_from_db()
+    assert variant.sku == "b-1"
+
+
+def test_two_rows_of_a_product_page_giving_one_sku_in_two_cases_are_refused(client):
+    from tests.test_change_history import admin_form_data
+
+    _login(client, MERCHANDISER)
+    product = ProductFactory()
+    url = f"/admin/catalog/product/{product.pk}/change/"
+    data = admin_form_data(client.get(url))
+    prefix = next(key for key in data if key.endswith("-TOTAL_FORMS")).removesuffix("-TOTAL_FORMS")
+    data[f"{prefix}-TOTAL_FORMS"] = 2
+    for n, sku in enumerate(["NEW-1", "new-1"]):
+        data.update({f"{prefix}-{n}-sku": sku, f"{prefix}-{n}-attributes": "{}"})
+        data[f"{prefix}-{n}-is_active"] = "on"
+    response = client.post(url, data)
+    assert response.status_code == 200
+    errors = [form.errors for form in response.context["inline_admin_formsets"][0].formset]
+    assert errors == [{}, {"sku": ["The row of NEW-1 has this SKU too."]}]
+    assert not product.variants.exists()

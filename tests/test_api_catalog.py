@@ -502,3 +502,42 @@ def test_the_migration_gives_stored_barcodes_their_gtin_and_lists_twins():
     Variant.objects.filter(pk=upc.pk).update(gtin14=None)
     with pytest.raises(RuntimeError, match=f"{upc.sku} \\(012345678905\\), {none.sku} "):
         migration.fill_gtin14(apps, None)
+
+
+@pytest.mark.postgres
+def test_the_migration_to_skus_in_any_case_lists_the_twins_it_finds():
+    """Variants (or products) already spelt twice in two cases stop the migration with their
+    spellings, before the constraint's IntegrityError would."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    from catalog.models import Variant
+    from tests.concurrency import require_postgres
+
+    require_postgres()
+    migration = importlib.import_module("catalog.migrations.0005_sku_and_code_in_any_case")
+    VariantFactory(sku="SKU-1", product=ProductFactory(code="PX"))
+    migration.refuse_case_twins(apps, None)  # nothing to settle
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the rows' foreign keys, before DDL
+    with connection.schema_editor() as editor:  # as the tables were before the constraints
+        for model in (Variant, Product):
+            editor.remove_constraint(model, model._meta.constraints[0])
+    VariantFactory(sku="sku-1", product=ProductFactory(code="px"))
+    VariantFactory(sku="Sku-1")
+    with pytest.raises(RuntimeError) as refused:
+        migration.refuse_case_twins(apps, None)
+    assert str(refused.value).startswith(
+        "1 SKU in more than one case: SKU-1, Sku-1, sku-1. "
+        "1 product code in more than one case: PX, px. "
+    )
+
+
+def test_api_look_ups_by_sku_stay_exact(pos, pos_client):
+    variant = VariantFactory(sku="SKU-1")
+    ChannelPriceFactory(variant=variant, channel=pos)
+    assert pos_client.get("/api/v1/variants/SKU-1/").status_code == 200
+    assert pos_client.get("/api/v1/variants/sku-1/").status_code == 404
+    assert pos_client.get("/api/v1/variants/", {"sku": "sku-1"}).json()["results"] == []

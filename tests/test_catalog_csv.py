@@ -643,3 +643,54 @@ def test_a_sheet_giving_a_variant_another_gtin_changes_it():
     assert problems(reimport(VariantResource(), sheet)) == []
     variant.refresh_from_db()
     assert (variant.barcode, variant.gtin14) == ("4006381333931", "04006381333931")
+
+
+def test_a_sheet_row_whose_sku_differs_only_by_case_is_not_a_second_variant():
+    """`sku-1` is the SKU `SKU-1`: the row is refused naming the spelling the catalog has
+    (it made a second variant, one the till's `SKU-1` never found)."""
+    VariantFactory(sku="SKU-1", barcode=None)
+    result = reimport(VariantResource(), f"{HEADER}\nsku-1,,M,{{}},1,PX,Thing,,\n")
+    [invalid] = result.invalid_rows
+    assert invalid.error_dict == {
+        "sku": ["Variant SKU-1 has this SKU: SKUs are the same in upper and lower case."]
+    }
+    assert sorted(Variant.objects.values_list("sku", flat=True)) == ["SKU-1"]
+    assert not Product.objects.filter(code="PX").exists()
+
+
+def test_one_sheet_giving_a_sku_twice_in_two_cases_is_an_error():
+    rows = [HEADER, "NEW-1,,M,{},1,PX,Thing,,", "new-1,,M,{},1,PX,Thing,,"]
+    result = reimport(VariantResource(), "\n".join(rows))
+    [invalid] = result.invalid_rows
+    assert (invalid.number, invalid.error_dict) == (
+        2,
+        {"sku": ["sku new-1 is already on row 1 of this file (as NEW-1)."]},
+    )
+    assert not Variant.objects.exists()
+
+
+def test_a_sheet_row_whose_product_code_differs_only_by_case_is_refused():
+    product = ProductFactory(code="PX")
+    rows = [
+        HEADER,
+        "NEW-1,,M,{},1,px,Thing,,",
+        "NEW-2,,M,{},1,NEWP,Thing,,",
+        "NEW-3,,M,{},1,newp,,,",
+    ]
+    result = reimport(VariantResource(), "\n".join(rows))
+    said = "has this code: codes are the same in upper and lower case."
+    assert [(row.number, row.error_dict) for row in result.invalid_rows] == [
+        (1, {"product_code": [f"Product PX {said}"]}),
+        (3, {"product_code": [f"Product NEWP {said}"]}),
+    ]
+    assert list(Product.objects.values_list("code", flat=True)) == [product.code]
+    assert not Variant.objects.exists()
+
+
+def test_a_sheet_row_with_a_variants_own_sku_still_updates_it():
+    """The row id is found as spelt: the variant's own SKU updates it, as before."""
+    variant = VariantFactory(sku="SKU-1", name="Old", barcode=None)
+    sheet = VariantResource().export().csv.replace(",Old,", ",New,")
+    assert problems(reimport(VariantResource(), sheet)) == []
+    variant.refresh_from_db()
+    assert variant.name == "New"
