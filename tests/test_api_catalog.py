@@ -4,7 +4,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from catalog.models import ChannelPrice, Product
@@ -471,3 +472,160 @@ def test_updated_since_shows_the_product_a_channels_last_variant_moved_away_from
         (left.id, []),
         (joined.id, [variant.sku]),
     ]
+
+
+def test_one_gtin_cannot_be_given_to_two_variants_by_padding_it_with_zeros():
+    """4006381333931 (EAN-13) and 04006381333931 (the same GTIN as GTIN-14) are one
+    barcode on one article: a second variant must not be able to hold it, and the refusal
+    names the variant that has it."""
+    VariantFactory(sku="A-1", barcode="4006381333931")
+    twin = VariantFactory.build(sku="B-1", barcode="04006381333931", product=ProductFactory())
+    with pytest.raises(ValidationError) as refused:
+        twin.full_clean()
+    assert refused.value.message_dict == {
+        "barcode": ["Variant A-1 already has this GTIN (as 4006381333931)."]
+    }
+    with pytest.raises(IntegrityError), transaction.atomic():
+        twin.save()  # past the validation (a bulk write), the database refuses it
+
+
+def test_the_scan_finds_a_gtin_sent_in_its_14_digit_form(pos, pos_client):
+    """Scanners and GS1 DataBar/ITF-14 readers send a GTIN zero-padded to 14 digits."""
+    variant = VariantFactory(barcode="4006381333931")
+    ChannelPriceFactory(variant=variant, channel=pos)
+    for scanned in ("04006381333931", "4006381333931"):
+        found = pos_client.get("/api/v1/variants/", {"barcode": scanned}).json()["results"]
+        assert [v["sku"] for v in found] == [variant.sku], scanned
+        assert found[0]["barcode"] == "4006381333931"  # as the label spells it
+
+
+def test_a_upc_a_label_scanned_as_ean_13_finds_its_variant(pos, pos_client):
+    variant = VariantFactory(barcode="012345678905")
+    ChannelPriceFactory(variant=variant, channel=pos)
+    for scanned in ("0012345678905", "012345678905", "00012345678905"):
+        found = pos_client.get("/api/v1/variants/", {"barcode": scanned}).json()["results"]
+        assert [v["sku"] for v in found] == [variant.sku], scanned
+
+
+@pytest.mark.parametrize(
+    "scanned",
+    [
+        "12345678905",
+        "0012345678906",
+        "abc",
+        "4006381333931x",
+        pytest.param("٤٠٠٦٣٨١٣٣٣٩٣١", id="arabic"),
+    ],
+)
+def test_a_scan_that_is_no_gtin_finds_nothing(pos, pos_client, scanned):
+    """A misread (a length no GTIN has, a wrong check digit, not digits) is an unknown
+    barcode, 200 with nothing found, as before; a valid one beside it is still found."""
+    variant = VariantFactory(barcode="012345678905")
+    ChannelPriceFactory(variant=variant, channel=pos)
+    response = pos_client.get("/api/v1/variants/", {"barcode": scanned})
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+    both = pos_client.get("/api/v1/variants/", {"barcode": f"{scanned},012345678905"})
+    assert [v["sku"] for v in both.json()["results"]] == [variant.sku]
+
+
+@pytest.mark.parametrize(
+    ("barcode", "message"),
+    [
+        ("4006381333932", "check digit"),
+        ("123456789", "8, 12, 13 or 14 digits"),
+        ("1234567890", "8, 12, 13 or 14 digits"),
+        ("12345678905", "8, 12, 13 or 14 digits"),
+        pytest.param(
+            "\uff14\uff10\uff10\uff16\uff13\uff18\uff11\uff13\uff13\uff13\uff19\uff13\uff11",
+            "8, 12, 13 or 14 digits",
+            id="full-width",
+        ),
+    ],
+)
+def test_a_barcode_that_is_no_gtin_is_refused(barcode, message):
+    """A wrong check digit (a typo) or a length no GTIN has (9, 10, 11 digits): the till's
+    scan of the real label would never find the variant."""
+    variant = VariantFactory.build(sku="X-1", barcode=barcode, product=ProductFactory())
+    with pytest.raises(ValidationError) as refused:
+        variant.full_clean()
+    assert message in " ".join(refused.value.message_dict["barcode"])
+
+
+@pytest.mark.parametrize("barcode", ["96385074", "012345678905", "4006381333931", "14006381333938"])
+def test_each_gtin_length_is_a_barcode_and_keeps_its_spelling(barcode):
+    variant = VariantFactory.build(sku="X-1", barcode=barcode, product=ProductFactory())
+    variant.full_clean()
+    variant.save()
+    variant.refresh_from_db()
+    assert (variant.barcode, variant.gtin14) == (barcode, barcode.zfill(14))
+    variant.barcode = None
+    variant.save(update_fields=["barcode"])
+    variant.refresh_from_db()
+    assert variant.gtin14 is None
+
+
+def test_the_migration_gives_stored_barcodes_their_gtin_and_lists_twins():
+    """Rows saved before barcodes had to be GTINs: each valid one gets its 14-digit key (the
+    scan finds it), one that is no GTIN keeps none, and two variants holding one GTIN in
+    two lengths stop the migration with their SKUs, for staff to settle."""
+    import importlib
+
+    from django.apps import apps
+
+    from catalog.models import Variant
+
+    migration = importlib.import_module("catalog.migrations.0004_variant_gtin14")
+    upc, legacy, none = (VariantFactory(barcode=b) for b in ("012345678905", None, None))
+    Variant.objects.filter(pk=legacy.pk).update(barcode="1234567890")
+    Variant.objects.update(gtin14=None)
+    migration.fill_gtin14(apps, None)
+    assert dict(Variant.objects.values_list("sku", "gtin14")) == {
+        upc.sku: "00012345678905",
+        legacy.sku: None,
+        none.sku: None,
+    }
+
+    Variant.objects.filter(pk=none.pk).update(barcode="0012345678905", gtin14=None)
+    Variant.objects.filter(pk=upc.pk).update(gtin14=None)
+    with pytest.raises(RuntimeError, match=f"{upc.sku} \\(012345678905\\), {none.sku} "):
+        migration.fill_gtin14(apps, None)
+
+
+@pytest.mark.postgres
+def test_the_migration_to_skus_in_any_case_lists_the_twins_it_finds():
+    """Variants (or products) already spelt twice in two cases stop the migration with their
+    spellings, before the constraint's IntegrityError would."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    from catalog.models import Variant
+    from tests.concurrency import require_postgres
+
+    require_postgres()
+    migration = importlib.import_module("catalog.migrations.0005_sku_and_code_in_any_case")
+    VariantFactory(sku="SKU-1", product=ProductFactory(code="PX"))
+    migration.refuse_case_twins(apps, None)  # nothing to settle
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the rows' foreign keys, before DDL
+    with connection.schema_editor() as editor:  # as the tables were before the constraints
+        for model in (Variant, Product):
+            editor.remove_constraint(model, model._meta.constraints[0])
+    VariantFactory(sku="sku-1", product=ProductFactory(code="px"))
+    VariantFactory(sku="Sku-1")
+    with pytest.raises(RuntimeError) as refused:
+        migration.refuse_case_twins(apps, None)
+    assert str(refused.value).startswith(
+        "1 SKU in more than one case: SKU-1, Sku-1, sku-1. "
+        "1 product code in more than one case: PX, px. "
+    )
+
+
+def test_api_look_ups_by_sku_stay_exact(pos, pos_client):
+    variant = VariantFactory(sku="SKU-1")
+    ChannelPriceFactory(variant=variant, channel=pos)
+    assert pos_client.get("/api/v1/variants/SKU-1/").status_code == 200
+    assert pos_client.get("/api/v1/variants/sku-1/").status_code == 404
+    assert pos_client.get("/api/v1/variants/", {"sku": "sku-1"}).json()["results"] == []

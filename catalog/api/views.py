@@ -13,6 +13,7 @@ from omnichannel.api.filters import IdFilter, MultipleValueFilter, UtcIsoDateTim
 from omnichannel.auth import api_client_of
 from omnichannel.selectors import channel_scope
 
+from ..gtin import gtin14
 from ..models import Product, Variant
 from ..selectors import (
     category_subtree_ids,
@@ -114,12 +115,22 @@ class ProductViewSet(ChannelScopedMixin, viewsets.ReadOnlyModelViewSet):
 
 class VariantFilter(django_filters.FilterSet):
     sku = MultipleValueFilter(field_name="sku", lookup_expr="in")
-    barcode = MultipleValueFilter(field_name="barcode", lookup_expr="in")
+    barcode = MultipleValueFilter(
+        method="filter_barcode",
+        help_text=(
+            "GTINs as scanned, in any of their lengths: EAN-13 4006381333931 and GTIN-14 "
+            "04006381333931 find the same variant. What is no GTIN finds nothing."
+        ),
+    )
     product = IdFilter(field_name="product_id", help_text="The product's id.")
 
     class Meta:
         model = Variant
         fields = ["sku", "barcode", "product"]
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def filter_barcode(self, qs, name, value):
+        return qs.filter(gtin14__in={key for key in map(gtin14, value) if key is not None})
 
 
 @extend_schema_view(
