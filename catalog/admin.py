@@ -15,6 +15,7 @@ from import_export.admin import ImportExportModelAdmin
 
 from omnichannel.admin_base import AllOrNothingImportMixin, HistoryAdmin, ReadOnlyAdminMixin
 
+from .gtin import gtin14
 from .models import Category, ChannelPrice, Product, Variant, touch_products
 from .resources import ChannelPriceResource, VariantResource
 from .services import category_edited, product_refresh_search_later
@@ -70,8 +71,34 @@ class CatalogSheetAdmin(AllOrNothingImportMixin, HistoryAdmin, ImportExportModel
         return self.has_view_permission(request)
 
 
+class VariantInlineFormSet(forms.BaseInlineFormSet):
+    """Each row is checked against the database (`Variant.validate_unique`); two rows of
+    the page giving one SKU in two cases, or one GTIN in two lengths, are checked here, or
+    the second was an IntegrityError when saved."""
+
+    def clean(self):
+        super().clean()
+        skus: dict[str, str] = {}
+        gtins: dict[str, str] = {}
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or (self.can_delete and self._should_delete_form(form)):
+                continue
+            sku = data.get("sku") or ""
+            if sku.upper() in skus and skus[sku.upper()] != sku:
+                form.add_error("sku", f"The row of {skus[sku.upper()]} has this SKU too.")
+            elif sku:
+                skus[sku.upper()] = sku
+            key = gtin14(data.get("barcode"))
+            if key in gtins:
+                form.add_error("barcode", f"The row of {gtins[key]} has this GTIN too.")
+            elif key is not None:
+                gtins[key] = sku or "another variant"
+
+
 class VariantInline(admin.TabularInline):
     model = Variant
+    formset = VariantInlineFormSet
     extra = 0
     fields = ["sku", "barcode", "name", "attributes", "is_active"]
     show_change_link = True  # prices are edited on the variant's own page
@@ -81,7 +108,7 @@ class VariantInline(admin.TabularInline):
 class ProductAdmin(HistoryAdmin):
     list_display = ["code", "name", "category", "is_active", "variant_count", "updated_at"]
     list_filter = ["category", "is_active"]
-    search_fields = ["code", "name", "variants__sku", "variants__barcode"]
+    search_fields = ["code", "name", "variants__sku", "variants__barcode", "variants__gtin14"]
     autocomplete_fields = ["category"]
     readonly_fields = ["created_at", "updated_at"]
     inlines = [VariantInline]
@@ -139,7 +166,7 @@ class VariantAdmin(CatalogSheetAdmin):
     )
     list_display = ["sku", "barcode", "name", "product", "is_active"]
     list_filter = ["is_active", "product__category"]
-    search_fields = ["sku", "barcode", "name", "product__code", "product__name"]
+    search_fields = ["sku", "barcode", "gtin14", "name", "product__code", "product__name"]
     autocomplete_fields = ["product"]
     inlines = [ChannelPriceInline]
     list_select_related = ["product"]

@@ -237,7 +237,7 @@ def seed(
         ],
         update_conflicts=True,
         unique_fields=["sku"],
-        update_fields=["product", "barcode", "name", "attributes", "is_active"],
+        update_fields=["product", "barcode", "gtin14", "name", "attributes", "is_active"],
         batch_size=1000,
     )
     changed_skus = [sku for sku, row in variants.items() if row[0] in changed]

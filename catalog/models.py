@@ -6,15 +6,17 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from omnichannel.history import tracked_history
+
+from .gtin import gtin14, validate_gtin
 
 sku_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
     "Letters, digits, '.', '_', '/', '-' (at most 64), starting with a letter or digit.",
 )
-barcode_validator = RegexValidator(r"^[0-9]{8,14}$", "A GTIN: 8 to 14 digits.")
 
 ATTRIBUTES_MESSAGE = 'attributes must be a JSON object such as {"size": "M"}.'
 
@@ -25,6 +27,18 @@ def attributes_validator(value) -> None:
     if not isinstance(value, dict):
         # Not "invalid": a model form would show its own "Enter a valid JSON." for that code.
         raise ValidationError(ATTRIBUTES_MESSAGE, code="not_an_object")
+
+
+def spelt_otherwise(instance: models.Model, field: str) -> str | None:
+    """The `field` of another row of the model that is `instance`'s but for upper and lower
+    case (SKUs, product codes: `SKU-1` and `sku-1` are one), or None."""
+    value = getattr(instance, field)
+    if not value:
+        return None
+    others = type(instance)._default_manager.filter(**{f"{field}__iexact": value})
+    if not instance._state.adding:
+        others = others.exclude(pk=instance.pk)
+    return others.exclude(**{field: value}).values_list(field, flat=True).first()
 
 
 class Category(models.Model):
@@ -62,6 +76,9 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(Upper("code"), name="uniq_product_code_any_case"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
@@ -71,6 +88,30 @@ class Product(models.Model):
         if kwargs.get("update_fields") is not None:
             kwargs["update_fields"] = {*kwargs["update_fields"], "updated_at"}
         super().save(*args, **kwargs)
+
+    def validate_unique(self, exclude=None):
+        """A code is one in upper and lower case: refused when another product has it in
+        another case, naming that spelling (the admin; the catalog sheet asks too)."""
+        exclude = set(exclude or ())
+        errors: dict[str, list[ValidationError]] = {}
+        if "code" not in exclude and (other := spelt_otherwise(self, "code")):
+            errors["code"] = [
+                ValidationError(
+                    f"Product {other} has this code: codes are the same in upper and lower case.",
+                    code="code_in_another_case",
+                )
+            ]
+        try:
+            super().validate_unique(exclude=exclude | set(errors))
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def validate_constraints(self, exclude=None):
+        # The code in any case is validate_unique's, with a message naming the spelling
+        # another product has; the constraint's own would name neither.
+        super().validate_constraints(exclude={*(exclude or ()), "code"})
 
 
 def touch_product(product_id: int) -> None:
@@ -84,18 +125,32 @@ def touch_products(product_ids: Iterable[int]) -> None:
     Product.objects.filter(pk__in=list(product_ids)).update(updated_at=timezone.now())
 
 
+class Gtin14Field(models.CharField):
+    """The variant's `barcode` as its GTIN zero-padded to 14 digits (`catalog.gtin`), NULL
+    without one (or for a row saved before a barcode had to be a GTIN): what is unique and
+    what the scan finds. Set from the barcode by every save and by `bulk_create` (both call
+    `pre_save`); `update()` and `bulk_update()` do not, so they must not write a barcode."""
+
+    def pre_save(self, model_instance, add):
+        value = gtin14(model_instance.barcode)
+        setattr(model_instance, self.attname, value)
+        return value
+
+
 class Variant(models.Model):
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="variants")
     sku = models.CharField(max_length=64, unique=True, validators=[sku_validator])
+    # As the label or the sheet spells it; one GTIN is one variant whatever its length.
     barcode = models.CharField(
-        max_length=14, unique=True, null=True, blank=True, validators=[barcode_validator]
+        max_length=14, unique=True, null=True, blank=True, validators=[validate_gtin]
     )
+    gtin14 = Gtin14Field(max_length=14, unique=True, null=True, blank=True, editable=False)
     name = models.CharField(max_length=200, blank=True)
     attributes = models.JSONField(
         default=dict, blank=True, validators=[attributes_validator], help_text='e.g. {"size": "M"}'
     )
     is_active = models.BooleanField(default=True)
-    history = tracked_history()
+    history = tracked_history(excluded_fields=["gtin14"])
 
     # The product this row belongs to in the database (as read, or as last saved): a variant
     # moved to another product changes the one it leaves too (search text, `updated_since`).
@@ -103,6 +158,9 @@ class Variant(models.Model):
 
     class Meta:
         ordering = ["sku"]
+        constraints = [
+            models.UniqueConstraint(Upper("sku"), name="uniq_variant_sku_any_case"),
+        ]
 
     def __str__(self) -> str:
         return self.sku
@@ -110,6 +168,8 @@ class Variant(models.Model):
     def save(self, *args, **kwargs):
         if self.barcode == "":
             self.barcode = None
+        if kwargs.get("update_fields") is not None and "barcode" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "gtin14"}
         left = self.stored_product_id
         super().save(*args, **kwargs)
         touch_product(self.product_id)
@@ -128,6 +188,44 @@ class Variant(models.Model):
         # object, and NULL was an IntegrityError (the validator does not see empty values).
         if self.attributes is None:
             self.attributes = {}
+
+    def validate_unique(self, exclude=None):
+        """A SKU is one in upper and lower case, a GTIN one barcode in any of its lengths:
+        refused when another variant has it, naming its spelling (the admin, the catalog
+        sheet). `gtin14` follows the barcode, so its own unique check (a message on a field
+        nobody typed) is left out. API look-ups by SKU stay exact."""
+        exclude = set(exclude or ())
+        errors: dict[str, list[ValidationError]] = {}
+        if "sku" not in exclude and (other := spelt_otherwise(self, "sku")):
+            errors["sku"] = [
+                ValidationError(
+                    f"Variant {other} has this SKU: SKUs are the same in upper and lower case.",
+                    code="sku_in_another_case",
+                )
+            ]
+        others = (
+            Variant.objects.all() if self._state.adding else Variant.objects.exclude(pk=self.pk)
+        )
+        key = gtin14(self.barcode)
+        if "barcode" not in exclude and key is not None:
+            holder = others.filter(gtin14=key).values_list("sku", "barcode").first()
+            if holder is not None:
+                errors["barcode"] = [
+                    ValidationError(
+                        f"Variant {holder[0]} already has this GTIN (as {holder[1]}).",
+                        code="gtin_taken",
+                    )
+                ]
+        try:
+            super().validate_unique(exclude=exclude | set(errors) | {"gtin14"})
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def validate_constraints(self, exclude=None):
+        # The SKU in any case is validate_unique's, naming the spelling another variant has.
+        super().validate_constraints(exclude={*(exclude or ()), "sku"})
 
     @classmethod
     def from_db(cls, db, field_names, values):

@@ -4,7 +4,12 @@
   is_active, product_code, product_name, product_description, category (slug). Products are
   found or created by product_code and take their name, description and category from the row;
   a blank cell keeps the product's own. A variant given another product_code moves to it.
-- The price sheet: sku, channel, amount, published.
+  A barcode is a GTIN (`catalog.gtin`): a cell with the variant's own in another length, or
+  with the leading zeros a spreadsheet drops, leaves it as it is. A SKU or a product code
+  is one in upper and lower case: a row spelling one another row has in another case is
+  refused, naming that spelling.
+- The price sheet: sku, channel, amount, currency (optional), published. Amounts are in the
+  channel's currency: a row naming another is refused, never read as the channel's.
 
 A bad value is reported on its row and column; a file with any bad row writes nothing (the
 import runs in one transaction, rolled back on any error, see `AllOrNothingResource`). After a
@@ -32,6 +37,7 @@ from import_export.widgets import (
 from omnichannel.models import Channel
 from omnichannel.resources import AllOrNothingResource
 
+from .gtin import gtin14
 from .models import ATTRIBUTES_MESSAGE, Category, ChannelPrice, Product, Variant, touch_products
 from .services import product_refresh_search_later
 
@@ -49,6 +55,36 @@ class BlankIsNullWidget(TrimmedCharWidget):
 
     def clean(self, value, row=None, **kwargs):
         return super().clean(value, row=row, **kwargs) or None
+
+
+class BarcodeWidget(BlankIsNullWidget):
+    """A GTIN as the sheet has it. A spreadsheet that took the column for numbers drops a
+    UPC-A's leading zero (012345678905 -> 12345678905, 11 digits, which no GTIN has): an
+    11-digit cell that is a UPC-A with that zero back is read as that UPC-A. A number cell
+    (12345678905.0) is read as its digits."""
+
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        value = super().clean(value, row=row, **kwargs)
+        if value and len(value) == 11 and gtin14(f"0{value}") is not None:
+            return f"0{value}"
+        return value
+
+
+class BarcodeField(fields.Field):
+    """The barcode column. A cell with the stored GTIN's number in another spelling (another
+    length, leading zeros lost in a spreadsheet) leaves the barcode as it is: the number
+    is the barcode, and the stored spelling is the one on the labels."""
+
+    def save(self, instance, row, is_m2m=False, **kwargs):
+        cell = self.clean(row, **kwargs)
+        stored = gtin14(instance.barcode) if instance.pk is not None else None
+        if stored is not None and cell and cell.zfill(14) == stored:
+            return
+        super().save(instance, row, is_m2m=is_m2m, **kwargs)
 
 
 class StrictBooleanWidget(BooleanWidget):
@@ -95,6 +131,24 @@ class AmountWidget(DecimalWidget):
         if not amount.is_finite():
             raise ValueError(f"amount must be a number such as 12.90, not '{value}'.")
         return amount
+
+
+class ChannelCurrencyField(fields.Field):
+    """The price sheet's `currency`: a price is in its channel's currency (it has none of
+    its own), so the column is exported to say so and never written. A row in another
+    currency is refused on that row: the library dropped the column, and `12.90,USD` on
+    the EUR web shop became 12.90 EUR. An empty cell, or no column, is the channel's."""
+
+    def save(self, instance, row, is_m2m=False, **kwargs):
+        given = str(row.get(self.column_name) or "").strip()
+        if not given or instance.channel_id is None:  # an unknown channel has its own error
+            return
+        channel = instance.channel
+        if given.upper() != channel.currency:
+            raise ValueError(
+                f"Channel '{channel.code}' sells in {channel.currency}, not '{given}': give "
+                f"its amounts in {channel.currency}."
+            )
 
 
 class AttributesWidget(JSONWidget):
@@ -145,7 +199,12 @@ class ProductByCodeWidget(ForeignKeyWidget):
         code = str(value or "").strip()
         if not code:
             raise ValueError("product_code is required.")
-        product = Product.objects.filter(code=code).first() or Product(code=code)
+        found = {p.code: p for p in Product.objects.filter(code__iexact=code)}
+        if found and code not in found:
+            raise ValueError(
+                f"Product {min(found)} has this code: codes are the same in upper and lower case."
+            )
+        product = found.get(code) or Product(code=code)
         name = str(row.get("product_name") or "").strip() or product.name
         if not name:
             raise ValueError(f"product_name is required for the new product '{code}'.")
@@ -234,8 +293,9 @@ class CatalogSheet(AllOrNothingResource):
 
 class VariantResource(CatalogSheet):
     sheet_name = "catalog sheet"
+    ids_in_any_case = ("sku",)
     sku = fields.Field(attribute="sku", column_name="sku", widget=TrimmedCharWidget())
-    barcode = fields.Field(attribute="barcode", column_name="barcode", widget=BlankIsNullWidget())
+    barcode = BarcodeField(attribute="barcode", column_name="barcode", widget=BarcodeWidget())
     name = fields.Field(attribute="name", column_name="name", widget=CharWidget())
     attributes = fields.Field(
         attribute="attributes", column_name="attributes", widget=AttributesWidget()
@@ -331,6 +391,7 @@ class ChannelPriceResource(CatalogSheet):
         widget=LookupWidget(Channel, "code", "channel"),
     )
     amount = fields.Field(attribute="amount", column_name="amount", widget=AmountWidget())
+    currency = ChannelCurrencyField(attribute="channel__currency", column_name="currency")
     published = FlagField(
         attribute="published",
         column_name="published",
@@ -340,8 +401,8 @@ class ChannelPriceResource(CatalogSheet):
 
     class Meta(CatalogSheet.Meta):
         model = ChannelPrice
-        name = "Price sheet (sku, channel, amount, published)"
-        fields = ("sku", "channel", "amount", "published")
+        name = "Price sheet (sku, channel, amount, currency, published)"
+        fields = ("sku", "channel", "amount", "currency", "published")
         import_id_fields = ("sku", "channel")
 
     def get_queryset(self):

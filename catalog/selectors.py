@@ -1,5 +1,6 @@
 """Read queries on the catalog, shaped for a channel: what it publishes and at what price."""
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import (
@@ -44,18 +45,47 @@ def variant_list(*, channel: Channel | None) -> QuerySet[Variant]:
     )
 
 
-def product_list(*, channel: Channel | None) -> QuerySet[Product]:
-    """Active products with their category and channel-priced variants, in three queries."""
+def product_list(
+    *, channel: Channel | None, left_since: datetime | None = None
+) -> QuerySet[Product]:
+    """Active products with their category and channel-priced variants, in three queries.
+
+    With `left_since` (the time of `updated_since`), also the products changed since that
+    the channel no longer sells, with no variants listed: how a storefront syncing
+    incrementally learns to take a product down (discontinued, or its last price there
+    unpublished or deleted). Only those the channel sold once (`_was_sold_in`): a product
+    never priced there is not shown to it.
+    """
     variants = variant_list(channel=channel).order_by("sku")
     qs = (
-        Product.objects.filter(is_active=True)
-        .select_related("category")
+        Product.objects.select_related("category")
         .prefetch_related(Prefetch("variants", queryset=variants, to_attr="listed_variants"))
         .order_by("id")
     )
-    if channel is not None:
-        qs = qs.filter(Exists(variant_list(channel=channel).filter(product=OuterRef("pk"))))
-    return qs
+    if channel is None:
+        listed = Q(is_active=True)
+    else:
+        listed = Exists(variant_list(channel=channel).filter(product=OuterRef("pk")))
+    if left_since is None:
+        return qs.filter(listed)
+    return qs.filter(listed | Q(_was_sold_in(channel=channel), updated_at__gte=left_since))
+
+
+def _was_sold_in(*, channel: Channel | None) -> Q:
+    """The product has, or had, a variant with a published price in `channel`: in the price
+    history (which outlives a price deleted or a variant moved to another product, read
+    with the variant history for the product it was on), or a published price now (a row
+    older than its history). Staff without a channel see the whole catalog anyway."""
+    if channel is None:
+        return Q()
+    published = ChannelPrice.history.filter(channel=channel, published=True)
+    was_on_product = Variant.history.filter(
+        product_id=OuterRef("pk"), id__in=published.values("variant_id")
+    )
+    priced_now = ChannelPrice.objects.filter(
+        channel=channel, published=True, variant__product=OuterRef("pk")
+    )
+    return Exists(was_on_product) | Exists(priced_now)
 
 
 def products_listing_skus(

@@ -4,7 +4,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from omnichannel.selectors import StoreLimit
 
-from .models import Member, MemberAlias, MemberChannel, PointsEntry
+from .models import Member, MemberAlias, MemberChannel, MemberEvent, PointsEntry
 
 
 def member_list() -> QuerySet[Member]:
@@ -29,6 +29,29 @@ def alias_holder(*, kind: str, value: str | None, other_than: int | None) -> int
         return None
     aliases = MemberAlias.objects.filter(kind=kind, value=value).exclude(member_id=other_than)
     return aliases.values_list("member_id", flat=True).first()
+
+
+def member_survivor(*, member_id: int) -> int | None:
+    """Whose a member id is now: its own member's; the member it was merged into since,
+    through every later merge (MemberEvent merged, other_id_ref -> member_id_ref); None
+    when it, or a member it was merged into, was erased since. Member.DoesNotExist for an
+    id no member ever had. One query for a member still there, two per merge followed."""
+    while not Member.objects.filter(pk=member_id).exists():
+        fate = (
+            MemberEvent.objects.filter(
+                Q(kind=MemberEvent.Kind.MERGED, other_id_ref=member_id)
+                | Q(kind=MemberEvent.Kind.ERASED, member_id_ref=member_id)
+            )
+            .values_list("kind", "member_id_ref")
+            .first()
+        )
+        if fate is None:
+            raise Member.DoesNotExist(f"No member ever had the id {member_id}.")
+        kind, survivor_id = fate
+        if kind == MemberEvent.Kind.ERASED:
+            return None
+        member_id = survivor_id  # merged away: it existed when the merge took it
+    return member_id
 
 
 def points_ledger(*, member_id: int, limit: StoreLimit = None) -> QuerySet[PointsEntry]:

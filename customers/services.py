@@ -33,7 +33,7 @@ from omnichannel.domains import domain_a_labels
 from omnichannel.errors import DomainError
 
 from .models import Member, MemberAlias, MemberChannel, PointsEntry
-from .selectors import contact_is
+from .selectors import contact_is, member_survivor
 
 
 class InvalidContact(DomainError):
@@ -293,6 +293,25 @@ def member_lock(*, member_id: int) -> Member:
             "The member is no longer there (merged into another, or erased).", member=member_id
         )
     return member
+
+
+def member_survivor_lock(*, member_id: int) -> Member | None:
+    """member_lock for a sale already made (offline, synced later), which stands whatever
+    became of its member meanwhile: the member the id names, or the one they were merged
+    into since (customers.selectors.member_survivor), locked; None when erased since (the
+    sale is booked to no one). 400 `unknown_member` for an id no member ever had. A merge
+    or an erasure running meanwhile holds the row: this waits for it, then follows it."""
+    asked = member_id
+    while True:
+        member = Member.objects.select_for_update().filter(pk=member_id).first()
+        if member is not None:
+            return member
+        try:
+            member_id = member_survivor(member_id=member_id)
+        except Member.DoesNotExist:
+            raise UnknownMember(member=asked) from None
+        if member_id is None:
+            return None
 
 
 def points_value(points: int) -> Decimal:

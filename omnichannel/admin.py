@@ -51,20 +51,36 @@ class LocationAdmin(admin.ModelAdmin):
     ]
 
 
+ROTATE_HELP = (
+    "The channel and store of a client never change: for another, add a new client. A token "
+    'lost or leaked: in the list, select this client and run "Give the selected clients new '
+    'tokens". The client keeps its history, so a till resending offline sales with the new '
+    "token does not sell them twice (a new client would); the old token stops working."
+)
+
+
 @admin.register(ApiClient)
 class ApiClientAdmin(ChangedFieldsOnlyMixin, admin.ModelAdmin):
-    """Creating a client here shows its token once, in the confirmation message."""
+    """Creating a client here shows its token once, in the confirmation message; so does
+    giving an existing client a new token (the list's action), which keeps the client."""
 
     list_display = ["name", "channel", "location", "key_prefix", "last_used_at", "revoked_at"]
     list_filter = ["channel", "location", "revoked_at"]
     search_fields = ["name", "key_prefix"]
     readonly_fields = ["key_prefix", "created_at", "last_used_at", "revoked_at"]
     fields = ["name", "channel", "location", *readonly_fields]
-    actions = ["revoke"]
+    actions = ["rotate_token", "revoke"]
 
     def get_readonly_fields(self, request, obj=None):
-        # The scope of an existing token never changes: make a new client instead.
+        # The scope of an existing token never changes: for another channel or store, make a
+        # new client. A lost or leaked token: the "new token" action, which keeps the client.
         return [*self.readonly_fields, "channel", "location"] if obj else self.readonly_fields
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [(None, {**fieldsets[0][1], "description": ROTATE_HELP})]
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -72,6 +88,21 @@ class ApiClientAdmin(ChangedFieldsOnlyMixin, admin.ModelAdmin):
             return
         key = services.api_client_issue_token(client=obj)
         messages.warning(request, f"Token for '{obj.name}' (shown only now, copy it): {key}")
+
+    @admin.action(
+        description="Give the selected clients new tokens (the old ones stop working)",
+        permissions=["change"],
+    )
+    def rotate_token(self, request, queryset):
+        for client in queryset:
+            key = services.api_client_rotate_token(client_id=client.pk)
+            self.log_change(request, client, "Gave a new token; the old one is refused.")
+            again = (
+                " (it was revoked: it works again, with this token)" if client.revoked_at else ""
+            )
+            messages.warning(
+                request, f"New token for '{client.name}'{again} (shown only now, copy it): {key}"
+            )
 
     @admin.action(description="Revoke the selected clients' tokens", permissions=["change"])
     def revoke(self, request, queryset):

@@ -1,8 +1,11 @@
 """Who is calling: an API client (token) or a staff member (session), and what they may do."""
 
+import ipaddress
+
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import DjangoModelPermissions
+from rest_framework.settings import api_settings
 
 from . import services
 from .models import ApiClient
@@ -32,6 +35,25 @@ class ApiClientTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return "Token"
+
+
+def client_ip_address(request) -> str | None:
+    """The caller's IP address, for the anonymous request rate and the staff login lockout
+    (django-axes, AXES_CLIENT_IP_CALLABLE): the address the nearest of NUM_PROXIES proxies
+    saw, which it appended to X-Forwarded-For, as DRF's throttles read it. 0 proxies (the
+    default): the socket's address, the header being anyone's to write. Without the header,
+    or when the entry read is no IP address (more proxies counted than there are), the socket's."""
+    remote_addr = request.META.get("REMOTE_ADDR")
+    num_proxies = api_settings.NUM_PROXIES or 0
+    forwarded_for = request.META.get("HTTP_X_FORWARDED_FOR")
+    if num_proxies <= 0 or not forwarded_for:
+        return remote_addr
+    addresses = forwarded_for.split(",")
+    address = addresses[-min(num_proxies, len(addresses))].strip()
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return remote_addr
 
 
 def api_client_of(request) -> ApiClient | None:

@@ -105,7 +105,8 @@ class ChannelLocation(models.Model):
 class ApiClient(models.Model):
     """A POS terminal, the storefront or an integration, confined to one channel (and location).
 
-    Only a SHA-256 hash of the token is stored; the token itself is shown once, at creation.
+    Only a SHA-256 hash of the token is stored; the token itself is shown once, at creation
+    or when the client is given a new one (omnichannel.services.api_client_rotate_token).
     The object stands in for `request.user` on token-authenticated API requests.
     """
 

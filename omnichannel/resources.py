@@ -28,10 +28,13 @@ class AllOrNothingResource(resources.ModelResource):
     sheet_name = "sheet"
     # The columns a file must have; by default the row id's (`import_id_fields`).
     required_columns: tuple[str, ...] = ()
+    # Row id columns whose values are one in upper and lower case (a SKU): two rows giving
+    # `NEW-1` and `new-1` give one id twice.
+    ids_in_any_case: tuple[str, ...] = ()
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._rows_by_id: dict[tuple[str, ...], int] = {}
+        self._rows_by_id: dict[tuple[str, ...], tuple[int, tuple[str, ...]]] = {}
 
     def import_data_inner(self, dataset, dry_run, raise_errors, *args, **kwargs):
         """A file without one of its columns is refused before any row is read. The library
@@ -74,13 +77,20 @@ class AllOrNothingResource(resources.ModelResource):
 
     def before_import_row(self, row, **kwargs):
         columns = [self.fields[name].column_name for name in self.get_import_id_fields()]
-        key = tuple(str(row.get(column) or "").strip() for column in columns)
-        if not all(key):
+        cells = tuple(str(row.get(column) or "").strip() for column in columns)
+        if not all(cells):
             return  # the missing id is reported on its own column
-        first = self._rows_by_id.setdefault(key, kwargs["row_number"])
+        key = tuple(
+            cell.upper() if column in self.ids_in_any_case else cell
+            for column, cell in zip(columns, cells, strict=True)
+        )
+        first, spelt = self._rows_by_id.setdefault(key, (kwargs["row_number"], cells))
         if first != kwargs["row_number"]:
-            shown = ", ".join(f"{c} {v}" for c, v in zip(columns, key, strict=True))
-            raise ValidationError({columns[0]: f"{shown} is already on row {first} of this file."})
+            shown = ", ".join(f"{c} {v}" for c, v in zip(columns, cells, strict=True))
+            also = "" if spelt == cells else f" (as {', '.join(spelt)})"
+            raise ValidationError(
+                {columns[0]: f"{shown} is already on row {first} of this file{also}."}
+            )
 
 
 def describe_errors(result: Result, limit: int = 5) -> str:

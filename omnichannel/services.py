@@ -9,6 +9,7 @@ import time
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from rest_framework import status
 
 from .errors import DomainError, UnknownChannel, UnknownLocation
 from .models import ApiClient, Channel, ChannelLocation, Location
@@ -28,6 +29,12 @@ class LocationNotInChannel(DomainError):
 class InvalidApiClient(DomainError):
     code = "invalid"
     default_detail = "The API client's details are not valid."
+
+
+class UnknownApiClient(DomainError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+    default_detail = "No API client has that id."
 
 
 @transaction.atomic
@@ -67,20 +74,45 @@ def api_client_create(
     return client, api_client_issue_token(client=client, key=key)
 
 
+def _new_key() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
 def api_client_issue_token(*, client: ApiClient, key: str | None = None) -> str:
     """Give a new (unsaved) client its token: store prefix and hash, save, return the token."""
-    key = key or TOKEN_PREFIX + secrets.token_urlsafe(32)
+    key = key or _new_key()
     client.key_prefix = key[:10]
     client.key_hash = _hash(key)
     client.save()
     return key
 
 
+@transaction.atomic
+def api_client_rotate_token(*, client_id: int) -> str:
+    """Give an existing client a new token and return it (only its hash is stored); the old
+    token is refused from now on: at once in this process, within API_CLIENT_CACHE_SECONDS in
+    the others (as a revocation). The client keeps its row, so what it did stays its own: the
+    offline sales it synced (their client_id is unique per client) and its idempotency keys,
+    and a till resending its outbox with the new token is answered as before, not sold to
+    twice, as a new client would be. A revoked client given a new token works again with it.
+    """
+    client = ApiClient.objects.select_for_update().filter(pk=client_id).first()
+    if client is None:
+        raise UnknownApiClient(client=client_id)
+    key = _new_key()
+    ApiClient.objects.filter(pk=client.pk).update(
+        key_prefix=key[:10], key_hash=_hash(key), revoked_at=None
+    )
+    api_client_forget(key_hash=client.key_hash, client_id=client.pk)
+    return key
+
+
 # Token hash -> (monotonic deadline, client with its channel and location), per process.
 # Looking a token up costs a third of a small read's CPU (the ORM builds the joined query
 # each time); a client calling many times a second is looked up once per API_CLIENT_CACHE_
-# SECONDS. This process forgets a client at once when it is revoked or saved, or its channel
-# or location is saved (omnichannel.apps); other web processes within that many seconds.
+# SECONDS. This process forgets a client at once when it is revoked, given a new token or
+# saved, or its channel or location is saved (omnichannel.apps); other web processes within
+# that many seconds.
 _authenticated: dict[str, tuple[float, ApiClient]] = {}
 _AUTHENTICATED_MAX = 10_000
 # Bumped by every forget: a look-up that read the database before a forget (a revocation

@@ -233,12 +233,16 @@ LOGIN_URL = "admin:login"
 # password included (django-axes; attempts are rows in the database, listed in the admin,
 # where deleting one lifts its lockout). A successful login starts the count afresh. Every
 # failed login and every login are also kept in the admin (access failure log, access log).
+# The IP address is the caller's as the API's rates read it (REST_FRAMEWORK["NUM_PROXIES"]):
+# behind a proxy, the one it saw, not the proxy's own, which would lock a username out of
+# every address; with no proxy counted, the socket's (a forged X-Forwarded-For is ignored).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "omnichannel.auth.client_ip_address"
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
 AXES_RESET_ON_SUCCESS = True
@@ -288,8 +292,9 @@ REST_FRAMEWORK = {
         "omnichannel.api.throttling.AnonRateThrottle",
     ],
     # Proxies in front of the web server that add to X-Forwarded-For: the throttle counts
-    # an anonymous caller by the address the nearest of them saw. 0 (none): the socket's
-    # address; the header, which anyone can write, no longer names the caller.
+    # an anonymous caller, and the login lockout a staff login, by the address the nearest of
+    # them saw (omnichannel.auth.client_ip_address). 0 (none): the socket's address; the
+    # header, which anyone can write, no longer names the caller.
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_THROTTLE_RATES": {
         "client": env.str("THROTTLE_RATE", default="3000/min"),

@@ -3,7 +3,8 @@
 Each sale carries the till's own `client_id`; syncing the same sale twice (a retried batch,
 two overlapping syncs) finds the first order instead of making another. A sale whose goods
 are already gone from the shelf still stands: the customer walked out with them. Stock goes
-below zero and the order is flagged for review, never dropped.
+below zero and the order is flagged for review, never dropped. So does a sale for a member
+merged into another since (booked to that one) or erased since (booked to no one).
 """
 
 from dataclasses import dataclass
@@ -36,6 +37,15 @@ class OfflineSale:
     # {"id": n} or {"contact": {...}} (orders.api.serializers.MemberRefField): the member the
     # till rang the sale up for. It was not read, and the points were never earned.
     member: dict | None = None
+
+
+@dataclass(frozen=True)
+class InvalidSale:
+    """A sale the API's checks refused (orders.api.serializers.OfflineSaleListSerializer):
+    rejected `invalid` alone, `detail` naming its fields; the rest of the batch goes on."""
+
+    client_id: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -82,9 +92,15 @@ def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
     try:
         with transaction.atomic():
             # An unknown member id rejects this sale alone (unknown_member): the till can
-            # send it again, corrected, under the same client_id.
+            # send it again, corrected, under the same client_id. One merged since books
+            # the sale to the member it was merged into, one erased since to no one.
             member = (
-                order_member(ref=sale.member, channel=client.channel, location=client.location)
+                order_member(
+                    ref=sale.member,
+                    channel=client.channel,
+                    location=client.location,
+                    already_sold=True,
+                )
                 if sale.member
                 else None
             )
@@ -120,5 +136,10 @@ def pos_sale_sync(*, client: ApiClient, sale: OfflineSale) -> SyncResult:
     return _outcome(sale, order)
 
 
-def pos_sync(*, client: ApiClient, sales: list[OfflineSale]) -> list[SyncResult]:
-    return [pos_sale_sync(client=client, sale=sale) for sale in sales]
+def pos_sync(*, client: ApiClient, sales: list[OfflineSale | InvalidSale]) -> list[SyncResult]:
+    return [
+        SyncResult(sale.client_id, REJECTED, code="invalid", detail=sale.detail)
+        if isinstance(sale, InvalidSale)
+        else pos_sale_sync(client=client, sale=sale)
+        for sale in sales
+    ]

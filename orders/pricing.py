@@ -36,8 +36,13 @@ def refund_for(
     *, paid: Decimal, sold: int, returning: int, returned_before: int, refunded_before: Decimal
 ) -> Decimal:
     """What to give back for `returning` units of a line on which `paid` was paid for `sold`
-    units. The return that brings the line back to zero gets exactly what is left, so the
-    refunds of a line always add up to what was paid for it."""
+    units, `returned_before` of them already refunded `refunded_before`. Cumulative: the
+    line's returns so far get their share of `paid`, rounded to the cent, less what the
+    earlier ones gave, so rounding never gathers across returns (ten units of 7.995 come
+    back at 7.99 or 8.00 each, not nine at 8.00 and the last at 7.95) and no return gets a
+    negative amount (a line refunded ahead of its share, by rounding before this rule, gives
+    nothing until its share catches up). The return that brings the line back to zero gets
+    exactly what is left, so the refunds of a line always add up to what was paid for it."""
     if returned_before + returning >= sold:
         return money(paid - refunded_before)
-    return money(paid * returning / sold)
+    return max(ZERO, money(paid * (returned_before + returning) / sold) - refunded_before)

@@ -25,6 +25,7 @@ from customers.services import (
     UnknownMember,
     member_lock,
     member_seen,
+    member_survivor_lock,
     member_upsert,
     points_earn,
     points_redeem,
@@ -134,10 +135,18 @@ class PaymentRequest:
     amount: Decimal
 
 
-def order_member(*, ref: dict, channel: Channel, location: Location | None) -> Member:
+def order_member(
+    *, ref: dict, channel: Channel, location: Location | None, already_sold: bool = False
+) -> Member | None:
     """The member an order names (orders.api.serializers.MemberRefField): `{"id": n}`
     looked up (unknown: 400 unknown_member), or `{"contact": {...}}` found or made, seen in
-    `channel` at `location`. For an order placed now and for an offline sale alike."""
+    `channel` at `location`. For an order placed now and for an offline sale alike, but
+    for a sale `already_sold` (the goods left with the customer) the id of a member merged
+    or erased since still stands: the sale is booked to the member they were merged into,
+    or to no one (None). Locked then, in the caller's transaction, so that a merge running
+    meanwhile waits for the sale (and moves it) or is followed."""
+    if "id" in ref and already_sold:
+        return member_survivor_lock(member_id=ref["id"])
     if "id" in ref:
         member = Member.objects.filter(pk=ref["id"]).first()
         if member is None:
@@ -377,8 +386,12 @@ def order_place(
     allocations = bulk_insert(
         [Allocation(line=line_for[v], location_id=loc, quantity=q) for v, loc, q in allocation]
     )
-    paid = bulk_insert(
-        [Payment(order=order, method=p.method, amount=money(p.amount)) for p in payments]
+    paid = bulk_insert(  # a 0.00 line (an offline sale's) paid nothing
+        [
+            Payment(order=order, method=p.method, amount=money(p.amount))
+            for p in payments
+            if p.amount
+        ]
     )
     if member is not None:
         member_seen(member=member, channel=channel, location=location or pickup_location)

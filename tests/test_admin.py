@@ -201,8 +201,9 @@ def test_staff_without_permissions_are_refused_and_others_sent_to_login(client, 
 def test_product_search_by_barcode_finds_the_product(client, world):
     _login(client, MERCHANDISER)
     variant = VariantFactory(barcode="4006381333931", product__name="Findable shirt")
-    response = client.get("/admin/catalog/product/", {"q": "4006381333931"})
-    assert [p.pk for p in response.context["cl"].result_list] == [variant.product_id]
+    for typed in ("4006381333931", "04006381333931"):  # as on the label, as a scanner pads it
+        response = client.get("/admin/catalog/product/", {"q": typed})
+        assert [p.pk for p in response.context["cl"].result_list] == [variant.product_id]
 
 
 def test_creating_an_api_client_in_the_admin_shows_its_token_once(client, world, web):
@@ -721,3 +722,161 @@ def test_an_email_search_of_members_finds_the_domain_however_it_is_typed(client)
         assert [m.pk for m in page.context["cl"].result_list] == [jo.pk], typed
     page = client.get("/admin/customers/member/", {"q": "jo@exámple.com", "tier__exact": "gold"})
     assert list(page.context["cl"].result_list) == []
+
+
+def _staff_with(*codenames):
+    from django.contrib.auth.models import Permission
+
+    user = make_staff("keeper")
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+def test_the_admin_gives_a_till_a_new_token_shown_once_and_the_old_one_stops(client, pos, store):
+    from django.contrib.admin.models import LogEntry
+
+    from tests.conftest import as_client
+
+    till, old_token = make_api_client(pos, store, name="Lyon till")
+    client.force_login(_staff_with("view_apiclient", "change_apiclient"))
+    page = client.get(f"/admin/omnichannel/apiclient/{till.pk}/change/")
+    assert "Give the selected clients new tokens" in page.content.decode()  # the help says how
+    assert "rotate_token" in client.get("/admin/omnichannel/apiclient/").content.decode()
+    response = client.post(
+        "/admin/omnichannel/apiclient/",
+        {"action": "rotate_token", "_selected_action": [till.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"] if "oc_" in str(m)]
+    assert len(shown) == 1
+    new_token = shown[0].rsplit(" ", 1)[-1]
+    assert as_client(new_token).get("/api/v1/channels/").status_code == 200
+    assert as_client(old_token).get("/api/v1/channels/").status_code == 401
+    assert ApiClient.objects.get().pk == till.pk  # the same client, its sales its own
+    entry = LogEntry.objects.get(object_id=str(till.pk))
+    assert entry.get_change_message() == "Gave a new token; the old one is refused."
+
+
+def test_giving_a_new_token_needs_the_change_permission(client, pos, store):
+    from tests.conftest import as_client
+
+    till, token = make_api_client(pos, store, name="Lyon till")
+    before = ApiClient.objects.get().key_hash
+    client.force_login(_staff_with("view_apiclient"))
+    assert "rotate_token" not in client.get("/admin/omnichannel/apiclient/").content.decode()
+    response = client.post(
+        "/admin/omnichannel/apiclient/",
+        {"action": "rotate_token", "_selected_action": [till.pk]},
+        follow=True,
+    )
+    assert not [m for m in response.context["messages"] if "oc_" in str(m)]
+    assert ApiClient.objects.get().key_hash == before
+    assert as_client(token).get("/api/v1/channels/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("barcode", "error"),
+    [
+        ("04006381333931", "Variant A-1 already has this GTIN (as 4006381333931)."),
+        ("4006381333932", "Not a GTIN: the last digit is not the check digit"),
+        ("1234567890", "A GTIN has 8, 12, 13 or 14 digits"),
+    ],
+)
+def test_the_variant_page_refuses_a_barcode_that_is_no_gtin_or_another_variants(
+    client, barcode, error
+):
+    from tests.test_change_history import admin_form_data
+
+    _login(client, MERCHANDISER)
+    VariantFactory(sku="A-1", barcode="4006381333931")
+    variant = VariantFactory(sku="B-1", barcode="012345678905")
+    url = f"/admin/catalog/variant/{variant.pk}/change/"
+    data = admin_form_data(client.get(url))
+    data["barcode"] = barcode
+    response = client.post(url, data)
+    assert response.status_code == 200  # the form again, with the error
+    [shown] = response.context["adminform"].form.errors["barcode"]
+    assert shown.startswith(error)
+    variant.refresh_from_db()
+    assert variant.barcode == "012345678905"
+
+
+def test_two_rows_of_a_product_page_giving_one_gtin_in_two_lengths_are_refused(client):
+    """Each row is checked against the database; the two rows of one page against each
+    other too (the second was an IntegrityError, a 500)."""
+    from tests.test_change_history import admin_form_data
+
+    _login(client, MERCHANDISER)
+    product = ProductFactory()
+    first, second = VariantFactory(product=product), VariantFactory(product=product)
+    url = f"/admin/catalog/product/{product.pk}/change/"
+    data = admin_form_data(client.get(url))
+    rows = {data[key]: key.removesuffix("-sku") for key in data if key.endswith("-sku")}
+    data[f"{rows[first.sku]}-barcode"] = "012345678905"
+    data[f"{rows[second.sku]}-barcode"] = "0012345678905"
+    response = client.post(url, data)
+    assert response.status_code == 200
+    errors = [form.errors for form in response.context["inline_admin_formsets"][0].formset]
+    assert {"barcode": [f"The row of {first.sku} has this GTIN too."]} in errors
+    assert set(product.variants.values_list("barcode", flat=True)) == {
+        first.barcode,
+        second.barcode,
+    }
+
+
+def test_the_variant_and_product_pages_refuse_a_sku_or_code_another_has_in_another_case(
+    client,
+):
+    from tests.test_change_history import admin_form_data
+
+    _login(client, MERCHANDISER)
+    VariantFactory(sku="SKU-1", product=ProductFactory(code="PX"))
+    variant = VariantFactory(sku="B-1", product=ProductFactory(code="PB"))
+    for url, field, value, error in (
+        (
+            f"/admin/catalog/variant/{variant.pk}/change/",
+            "sku",
+            "sku-1",
+            "Variant SKU-1 has this SKU: SKUs are the same in upper and lower case.",
+        ),
+        (
+            f"/admin/catalog/product/{variant.product_id}/change/",
+            "code",
+            "px",
+            "Product PX has this code: codes are the same in upper and lower case.",
+        ),
+    ):
+        data = admin_form_data(client.get(url))
+        data[field] = value
+        response = client.post(url, data)
+        assert response.status_code == 200, url  # the form again, with the error
+        assert response.context["adminform"].form.errors == {field: [error]}
+    variant.refresh_from_db()
+    assert (variant.sku, variant.product.code) == ("B-1", "PB")
+
+    url = f"/admin/catalog/variant/{variant.pk}/change/"
+    data = admin_form_data(client.get(url))
+    data["sku"] = "b-1"  # its own SKU in another case: a rename
+    assert client.post(url, data).status_code == 302
+    variant.refresh_from_db()
+    assert variant.sku == "b-1"
+
+
+def test_two_rows_of_a_product_page_giving_one_sku_in_two_cases_are_refused(client):
+    from tests.test_change_history import admin_form_data
+
+    _login(client, MERCHANDISER)
+    product = ProductFactory()
+    url = f"/admin/catalog/product/{product.pk}/change/"
+    data = admin_form_data(client.get(url))
+    prefix = next(key for key in data if key.endswith("-TOTAL_FORMS")).removesuffix("-TOTAL_FORMS")
+    data[f"{prefix}-TOTAL_FORMS"] = 2
+    for n, sku in enumerate(["NEW-1", "new-1"]):
+        data.update({f"{prefix}-{n}-sku": sku, f"{prefix}-{n}-attributes": "{}"})
+        data[f"{prefix}-{n}-is_active"] = "on"
+    response = client.post(url, data)
+    assert response.status_code == 200
+    errors = [form.errors for form in response.context["inline_admin_formsets"][0].formset]
+    assert errors == [{}, {"sku": ["The row of NEW-1 has this SKU too."]}]
+    assert not product.variants.exists()

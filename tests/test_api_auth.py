@@ -328,3 +328,41 @@ def test_staff_who_may_only_take_orders_cannot_cancel_or_hand_them_over(web, pos
     manager.force_login(make_staff("manager", "orders.change_order", "orders.view_order"))
     done = manager.post(f"/api/v1/orders/{pickup.pk}/picked-up/")
     assert done.status_code == 200 and done.json()["status"] == "picked_up"
+
+
+def test_a_new_token_works_and_the_old_one_is_refused_at_once(web, settings):
+    """Rotation keeps the client: same row, same channel; the old token is 401 on the very
+    next request, though this process had it in its look-up cache."""
+    from omnichannel.services import api_client_rotate_token
+
+    settings.API_CLIENT_CACHE_SECONDS = 60
+    client, old_token = make_api_client(web)
+    assert as_client(old_token).get("/api/v1/products/").status_code == 200  # now cached
+    new_token = api_client_rotate_token(client_id=client.pk)
+    assert new_token != old_token
+    refused = as_client(old_token).get("/api/v1/products/")
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "authentication_failed"
+    assert as_client(new_token).get("/api/v1/products/").status_code == 200
+    stored = ApiClient.objects.get()
+    assert stored.pk == client.pk
+    assert new_token not in (stored.key_hash, stored.key_prefix)
+    assert stored.key_prefix == new_token[:10]
+
+
+def test_a_revoked_client_given_a_new_token_works_again_with_it_only(web):
+    from omnichannel.services import api_client_rotate_token
+
+    client, old_token = make_api_client(web)
+    api_client_revoke(client_id=client.pk)
+    new_token = api_client_rotate_token(client_id=client.pk)
+    assert as_client(new_token).get("/api/v1/products/").status_code == 200
+    assert as_client(old_token).get("/api/v1/products/").status_code == 401
+    assert ApiClient.objects.get().revoked_at is None
+
+
+def test_rotating_the_token_of_no_client_is_not_found(db):
+    from omnichannel.services import UnknownApiClient, api_client_rotate_token
+
+    with pytest.raises(UnknownApiClient):
+        api_client_rotate_token(client_id=404)

@@ -4,10 +4,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from catalog.models import Product
+from catalog.models import ChannelPrice, Product
 from catalog.services import product_refresh_search
 from tests.factories import (
     CategoryFactory,
@@ -61,20 +62,32 @@ def test_unpublished_or_unpriced_variants_are_hidden_from_the_channel(web, web_c
     assert [v["sku"] for v in results[0]["variants"]] == [shown.sku]
 
 
+@pytest.mark.parametrize("since", [None, "an hour ago"])
 def test_product_list_runs_a_constant_number_of_queries(
-    web, web_client, django_assert_max_num_queries
+    web, web_client, django_assert_max_num_queries, since
 ):
+    """Also with `updated_since`, where products that left the channel are listed too."""
+    query = {} if since is None else {"updated_since": timezone.now() - timedelta(hours=1)}
     priced_product(web)
-    web_client.get("/api/v1/products/")  # the first call also records the token's last use
+    web_client.get("/api/v1/products/", query)  # the first call also records the token's use
     with django_assert_max_num_queries(20) as few:
-        web_client.get("/api/v1/products/")
+        web_client.get("/api/v1/products/", query)
     baseline = len(few.captured_queries)
-    for _ in range(30):
-        priced_product(web, n_variants=3)
+    products = [priced_product(web, n_variants=3) for _ in range(30)]
+    if since is not None:
+        for product in products[:10]:
+            product.is_active = False
+            product.save()
+        for product in products[10:20]:
+            for price in ChannelPrice.objects.filter(variant__product=product):
+                price.delete()
     with django_assert_max_num_queries(baseline) as many:
-        response = web_client.get("/api/v1/products/?page_size=50")
-    assert len(response.json()["results"]) == 31
+        response = web_client.get("/api/v1/products/", {**query, "page_size": 50})
+    results = response.json()["results"]
+    assert len(results) == 31
     assert len(many.captured_queries) == baseline
+    if since is not None:
+        assert sum(not p["variants"] for p in results) == 20
 
 
 def test_variant_list_runs_a_constant_number_of_queries(
@@ -383,3 +396,236 @@ def test_the_location_filters_take_true_or_false_and_refuse_other_words(web, sto
         refused = web_client.get(f"/api/v1/locations/?{query}")
         assert refused.status_code == 400, query
         assert list(refused.json()["errors"]) == [query.split("=")[0]]
+
+
+@pytest.mark.parametrize(
+    "how", ["product discontinued", "last price unpublished", "last price deleted"]
+)
+def test_updated_since_tells_a_storefront_that_a_product_left_the_channel(web, web_client, how):
+    """A storefront syncing with `products/?updated_since=` must learn that a product it
+    shows is no longer sold (an order for it is refused, not_sold_in_channel): it comes
+    back with no variants. Without `updated_since` the list still leaves it out."""
+    variant = VariantFactory()
+    price = ChannelPriceFactory(variant=variant, channel=web)
+    product = variant.product
+    Product.objects.filter(pk=product.pk).update(updated_at=timezone.now() - timedelta(days=2))
+    since = (timezone.now() - timedelta(seconds=1)).isoformat()
+    assert web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"] == []
+
+    if how == "product discontinued":
+        product.is_active = False
+        product.save()
+    elif how == "last price unpublished":
+        price.published = False
+        price.save()
+    else:
+        price.delete()
+    product.refresh_from_db()
+    assert product.updated_at.isoformat() >= since  # the change is dated...
+    changed = web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"]
+    assert [(p["id"], p["variants"]) for p in changed] == [(product.id, [])]  # ...and shown
+    assert web_client.get("/api/v1/products/").json()["results"] == []
+
+
+def test_updated_since_lists_only_the_variants_still_sold_and_no_product_never_sold(
+    web, pos, web_client, pos_client
+):
+    """A product still sold lists its sold variants only; one the web shop never priced (a
+    store-only product, a launch prepared unpublished) is not shown to it, changed or not,
+    nor one that left another channel (the till, which sold it, is told)."""
+    kept = ProductFactory()
+    sold = VariantFactory(product=kept)
+    ChannelPriceFactory(variant=sold, channel=web)
+    unpublished_now = ChannelPriceFactory(variant=VariantFactory(product=kept), channel=web)
+    store_only = VariantFactory()
+    ChannelPriceFactory(variant=store_only, channel=pos)
+    prepared = VariantFactory()
+    ChannelPriceFactory(variant=prepared, channel=web, published=False)
+    since = timezone.now().isoformat()
+    unpublished_now.published = False
+    unpublished_now.save()
+    for product in (store_only.product, prepared.product):
+        product.is_active = False
+        product.save()
+
+    changed = web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"]
+    assert [(p["id"], [v["sku"] for v in p["variants"]]) for p in changed] == [
+        (kept.id, [sold.sku])
+    ]
+    at_the_till = pos_client.get("/api/v1/products/", {"updated_since": since}).json()
+    assert [(p["id"], p["variants"]) for p in at_the_till["results"]] == [
+        (store_only.product_id, [])
+    ]
+
+
+def test_updated_since_shows_the_product_a_channels_last_variant_moved_away_from(web, web_client):
+    """The price history outlives the variant's move: the product it left, sold in the
+    channel until then, is listed with no variants."""
+    left, joined = ProductFactory(), ProductFactory()
+    variant = VariantFactory(product=left)
+    ChannelPriceFactory(variant=variant, channel=web)
+    since = timezone.now().isoformat()
+    variant.product = joined
+    variant.save()
+    changed = web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"]
+    assert [(p["id"], [v["sku"] for v in p["variants"]]) for p in changed] == [
+        (left.id, []),
+        (joined.id, [variant.sku]),
+    ]
+
+
+def test_one_gtin_cannot_be_given_to_two_variants_by_padding_it_with_zeros():
+    """4006381333931 (EAN-13) and 04006381333931 (the same GTIN as GTIN-14) are one
+    barcode on one article: a second variant must not be able to hold it, and the refusal
+    names the variant that has it."""
+    VariantFactory(sku="A-1", barcode="4006381333931")
+    twin = VariantFactory.build(sku="B-1", barcode="04006381333931", product=ProductFactory())
+    with pytest.raises(ValidationError) as refused:
+        twin.full_clean()
+    assert refused.value.message_dict == {
+        "barcode": ["Variant A-1 already has this GTIN (as 4006381333931)."]
+    }
+    with pytest.raises(IntegrityError), transaction.atomic():
+        twin.save()  # past the validation (a bulk write), the database refuses it
+
+
+def test_the_scan_finds_a_gtin_sent_in_its_14_digit_form(pos, pos_client):
+    """Scanners and GS1 DataBar/ITF-14 readers send a GTIN zero-padded to 14 digits."""
+    variant = VariantFactory(barcode="4006381333931")
+    ChannelPriceFactory(variant=variant, channel=pos)
+    for scanned in ("04006381333931", "4006381333931"):
+        found = pos_client.get("/api/v1/variants/", {"barcode": scanned}).json()["results"]
+        assert [v["sku"] for v in found] == [variant.sku], scanned
+        assert found[0]["barcode"] == "4006381333931"  # as the label spells it
+
+
+def test_a_upc_a_label_scanned_as_ean_13_finds_its_variant(pos, pos_client):
+    variant = VariantFactory(barcode="012345678905")
+    ChannelPriceFactory(variant=variant, channel=pos)
+    for scanned in ("0012345678905", "012345678905", "00012345678905"):
+        found = pos_client.get("/api/v1/variants/", {"barcode": scanned}).json()["results"]
+        assert [v["sku"] for v in found] == [variant.sku], scanned
+
+
+@pytest.mark.parametrize(
+    "scanned",
+    [
+        "12345678905",
+        "0012345678906",
+        "abc",
+        "4006381333931x",
+        pytest.param("٤٠٠٦٣٨١٣٣٣٩٣١", id="arabic"),
+    ],
+)
+def test_a_scan_that_is_no_gtin_finds_nothing(pos, pos_client, scanned):
+    """A misread (a length no GTIN has, a wrong check digit, not digits) is an unknown
+    barcode, 200 with nothing found, as before; a valid one beside it is still found."""
+    variant = VariantFactory(barcode="012345678905")
+    ChannelPriceFactory(variant=variant, channel=pos)
+    response = pos_client.get("/api/v1/variants/", {"barcode": scanned})
+    assert response.status_code == 200
+    assert response.json()["results"] == []
+    both = pos_client.get("/api/v1/variants/", {"barcode": f"{scanned},012345678905"})
+    assert [v["sku"] for v in both.json()["results"]] == [variant.sku]
+
+
+@pytest.mark.parametrize(
+    ("barcode", "message"),
+    [
+        ("4006381333932", "check digit"),
+        ("123456789", "8, 12, 13 or 14 digits"),
+        ("1234567890", "8, 12, 13 or 14 digits"),
+        ("12345678905", "8, 12, 13 or 14 digits"),
+        pytest.param(
+            "\uff14\uff10\uff10\uff16\uff13\uff18\uff11\uff13\uff13\uff13\uff19\uff13\uff11",
+            "8, 12, 13 or 14 digits",
+            id="full-width",
+        ),
+    ],
+)
+def test_a_barcode_that_is_no_gtin_is_refused(barcode, message):
+    """A wrong check digit (a typo) or a length no GTIN has (9, 10, 11 digits): the till's
+    scan of the real label would never find the variant."""
+    variant = VariantFactory.build(sku="X-1", barcode=barcode, product=ProductFactory())
+    with pytest.raises(ValidationError) as refused:
+        variant.full_clean()
+    assert message in " ".join(refused.value.message_dict["barcode"])
+
+
+@pytest.mark.parametrize("barcode", ["96385074", "012345678905", "4006381333931", "14006381333938"])
+def test_each_gtin_length_is_a_barcode_and_keeps_its_spelling(barcode):
+    variant = VariantFactory.build(sku="X-1", barcode=barcode, product=ProductFactory())
+    variant.full_clean()
+    variant.save()
+    variant.refresh_from_db()
+    assert (variant.barcode, variant.gtin14) == (barcode, barcode.zfill(14))
+    variant.barcode = None
+    variant.save(update_fields=["barcode"])
+    variant.refresh_from_db()
+    assert variant.gtin14 is None
+
+
+def test_the_migration_gives_stored_barcodes_their_gtin_and_lists_twins():
+    """Rows saved before barcodes had to be GTINs: each valid one gets its 14-digit key (the
+    scan finds it), one that is no GTIN keeps none, and two variants holding one GTIN in
+    two lengths stop the migration with their SKUs, for staff to settle."""
+    import importlib
+
+    from django.apps import apps
+
+    from catalog.models import Variant
+
+    migration = importlib.import_module("catalog.migrations.0004_variant_gtin14")
+    upc, legacy, none = (VariantFactory(barcode=b) for b in ("012345678905", None, None))
+    Variant.objects.filter(pk=legacy.pk).update(barcode="1234567890")
+    Variant.objects.update(gtin14=None)
+    migration.fill_gtin14(apps, None)
+    assert dict(Variant.objects.values_list("sku", "gtin14")) == {
+        upc.sku: "00012345678905",
+        legacy.sku: None,
+        none.sku: None,
+    }
+
+    Variant.objects.filter(pk=none.pk).update(barcode="0012345678905", gtin14=None)
+    Variant.objects.filter(pk=upc.pk).update(gtin14=None)
+    with pytest.raises(RuntimeError, match=f"{upc.sku} \\(012345678905\\), {none.sku} "):
+        migration.fill_gtin14(apps, None)
+
+
+@pytest.mark.postgres
+def test_the_migration_to_skus_in_any_case_lists_the_twins_it_finds():
+    """Variants (or products) already spelt twice in two cases stop the migration with their
+    spellings, before the constraint's IntegrityError would."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    from catalog.models import Variant
+    from tests.concurrency import require_postgres
+
+    require_postgres()
+    migration = importlib.import_module("catalog.migrations.0005_sku_and_code_in_any_case")
+    VariantFactory(sku="SKU-1", product=ProductFactory(code="PX"))
+    migration.refuse_case_twins(apps, None)  # nothing to settle
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the rows' foreign keys, before DDL
+    with connection.schema_editor() as editor:  # as the tables were before the constraints
+        for model in (Variant, Product):
+            editor.remove_constraint(model, model._meta.constraints[0])
+    VariantFactory(sku="sku-1", product=ProductFactory(code="px"))
+    VariantFactory(sku="Sku-1")
+    with pytest.raises(RuntimeError) as refused:
+        migration.refuse_case_twins(apps, None)
+    assert str(refused.value).startswith(
+        "1 SKU in more than one case: SKU-1, Sku-1, sku-1. "
+        "1 product code in more than one case: PX, px. "
+    )
+
+
+def test_api_look_ups_by_sku_stay_exact(pos, pos_client):
+    variant = VariantFactory(sku="SKU-1")
+    ChannelPriceFactory(variant=variant, channel=pos)
+    assert pos_client.get("/api/v1/variants/SKU-1/").status_code == 200
+    assert pos_client.get("/api/v1/variants/sku-1/").status_code == 404
+    assert pos_client.get("/api/v1/variants/", {"sku": "sku-1"}).json()["results"] == []

@@ -562,3 +562,161 @@ def test_a_catalog_or_price_sheet_without_its_key_column_is_refused_naming_it(
     assert message in str(refusal.error)
     assert refusal.traceback == ""
     assert snapshot() == before
+
+
+def test_a_price_sheet_row_in_another_currency_than_its_channel_is_refused(web):
+    """The web shop sells in EUR; a sheet that says its amounts are USD must not set them
+    as EUR prices (the column was dropped: 12.90 USD became 12.90 EUR). The channel's own
+    currency, in any case, or an empty cell is accepted; the export says the currency."""
+    assert web.currency == "EUR"
+    ChannelPriceFactory(variant=VariantFactory(sku="A-1"), channel=web, amount=Decimal("10.00"))
+    result = reimport(
+        ChannelPriceResource(), "sku,channel,amount,currency,published\nA-1,web,12.90,USD,1\n"
+    )
+    reported = [str(i.error) for i in result.invalid_rows] + [
+        str(e.error) for _, errs in result.row_errors() for e in errs
+    ]
+    assert reported and "EUR" in " ".join(reported), reported
+    assert result.invalid_rows[0].error_dict.keys() == {"currency"}
+    assert ChannelPrice.objects.get().amount == Decimal("10.00")
+
+    for cell, amount in (("eur", "12.90"), ("", "13.90")):
+        sheet = f"sku,channel,amount,currency,published\nA-1,web,{amount},{cell},1\n"
+        result = reimport(ChannelPriceResource(), sheet)
+        assert not result.has_errors() and not result.has_validation_errors(), cell
+        assert ChannelPrice.objects.get().amount == Decimal(amount)
+    exported = ChannelPriceResource().export()
+    assert exported.headers == ["sku", "channel", "amount", "currency", "published"]
+    assert exported.dict[0]["currency"] == "EUR"
+
+
+def problems(result):
+    """Every problem an import reported, as text."""
+    out = [str(invalid.error) for invalid in result.invalid_rows]
+    out += [str(error.error) for _, errors in result.row_errors() for error in errors]
+    return out + [str(error.error) for error in result.base_errors]
+
+
+def test_the_catalog_sheet_refuses_a_gtin_another_variant_holds_in_another_length():
+    """UPC-A 012345678905 and EAN-13 0012345678905 are one GTIN: the row giving it to a
+    second variant is refused, naming the variant that has it."""
+    VariantFactory(sku="A-1", barcode="012345678905")
+    result = reimport(VariantResource(), f"{HEADER}\nB-1,0012345678905,M,{{}},1,PX,Thing,,\n")
+    [invalid] = result.invalid_rows
+    assert invalid.error_dict == {
+        "barcode": ["Variant A-1 already has this GTIN (as 012345678905)."]
+    }
+    assert not Variant.objects.filter(sku="B-1").exists()
+    assert not Product.objects.filter(code="PX").exists()
+
+
+def test_one_sheet_giving_one_gtin_to_two_rows_in_two_lengths_is_an_error():
+    rows = [HEADER, "B-1,4006381333931,M,{},1,PX,Thing,,", "B-2,04006381333931,L,{},1,PX,Thing,,"]
+    result = reimport(VariantResource(), "\n".join(rows))
+    [invalid] = result.invalid_rows
+    assert invalid.number == 2
+    assert invalid.error_dict == {
+        "barcode": ["Variant B-1 already has this GTIN (as 4006381333931)."]
+    }
+    assert not Variant.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"), [("4006381333932", "check digit"), ("1234567890", "digits")]
+)
+def test_the_catalog_sheet_refuses_a_barcode_that_is_no_gtin(cell, message):
+    result = reimport(VariantResource(), f"{HEADER}\nB-1,{cell},M,{{}},1,PX,Thing,,\n")
+    [invalid] = result.invalid_rows
+    assert message in " ".join(invalid.error_dict["barcode"])
+    assert not Variant.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("stored", "cell"),
+    [
+        ("012345678905", "12345678905"),  # the UPC-A's zero dropped by a spreadsheet
+        ("0012345678905", "12345678905"),  # stored as its EAN-13
+        ("0012345678905", "012345678905"),  # the same number in another length
+        ("01234565", "1234565"),  # an EAN-8's zero dropped
+        ("4006381333931", "04006381333931"),
+    ],
+)
+def test_a_sheet_whose_barcode_lost_its_leading_zero_does_not_change_the_barcode(stored, cell):
+    """A catalog sheet opened in a spreadsheet and saved drops the UPC-A's leading zero
+    (012345678905 -> 12345678905, 11 digits, no GTIN length): the number is the one the
+    variant has, so the row changes nothing, the barcode keeps the spelling on the label."""
+    variant = VariantFactory(sku="A-1", barcode=stored)
+    sheet = VariantResource().export().csv.replace(stored, cell)
+    assert cell in sheet
+    result = reimport(VariantResource(), sheet)
+    assert problems(result) == []
+    assert result.totals["skip"] == 1
+    variant.refresh_from_db()
+    assert (variant.barcode, variant.gtin14) == (stored, stored.zfill(14))
+
+
+def test_a_new_rows_upc_a_that_lost_its_leading_zero_is_read_as_the_upc_a():
+    result = reimport(VariantResource(), f"{HEADER}\nB-1,12345678905,M,{{}},1,PX,Thing,,\n")
+    assert problems(result) == []
+    assert Variant.objects.get(sku="B-1").barcode == "012345678905"
+    bad = reimport(VariantResource(), f"{HEADER}\nB-2,12345678906,M,{{}},1,PX,Thing,,\n")
+    assert "digits" in " ".join(bad.invalid_rows[0].error_dict["barcode"])  # no UPC-A either
+
+
+def test_a_sheet_giving_a_variant_another_gtin_changes_it():
+    variant = VariantFactory(sku="A-1", barcode="012345678905")
+    sheet = VariantResource().export().csv.replace("012345678905", "4006381333931")
+    assert problems(reimport(VariantResource(), sheet)) == []
+    variant.refresh_from_db()
+    assert (variant.barcode, variant.gtin14) == ("4006381333931", "04006381333931")
+
+
+def test_a_sheet_row_whose_sku_differs_only_by_case_is_not_a_second_variant():
+    """`sku-1` is the SKU `SKU-1`: the row is refused naming the spelling the catalog has
+    (it made a second variant, one the till's `SKU-1` never found)."""
+    VariantFactory(sku="SKU-1", barcode=None)
+    result = reimport(VariantResource(), f"{HEADER}\nsku-1,,M,{{}},1,PX,Thing,,\n")
+    [invalid] = result.invalid_rows
+    assert invalid.error_dict == {
+        "sku": ["Variant SKU-1 has this SKU: SKUs are the same in upper and lower case."]
+    }
+    assert sorted(Variant.objects.values_list("sku", flat=True)) == ["SKU-1"]
+    assert not Product.objects.filter(code="PX").exists()
+
+
+def test_one_sheet_giving_a_sku_twice_in_two_cases_is_an_error():
+    rows = [HEADER, "NEW-1,,M,{},1,PX,Thing,,", "new-1,,M,{},1,PX,Thing,,"]
+    result = reimport(VariantResource(), "\n".join(rows))
+    [invalid] = result.invalid_rows
+    assert (invalid.number, invalid.error_dict) == (
+        2,
+        {"sku": ["sku new-1 is already on row 1 of this file (as NEW-1)."]},
+    )
+    assert not Variant.objects.exists()
+
+
+def test_a_sheet_row_whose_product_code_differs_only_by_case_is_refused():
+    product = ProductFactory(code="PX")
+    rows = [
+        HEADER,
+        "NEW-1,,M,{},1,px,Thing,,",
+        "NEW-2,,M,{},1,NEWP,Thing,,",
+        "NEW-3,,M,{},1,newp,,,",
+    ]
+    result = reimport(VariantResource(), "\n".join(rows))
+    said = "has this code: codes are the same in upper and lower case."
+    assert [(row.number, row.error_dict) for row in result.invalid_rows] == [
+        (1, {"product_code": [f"Product PX {said}"]}),
+        (3, {"product_code": [f"Product NEWP {said}"]}),
+    ]
+    assert list(Product.objects.values_list("code", flat=True)) == [product.code]
+    assert not Variant.objects.exists()
+
+
+def test_a_sheet_row_with_a_variants_own_sku_still_updates_it():
+    """The row id is found as spelt: the variant's own SKU updates it, as before."""
+    variant = VariantFactory(sku="SKU-1", name="Old", barcode=None)
+    sheet = VariantResource().export().csv.replace(",Old,", ",New,")
+    assert problems(reimport(VariantResource(), sheet)) == []
+    variant.refresh_from_db()
+    assert variant.name == "New"

@@ -583,3 +583,33 @@ def test_an_upsert_of_a_merged_away_email_with_another_members_phone_waits_then_
         detail
     )
     assert Member.objects.get(pk=third.pk).email is None
+
+
+def test_an_offline_sale_for_a_member_being_merged_away_waits_and_books_to_the_survivor(
+    pos, store, tee
+):
+    """The till syncs a sale for member B while staff merge B into A: the sale queues on
+    B's row, finds it gone once the merge commits, and follows the merge to A (it was
+    rejected unknown_member, though the goods had left)."""
+    survivor = Member.objects.create(email="ann@example.com")
+    other = Member.objects.create(phone="+33612345678")
+    _, token = make_api_client(pos, store)
+    merge = MergeUncommitted(survivor, other)
+    results: dict = {}
+
+    def sync():
+        sales = [{"client_id": "s1", "member": other.pk, "lines": [{"sku": "TEE", "quantity": 1}]}]
+        answer = as_client(token).post("/api/v1/pos/sync/", {"sales": sales}, format="json")
+        return answer.json()["results"][0]["status"]
+
+    till = in_thread(results, "sync", sync)
+    until_waiting(1)
+    merge.commit()
+    till.join(20)
+    assert results == {"sync": ("ok", "accepted")}, results
+    from orders.models import Order
+
+    order = Order.objects.get(client_id="s1")
+    assert order.member_id == survivor.pk
+    assert Member.objects.get(pk=survivor.pk).points == order.points_earned > 0
+    assert_ledger_matches_levels()

@@ -113,3 +113,75 @@ def test_an_unknown_username_is_locked_the_same_way():
     """No hint whether the account exists: the lockout looks the same."""
     client = Client()
     assert fail(client, "nobody", 5) == [200] * 4 + [429]
+
+
+PROXY = "10.0.0.2"  # a load balancer in front of gunicorn, which appends to X-Forwarded-For
+
+
+def log_in_through(client: Client, username: str, password: str, forwarded_for: str):
+    return client.post(
+        LOGIN,
+        {"username": username, "password": password},
+        REMOTE_ADDR=PROXY,
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+    )
+
+
+def test_behind_the_proxy_an_attacker_does_not_lock_staff_out_everywhere(settings):
+    """README: wrong passwords lock "one username at one IP address"; NUM_PROXIES says how
+    many proxies are in front. Read from REMOTE_ADDR alone, every login behind the proxy came
+    from the proxy: five wrong passwords from anywhere locked the admin out of every office."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    make_staff("admin", superuser=True)
+    attacker = Client()
+    codes = [
+        log_in_through(attacker, "admin", "wrong", "203.0.113.66").status_code for _ in range(5)
+    ]
+    assert codes == [200] * 4 + [429]
+    assert log_in_through(attacker, "admin", PASSWORD, "203.0.113.66").status_code == 429
+    at_the_office = Client()
+    answer = log_in_through(at_the_office, "admin", PASSWORD, "198.51.100.7")
+    assert answer.status_code == 302, answer.status_code
+    assert logged_in(at_the_office)
+    assert AccessAttempt.objects.get().ip_address == "203.0.113.66"
+
+
+def test_behind_the_proxy_a_forged_prefix_does_not_escape_the_lockout(settings):
+    """The proxy appends what it saw: the entries before it are the caller's to write."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    make_staff("admin")
+    attacker = Client()
+    codes = [
+        log_in_through(attacker, "admin", "wrong", f"1.2.3.{n}, 203.0.113.66").status_code
+        for n in range(6)
+    ]
+    assert codes == [200] * 4 + [429, 429]
+
+
+def test_with_no_proxy_counted_a_forged_forwarded_for_does_not_escape_the_lockout():
+    """NUM_PROXIES 0 (the default): the socket's address, whatever X-Forwarded-For says; a
+    new header on every try did not make a new address to guess from."""
+    make_staff("clerk")
+    client = Client()
+    codes = [
+        client.post(
+            LOGIN,
+            {"username": "clerk", "password": "wrong"},
+            REMOTE_ADDR="203.0.113.66",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+        ).status_code
+        for n in range(6)
+    ]
+    assert codes == [200] * 4 + [429, 429]
+    assert AccessAttempt.objects.get().ip_address == "203.0.113.66"
+
+
+def test_a_forwarded_entry_that_is_no_address_counts_the_proxys(settings):
+    """NUM_PROXIES set higher than the proxies there are reads an entry the caller wrote: one
+    that is no IP address is not stored as one (the database refused it, a 500), the socket's
+    address counts instead."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 2}
+    make_staff("clerk")
+    answer = log_in_through(Client(), "clerk", "wrong", "not-an-address, 203.0.113.66")
+    assert answer.status_code == 200
+    assert AccessAttempt.objects.get().ip_address == PROXY

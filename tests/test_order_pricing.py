@@ -40,5 +40,29 @@ def test_refunds_of_a_line_returned_piece_by_piece_add_up_to_what_was_paid():
     last = refund_for(
         paid=paid, sold=sold, returning=1, returned_before=2, refunded_before=first + second
     )
-    assert (first, second, last) == (D("3.33"), D("3.33"), D("3.34"))
+    # two units back are 6.67 of the 10.00, the second gives 6.67 - 3.33
+    assert (first, second, last) == (D("3.33"), D("3.34"), D("3.33"))
     assert first + second + last == paid
+
+
+def test_refunds_in_parts_are_rounded_on_the_line_s_returns_so_far():
+    """Each return gets the rounded share of the units back so far, less what the line's
+    earlier returns gave: 7.995 a unit comes back at 8.00, 7.99, 8.00, ..., never negative,
+    and a line refunded ahead of its share (rounded per return before) gives nothing more
+    until its share catches up."""
+    paid, sold, given = D("79.95"), 10, []
+    for n in range(sold):
+        given.append(
+            refund_for(
+                paid=paid,
+                sold=sold,
+                returning=1,
+                returned_before=n,
+                refunded_before=sum(given, D(0)),
+            )
+        )
+    assert given == [D("8.00"), D("7.99")] * 5 and sum(given) == paid
+    ahead = refund_for(
+        paid=D("0.15"), sold=10, returning=1, returned_before=8, refunded_before=D("0.16")
+    )
+    assert ahead == D("0.00")

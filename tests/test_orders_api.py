@@ -1001,3 +1001,159 @@ def test_orders_are_listed_by_member(shop):
         refused = shop["web"].get("/api/v1/orders/", {"member": not_an_id})
         assert refused.status_code == 400 and refused.json()["code"] == "invalid", not_an_id
         assert list(refused.json()["errors"]) == ["member"]
+
+
+def test_a_till_cannot_cancel_another_stores_pickup(shop):
+    """README: an API client acts only within its channel and location; a till hands over
+    pickups at its own store only. Cancelling releases the paris reservation."""
+    stock(shop, "MUG", "paris", 2)
+    order = place(
+        shop["paris_till"],
+        fulfillment="pickup",
+        pickup_location="paris",
+        lines=[{"sku": "MUG", "quantity": 1}],
+    ).json()
+    refused = shop["lyon_till"].post(f"/api/v1/orders/{order['id']}/cancel/")
+    assert refused.status_code == 403, refused.json()
+    assert refused.json()["code"] == "channel_forbidden"
+    assert level(shop, "MUG", "paris") == (2, 1)
+
+
+def test_a_till_cannot_cancel_another_stores_pos_parcel(shop, pos):
+    nice = LocationFactory(code="nice", ships=True, pickup=True)
+    ChannelLocationFactory(channel=pos, location=nice, priority=3)
+    shop["nice"] = nice
+    stock(shop, "TEE", "nice", 2)
+    order = place(
+        shop["lyon_till"],
+        fulfillment="ship",
+        location="nice",
+        lines=[{"sku": "TEE", "quantity": 1}],
+    ).json()
+    assert order["allocations"] == [{"sku": "TEE", "location": "nice", "quantity": 1}], order
+    refused = shop["paris_till"].post(f"/api/v1/orders/{order['id']}/cancel/")
+    assert refused.status_code == 403, refused.json()
+    assert refused.json()["code"] == "channel_forbidden"
+    assert level(shop, "TEE", "nice") == (2, 1)
+
+
+def test_a_till_cannot_ship_a_parcel_whose_other_half_is_at_another_store(shop, pos):
+    """A POS ship order served from lyon and nice: were the lyon till to mark it shipped,
+    nice's unit would leave nice's books though nobody at nice sent it."""
+    nice = LocationFactory(code="nice", ships=True, pickup=True)
+    ChannelLocationFactory(channel=pos, location=nice, priority=3)
+    shop["nice"] = nice
+    stock(shop, "TEE", "lyon", 1)
+    stock(shop, "TEE", "nice", 1)
+    placed = place(shop["lyon_till"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 2}])
+    assert placed.status_code == 201, placed.json()
+    order = placed.json()
+    assert sorted(a["location"] for a in order["allocations"]) == ["lyon", "nice"]
+    for till in ("lyon_till", "paris_till"):
+        for step in ("ship", "cancel"):
+            refused = shop[till].post(f"/api/v1/orders/{order['id']}/{step}/")
+            assert refused.status_code == 403, (till, step, refused.json())
+            assert refused.json()["code"] == "channel_forbidden"
+    assert level(shop, "TEE", "lyon") == (1, 1)
+    assert level(shop, "TEE", "nice") == (1, 1)
+
+
+def test_a_till_cancels_and_ships_its_own_stores_orders_and_the_storefront_any_of_its_channel(
+    shop,
+):
+    """What the till may still do: cancel a pickup and ship or cancel a parcel held wholly at
+    its store. The storefront (no store) cancels a web parcel split over two locations (lyon
+    has 2 for the web past its safety stock, wh 1)."""
+    stock(shop, "MUG", "lyon", 5)
+    stock(shop, "TEE", "lyon", 5)
+    pickup = place(
+        shop["paris_till"],
+        fulfillment="pickup",
+        pickup_location="lyon",
+        lines=[{"sku": "MUG", "quantity": 1}],
+    ).json()
+    cancelled = shop["lyon_till"].post(f"/api/v1/orders/{pickup['id']}/cancel/")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert level(shop, "MUG", "lyon") == (5, 0)
+    parcels = [
+        place(shop["lyon_till"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 1}]).json()
+        for _ in range(2)
+    ]
+    assert all(p["allocations"][0]["location"] == "lyon" for p in parcels), parcels
+    shipped = shop["lyon_till"].post(f"/api/v1/orders/{parcels[0]['id']}/ship/")
+    assert shipped.status_code == 200 and shipped.json()["status"] == "shipped"
+    cancelled = shop["lyon_till"].post(f"/api/v1/orders/{parcels[1]['id']}/cancel/")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert level(shop, "TEE", "lyon") == (4, 0)
+    stock(shop, "TEE", "wh", 1)
+    split = place(shop["web"], fulfillment="ship", lines=[{"sku": "TEE", "quantity": 3}]).json()
+    assert sorted(a["location"] for a in split["allocations"]) == ["lyon", "wh"], split
+    assert shop["web"].post(f"/api/v1/orders/{split['id']}/cancel/").status_code == 200
+    assert level(shop, "TEE", "wh") == (1, 0)
+    assert level(shop, "TEE", "lyon") == (4, 0)
+    assert_ledger_matches_levels()
+
+
+def test_unit_by_unit_returns_of_a_discounted_line_each_give_back_a_units_worth(shop):
+    """10 MUG at 8.50 = 85.00, less 5.05 discount: 79.95 paid, 7.995 a unit. Returned one at
+    a time, each unit comes back at 7.99 or 8.00 (rounded one return at a time, the first
+    nine gave 8.00 each, 72.00 for 71.955 of goods, and the last one 7.95)."""
+    stock(shop, "MUG", "lyon", 10)
+    sale = place(
+        shop["lyon_till"],
+        fulfillment="in_store",
+        discount="5.05",
+        lines=[{"sku": "MUG", "quantity": 10}],
+        payments=[{"method": "card", "amount": "79.95"}],
+    )
+    assert sale.status_code == 201, sale.json()
+    sale = sale.json()
+    refunds = []
+    for _ in range(10):
+        r = shop["lyon_till"].post(
+            "/api/v1/returns/",
+            {
+                "order": sale["id"],
+                "location": "lyon",
+                "restock": True,
+                "lines": [{"sku": "MUG", "quantity": 1}],
+            },
+            format="json",
+        )
+        assert r.status_code == 201, r.json()
+        refunds.append(Decimal(r.json()["refund"]))
+    assert sum(refunds) == Decimal("79.95")
+    assert set(refunds) <= {Decimal("7.99"), Decimal("8.00")}, refunds
+    assert level(shop, "MUG", "lyon") == (10, 0)
+
+
+def test_no_returned_unit_is_refunded_a_negative_amount(shop, pos):
+    """10 PIN at 0.03 = 0.30, less 0.15: 0.015 a unit. Rounded one return at a time, each
+    gave 0.02, so by the ninth the line had given back 0.18 of 0.15 paid and the tenth
+    unit's line refund was -0.03."""
+    pin = VariantFactory(sku="PIN")
+    shop["pin"] = pin
+    ChannelPriceFactory(variant=pin, channel=pos, amount=Decimal("0.03"))
+    stock(shop, "PIN", "lyon", 10)
+    sale = place(
+        shop["lyon_till"],
+        fulfillment="in_store",
+        discount="0.15",
+        lines=[{"sku": "PIN", "quantity": 10}],
+    ).json()
+    line_refunds = []
+    for _ in range(10):
+        r = shop["lyon_till"].post(
+            "/api/v1/returns/",
+            {
+                "order": sale["id"],
+                "location": "lyon",
+                "restock": True,
+                "lines": [{"sku": "PIN", "quantity": 1}],
+            },
+            format="json",
+        )
+        assert r.status_code == 201, r.json()
+        line_refunds.append(Decimal(r.json()["lines"][0]["refund"]))
+    assert sum(line_refunds) == Decimal("0.15")
+    assert all(x >= 0 for x in line_refunds), line_refunds

@@ -380,3 +380,185 @@ def test_a_sale_whose_prices_were_taken_off_costs_the_statements_of_one_still_pr
     assert still_priced[1] == 1
     assert Order.objects.get(client_id="taken-off").total == Decimal("15.00")
     assert_ledger_matches_levels()
+
+
+def test_a_till_given_a_new_token_replays_its_outbox_without_selling_twice(till):
+    """The till's token leaked: the admin revokes it and gives the till a new token, the same
+    client (api_client_rotate_token). The till had synced its outbox but lost the answer, and
+    sends the same sales again with the new token: answered as before, sold once. A new
+    client (what the admin once advised) sold the whole outbox a second time: client_ids
+    belong to one till."""
+    from omnichannel.models import ApiClient
+    from omnichannel.services import api_client_revoke, api_client_rotate_token
+
+    client, tee, store, _ = till
+    ann = Member.objects.create(email="ann@example.com")
+    batch = [sale("till7-0001", member=ann.pk), sale("till7-0002", member=ann.pk)]
+    first = sync(client, *batch)
+    assert [r["status"] for r in first.json()["results"]] == ["accepted"] * 2
+    api_client = ApiClient.objects.get()
+    api_client_revoke(client_id=api_client.pk)
+    new_token = api_client_rotate_token(client_id=api_client.pk)
+    again = sync(as_client(new_token), *batch)
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert Order.objects.count() == 2
+    assert on_hand(tee, store) == 0
+    assert Member.objects.get(pk=ann.pk).points == 20
+    assert_ledger_matches_levels()
+
+
+def test_an_offline_sale_for_a_member_merged_since_is_booked_to_the_survivor(till):
+    """The till rang a sale up for member B (their card), offline; staff merged B into A,
+    and A into C, before the till came back. The goods left the shop: the sale stood
+    rejected unknown_member and was lost. It is booked to C now, who earns its points; an
+    order placed now for B's id is still 400 unknown_member."""
+    from customers.privacy import member_merge
+
+    client, tee, store, _ = till
+    merged = Member.objects.create(phone="+33612345678")
+    between = Member.objects.create(email="ann@example.com")
+    survivor = Member.objects.create(email="ann.w@example.com")
+    member_merge(survivor_id=between.pk, other_id=merged.pk)
+    member_merge(survivor_id=survivor.pk, other_id=between.pk)
+    [result] = sync(client, sale("s1", member=merged.pk)).json()["results"]
+    assert (result["status"], result["code"], result["detail"]) == ("accepted", "", "")
+    order = Order.objects.get(client_id="s1")
+    assert order.member_id == survivor.pk and order.points_earned > 0
+    assert Member.objects.get(pk=survivor.pk).points == order.points_earned
+    assert on_hand(tee, store) == 1
+    placed = client.post(
+        "/api/v1/orders/",
+        {"fulfillment": "in_store", "lines": [{"sku": "TEE", "quantity": 1}], "member": merged.pk},
+        format="json",
+    )
+    assert (placed.status_code, placed.json()["code"]) == (400, "unknown_member")
+    assert_ledger_matches_levels()
+
+
+@pytest.mark.parametrize("erased", ["the member", "the member they were merged into"])
+def test_an_offline_sale_for_a_member_erased_since_still_stands_anonymously(till, erased):
+    """Erased (right to be forgotten) before the till synced, or merged into a member
+    erased since: the goods left the shop, so the sale stands, booked to no one (it was
+    rejected unknown_member and lost). An id no member ever had is still rejected."""
+    from customers.privacy import member_erase, member_merge
+
+    client, tee, store, _ = till
+    gone = Member.objects.create(email="gone@example.com")
+    if erased == "the member":
+        member_erase(member_id=gone.pk)
+    else:
+        into = Member.objects.create(phone="+33612345678")
+        member_merge(survivor_id=into.pk, other_id=gone.pk)
+        member_erase(member_id=into.pk)
+    results = sync(client, sale("s1", member=gone.pk), sale("s2", member=10**9)).json()["results"]
+    assert [(r["status"], r["code"]) for r in results] == [
+        ("accepted", ""),
+        ("rejected", "unknown_member"),
+    ]
+    order = Order.objects.get(client_id="s1")
+    assert order.member_id is None and order.points_earned == 0
+    assert not Member.objects.exists()
+    assert on_hand(tee, store) == 1
+    assert_ledger_matches_levels()
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"member": {"email": "ann@example.com", "first_name": "A" * 101}}, "member.first_name"),
+        ({"member": {"email": "ann@example.com", "last_name": "W" * 120}}, "member.last_name"),
+        ({"lines": [{"sku": "TEE", "quantity": 0}]}, "lines.0.quantity"),
+        ({"sold_at": "2026-02-30T10:00:00Z"}, "sold_at"),
+        ({"payments": [{"method": "cash", "amount": "-1.00"}]}, "payments.0.amount"),
+    ],
+    ids=["long-first-name", "long-last-name", "no-quantity", "no-such-day", "negative-payment"],
+)
+def test_one_sale_the_serializer_dislikes_does_not_block_the_whole_outbox(till, bad, field):
+    """pos_sync's rule: a bad sale is rejected alone, the rest of the batch stands. A sale
+    whose member's name is longer than 100 characters, or any field its checks refuse,
+    made the whole batch a 400: nothing was recorded, and the till, retrying the same
+    outbox, never got any of its sales in. It is rejected `invalid` alone, naming the
+    field; the batch sent again answers the same."""
+    client, tee, store, _ = till
+    batch = [sale("good-1"), sale("odd", **bad), sale("good-2")]
+    response = sync(client, *batch)
+    assert response.status_code == 200, response.json()
+    results = response.json()["results"]
+    assert [(r["client_id"], r["status"], r["code"]) for r in results] == [
+        ("good-1", "accepted", ""),
+        ("odd", "rejected", "invalid"),
+        ("good-2", "accepted", ""),
+    ]
+    assert results[1]["order"] is None and f"{field}: " in results[1]["detail"], results[1]
+    assert sorted(Order.objects.values_list("client_id", flat=True)) == ["good-1", "good-2"]
+    assert not Member.objects.exists()
+    assert on_hand(tee, store) == 0
+    assert sync(client, *batch).json() == response.json()
+    assert_ledger_matches_levels()
+
+
+def test_an_offline_sale_with_a_zero_payment_line_stands_without_it(till):
+    """A 0.00 line (a voucher worth nothing, rung up at the till) made the whole batch a
+    400. The goods left: the sale stands, the line is not recorded (a payment is money
+    paid), and the payments must still add up to the total. An order placed now is still
+    refused a 0.00 payment."""
+    client, tee, store, _ = till
+    nothing = {"method": "voucher", "amount": "0.00"}
+    results = sync(
+        client,
+        sale("paid", payments=[nothing, {"method": "cash", "amount": "10.00"}]),
+        sale("unpaid", payments=[nothing]),
+    ).json()["results"]
+    assert [(r["status"], r["code"]) for r in results] == [
+        ("accepted", ""),
+        ("rejected", "payment_mismatch"),
+    ]
+    paid = Order.objects.get(client_id="paid")
+    assert list(paid.payments.values_list("method", "amount")) == [("cash", Decimal("10.00"))]
+    assert on_hand(tee, store) == 1
+    now = {
+        "fulfillment": "in_store",
+        "lines": [{"sku": "TEE", "quantity": 1}],
+        "payments": [nothing],
+    }
+    placed = client.post("/api/v1/orders/", now, format="json")
+    assert (placed.status_code, placed.json()["code"]) == (400, "invalid")
+    assert_ledger_matches_levels()
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"lines": [{"sku": "TEE", "quantity": 0}]},  # no client_id
+        {"client_id": "x" * 101, "lines": [{"sku": "TEE", "quantity": 0}]},
+        {"client_id": None, "lines": "TEE"},
+        "TEE",
+    ],
+    ids=["no-client-id", "client-id-too-long", "null-client-id", "not-an-object"],
+)
+def test_a_sale_the_batch_cannot_answer_for_is_still_a_400_for_the_batch(till, odd):
+    """A sale the till cannot be answered for (no client_id of its own) makes the batch a
+    400, as one client_id twice does: nothing recorded."""
+    client, _, _, _ = till
+    response = sync(client, sale("good-1"), odd)
+    assert (response.status_code, response.json()["code"]) == (400, "invalid")
+    assert "sales" in response.json()["errors"], response.json()
+    assert Order.objects.count() == 0
+
+
+def test_a_sale_rejected_invalid_costs_no_statement(till):
+    """The checks refuse it before any query: a batch with such a sale costs the statements
+    of the batch without it."""
+    client, tee, store, _ = till
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 10)], reference="delivery")
+
+    def statements(*sales):
+        with CaptureQueriesContext(connection) as captured:
+            assert sync(client, *sales).status_code == 200
+        return len(captured.captured_queries)
+
+    statements(sale("warm-up"))  # the token's first use in the test is recorded once
+    odd = sale("odd", member={"email": "ann@example.com", "first_name": "A" * 101})
+    assert statements(sale("a1"), odd, sale("a2")) == statements(sale("b1"), sale("b2"))
+    assert Order.objects.count() == 5

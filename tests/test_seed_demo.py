@@ -15,6 +15,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from simple_history.models import HistoricalChanges
 
+from catalog.gtin import gtin14 as gtin14_of
 from catalog.models import Category, ChannelPrice, Product, Variant
 from inventory.models import StockLevel
 from omnichannel.models import ApiClient, Channel, ChannelLocation, Location
@@ -151,8 +152,10 @@ def test_seed_demo_twice_is_idempotent_resets_demo_rows_and_what_it_prints_works
         re.fullmatch(r"P\d{5}", code) for code in Product.objects.values_list("code", flat=True)
     )
     assert not Product.objects.filter(search_text="").exists()  # searchable at once
-    for sku, code, barcode in Variant.objects.values_list("sku", "product__code", "barcode"):
+    variants = Variant.objects.values_list("sku", "product__code", "barcode", "gtin14")
+    for sku, code, barcode, gtin14 in variants:
         assert sku.startswith(f"{code}-") and is_ean13(barcode), (sku, barcode)
+        assert gtin14 == gtin14_of(barcode), (sku, barcode, gtin14)  # set by the bulk write
     assert ChannelPrice.objects.filter(channel__code="web", published=False).exists()
     assert StockLevel.objects.count() == 1500 * 4
     assert_ledger_matches_levels()

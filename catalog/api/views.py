@@ -1,4 +1,5 @@
 import django_filters
+from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -12,6 +13,7 @@ from omnichannel.api.filters import IdFilter, MultipleValueFilter, UtcIsoDateTim
 from omnichannel.auth import api_client_of
 from omnichannel.selectors import channel_scope
 
+from ..gtin import gtin14
 from ..models import Product, Variant
 from ..selectors import (
     category_subtree_ids,
@@ -55,7 +57,16 @@ class ProductFilter(django_filters.FilterSet):
         method="filter_sku",
         help_text="SKUs, repeated or comma-separated: the products the channel sells one of.",
     )
-    updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcIsoDateTimeFilter(
+        field_name="updated_at",
+        lookup_expr="gte",
+        help_text=(
+            "The products changed at or after this time (a change to a variant or a price "
+            "changes its product). A product changed since that the channel no longer sells "
+            "(discontinued, or its last price there unpublished or deleted) is listed too, "
+            "with `variants: []`: take it down. Ask from a little before your last poll."
+        ),
+    )
 
     class Meta:
         model = Product
@@ -90,17 +101,36 @@ class ProductViewSet(ChannelScopedMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = ProductFilter
 
     def get_queryset(self):
-        return product_list(channel=self.channel())
+        return product_list(channel=self.channel(), left_since=self.updated_since())
+
+    def updated_since(self):
+        """`?updated_since=` as its filter reads it; None when absent or invalid (the
+        filter then answers the 400)."""
+        field = ProductFilter.base_filters["updated_since"].field
+        try:
+            return field.clean(self.request.query_params.get("updated_since"))
+        except ValidationError:
+            return None
 
 
 class VariantFilter(django_filters.FilterSet):
     sku = MultipleValueFilter(field_name="sku", lookup_expr="in")
-    barcode = MultipleValueFilter(field_name="barcode", lookup_expr="in")
+    barcode = MultipleValueFilter(
+        method="filter_barcode",
+        help_text=(
+            "GTINs as scanned, in any of their lengths: EAN-13 4006381333931 and GTIN-14 "
+            "04006381333931 find the same variant. What is no GTIN finds nothing."
+        ),
+    )
     product = IdFilter(field_name="product_id", help_text="The product's id.")
 
     class Meta:
         model = Variant
         fields = ["sku", "barcode", "product"]
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def filter_barcode(self, qs, name, value):
+        return qs.filter(gtin14__in={key for key in map(gtin14, value) if key is not None})
 
 
 @extend_schema_view(

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from ..auth import api_client_of
+from ..auth import api_client_of, client_ip_address
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +119,7 @@ class AnonRateThrottle(WindowRateThrottle):
         if request.user and request.user.is_authenticated:
             return None
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+    def get_ident(self, request) -> str | None:
+        # The login lockout counts the same address (omnichannel.auth).
+        return client_ip_address(request)

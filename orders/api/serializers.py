@@ -4,6 +4,7 @@ from decimal import Decimal
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import ISO_8601, serializers
+from rest_framework.fields import empty
 from rest_framework.settings import api_settings
 
 from inventory.services import MAX_QUANTITY
@@ -307,17 +308,70 @@ class ReturnSerializer(serializers.ModelSerializer):
         return -entry.points if entry else 0
 
 
+class OfflinePaymentInputSerializer(PaymentInputSerializer):
+    amount = serializers.DecimalField(
+        **MONEY,
+        min_value=Decimal("0"),
+        help_text="0.00 is accepted for a sale already made, and not recorded: the payments "
+        "must still add up to the total.",
+    )
+
+
 class OfflineSaleSerializer(serializers.Serializer):
     client_id = serializers.CharField(max_length=100)
     lines = LineInputSerializer(many=True, allow_empty=False, max_length=200)
-    payments = PaymentInputSerializer(many=True, required=False, max_length=20)
+    payments = OfflinePaymentInputSerializer(many=True, required=False, max_length=20)
     discount = serializers.DecimalField(**MONEY, min_value=Decimal("0"), required=False)
     sold_at = serializers.DateTimeField(required=False)
     member = MemberRefField(required=False, help_text="Who bought, as on orders/: earns points.")
 
 
+def _error_sentence(detail, path: str = "") -> list[str]:
+    """DRF's nested field errors as "lines.0.sku: message" sentences."""
+    if isinstance(detail, dict):
+        return [
+            said
+            for field, errors in detail.items()
+            for said in _error_sentence(errors, f"{path}.{field}" if path else str(field))
+        ]
+    if isinstance(detail, list) and any(isinstance(item, dict | list) for item in detail):
+        return [
+            said
+            for index, errors in enumerate(detail)
+            for said in _error_sentence(errors, f"{path}.{index}" if path else str(index))
+        ]
+    if isinstance(detail, list):
+        return [f"{path}: {message}" if path else str(message) for message in detail]
+    return [f"{path}: {detail}" if path else str(detail)]
+
+
+class OfflineSaleListSerializer(serializers.ListSerializer):
+    """A batch's sales, each checked on its own: a sale its checks refuse (a name too long,
+    a payment that is not money) is kept as `{"client_id", "invalid"}`, answered rejected
+    `invalid` alone while the others are recorded: one such sale made the whole batch a 400,
+    and the till, retrying its outbox, never got any sale in. Only what the batch needs to
+    answer each sale is a 400: a list of objects, each with its own `client_id`."""
+
+    def run_child_validation(self, data):
+        try:
+            return self.child.run_validation(data)
+        except serializers.ValidationError as refused:
+            if not isinstance(data, dict):
+                raise
+            try:
+                client_id = self.child.fields["client_id"].run_validation(
+                    data.get("client_id", empty)
+                )
+            except serializers.ValidationError as no_id:
+                raise serializers.ValidationError({"client_id": no_id.detail}) from None
+            said = " ".join(_error_sentence(refused.detail))
+            return {"client_id": client_id, "invalid": f"The sale has invalid fields. {said}"}
+
+
 class PosSyncInputSerializer(serializers.Serializer):
-    sales = OfflineSaleSerializer(many=True, allow_empty=False, max_length=500)
+    sales = OfflineSaleListSerializer(
+        child=OfflineSaleSerializer(), allow_empty=False, max_length=500
+    )
 
     def validate_sales(self, sales):
         ids = [sale["client_id"] for sale in sales]

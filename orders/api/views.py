@@ -24,6 +24,7 @@ from ..selectors import (
     order_changeable,
     order_id_lookup,
     order_list,
+    order_location_ids,
     order_lookup,
     order_page_details,
 )
@@ -180,13 +181,15 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                     allowed = client.till_location_id == order.pickup_location_id
                 else:
                     allowed = client.is_channel_system and client.channel_id == order.channel_id
-            elif action_name == "ship":
-                served_from = {
-                    a.location_id for line in order.lines.all() for a in line.allocations.all()
-                }
-                allowed = client.channel_id == order.channel_id and (
-                    client.is_channel_system or client.till_location_id in served_from
+            elif client.is_till:
+                # ship, cancel: an order of its channel held wholly at its own store (stock
+                # released or leaving there only), as order_changeable limits staff.
+                own_store = {client.till_location_id}
+                allowed = (
+                    client.channel_id == order.channel_id and order_location_ids(order) <= own_store
                 )
+            elif action_name == "ship":
+                allowed = client.is_channel_system and client.channel_id == order.channel_id
             else:  # cancel: the channel that took the order
                 allowed = client.channel_id == order.channel_id
             if not allowed:
@@ -287,7 +290,9 @@ class PosSyncView(generics.GenericAPIView):
         data = PosSyncInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         sales = [
-            pos_sync.OfflineSale(
+            pos_sync.InvalidSale(client_id=sale["client_id"], detail=sale["invalid"])
+            if "invalid" in sale
+            else pos_sync.OfflineSale(
                 client_id=sale["client_id"],
                 lines=[services.LineRequest(**line) for line in sale["lines"]],
                 payments=[services.PaymentRequest(**p) for p in sale.get("payments", [])],
