@@ -111,7 +111,7 @@ def test_the_gunicorn_config_takes_the_cores_and_the_environment(monkeypatch):
     defaults = _gunicorn_settings(monkeypatch)
     assert defaults["worker_class"] == "gthread"
     assert defaults["workers"] == (os.cpu_count() or 2)
-    assert defaults["threads"] == 4
+    assert defaults["threads"] == 1
     chosen = _gunicorn_settings(monkeypatch, WEB_CONCURRENCY="5", WEB_THREADS="2")
     assert (chosen["workers"], chosen["threads"]) == (5, 2)
 
