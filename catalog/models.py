@@ -127,9 +127,10 @@ def touch_products(product_ids: Iterable[int]) -> None:
 
 class Gtin14Field(models.CharField):
     """The variant's `barcode` as its GTIN zero-padded to 14 digits (`catalog.gtin`), NULL
-    without one (or for a row saved before a barcode had to be a GTIN): what is unique and
-    what the scan finds. Set from the barcode by every save and by `bulk_create` (both call
-    `pre_save`); `update()` and `bulk_update()` do not, so they must not write a barcode."""
+    without one (or for a row saved before a barcode had to be a GTIN, which the scan then
+    finds by its barcode as stored): what is unique and what the scan finds. Set from the
+    barcode by every save and by `bulk_create` (both call `pre_save`); `update()` and
+    `bulk_update()` do not, so they must not write a barcode."""
 
     def pre_save(self, model_instance, add):
         value = gtin14(model_instance.barcode)

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from catalog.models import ChannelPrice, Product
+from catalog.models import ChannelPrice, Product, Variant
 from catalog.services import product_refresh_search
 from tests.factories import (
     CategoryFactory,
@@ -629,3 +629,15 @@ def test_api_look_ups_by_sku_stay_exact(pos, pos_client):
     assert pos_client.get("/api/v1/variants/SKU-1/").status_code == 200
     assert pos_client.get("/api/v1/variants/sku-1/").status_code == 404
     assert pos_client.get("/api/v1/variants/", {"sku": "sku-1"}).json()["results"] == []
+
+
+def test_the_scan_still_finds_a_barcode_saved_before_barcodes_had_to_be_gtins(pos, pos_client):
+    """Migration 0004 keeps a stored non-GTIN barcode (gtin14 NULL): the till scanning the
+    label it was sold with still finds it, by the barcode as stored."""
+    variant = VariantFactory(barcode="1234567890")  # 10 digits: accepted before 0004
+    assert Variant.objects.get(pk=variant.pk).gtin14 is None
+    ChannelPriceFactory(variant=variant, channel=pos)
+    listed = pos_client.get("/api/v1/variants/", {"sku": variant.sku}).json()["results"]
+    assert listed[0]["barcode"] == "1234567890"
+    found = pos_client.get("/api/v1/variants/", {"barcode": "1234567890"}).json()["results"]
+    assert [v["sku"] for v in found] == [variant.sku]

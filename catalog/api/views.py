@@ -1,5 +1,6 @@
 import django_filters
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -119,7 +120,8 @@ class VariantFilter(django_filters.FilterSet):
         method="filter_barcode",
         help_text=(
             "GTINs as scanned, in any of their lengths: EAN-13 4006381333931 and GTIN-14 "
-            "04006381333931 find the same variant. What is no GTIN finds nothing."
+            "04006381333931 find the same variant. What is no GTIN finds nothing, but for a "
+            "barcode stored before barcodes had to be GTINs: it is found as it is stored."
         ),
     )
     product = IdFilter(field_name="product_id", help_text="The product's id.")
@@ -130,7 +132,10 @@ class VariantFilter(django_filters.FilterSet):
 
     @extend_schema_field(OpenApiTypes.STR)
     def filter_barcode(self, qs, name, value):
-        return qs.filter(gtin14__in={key for key in map(gtin14, value) if key is not None})
+        # By the GTIN's number; a row kept from before barcodes had to be GTINs (its gtin14
+        # NULL, migration 0004) by its barcode as stored, as the label it was sold with reads.
+        keys = {key for key in map(gtin14, value) if key is not None}
+        return qs.filter(Q(gtin14__in=keys) | Q(barcode__in=set(value)))
 
 
 @extend_schema_view(
