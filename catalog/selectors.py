@@ -4,6 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import (
+    DateTimeField,
     DecimalField,
     Exists,
     F,
@@ -14,6 +15,7 @@ from django.db.models import (
     QuerySet,
     Value,
 )
+from django.db.models.functions import Greatest
 
 from omnichannel.compiled import CompiledQuery
 from omnichannel.errors import DomainError
@@ -51,10 +53,12 @@ def product_list(
     """Active products with their category and channel-priced variants, in three queries.
 
     With `left_since` (the time of `updated_since`), also the products changed since that
-    the channel no longer sells, with no variants listed: how a storefront syncing
+    the channel no longer lists, with no variants listed: how a storefront syncing
     incrementally learns to take a product down (discontinued, or its last price there
-    unpublished or deleted). Only those the channel sold once (`_was_sold_in`): a product
-    never priced there is not shown to it.
+    unpublished or deleted). Only those the channel listed at that time or after it
+    (`_listed_since`): what a storefront that last read the feed then may hold. A product
+    it never listed (a launch staged inactive with its prices set, a product none of whose
+    variants was priced there while on it) is not shown to it.
     """
     variants = variant_list(channel=channel).order_by("sku")
     qs = (
@@ -68,24 +72,85 @@ def product_list(
         listed = Exists(variant_list(channel=channel).filter(product=OuterRef("pk")))
     if left_since is None:
         return qs.filter(listed)
-    return qs.filter(listed | Q(_was_sold_in(channel=channel), updated_at__gte=left_since))
+    changed = Q(updated_at__gte=left_since)
+    if channel is None:  # staff see the whole catalog anyway
+        return qs.filter(listed | changed)
+    # The history is read for these only: changed since, and not listed now. As an id list,
+    # not an EXISTS per product: PostgreSQL costs a correlated one in an OR as if run for
+    # every product, and JIT-compiles the query for most of a second.
+    left = Product.objects.filter(changed).exclude(listed).values("id")
+    return qs.filter(
+        listed | Q(pk__in=_listed_since(channel=channel, since=left_since, among=left))
+    )
 
 
-def _was_sold_in(*, channel: Channel | None) -> Q:
-    """The product has, or had, a variant with a published price in `channel`: in the price
-    history (which outlives a price deleted or a variant moved to another product, read
-    with the variant history for the product it was on), or a published price now (a row
-    older than its history). Staff without a channel see the whole catalog anyway."""
-    if channel is None:
-        return Q()
-    published = ChannelPrice.history.filter(channel=channel, published=True)
-    was_on_product = Variant.history.filter(
-        product_id=OuterRef("pk"), id__in=published.values("variant_id")
+def _outer(name: str, depth: int) -> OuterRef:
+    """`name` of the query `depth` levels out of this subquery."""
+    ref = name
+    for _ in range(depth):
+        ref = OuterRef(ref)
+    return ref
+
+
+def _replaced(history, *, depth: int, by) -> Exists:
+    """The history row `depth` queries out was replaced by a later row of its object dated
+    at or before `by`: it was no longer the object's state then. A row is the state from
+    its `history_date` until the next one (a deletion `-` ends the object); rows of one
+    date follow their `history_id`."""
+    date = _outer("history_date", depth)
+    later = Q(history_date__gt=date) | Q(
+        history_date=date, history_id__gt=_outer("history_id", depth)
     )
-    priced_now = ChannelPrice.objects.filter(
-        channel=channel, published=True, variant__product=OuterRef("pk")
+    return Exists(history.filter(later, id=_outer("id", depth), history_date__lte=by))
+
+
+def _listed_since(*, channel: Channel, since: datetime, among: QuerySet) -> QuerySet:
+    """Ids of the products `among` listed in `channel` at some moment at or after `since`,
+    by the change history: at one moment the product active, a variant on it and active,
+    and that variant's price in the channel published. Not only at `since`: a storefront
+    asks from a little before its last poll, and may hold a product listed in between.
+    The moment can be taken as the latest of `since` and the three history rows' dates:
+    each row must still be its object's state then. Rows replaced before `since` are left
+    out first (the history before it is long).
+
+    Every catalog row has history (migration 0002 started it for the rows before it, the
+    demo seed writes it for its bulk rows): a row without any (written in bulk past the
+    models) is taken as never listed, so it is never shown by mistake (nor its take-down).
+    """
+    products, variants, prices = (
+        model.history.exclude(history_type="-") for model in (Product, Variant, ChannelPrice)
     )
-    return Exists(was_on_product) | Exists(priced_now)
+    at = Value(since, output_field=DateTimeField())
+    moment = Greatest(
+        at,
+        OuterRef(OuterRef("history_date")),  # the variant's row
+        OuterRef("history_date"),  # the price's
+        "history_date",  # the product's
+        output_field=DateTimeField(),
+    )
+    product_then = (
+        products.filter(id=OuterRef(OuterRef("product_id")), is_active=True)
+        .annotate(moment=moment)
+        .filter(
+            ~_replaced(Product.history.all(), depth=1, by=OuterRef("moment")),
+            ~_replaced(ChannelPrice.history.all(), depth=2, by=OuterRef("moment")),
+            ~_replaced(Variant.history.all(), depth=3, by=OuterRef("moment")),
+        )
+    )
+    price_then = prices.filter(
+        ~_replaced(ChannelPrice.history.all(), depth=1, by=at),
+        Exists(product_then),
+        variant_id=OuterRef("id"),
+        channel=channel,
+        published=True,
+    )
+    variant_then = variants.filter(
+        ~_replaced(Variant.history.all(), depth=1, by=at),
+        Exists(price_then),
+        product_id__in=among,
+        is_active=True,
+    )
+    return variant_then.values("product_id")
 
 
 def products_listing_skus(

@@ -631,6 +631,23 @@ def test_api_look_ups_by_sku_stay_exact(pos, pos_client):
     assert pos_client.get("/api/v1/variants/", {"sku": "sku-1"}).json()["results"] == []
 
 
+def test_updated_since_does_not_show_a_product_the_channel_never_sold_on(web, web_client):
+    """A variant unpublished on the web, then moved to a store-only product (never priced
+    on the web while the variant was on it): that product is not the web's to see."""
+    sold_on, secret = ProductFactory(), ProductFactory(name="Secret launch")
+    variant = VariantFactory(product=sold_on)
+    price = ChannelPriceFactory(variant=variant, channel=web)
+    price.published = False
+    price.save()
+    variant.product = secret
+    variant.save()
+    since = timezone.now().isoformat()
+    secret.description = "Launch in May"
+    secret.save()
+    changed = web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"]
+    assert secret.id not in [p["id"] for p in changed], changed
+
+
 def test_the_scan_still_finds_a_barcode_saved_before_barcodes_had_to_be_gtins(pos, pos_client):
     """Migration 0004 keeps a stored non-GTIN barcode (gtin14 NULL): the till scanning the
     label it was sold with still finds it, by the barcode as stored."""
@@ -641,3 +658,55 @@ def test_the_scan_still_finds_a_barcode_saved_before_barcodes_had_to_be_gtins(po
     assert listed[0]["barcode"] == "1234567890"
     found = pos_client.get("/api/v1/variants/", {"barcode": "1234567890"}).json()["results"]
     assert [v["sku"] for v in found] == [variant.sku]
+
+
+def test_updated_since_does_not_show_a_launch_staged_inactive_with_its_prices_set(web, web_client):
+    """A launch is staged as an inactive product whose prices are entered (published) ahead
+    of the day: the web never listed it. Each edit of the staged product must not put its
+    name and description in the storefront's incremental feed."""
+    staged = ProductFactory(name="Spring 2027 capsule", is_active=False)
+    ChannelPriceFactory(variant=VariantFactory(product=staged), channel=web)
+    assert web_client.get("/api/v1/products/").json()["results"] == []
+    since = timezone.now().isoformat()
+    staged.description = "Embargoed until March"
+    staged.save()
+    changed = web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"]
+    assert [p["name"] for p in changed] == [], changed
+
+
+def test_updated_since_shows_the_take_down_of_a_product_listed_only_after_that_time(
+    web, web_client
+):
+    """A storefront asks from a little before its last poll: a launch listed after that
+    time (the storefront may have shown it) and taken down since comes back with no
+    variants, though it was not listed at the time itself."""
+    launch = ProductFactory(is_active=False)
+    ChannelPriceFactory(variant=VariantFactory(product=launch), channel=web)
+    since = timezone.now().isoformat()
+    launch.is_active = True
+    launch.save()
+    launch.is_active = False
+    launch.save()
+    changed = web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"]
+    assert [(p["id"], p["variants"]) for p in changed] == [(launch.id, [])]
+
+
+def test_updated_since_shows_no_product_whose_listing_facts_never_held_at_one_moment(
+    web, web_client
+):
+    """Active with its price unpublished, then made inactive, then the price published: the
+    product, its variant and a published price never held together, so it was never
+    listed and its edits are not the web's to see."""
+    product = ProductFactory()
+    price = ChannelPriceFactory(variant=VariantFactory(product=product), channel=web)
+    price.published = False
+    price.save()
+    since = timezone.now().isoformat()
+    product.is_active = False
+    product.save()
+    price.published = True
+    price.save()
+    product.description = "Back in autumn"
+    product.save()
+    changed = web_client.get("/api/v1/products/", {"updated_since": since}).json()["results"]
+    assert changed == []

@@ -65,7 +65,8 @@ class ProductFilter(django_filters.FilterSet):
             "The products changed at or after this time (a change to a variant or a price "
             "changes its product). A product changed since that the channel no longer sells "
             "(discontinued, or its last price there unpublished or deleted) is listed too, "
-            "with `variants: []`: take it down. Ask from a little before your last poll."
+            "with `variants: []`, if it was listed in the channel at that time or after it: "
+            "take it down. Ask from a little before your last poll."
         ),
     )
 
