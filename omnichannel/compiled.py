@@ -138,9 +138,10 @@ class CompiledQuery:
 # Inserts: the same idea for the rows every order writes (the order, its lines and
 # allocations, the ledger and outbox rows). bulk_create builds its INSERT again for each call:
 # 0.07-0.1 ms of CPU per statement, five statements an order. Kept per database, model, row
-# count and whether the rows bring their own primary key; bounded like the reads.
+# count and whether the rows bring their own primary key; bounded like the reads. One lock
+# guards both write caches (these inserts and row_update's UPDATEs below).
 _INSERTS: dict[tuple, tuple] = {}
-_INSERTS_LOCK = threading.Lock()
+_WRITES_LOCK = threading.Lock()
 
 
 def _bindable(value) -> bool:
@@ -184,7 +185,7 @@ def bulk_insert(objs: list, *, using: str = "default") -> list:
     compiled = _INSERTS.get(key)
     if compiled is None:
         compiled, params = _compile_insert(model, fields, objs, using)
-        with _INSERTS_LOCK:
+        with _WRITES_LOCK:
             if len(_INSERTS) < MAX_SHAPES:
                 _INSERTS[key] = compiled
     else:
@@ -273,7 +274,7 @@ def row_update(obj, *, fields: Sequence[str], using: str = "default") -> int:
         sql, written = query.get_compiler(using=using).as_sql()
         if list(written) != params:
             raise Unpreparable("each value must reach the SQL as one parameter, unchanged")
-        with _INSERTS_LOCK:
+        with _WRITES_LOCK:
             if len(_UPDATES) < MAX_SHAPES:
                 _UPDATES[key] = sql
     with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
