@@ -273,13 +273,19 @@ def order_place(
     sold_at: datetime | None = None,
     client_id: str = "",
     member: Member | None = None,
+    member_ref: dict | None = None,
     redeem_points: int = 0,
     actor: Actor = SYSTEM,
 ) -> Order:
     """Place an order: every line priced and allocated, or nothing written at all.
 
+    `member_ref` (instead of `member`) names the member as the API takes it, found or made
+    here (`order_member`) in the order's transaction: a shopper made a member for an order
+    that is then refused (no stock, a wrong payment) is not kept.
     `redeem_points` pays part of the total with the member's points (a payment, not a
     discount). An in-store sale earns points at once; pickups and parcels when handed over."""
+    if member_ref is not None:
+        member = order_member(ref=member_ref, channel=channel, location=location or pickup_location)
     priced = _priced_lines(channel, lines, already_sold=allow_oversell, sold_at=sold_at)
     subtotal = sum((line["line_total"] for line in priced), ZERO)
     if subtotal > MAX_AMOUNT:  # each line is at most the subtotal

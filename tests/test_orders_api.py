@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from customers.models import Member, MemberChannel
 from inventory.models import ChannelAvailability, StockLevel, StockMovement
 from inventory.services import StockLine, stock_receive, stock_sell_now
 from omnichannel.models import ApiClient, Channel, Location
@@ -1157,3 +1158,38 @@ def test_no_returned_unit_is_refunded_a_negative_amount(shop, pos):
         line_refunds.append(Decimal(r.json()["lines"][0]["refund"]))
     assert sum(line_refunds) == Decimal("0.15")
     assert all(x >= 0 for x in line_refunds), line_refunds
+
+
+@pytest.mark.parametrize("with_key", [True, False], ids=["with key", "without key"])
+@pytest.mark.parametrize(
+    ("lines", "payments", "code"),
+    [
+        ([{"sku": "TEE", "quantity": 1}], [], "insufficient_stock"),
+        ([{"sku": "MUG", "quantity": 1}], [{"method": "card", "amount": "1.00"}], None),
+    ],
+    ids=["no stock", "wrong payment"],
+)
+def test_an_order_refused_makes_no_member_of_the_shopper(shop, with_key, lines, payments, code):
+    """A storefront order for a new shopper's email that is refused (no TEE anywhere; a
+    payment that does not match the MUG's price) leaves no member behind who 'shops on
+    web' with no order, with or without an Idempotency-Key: the member is made in the
+    order's transaction. The member the same order makes once it goes through is kept."""
+    stock(shop, "MUG", "wh", 3)
+    headers = {"HTTP_IDEMPOTENCY_KEY": "k-1"} if with_key else {}
+    body = {"fulfillment": "ship", "member": {"email": "new.shopper@example.com"}}
+    response = shop["web"].post(
+        "/api/v1/orders/", {**body, "lines": lines, "payments": payments}, format="json", **headers
+    )
+    assert 400 <= response.status_code < 500, response.content
+    if code:
+        assert response.json()["code"] == code
+    assert not Member.objects.exists() and not MemberChannel.objects.exists()
+    response = shop["web"].post(
+        "/api/v1/orders/", {**body, "lines": [{"sku": "MUG", "quantity": 1}]}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    member = Member.objects.get()
+    assert response.json()["member"] == member.pk
+    assert list(MemberChannel.objects.values_list("member_id", "channel__code")) == [
+        (member.pk, "web")
+    ]

@@ -71,12 +71,6 @@ def _location(code: str | None) -> Location | None:
     return found
 
 
-def _member(ref: dict, channel, location, fields):
-    """The member named by id, or found or created from the contact details given."""
-    where = location or _location(fields.get("pickup_location"))
-    return services.order_member(ref=ref, channel=channel, location=where)
-
-
 def _confine_to_store_limit(request, fields) -> None:
     """A store-limited staff member places orders only on their stores' stock: the store of
     the sale, the pickup store, or the location a shipped order is served from, which they
@@ -152,13 +146,10 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 raise LocationForbidden(location=location.code)
             location = client.location
         _confine_to_store_limit(request, fields)
-        member = None
-        if "member" in fields:
-            member = _member(fields["member"], channel, location, fields)
         order = services.order_place(
             channel=channel,
             fulfillment=fields["fulfillment"],
-            member=member,
+            member_ref=fields.get("member"),
             redeem_points=fields.get("redeem_points", 0),
             lines=[services.LineRequest(**line) for line in fields["lines"]],
             location=location,
