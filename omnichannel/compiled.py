@@ -12,8 +12,9 @@ each one both ways.
 reach the SQL as exactly one parameter, unchanged: ints and strings compared with `=` or
 `__in` (a list becomes one parameter per item). Anything else is refused when compiled.
 
-Writes the same way: `bulk_insert` for the rows every order writes (bulk_create's SQL) and
-`row_update` for a stock level's new figures (update()'s SQL).
+Writes the same way: `bulk_insert` for the rows every order writes (bulk_create's SQL),
+`row_update` for a stock level's new figures (update()'s SQL), and `insert_unless_taken`
+for an Idempotency-Key's claim (INSERT ... ON CONFLICT DO NOTHING).
 """
 
 import itertools
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, transaction
 from django.db.models import AutoField, QuerySet
+from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery, UpdateQuery
 
 # Shapes kept per query: list lengths vary (a page of up to 200 orders), so the cache is
@@ -189,15 +191,7 @@ def bulk_insert(objs: list, *, using: str = "default") -> list:
             if len(_INSERTS) < MAX_SHAPES:
                 _INSERTS[key] = compiled
     else:
-        rows = []
-        for obj in objs:
-            row = []
-            for field in fields:
-                value = field.pre_save(obj, True)
-                if not _bindable(value):
-                    raise Unpreparable(f"{field.name} is an expression, not a value")
-                row.append(field.get_db_prep_save(value, connection=connection))
-            rows.append(row)
+        rows = [_bound_row(obj, fields, connection) for obj in objs]
         by_column = compiled[3]
         if by_column:
             params = [list(column) for column in zip(*rows, strict=True)]
@@ -217,6 +211,66 @@ def bulk_insert(objs: list, *, using: str = "default") -> list:
         obj._state.adding = False
         obj._state.db = using
     return objs
+
+
+def _bound_row(obj, fields, connection) -> list:
+    """One row's parameters, as the ORM's INSERT binds them (pre_save, get_db_prep_save)."""
+    row = []
+    for field in fields:
+        value = field.pre_save(obj, True)
+        if not _bindable(value):
+            raise Unpreparable(f"{field.name} is an expression, not a value")
+        row.append(field.get_db_prep_save(value, connection=connection))
+    return row
+
+
+# One row unless a unique constraint already holds its values: INSERT ... ON CONFLICT DO
+# NOTHING RETURNING the key, per database and model.
+_CLAIMS: dict[tuple, str] = {}
+
+
+def insert_unless_taken(obj, *, using: str = "default") -> bool:
+    """Write `obj` (a new row, its primary key left to the database) unless a unique
+    constraint already holds its values: True with the row written and its key set, False
+    with nothing written. On PostgreSQL a row another transaction is writing is waited for
+    (False once it commits, written if it rolls back), as create() waits; but no error is
+    raised, so no savepoint is needed around it. Same values as create() (pre_save,
+    get_db_prep_save); no signals, no save()."""
+    model = type(obj)
+    opts = model._meta
+    connection = connections[using]
+    features = connection.features
+    if not (features.supports_ignore_conflicts and features.can_return_columns_from_insert):
+        raise Unpreparable("the database cannot skip a conflict and return the new key")
+    if obj._is_pk_set() or opts.parents or not isinstance(opts.pk, AutoField):
+        raise Unpreparable("for a new row of a plain model whose key the database assigns")
+    obj._prepare_related_fields_for_save(operation_name="save")
+    fields = [f for f in opts.concrete_fields if not f.generated and f is not opts.pk]
+    key = (using, model)
+    sql = _CLAIMS.get(key)
+    if sql is None:
+        query = InsertQuery(model, on_conflict=OnConflict.IGNORE)
+        query.insert_values(fields, [obj])
+        compiler = query.get_compiler(using=using)
+        compiler.returning_fields = [opts.pk]
+        statements = compiler.as_sql()
+        if len(statements) != 1 or len(statements[0][1]) != len(fields):
+            raise Unpreparable("each value must reach the SQL as one parameter")
+        [(sql, params)] = statements
+        with _WRITES_LOCK:
+            if len(_CLAIMS) < MAX_SHAPES:
+                _CLAIMS[key] = sql
+    else:
+        params = _bound_row(obj, fields, connection)
+    with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    obj.pk = row[0]
+    obj._state.adding = False
+    obj._state.db = using
+    return True
 
 
 def _compile_insert(model, fields, objs, using) -> tuple[tuple, list]:
@@ -243,6 +297,18 @@ def _compile_insert(model, fields, objs, using) -> tuple[tuple, list]:
     returning = list(opts.db_returning_fields)
     converters = compiler.get_converters([f.get_col(opts.db_table) for f in returning])
     return (sql, returning, converters, by_column), list(params)
+
+
+def _same_param(written, ours) -> bool:
+    """The ORM's parameter and ours are one value: equal, or the same driver adapter (a
+    JSON value's wrapper, which compares by identity) around equal values."""
+    if written == ours:
+        return True
+    return (
+        type(written) is type(ours)
+        and hasattr(ours, "adapted")
+        and getattr(written, "adapted", None) == ours.adapted
+    )
 
 
 # Updates: one row by primary key, given columns, as `filter(pk=...).update(...)` writes it.
@@ -272,7 +338,7 @@ def row_update(obj, *, fields: Sequence[str], using: str = "default") -> int:
         query.add_update_fields([(f, None, getattr(obj, f.attname)) for f in targets])
         query.add_filter("pk", obj.pk)
         sql, written = query.get_compiler(using=using).as_sql()
-        if list(written) != params:
+        if len(written) != len(params) or not all(map(_same_param, written, params)):
             raise Unpreparable("each value must reach the SQL as one parameter, unchanged")
         with _WRITES_LOCK:
             if len(_UPDATES) < MAX_SHAPES:

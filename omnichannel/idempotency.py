@@ -21,6 +21,7 @@ from django.utils import timezone
 from rest_framework import status
 from rest_framework.response import Response
 
+from .compiled import Unpreparable, insert_unless_taken, row_update
 from .models import ApiClient, IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -78,6 +79,22 @@ def _bad_key(key: str) -> Response | None:
     return None
 
 
+def _claimed(record: IdempotencyRecord) -> bool:
+    """Write the key's record unless the key is taken (after waiting for a request that is
+    writing it to end): no IntegrityError, so no savepoint to roll back to, two statements
+    fewer on every keyed POST. A database that cannot skip a conflict takes the savepoint."""
+    try:
+        return insert_unless_taken(record)
+    except Unpreparable:
+        pass
+    try:
+        with transaction.atomic():
+            record.save(force_insert=True)
+    except IntegrityError:
+        return False
+    return True
+
+
 def idempotent(handler):
     """Wrap a DRF view's `post` (or `create`) so it honours `Idempotency-Key`."""
 
@@ -90,12 +107,8 @@ def idempotent(handler):
             return bad
         scope, fingerprint = _scope(request), _fingerprint(request)
         with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    record = IdempotencyRecord.objects.create(
-                        scope=scope, key=key, **_claim(request, fingerprint)
-                    )
-            except IntegrityError:
+            record = IdempotencyRecord(scope=scope, key=key, **_claim(request, fingerprint))
+            if not _claimed(record):
                 # Either answered before, or answered by a request that just committed.
                 return _replay(IdempotencyRecord.objects.get(scope=scope, key=key), fingerprint)
 
@@ -113,7 +126,7 @@ def idempotent(handler):
                 return response
             record.status_code = response.status_code
             record.response_body = response.data
-            record.save(update_fields=["status_code", "response_body"])
+            row_update(record, fields=["status_code", "response_body"])
             return response
 
     wrapper.idempotent = True  # the schema documents the header and 422 for it

@@ -1,8 +1,10 @@
 """omnichannel.compiled: a read compiled once by the ORM returns what the ORM returns."""
 
+import json
 from decimal import Decimal
 
 import pytest
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
@@ -479,3 +481,101 @@ def test_row_update_writes_the_given_columns_of_one_row_and_nothing_else(monkeyp
         transaction.set_rollback(True)  # these rows moved without the ledger
     gone = StockLevel(pk=other.pk + 10_000, on_hand=1, reserved=0)
     assert compiled.row_update(gone, fields=["on_hand", "reserved"]) == 0
+
+
+def _claim(key="k-1", fingerprint="a" * 64):
+    from omnichannel.models import IdempotencyRecord
+
+    return IdempotencyRecord(
+        scope="client:1", key=key, method="POST", path="/api/v1/orders/",
+        fingerprint=fingerprint, status_code=0,
+    )  # fmt: skip
+
+
+def test_insert_unless_taken_writes_a_new_row_once_and_then_skips_its_taken_key():
+    """The key's claim: written with its key and auto_now_add set (True), or, for a key
+    already written, nothing (False), the first row left as it was; one statement each and
+    no error, so the transaction goes on without a savepoint."""
+    from omnichannel.compiled import insert_unless_taken
+    from omnichannel.models import IdempotencyRecord
+
+    with transaction.atomic():
+        first = _claim()
+        with CaptureQueriesContext(connection) as captured:
+            assert insert_unless_taken(first) is True
+            assert insert_unless_taken(_claim(fingerprint="b" * 64)) is False
+            assert insert_unless_taken(_claim(key="k-2")) is True  # the kept statement
+        assert len(captured.captured_queries) == 3
+        assert not any("SAVEPOINT" in q["sql"] for q in captured.captured_queries)
+        assert first.pk is not None and first.created_at is not None
+        assert not first._state.adding
+        rows = IdempotencyRecord.objects.order_by("key").values_list("pk", "key", "fingerprint")
+        assert rows.first() == (first.pk, "k-1", "a" * 64)
+        assert rows.count() == 2  # the transaction is still usable after the skip
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("writer_ends", ["commit", "rollback"])
+def test_insert_unless_taken_waits_for_a_writer_of_the_same_key(writer_ends):
+    """Two requests with one key at once: the second waits for the first's transaction on
+    the unique index, then skips (it committed) or writes (it rolled back), as create()
+    does, and never raises."""
+    import threading
+
+    from omnichannel.compiled import insert_unless_taken
+    from omnichannel.models import IdempotencyRecord
+    from tests.concurrency import until_waiting
+
+    require_postgres()
+    claimed, release, results = threading.Event(), threading.Event(), {}
+
+    def writer():
+        try:
+            with transaction.atomic():
+                assert insert_unless_taken(_claim(fingerprint="a" * 64))
+                claimed.set()
+                assert release.wait(10)
+                if writer_ends == "rollback":
+                    transaction.set_rollback(True)
+        finally:
+            connection.close()
+
+    def second():
+        try:
+            results["second"] = insert_unless_taken(_claim(fingerprint="b" * 64))
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=writer)
+    first.start()
+    assert claimed.wait(10)
+    then = threading.Thread(target=second)
+    then.start()
+    until_waiting(1)  # the second waits on the first's key
+    release.set()
+    for thread in (first, then):
+        thread.join(30)
+    assert results["second"] is (writer_ends == "rollback")
+    assert list(IdempotencyRecord.objects.values_list("fingerprint", flat=True)) == [
+        ("a" if writer_ends == "commit" else "b") * 64
+    ]
+
+
+def test_row_update_writes_a_json_value_as_update_does(monkeypatch):
+    """A JSON column (the key's answer): the driver wraps the value, and the wrapper
+    compares by identity; it is still one parameter, bound into the kept statement."""
+    from omnichannel.compiled import insert_unless_taken, row_update
+    from omnichannel.models import IdempotencyRecord
+
+    monkeypatch.setattr(omnichannel.compiled, "_UPDATES", {})
+    record = _claim()
+    assert insert_unless_taken(record)
+    for body in ({"total": Decimal("9.90"), "lines": [1, "é"]}, {"code": "out_of_stock"}):
+        record.status_code, record.response_body = 201, body
+        assert row_update(record, fields=["status_code", "response_body"]) == 1
+        fresh = IdempotencyRecord.objects.get(pk=record.pk)
+        assert (fresh.status_code, fresh.response_body) == (
+            201,
+            json.loads(json.dumps(body, cls=DjangoJSONEncoder)),
+        )
+    assert len(omnichannel.compiled._UPDATES) == 1

@@ -1193,3 +1193,39 @@ def test_an_order_refused_makes_no_member_of_the_shopper(shop, with_key, lines, 
     assert list(MemberChannel.objects.values_list("member_id", "channel__code")) == [
         (member.pk, "web")
     ]
+
+
+def test_an_idempotency_key_costs_an_order_its_claim_its_answer_and_a_savepoint(shop):
+    """The storefront sends every order with a key (the contract): the key's record is
+    claimed with INSERT ... ON CONFLICT DO NOTHING (no savepoint around it to roll back an
+    IntegrityError), the order runs in a savepoint (a refusal keeps the record, not the
+    order's rows; order_place's own transaction becomes a second one) and the answer is
+    stored by one UPDATE: six statements more than the same order without a key, warm (eight
+    with the claim's savepoint). A replay is one statement after its claim."""
+    stock(shop, "TEE", "wh", 9)
+    line = [{"sku": "TEE", "quantity": 1}]
+    for key in ("warm-1", None):  # the first order of each kind builds its statements
+        headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+        response = shop["web"].post(
+            "/api/v1/orders/", {"fulfillment": "ship", "lines": line}, format="json", **headers
+        )
+        assert response.status_code == 201, response.json()
+    counted = {}
+    for key in ("k-1", None, "k-1"):
+        headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+        with CaptureQueriesContext(connection) as queries:
+            response = shop["web"].post(
+                "/api/v1/orders/", {"fulfillment": "ship", "lines": line}, format="json", **headers
+            )
+        assert response.status_code == 201, response.json()
+        kind = "replay" if key in counted else key
+        counted[kind] = [q["sql"] for q in queries]
+    keyed, plain = counted["k-1"], counted[None]
+    assert len(keyed) == len(plain) + 6
+    assert sum(sql.startswith("SAVEPOINT") for sql in keyed) == 2 + sum(
+        sql.startswith("SAVEPOINT") for sql in plain
+    )
+    assert "ON CONFLICT DO NOTHING" in next(s for s in keyed if "omnichannel_idempotency" in s)
+    assert Order.objects.count() == 4  # two to warm, two counted: the replay placed none
+    replay = [sql for sql in counted["replay"] if "SAVEPOINT" not in sql]
+    assert [sql.split()[0] for sql in replay] == ["INSERT", "SELECT"]  # the claim, the answer
