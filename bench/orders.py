@@ -1,7 +1,9 @@
 """Order placement through the API (gunicorn, PostgreSQL, a Celery worker publishing the
 channels' availability as orders reserve stock) at 1, 8 and 32 clients: orders/s and latency,
-beside the same transaction as raw SQL from psycopg2 threads, same run, same worker."""
+beside the same transaction as raw SQL from psycopg2 threads, same run, same worker. Each
+order carries an Idempotency-Key, as the contract's storefront sends it."""
 
+import hashlib
 import http.client
 import json
 import os
@@ -11,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from .common import ROOT, celery_worker, cpu_ms_per, cpu_seconds, percentiles
@@ -37,7 +41,7 @@ def prepare():
         ignore_conflicts=True,
     )
     _, token = api_client_create(name="bench orders", channel_code="bench-shop")
-    return token, [v.sku for v in variants], [v.pk for v in variants], store.pk, channel.pk
+    return token, [v.sku for v in variants], [(v.pk, v.sku) for v in variants], store.pk, channel.pk
 
 
 def free_port() -> int:
@@ -119,16 +123,22 @@ def run_clients(clients: int, work, rate: float | None = None) -> tuple[int, lis
     return len(flat), flat
 
 
+def order_body(sku: str) -> dict:
+    """The timed order: one line, shipped from wherever the routing picks."""
+    return {"fulfillment": "ship", "lines": [{"sku": sku, "quantity": 1}]}
+
+
 def api_work(port: int, token: str, skus: list[str]):
+    """A storefront placing orders as the contract has it: each with an Idempotency-Key of
+    its own (a retry would send the same one), so every order also writes its key's record."""
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
 
     def work(rng, state):
         conn = state.get("conn") or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         state["conn"] = conn
-        body = json.dumps(
-            {"fulfillment": "ship", "lines": [{"sku": rng.choice(skus), "quantity": 1}]}
-        )
-        conn.request("POST", "/api/v1/orders/", body=body, headers=headers)
+        body = json.dumps(order_body(rng.choice(skus)))
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        conn.request("POST", "/api/v1/orders/", body=body, headers={**headers, **key})
         response = conn.getresponse()
         response.read()
         if response.status != 201:
@@ -137,26 +147,44 @@ def api_work(port: int, token: str, skus: list[str]):
     return work
 
 
-def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
-    """What placing a one-line ship order writes, by hand: price look-up, stock lock, the
-    order's id and then the order with its number, stock update, ledger and outbox rows,
-    line and allocation; after commit, the same wake-up of the worker as the service's (so
-    the worker publishes these rows during this run, not during the API's next one)."""
+def raw_work(variants: list[tuple[int, str]], location_id: int, channel_id: int):
+    """What placing a one-line ship order with an Idempotency-Key writes, by hand: the key's
+    record (claimed first, status 0), price look-up, stock lock, the order's id and then the
+    order with its number, stock update, ledger and outbox rows, line and allocation, and
+    the record's answer (status 201 and a body like the API's); after commit, the same
+    wake-up of the worker as the service's (so the worker publishes these rows during this
+    run, not during the API's next one). The API's savepoints are left out: they are a cost
+    of its implementation, not of the work. `variants`: (id, sku) pairs."""
     import psycopg2
 
     from inventory.availability import sync_soon
+    from omnichannel.models import Channel, Location
+
+    channel_code = Channel.objects.get(pk=channel_id).code
+    location_code = Location.objects.get(pk=location_id).code
+    path = "/api/v1/orders/"
 
     def work(rng, state):
         conn = state.get("conn") or psycopg2.connect(os.environ["DATABASE_URL"])
         state["conn"] = conn
-        variant_id = rng.choice(variant_ids)
+        variant_id, sku = rng.choice(variants)
+        body = json.dumps(order_body(sku), sort_keys=True, separators=(",", ":"))
+        fingerprint = hashlib.sha256(f"POST {path}\n{body}".encode()).hexdigest()
         with conn, conn.cursor() as cur:
             cur.execute(
-                "SELECT amount FROM catalog_channelprice WHERE channel_id=%s AND variant_id=%s "
-                "AND published",
+                "INSERT INTO omnichannel_idempotencyrecord (scope, key, method, path, "
+                "fingerprint, status_code, response_body, created_at) VALUES ('raw:bench', "
+                "%s, 'POST', %s, %s, 0, NULL, now()) RETURNING id",
+                [str(uuid.uuid4()), path, fingerprint],
+            )
+            (record_id,) = cur.fetchone()
+            cur.execute(
+                "SELECT p.amount, v.name FROM catalog_channelprice p JOIN catalog_variant v "
+                "ON v.id = p.variant_id WHERE p.channel_id=%s AND p.variant_id=%s "
+                "AND p.published",
                 [channel_id, variant_id],
             )
-            (amount,) = cur.fetchone()
+            amount, name = cur.fetchone()
             cur.execute(
                 "SELECT id, on_hand, reserved FROM inventory_stocklevel WHERE variant_id=%s AND "
                 "location_id=%s FOR UPDATE",
@@ -165,12 +193,13 @@ def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
             level_id, _on_hand, _reserved = cur.fetchone()
             cur.execute("SELECT nextval(pg_get_serial_sequence('orders_order', 'id'))")
             (order_id,) = cur.fetchone()
+            number = f"RAW-{order_id}"
             cur.execute(
                 "INSERT INTO orders_order (id, channel_id, number, fulfillment, status, "
                 "currency, subtotal, discount, total, needs_review, client_id, points_earned, "
                 "created_at, updated_at) VALUES (%s, %s, %s, 'ship', 'placed', 'EUR', %s, 0, %s, "
                 "false, '', 0, now(), now())",
-                [order_id, channel_id, f"RAW-{order_id}", amount, amount],
+                [order_id, channel_id, number, amount, amount],
             )
             cur.execute(
                 "UPDATE inventory_stocklevel SET reserved = reserved + 1, updated_at = "
@@ -190,18 +219,57 @@ def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
             )
             cur.execute(
                 "INSERT INTO orders_orderline (order_id, variant_id, sku, name, unit_price, "
-                "quantity, line_total, discount) VALUES (%s, %s, 'x', 'x', %s, 1, %s, 0) "
+                "quantity, line_total, discount) VALUES (%s, %s, %s, %s, %s, 1, %s, 0) "
                 "RETURNING id",
-                [order_id, variant_id, amount, amount],
+                [order_id, variant_id, sku, name, amount, amount],
             )
             (line_id,) = cur.fetchone()
             cur.execute(
                 "INSERT INTO orders_allocation (line_id, location_id, quantity) VALUES (%s, %s, 1)",
                 [line_id, location_id],
             )
+            answer = raw_answer(order_id, number, channel_code, location_code, sku, name, amount)
+            cur.execute(
+                "UPDATE omnichannel_idempotencyrecord SET status_code = 201, response_body = %s "
+                "WHERE id = %s",
+                [json.dumps(answer), record_id],
+            )
         sync_soon()
 
     return work
+
+
+def raw_answer(order_id, number, channel, location, sku, name, amount) -> dict:
+    """The order's answer as the API stores it under the key: the same fields, so a body
+    of the same size."""
+    money, zero = f"{amount:.2f}", "0.00"
+    return {
+        "id": order_id,
+        "number": number,
+        "status": "placed",
+        "channel": channel,
+        "fulfillment": "ship",
+        "location": None,
+        "pickup_location": None,
+        "currency": "EUR",
+        "lines": [
+            {
+                "sku": sku,
+                "name": name,
+                "quantity": 1,
+                "unit_price": money,
+                "line_total": money,
+                "discount": zero,
+            }
+        ],
+        "totals": {"subtotal": money, "discount": zero, "total": money},
+        "allocations": [{"sku": sku, "location": location, "quantity": 1}],
+        "payments": [],
+        "member": None,
+        "points_earned": 0,
+        "needs_review": False,
+        "created_at": datetime.now(UTC).isoformat(),
+    }
 
 
 # Besides the closed loops, the paced run: this many clients together sending half the
@@ -250,9 +318,9 @@ def row(clients: int, load: str, api: tuple, raw: tuple) -> dict:
 
 
 def run() -> list[dict]:
-    token, skus, variant_ids, location_id, channel_id = prepare()
+    token, skus, variants, location_id, channel_id = prepare()
     port = free_port()
-    api, raw = api_work(port, token, skus), raw_work(variant_ids, location_id, channel_id)
+    api, raw = api_work(port, token, skus), raw_work(variants, location_id, channel_id)
     rows = []
     with celery_worker():
         server = start_gunicorn(port)

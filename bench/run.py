@@ -44,11 +44,11 @@ def main() -> None:
     rows = orders.run()
     results["order_placement"] = rows
     common.print_table(
-        f"Order placement ({orders.DURATION:.0f} s each): POST /api/v1/orders/ through gunicorn "
-        "vs the same transaction as raw SQL (psycopg2), same run, a Celery worker publishing "
-        "availability meanwhile (`left`: outbox rows it had not published when the run "
-        "ended); load `closed`: each client "
-        "sends as soon as answered (saturated), `N/s`: the clients together send N a second "
+        f"Order placement ({orders.DURATION:.0f} s each): POST /api/v1/orders/ (with an "
+        "Idempotency-Key) through gunicorn vs the same transaction as raw SQL (psycopg2), "
+        "same run, a Celery worker publishing availability meanwhile (`left`: outbox rows it "
+        "had not published when the run ended); load `closed`: each client sends as soon as "
+        "answered (saturated), `N/s`: the clients together send N a second "
         "(target at 8 clients: API/SQL >= 0.25, p99 < 50 ms)",
         [
             "clients",
