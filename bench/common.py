@@ -132,6 +132,20 @@ def print_table(title: str, columns: list[str], rows: list[list]) -> None:
         print("  ".join(str(v).rjust(w) for v, w in zip(row, widths, strict=True)))
 
 
+def failed_rows(area: str, rows: list[dict]) -> list[str]:
+    """A line for each row of a table where requests failed (its `errors`): the bench fails
+    when there is any, after printing the tables and writing the results."""
+    failed = []
+    for r in rows:
+        if any(r.get("errors", {}).values()):
+            where = ", ".join(
+                str(r[k]) for k in ("operation", "shape", "clients", "load") if k in r
+            )
+            first = f", first {r['first_error']}" if r.get("first_error") else ""
+            failed.append(f"{area} ({where}): failed {r['errors']}{first}")
+    return failed
+
+
 def write_results(results: dict) -> Path:
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(exist_ok=True)

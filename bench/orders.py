@@ -3,6 +3,7 @@ channels' availability as orders reserve stock) at 1, 8 and 32 clients: orders/s
 beside the same transaction as raw SQL from psycopg2 threads, same run, same worker. Each
 order carries an Idempotency-Key, as the contract's storefront sends it."""
 
+import dataclasses
 import hashlib
 import http.client
 import json
@@ -83,16 +84,35 @@ def start_gunicorn(port: int) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
-def run_clients(clients: int, work, rate: float | None = None) -> tuple[int, list[float]]:
+@dataclasses.dataclass
+class Run:
+    """What one run of `run_clients` did: requests answered (and their latencies), requests
+    that failed (an unexpected status, a timeout, a refused connection: counted, never
+    timed) with the first failure's message, and for a `measured` run the outbox rows left
+    unpublished and the CPU spent per order."""
+
+    done: int
+    latencies: list[float]
+    errors: int = 0
+    first_error: str | None = None
+    backlog: int | None = None
+    cpu: dict | None = None
+
+
+def run_clients(clients: int, work, rate: float | None = None) -> Run:
     """`clients` threads calling `work` for DURATION seconds: each as fast as it is answered
     (closed loop: the figures of a saturated server, where latency is queueing, clients /
     throughput), or with `rate`, together sending that many requests a second on a fixed
     schedule (open loop: the latency a client sees at that load). Paced, a request's latency
-    counts from when it was due, so a server that falls behind is charged for the wait."""
+    counts from when it was due, so a server that falls behind is charged for the wait.
+    A request that fails is counted and the client goes on with a new connection: a failure
+    neither stops a client (the row would name more clients than ran) nor goes unseen."""
     start = time.monotonic()
     stop = start + DURATION
     interval = clients / rate if rate else 0.0
     latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    first_errors: list[str | None] = [None] * clients
     barrier = threading.Barrier(clients)
 
     def loop(i):
@@ -107,8 +127,15 @@ def run_clients(clients: int, work, rate: float | None = None) -> tuple[int, lis
                     began = due - time.monotonic() + time.perf_counter()
                 else:
                     began = time.perf_counter()
-                work(rng, state)
-                latencies[i].append(time.perf_counter() - began)
+                try:
+                    work(rng, state)
+                except Exception as exc:
+                    errors[i] += 1
+                    first_errors[i] = first_errors[i] or f"{type(exc).__name__}: {exc}"
+                    if "conn" in state:  # in an unknown state: the next request opens another
+                        state.pop("conn").close()
+                else:
+                    latencies[i].append(time.perf_counter() - began)
                 due = due + interval if interval else time.monotonic()
         finally:
             if "conn" in state:
@@ -120,7 +147,8 @@ def run_clients(clients: int, work, rate: float | None = None) -> tuple[int, lis
     for thread in threads:
         thread.join()
     flat = [x for per in latencies for x in per]
-    return len(flat), flat
+    first = next((e for e in first_errors if e), None)
+    return Run(len(flat), flat, errors=sum(errors), first_error=first)
 
 
 def order_body(sku: str) -> dict:
@@ -285,35 +313,39 @@ def outbox_backlog() -> int:
     return AvailabilityOutbox.objects.count()
 
 
-def measured(clients: int, work, rate: float | None = None) -> tuple[int, list[float], int, dict]:
-    """One run, starting with the worker caught up (nothing of the previous run to publish):
-    (done, latencies, outbox rows left, CPU ms per order)."""
+def measured(clients: int, work, rate: float | None = None) -> Run:
+    """One run, starting with the worker caught up (nothing of the previous run to publish),
+    with the outbox rows left unpublished at its end and the CPU spent per order."""
     deadline = time.monotonic() + 120
     while outbox_backlog():
         if time.monotonic() > deadline:
             raise RuntimeError("the worker did not catch up within 120 s")
         time.sleep(0.1)
     before = cpu_seconds()
-    done, latencies = run_clients(clients, work, rate=rate)
-    return done, latencies, outbox_backlog(), cpu_ms_per(done, before, cpu_seconds())
+    run = run_clients(clients, work, rate=rate)
+    cpu = cpu_ms_per(run.done, before, cpu_seconds())
+    return dataclasses.replace(run, backlog=outbox_backlog(), cpu=cpu)
 
 
-def row(clients: int, load: str, api: tuple, raw: tuple) -> dict:
-    """One table row from (done, latencies) pairs, or `measured` tuples (with the outbox
-    rows left unpublished at the end and the CPU spent per order)."""
-    (api_done, api_lat, *api_more), (raw_done, raw_lat, *raw_more) = api, raw
+def row(clients: int, load: str, api: Run, raw: Run) -> dict:
+    """One table row from the API's run and the raw SQL's, with the requests that failed
+    (`errors`: the bench fails when any did, bench/run.py)."""
     out = {
         "clients": clients,
         "load": load,
-        "api_per_s": round(api_done / DURATION, 1),
-        "api": percentiles(api_lat),
-        "raw_sql_per_s": round(raw_done / DURATION, 1),
-        "raw_sql": percentiles(raw_lat),
-        "ratio": round(api_done / raw_done, 3) if raw_done else None,
+        "api_per_s": round(api.done / DURATION, 1),
+        "api": percentiles(api.latencies),
+        "raw_sql_per_s": round(raw.done / DURATION, 1),
+        "raw_sql": percentiles(raw.latencies),
+        "ratio": round(api.done / raw.done, 3) if raw.done else None,
+        "errors": {"api": api.errors, "raw_sql": raw.errors},
     }
-    if api_more and raw_more:
-        out["outbox_backlog"] = {"api": api_more[0], "raw_sql": raw_more[0]}
-        out["cpu_ms_per_order"] = {"api": api_more[1], "raw_sql": raw_more[1]}
+    first_errors = {"api": api.first_error, "raw_sql": raw.first_error}
+    if any(first_errors.values()):
+        out["first_error"] = first_errors
+    if api.backlog is not None and raw.backlog is not None:
+        out["outbox_backlog"] = {"api": api.backlog, "raw_sql": raw.backlog}
+        out["cpu_ms_per_order"] = {"api": api.cpu, "raw_sql": raw.cpu}
     return out
 
 

@@ -48,9 +48,13 @@ def prepare():
     return location.pk, ids
 
 
-def run_threads(clients: int, work) -> int:
+def run_threads(clients: int, work) -> tuple[int, int, str | None]:
+    """`clients` threads calling `work` for DURATION seconds: (reservations made, reservations
+    that failed, the first failure's message). A failure is counted and the thread goes on."""
     stop = time.monotonic() + DURATION
     counts = [0] * clients
+    errors = [0] * clients
+    first_errors: list[str | None] = [None] * clients
     barrier = threading.Barrier(clients)
 
     def loop(i):
@@ -60,8 +64,13 @@ def run_threads(clients: int, work) -> int:
         barrier.wait()
         try:
             while time.monotonic() < stop:
-                work(rng)
-                counts[i] += 1
+                try:
+                    work(rng)
+                except Exception as exc:
+                    errors[i] += 1
+                    first_errors[i] = first_errors[i] or f"{type(exc).__name__}: {exc}"
+                else:
+                    counts[i] += 1
         finally:
             connections.close_all()  # this thread's Django connection
             close = getattr(work, "close", None)
@@ -73,7 +82,7 @@ def run_threads(clients: int, work) -> int:
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(counts)
+    return sum(counts), sum(errors), next((e for e in first_errors if e), None)
 
 
 def orm_worker(location_id, pick):
@@ -138,18 +147,24 @@ def run() -> list[dict]:
     rows = []
     for shape, pick in shapes.items():
         for clients in CLIENTS:
-            figures = {}
-            for kind, factory in (("api_service", orm_worker), ("raw_sql", raw_worker)):
+            figures, errors, first_errors = {}, {}, {}
+            for kind, factory in (("service", orm_worker), ("raw_sql", raw_worker)):
                 work = factory(location_id, pick)
-                done = run_threads(clients, work)
+                done, errors[kind], first_errors[kind] = run_threads(clients, work)
                 figures[kind] = round(done / DURATION, 1)
             rows.append(
                 {
                     "shape": shape,
                     "clients": clients,
-                    "service_per_s": figures["api_service"],
+                    "service_per_s": figures["service"],
                     "raw_sql_per_s": figures["raw_sql"],
-                    "ratio": round(figures["api_service"] / figures["raw_sql"], 3),
+                    "ratio": (
+                        round(figures["service"] / figures["raw_sql"], 3)
+                        if figures["raw_sql"]
+                        else None
+                    ),
+                    "errors": errors,
+                    **({"first_error": first_errors} if any(first_errors.values()) else {}),
                 }
             )
     with connection.cursor() as cursor:  # leave no outbox backlog behind

@@ -28,9 +28,16 @@ def main() -> None:
     common.print_table(
         f"Reservations per second ({reservations.DURATION:.0f} s each): inventory.services "
         "vs the same transaction as raw SQL (psycopg2), same threads, same run",
-        ["shape", "clients", "service/s", "raw SQL/s", "service/raw"],
+        ["shape", "clients", "service/s", "raw SQL/s", "service/raw", "errors"],
         [
-            [r["shape"], r["clients"], r["service_per_s"], r["raw_sql_per_s"], r["ratio"]]
+            [
+                r["shape"],
+                r["clients"],
+                r["service_per_s"],
+                r["raw_sql_per_s"],
+                r["ratio"],
+                f"{r['errors']['service']}/{r['errors']['raw_sql']}",
+            ]
             for r in rows
         ],
     )
@@ -60,6 +67,7 @@ def main() -> None:
             "SQL p99 ms",
             "API/SQL",
             "left API/SQL",
+            "errors API/SQL",
         ],
         [
             [
@@ -72,6 +80,7 @@ def main() -> None:
                 r["raw_sql"]["p99_ms"],
                 r["ratio"],
                 f"{r['outbox_backlog']['api']}/{r['outbox_backlog']['raw_sql']}",
+                f"{r['errors']['api']}/{r['errors']['raw_sql']}",
             ]
             for r in rows
         ],
@@ -132,6 +141,7 @@ def main() -> None:
             "API p99 ms",
             "SQL p99 ms",
             "API/SQL",
+            "errors API/SQL",
         ],
         [
             [
@@ -144,6 +154,7 @@ def main() -> None:
                 r["api"]["p99_ms"],
                 r["raw_sql"]["p99_ms"],
                 r["ratio"],
+                f"{r['errors']['api']}/{r['errors']['raw_sql']}",
             ]
             for r in large["reads"]
         ],
@@ -153,8 +164,24 @@ def main() -> None:
         ["operation", "queries"],
         [[name, count] for name, count in large["queries"].items()],
     )
+    sys.exit(finish(results))
+
+
+def finish(results: dict) -> int:
+    """Write the results and give the exit status: 1, after naming them, when requests
+    failed in any table (its figures are then of fewer requests than it says), else 0."""
+    failed = [
+        *common.failed_rows("reservations", results["reservations"]),
+        *common.failed_rows("order placement", results["order_placement"]),
+        *common.failed_rows("large reads", results["large"]["reads"]),
+    ]
+    results["failed"] = failed
     out = common.write_results(results)
     print(f"\nwritten: {out.relative_to(common.ROOT)}")
+    if failed:
+        print("\nFAILED: requests failed during the run:", *failed, sep="\n  ", file=sys.stderr)
+        return 1
+    return 0
 
 
 def run_large() -> dict:

@@ -5,6 +5,7 @@ quiet gap in the figures. Each test runs a bench function on a shop a few rows b
 import random
 import re
 import threading
+import time
 import uuid
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +16,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 import bench.orders as bench_orders
+import bench.reservations as bench_reservations
+import bench.run as bench_run
+from bench import common
 from inventory import availability
 from inventory.services import StockLine, stock_receive
 from omnichannel.models import IdempotencyRecord
@@ -147,3 +151,76 @@ def test_the_raw_baseline_writes_what_a_keyed_order_writes_its_record_and_answer
     assert re.fullmatch(r"[0-9a-f]{64}", record.fingerprint)
     assert set(record.response_body) == set(answer.json())  # an answer of the API's size
     assert not [s for s in statements if "SAVEPOINT" in s]  # the API's own cost, not the work's
+
+
+def test_a_failed_request_is_counted_and_its_client_goes_on(monkeypatch):
+    monkeypatch.setattr(bench_orders, "DURATION", 0.3)
+    calls = {}
+    lock = threading.Lock()
+
+    def work(rng, state):
+        me = threading.get_ident()
+        with lock:
+            calls[me] = calls.get(me, 0) + 1
+            first_of_all = sum(calls.values()) == 1
+        if first_of_all:
+            raise RuntimeError("order placement answered 500")
+        time.sleep(0.001)
+
+    run = bench_orders.run_clients(4, work)
+    assert run.errors == 1
+    assert run.first_error == "RuntimeError: order placement answered 500"
+    assert len(calls) == 4 and min(calls.values()) > 10  # the failing client went on too
+    assert run.done == sum(calls.values()) - 1  # the failure is not timed as an answer
+
+    row = bench_orders.row(4, "closed", run, bench_orders.run_clients(4, lambda rng, s: None))
+    assert row["errors"] == {"api": 1, "raw_sql": 0}
+    assert common.failed_rows("order placement", [row]) == [
+        "order placement (4, closed): failed {'api': 1, 'raw_sql': 0}, first "
+        "{'api': 'RuntimeError: order placement answered 500', 'raw_sql': None}"
+    ]
+    assert (
+        common.failed_rows("order placement", [{**row, "errors": {"api": 0, "raw_sql": 0}}]) == []
+    )
+
+
+def test_a_failed_reservation_is_counted_and_its_thread_goes_on(monkeypatch):
+    monkeypatch.setattr(bench_reservations, "DURATION", 0.2)
+    calls = []
+    lock = threading.Lock()
+
+    def work(rng):
+        with lock:
+            calls.append(1)
+            first_of_all = len(calls) == 1
+        if first_of_all:
+            raise RuntimeError("out of stock")
+        time.sleep(0.001)
+
+    done, errors, first = bench_reservations.run_threads(2, work)
+    assert (errors, first) == (1, "RuntimeError: out of stock")
+    assert done == len(calls) - 1 > 10
+
+
+def test_the_bench_fails_after_writing_its_results_when_a_request_failed(monkeypatch, capsys):
+    written = []
+    monkeypatch.setattr(common, "write_results", lambda r: written.append(r) or common.ROOT)
+    clean = {"clients": 8, "load": "closed", "errors": {"api": 0, "raw_sql": 0}}
+    results = {
+        "reservations": [
+            {"shape": "one hot SKU", "clients": 8, "errors": {"service": 0, "raw_sql": 0}}
+        ],
+        "order_placement": [clean],
+        "large": {"reads": [{**clean, "operation": "member detail"}]},
+    }
+    assert bench_run.finish(results) == 0
+    assert written[-1]["failed"] == []
+
+    results["large"]["reads"].append(
+        {**clean, "operation": "order list (page of 50)", "errors": {"api": 2, "raw_sql": 0}}
+    )
+    assert bench_run.finish(results) == 1
+    assert written[-1]["failed"] == [
+        "large reads (order list (page of 50), 8, closed): failed {'api': 2, 'raw_sql': 0}"
+    ]
+    assert "FAILED: requests failed" in capsys.readouterr().err
