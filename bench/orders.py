@@ -156,6 +156,22 @@ def order_body(sku: str) -> dict:
     return {"fulfillment": "ship", "lines": [{"sku": sku, "quantity": 1}]}
 
 
+def placement_statements(client, sku: str) -> int:
+    """SQL statements of the timed request (with its Idempotency-Key), counted in-process
+    once warm (bench/statements.py); `client` is a Django test client with the token."""
+    from .statements import warm_count
+
+    return warm_count(
+        lambda: client.post(
+            "/api/v1/orders/",
+            json.dumps(order_body(sku)),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        ),
+        status=201,
+    )
+
+
 def api_work(port: int, token: str, skus: list[str]):
     """A storefront placing orders as the contract has it: each with an Idempotency-Key of
     its own (a retry would send the same one), so every order also writes its key's record."""
@@ -350,7 +366,11 @@ def row(clients: int, load: str, api: Run, raw: Run) -> dict:
 
 
 def run() -> list[dict]:
+    from django.test import Client
+
     token, skus, variants, location_id, channel_id = prepare()
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_HOST="127.0.0.1")
+    queries = placement_statements(client, skus[0])  # the worker publishes them with the rest
     port = free_port()
     api, raw = api_work(port, token, skus), raw_work(variants, location_id, channel_id)
     rows = []
@@ -359,11 +379,11 @@ def run() -> list[dict]:
         try:
             for clients in CLIENTS:
                 closed = (measured(clients, work) for work in (api, raw))
-                rows.append(row(clients, "closed", *closed))
+                rows.append({"queries": queries, **row(clients, "closed", *closed)})
             closed = next(r for r in rows if r["clients"] == PACED_CLIENTS)
             rate = round(closed["api_per_s"] * PACED_SHARE)
             paced = (measured(PACED_CLIENTS, w, rate=rate) for w in (api, raw))
-            rows.append(row(PACED_CLIENTS, f"{rate}/s", *paced))
+            rows.append({"queries": queries, **row(PACED_CLIENTS, f"{rate}/s", *paced)})
         finally:
             server.terminate()
             server.wait(timeout=20)

@@ -53,13 +53,15 @@ def main() -> None:
     common.print_table(
         f"Order placement ({orders.DURATION:.0f} s each): POST /api/v1/orders/ (with an "
         "Idempotency-Key) through gunicorn vs the same transaction as raw SQL (psycopg2), "
-        "same run, a Celery worker publishing availability meanwhile (`left`: outbox rows it "
-        "had not published when the run ended); load `closed`: each client sends as soon as "
+        "same run, a Celery worker publishing availability meanwhile (`queries`: SQL "
+        "statements of one order, counted in-process once warm; `left`: outbox rows the "
+        "worker had not published when the run ended); load `closed`: each client sends as soon as "
         "answered (saturated), `N/s`: the clients together send N a second "
         "(target at 8 clients: API/SQL >= 0.25, p99 < 50 ms)",
         [
             "clients",
             "load",
+            "queries",
             "API orders/s",
             "API p50 ms",
             "API p99 ms",
@@ -73,6 +75,7 @@ def main() -> None:
             [
                 r["clients"],
                 r["load"],
+                r["queries"],
                 r["api_per_s"],
                 r["api"]["p50_ms"],
                 r["api"]["p99_ms"],
@@ -160,7 +163,8 @@ def main() -> None:
         ],
     )
     common.print_table(
-        "SQL statements per API operation (counted in-process on the large demo)",
+        "SQL statements per API operation (counted in-process on the large demo, each "
+        "after one warm-up call: a fresh token's look-up is not counted)",
         ["operation", "queries"],
         [[name, count] for name, count in large["queries"].items()],
     )

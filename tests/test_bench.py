@@ -15,11 +15,13 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+import bench.large as bench_large
 import bench.orders as bench_orders
 import bench.reservations as bench_reservations
 import bench.run as bench_run
 from bench import common
 from inventory import availability
+from inventory.availability import availability_sync_pending
 from inventory.services import StockLine, stock_receive
 from omnichannel.models import IdempotencyRecord
 from omnichannel.services import api_client_create
@@ -224,3 +226,48 @@ def test_the_bench_fails_after_writing_its_results_when_a_request_failed(monkeyp
         "large reads (order list (page of 50), 8, closed): failed {'api': 2, 'raw_sql': 0}"
     ]
     assert "FAILED: requests failed" in capsys.readouterr().err
+
+
+def _statements(send) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = send()
+    assert response.status_code in (200, 201), response.content
+    return len(captured.captured_queries)
+
+
+@pytest.mark.django_db(transaction=True)  # no test transaction: no savepoints of its own
+def test_the_queries_column_is_the_warm_request_the_load_times_not_a_fresh_tokens_first(
+    web, settings, monkeypatch
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # as under gunicorn: the worker publishes
+    monkeypatch.setattr(availability, "sync_soon", lambda: None)
+    _, variants = _bench_shop(web)
+    availability_sync_pending()
+
+    # The first ship order of the process reads the routing's feeds; a fresh token's first
+    # request looks the token up and writes its last use.
+    _, token = api_client_create(name="bench orders", channel_code="web")
+    orders = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    placement = bench_orders.placement_statements(orders, variants[0].sku)
+    _, token = api_client_create(name="bench reads", channel_code="web")
+    reads = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    skus = "&".join(f"sku={v.sku}" for v in variants)
+    paths = {
+        "availability (2 SKUs)": f"/api/v1/availability/?channel=web&{skus}",
+        "order list (page of 50)": "/api/v1/orders/",
+    }
+    counted = bench_large.read_statements(reads, paths)
+
+    timed = {name: _statements(lambda path=path: reads.get(path)) for name, path in paths.items()}
+    assert counted == timed
+    keys = IdempotencyRecord.objects.count()
+    timed_placement = _statements(
+        lambda: orders.post(
+            "/api/v1/orders/",
+            bench_orders.order_body(variants[0].sku),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        )
+    )
+    assert placement == timed_placement
+    assert keys == 2  # the counted placement was the keyed one, as the bench times it
