@@ -9,7 +9,8 @@ takes several minutes to write the history, later runs find it there. Prints one
   purchase days over all orders) run and fetched by psycopg2; then VACUUM (ANALYZE), as
   autovacuum would before the next day's reads;
 - reads: channel availability, the order list and a member's detail through gunicorn at
-  several clients (p50/p99), beside the same rows read by raw SQL from psycopg2 threads;
+  several clients (p50/p99), beside the same rows read by raw SQL from psycopg2 threads
+  (the statements each endpoint runs, in autocommit as the API reads);
 - queries: how many SQL statements each API operation runs once warm (a fresh token's look-up
   and the first ship order's routing feeds are not counted; bench/statements.py walks the
   rest of the API as a till, the storefront and a manager).
@@ -147,18 +148,104 @@ def _get(port: int, token: str):
     return get
 
 
-def _raw(sql_for):
-    """A worker running `sql_for(rng)` -> [(sql, params), ...] on its own connection."""
+def _raw(read):
+    """A worker running `read(cursor, rng)` on its own connection, in autocommit as the API
+    reads (no ATOMIC_REQUESTS): a BEGIN and a COMMIT around each read would be two round
+    trips the API does not make."""
 
     def work(rng, state):
-        conn = state.get("conn") or _psql()
-        state["conn"] = conn
-        with conn, conn.cursor() as cur:
-            for sql, params in sql_for(rng):
-                cur.execute(sql, params)
-                cur.fetchall()
+        conn = state.get("conn")
+        if conn is None:
+            conn = state["conn"] = _psql()
+            conn.autocommit = True
+        with conn.cursor() as cur:
+            read(cur, rng)
 
     return work
+
+
+def _fetch(cur, sql: str, params) -> list[tuple]:
+    cur.execute(sql, params)
+    return cur.fetchall()
+
+
+# The read baselines: the statements each endpoint runs (as CaptureQueriesContext shows
+# them), with the same joins, filters and columns, written by hand.
+
+
+def raw_availability(channel_id: int, skus: list[str]):
+    def read(cur, rng):
+        _fetch(
+            cur,
+            "SELECT v.sku, a.available, a.as_of, a.locations FROM "
+            "inventory_channelavailability a JOIN catalog_variant v ON v.id = a.variant_id "
+            "WHERE a.channel_id = %s AND v.sku IN (%s, %s)",
+            [channel_id, *rng.sample(skus, 2)],
+        )
+
+    return read
+
+
+def raw_order_list(channel_id: int):
+    """A page of 50 (51 read, to know there is a next page), then the page's lines with their
+    allocations in one statement, and its payments (orders.selectors.order_page_details)."""
+
+    def read(cur, rng):
+        page = _fetch(
+            cur,
+            "SELECT o.id, o.number, o.status, c.code, o.fulfillment, l.code, p.code, "
+            "o.currency, o.subtotal, o.discount, o.total, o.member_id, o.points_earned, "
+            "o.needs_review, o.created_at FROM orders_order o "
+            "JOIN omnichannel_channel c ON c.id = o.channel_id "
+            "LEFT JOIN omnichannel_location l ON l.id = o.location_id "
+            "LEFT JOIN omnichannel_location p ON p.id = o.pickup_location_id "
+            "WHERE o.channel_id = %s ORDER BY o.id DESC LIMIT 51",
+            [channel_id],
+        )
+        ids = tuple(order[0] for order in page[:50])
+        if not ids:
+            return
+        _fetch(
+            cur,
+            "SELECT l.id, l.order_id, l.sku, l.name, l.quantity, l.unit_price, l.line_total, "
+            "l.discount, loc.code, a.quantity FROM orders_orderline l "
+            "LEFT JOIN orders_allocation a ON a.line_id = l.id "
+            "LEFT JOIN omnichannel_location loc ON loc.id = a.location_id "
+            "WHERE l.order_id IN %s ORDER BY l.id, a.id",
+            [ids],
+        )
+        _fetch(
+            cur,
+            "SELECT order_id, method, amount FROM orders_payment WHERE order_id IN %s ORDER BY id",
+            [ids],
+        )
+
+    return read
+
+
+def raw_member_detail(channel_id: int, members: list[int]):
+    """The member with its scores, seen through the channel, then its channels and stores."""
+
+    def read(cur, rng):
+        member_id = rng.choice(members)
+        _fetch(
+            cur,
+            "SELECT DISTINCT m.*, s.* FROM customers_member m "
+            "JOIN customers_memberchannel mc ON mc.member_id = m.id "
+            "LEFT JOIN analytics_memberscore s ON s.member_id = m.id "
+            "WHERE mc.channel_id = %s AND m.id = %s LIMIT 21",
+            [channel_id, member_id],
+        )
+        _fetch(
+            cur,
+            "SELECT mc.*, c.*, l.* FROM customers_memberchannel mc "
+            "JOIN omnichannel_channel c ON c.id = mc.channel_id "
+            "LEFT JOIN omnichannel_location l ON l.id = mc.location_id "
+            "WHERE mc.member_id IN (%s)",
+            [member_id],
+        )
+
+    return read
 
 
 PLACEMENT = "order placement (ship, 1 line, with Idempotency-Key)"
@@ -209,41 +296,12 @@ def reads() -> tuple[list[dict], dict]:
         return f"/api/v1/availability/?channel=web&sku={a}&sku={b}"
 
     operations = {
-        "availability (2 SKUs)": (
-            16,
-            availability_path,
-            lambda rng: [
-                (
-                    "SELECT v.sku, a.available, a.as_of, a.locations FROM "
-                    "inventory_channelavailability a JOIN catalog_variant v ON v.id = a.variant_id "
-                    "WHERE a.channel_id = %s AND v.sku IN (%s, %s)",
-                    [web.pk, *rng.sample(skus, 2)],
-                )
-            ],
-        ),
-        "order list (page of 50)": (
-            8,
-            lambda rng: "/api/v1/orders/",
-            lambda rng: [
-                (
-                    "SELECT * FROM orders_order WHERE channel_id = %s ORDER BY id DESC LIMIT 51",
-                    [web.pk],
-                ),
-                (
-                    "SELECT l.* FROM orders_orderline l WHERE l.order_id IN (SELECT id FROM "
-                    "orders_order WHERE channel_id = %s ORDER BY id DESC LIMIT 50)",
-                    [web.pk],
-                ),
-            ],
-        ),
+        "availability (2 SKUs)": (16, availability_path, raw_availability(web.pk, skus)),
+        "order list (page of 50)": (8, lambda rng: "/api/v1/orders/", raw_order_list(web.pk)),
         "member detail": (
             8,
             lambda rng: f"/api/v1/members/{rng.choice(members)}/",
-            lambda rng: [
-                ("SELECT * FROM customers_member WHERE id = %s", [mid := rng.choice(members)]),
-                ("SELECT * FROM customers_memberchannel WHERE member_id = %s", [mid]),
-                ("SELECT * FROM analytics_memberscore WHERE member_id = %s", [mid]),
-            ],
+            raw_member_detail(web.pk, members),
         ),
     }
 
@@ -269,12 +327,12 @@ def reads() -> tuple[list[dict], dict]:
         # Each read alone (one client: the latency a till or a manager sees), under load as
         # fast as answered (the clients share the machine's two cores with PostgreSQL and
         # gunicorn), and paced at half the rate that load reached (orders.PACED_SHARE).
-        for name, (clients, path_for, sql_for) in operations.items():
+        for name, (clients, path_for, read) in operations.items():
 
             def api(rng, state, path_for=path_for):
                 get(state, path_for(rng))
 
-            raw = _raw(sql_for)
+            raw = _raw(read)
             for n in (1, clients):
                 done = row(n, "closed", run_clients(n, api), run_clients(n, raw))
                 rows.append({"operation": name, "queries": queries[name], **done})

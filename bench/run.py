@@ -131,7 +131,8 @@ def main() -> None:
         ],
     )
     common.print_table(
-        "Reads on the large demo through gunicorn vs the same rows by raw SQL (psycopg2), "
+        "Reads on the large demo through gunicorn vs the endpoint's statements by raw SQL "
+        "(psycopg2, autocommit as the API reads), "
         "same clients, same run, load as above (target p99 < 10 ms availability at 16 "
         "clients, < 50 ms lists/detail)",
         [

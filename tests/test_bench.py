@@ -271,3 +271,48 @@ def test_the_queries_column_is_the_warm_request_the_load_times_not_a_fresh_token
     )
     assert placement == timed_placement
     assert keys == 2  # the counted placement was the keyed one, as the bench times it
+
+
+def _tables(sql: str) -> list[str]:
+    """The tables a statement reads, in the order it names them."""
+    return re.findall(r'(?:FROM|JOIN)\s+"?(\w+)"?', sql, re.IGNORECASE)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_read_baselines_run_each_endpoints_statements_in_autocommit_as_the_api_does(
+    web, settings, monkeypatch
+):
+    require_postgres()
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    monkeypatch.setattr(availability, "sync_soon", lambda: None)
+    _, variants = _bench_shop(web)
+    availability_sync_pending()
+    _, token = api_client_create(name="bench reads", channel_code="web")
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    body = {**bench_orders.order_body(variants[0].sku), "member": {"email": "a@example.com"}}
+    placed = client.post("/api/v1/orders/", body, content_type="application/json")
+    assert placed.status_code == 201, placed.content
+    member = placed.json()["member"]
+    member_id = member["id"] if isinstance(member, dict) else member
+    statements: list[str] = []
+    monkeypatch.setattr(bench_large, "_psql", lambda: _psycopg2_recording(statements))
+    skus = [v.sku for v in variants]
+    baselines = {
+        f"/api/v1/availability/?channel=web&sku={skus[0]}&sku={skus[1]}": (
+            bench_large.raw_availability(web.pk, skus)
+        ),
+        "/api/v1/orders/": bench_large.raw_order_list(web.pk),
+        f"/api/v1/members/{member_id}/": bench_large.raw_member_detail(web.pk, [member_id]),
+    }
+    for path, read in baselines.items():
+        assert client.get(path).status_code == 200  # warm, as the load runs
+        with CaptureQueriesContext(connection) as captured:
+            client.get(path)
+        statements.clear()
+        state = {}
+        bench_large._raw(read)(random.Random(0), state)
+        assert state["conn"].autocommit, "a BEGIN and a COMMIT the API does not send"
+        state["conn"].close()
+        api = [_tables(q["sql"]) for q in captured.captured_queries]
+        assert [_tables(s) for s in statements] == api, path
