@@ -124,6 +124,8 @@ def percentiles(samples: list[float]) -> dict:
 
 
 def print_table(title: str, columns: list[str], rows: list[list]) -> None:
+    """A title and right-aligned columns; a figure that does not apply (None) prints as -."""
+    rows = [["-" if v is None else v for v in row] for row in rows]
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
     print(f"\n{title}")
     print("  ".join(str(c).rjust(w) for c, w in zip(columns, widths, strict=True)))

@@ -345,7 +345,10 @@ def measured(clients: int, work, rate: float | None = None) -> Run:
 
 def row(clients: int, load: str, api: Run, raw: Run) -> dict:
     """One table row from the API's run and the raw SQL's, with the requests that failed
-    (`errors`: the bench fails when any did, bench/run.py)."""
+    (`errors`: the bench fails when any did, bench/run.py). A paced row (load `N/s`) has no
+    API/SQL ratio: both sides send the requests the schedule fixes, so their counts are
+    equal whatever each one's speed; its latencies are what it says."""
+    paced = load != "closed"
     out = {
         "clients": clients,
         "load": load,
@@ -353,7 +356,7 @@ def row(clients: int, load: str, api: Run, raw: Run) -> dict:
         "api": percentiles(api.latencies),
         "raw_sql_per_s": round(raw.done / DURATION, 1),
         "raw_sql": percentiles(raw.latencies),
-        "ratio": round(api.done / raw.done, 3) if raw.done else None,
+        "ratio": round(api.done / raw.done, 3) if raw.done and not paced else None,
         "errors": {"api": api.errors, "raw_sql": raw.errors},
     }
     first_errors = {"api": api.first_error, "raw_sql": raw.first_error}

@@ -316,3 +316,32 @@ def test_the_read_baselines_run_each_endpoints_statements_in_autocommit_as_the_a
         state["conn"].close()
         api = [_tables(q["sql"]) for q in captured.captured_queries]
         assert [_tables(s) for s in statements] == api, path
+
+
+def test_a_paced_row_shows_no_api_to_sql_ratio_since_the_schedule_fixes_both_counts(
+    monkeypatch, capsys
+):
+    monkeypatch.setattr(bench_orders, "DURATION", 0.5)
+
+    def slow(rng, state):  # an "API" at 10 ms a request
+        time.sleep(0.010)
+
+    def fast(rng, state):  # a "raw SQL" at 1 ms
+        time.sleep(0.001)
+
+    paced = bench_orders.row(
+        8,
+        "100/s",  # both keep up with 100 a second at 8 clients: equal counts
+        bench_orders.run_clients(8, slow, rate=100),
+        bench_orders.run_clients(8, fast, rate=100),
+    )
+    assert paced["ratio"] is None
+    assert paced["api"]["p50_ms"] > paced["raw_sql"]["p50_ms"]  # what a paced row does say
+    monkeypatch.setattr(bench_orders, "DURATION", 0.2)
+    closed = bench_orders.row(
+        1, "closed", bench_orders.run_clients(1, slow), bench_orders.run_clients(1, fast)
+    )
+    assert closed["ratio"] < 0.5
+
+    common.print_table("t", ["load", "API/SQL"], [[paced["load"], paced["ratio"]]])
+    assert capsys.readouterr().out.splitlines()[-1].split() == ["100/s", "-"]
