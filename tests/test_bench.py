@@ -19,6 +19,7 @@ import bench.large as bench_large
 import bench.orders as bench_orders
 import bench.reservations as bench_reservations
 import bench.run as bench_run
+import bench.sync_lag as bench_sync_lag
 from bench import common
 from inventory import availability
 from inventory.availability import availability_sync_pending
@@ -345,3 +346,21 @@ def test_a_paced_row_shows_no_api_to_sql_ratio_since_the_schedule_fixes_both_cou
 
     common.print_table("t", ["load", "API/SQL"], [[paced["load"], paced["ratio"]]])
     assert capsys.readouterr().out.splitlines()[-1].split() == ["100/s", "-"]
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the after-commit hooks run
+def test_the_sync_lag_clock_starts_at_commit_before_the_worker_is_woken(web, monkeypatch):
+    store = LocationFactory(code="bench-store")
+    ChannelLocationFactory(channel=web, location=store)
+    variant = VariantFactory(sku="BENCH-LAG")
+    stock_receive(lines=[StockLine(variant.pk, store.pk, 10)], reference="bench")
+    woken = []
+
+    def slow_kick():  # a broker round trip, stretched so the order is plain
+        woken.append(time.perf_counter())
+        time.sleep(0.05)
+
+    monkeypatch.setattr(availability, "sync_soon", slow_kick)
+    committed = bench_sync_lag.sell_one(variant.pk, store.pk, reference="bench:0")
+    assert len(woken) == 1
+    assert committed <= woken[0], "the lag would leave out the worker's wake-up"
