@@ -5,9 +5,10 @@ Run by bench/run.py in a child process (`python -m bench.large`) pointed at its 
 takes several minutes to write the history, later runs find it there. Prints one JSON object:
 
 - nightly: the full nightly run (`manage.py run_nightly`) in its own process: seconds per
-  stage and peak memory, beside the bare SQL aggregation every stage starts from (member
-  purchase days over all orders) run and fetched by psycopg2; then VACUUM (ANALYZE), as
-  autovacuum would before the next day's reads;
+  stage and peak memory, beside each stage's own SELECT (the rows it writes or fits on,
+  analytics.jobs.STAGE_ROWS_SQL) run bare by psycopg2, fetched in full, 3 times after the
+  run (the median is shown); then VACUUM (ANALYZE), as autovacuum would before the next
+  day's reads;
 - reads: channel availability, the order list and a member's detail through gunicorn at
   several clients (p50/p99), beside the same rows read by raw SQL from psycopg2 threads
   (the statements each endpoint runs, in autocommit as the API reads);
@@ -19,9 +20,11 @@ takes several minutes to write the history, later runs find it there. Prints one
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
+from datetime import date
 
 from .common import ROOT
 
@@ -59,22 +62,38 @@ def ensure_seeded() -> float:
     return time.monotonic() - started
 
 
-def bare_aggregation_seconds() -> tuple[float, int]:
-    """The scan every nightly stage starts from, as plain SQL fetched by psycopg2."""
+BARE_RUNS = 3
+
+
+def bare_stage_sql(as_of: date, runs: int = BARE_RUNS) -> dict[str, dict]:
+    """Each nightly stage's own SELECT (analytics.jobs.STAGE_ROWS_SQL: the rows it writes or
+    fits on, without its DELETE, INSERT or LOCK), run `runs` times by psycopg2 in autocommit
+    and fetched in full: per stage the median seconds, every run's, and the rows."""
     from django.conf import settings
 
-    from analytics.jobs import _purchase_days_sql
+    from analytics.jobs import STAGE_ROWS_SQL
 
-    sql = (
-        _purchase_days_sql()
-        .replace("%(as_of)s", "current_date")
-        .replace("%(tz)s", f"'{settings.TIME_ZONE}'")
-    )
-    with _psql() as conn, conn.cursor() as cur:
-        started = time.perf_counter()
-        cur.execute(sql)
-        rows = cur.fetchall()
-        return time.perf_counter() - started, len(rows)
+    params = {"as_of": as_of, "tz": settings.TIME_ZONE}
+    conn = _psql()
+    conn.autocommit = True
+    out = {}
+    try:
+        with conn.cursor() as cur:
+            for name, rows_sql in STAGE_ROWS_SQL.items():
+                sql, seconds = rows_sql(), []
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    cur.execute(sql, params)
+                    rows = cur.fetchall()
+                    seconds.append(time.perf_counter() - started)
+                out[name] = {
+                    "median_s": round(statistics.median(seconds), 3),
+                    "runs_s": [round(t, 3) for t in seconds],
+                    "rows": len(rows),
+                }
+    finally:
+        conn.close()
+    return out
 
 
 def nightly() -> dict:
@@ -102,15 +121,16 @@ def nightly() -> dict:
         (orders,) = cur.fetchone()
         cur.execute("SELECT count(*) FROM customers_member")
         (members,) = cur.fetchone()
-    bare, member_days = bare_aggregation_seconds()
+    bare = bare_stage_sql(date.fromisoformat(day))  # after the run: same cache for both
     return {
         "orders": orders,
         "members": members,
-        "member_days": member_days,
+        "member_days": bare["clv"]["rows"],  # what the CLV stage fits on
         "total_s": round(seconds, 2),
         "peak_mb": round(peak_mb, 1),
         "stages": stages,
-        "bare_sql_s": round(bare, 3),
+        "bare_sql": bare,
+        "bare_runs": BARE_RUNS,
         "target_s": 60,
     }
 

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 import uuid
+from datetime import date, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -364,3 +365,51 @@ def test_the_sync_lag_clock_starts_at_commit_before_the_worker_is_woken(web, mon
     committed = bench_sync_lag.sell_one(variant.pk, store.pk, reference="bench:0")
     assert len(woken) == 1
     assert committed <= woken[0], "the lag would leave out the worker's wake-up"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # the bench's own connection must see the orders
+def test_the_nightly_table_times_each_stages_own_select_bare_several_times(web, pos, monkeypatch):
+    require_postgres()
+    from analytics import jobs
+    from analytics.models import CohortRetention, MemberScore
+    from customers.models import Member
+    from orders.models import Order
+
+    purchases = [  # ann twice, one day at the till and one online; bob twice the same day
+        ("ann@example.com", pos, "2026-01-04"),
+        ("bob@example.com", web, "2026-01-21"),
+        ("bob@example.com", web, "2026-01-21"),
+        ("cid@example.com", pos, "2026-02-10"),
+        ("ann@example.com", web, "2026-02-11"),
+    ]
+    for email, channel, day in purchases:
+        made = Order.objects.create(
+            channel=channel,
+            fulfillment="in_store" if channel.kind == "pos" else "ship",
+            status="completed",
+            currency="EUR",
+            subtotal=Decimal("10.00"),
+            total=Decimal("10.00"),
+            member=Member.objects.get_or_create(email=email)[0],
+        )
+        when = datetime.fromisoformat(f"{day}T12:00:00+00:00")
+        Order.objects.filter(pk=made.pk).update(created_at=when)
+    as_of = date(2026, 3, 31)
+    jobs.nightly_run(run_date=as_of)
+    statements: list[str] = []
+    monkeypatch.setattr(bench_large, "_psql", lambda: _psycopg2_recording(statements))
+
+    bare = bench_large.bare_stage_sql(as_of, runs=2)
+
+    assert list(bare) == [name for name, _ in jobs.STAGES]  # every stage, its own figure
+    assert bare["rfm"]["rows"] == MemberScore.objects.count()
+    assert bare["cohorts"]["rows"] == CohortRetention.objects.count()
+    with connection.cursor() as cursor:  # the member purchase days the CLV stage fits on
+        cursor.execute(jobs._clv_rows_sql(), jobs._params(as_of))
+        assert bare["clv"]["rows"] == len(cursor.fetchall())
+    for figures in bare.values():
+        assert len(figures["runs_s"]) == 2
+        assert figures["median_s"] == pytest.approx(sum(figures["runs_s"]) / 2, abs=0.001)
+    assert len(statements) == 2 * len(jobs.STAGES)
+    assert all(s.lstrip().startswith(("WITH", "SELECT")) for s in statements)  # no write, no lock
