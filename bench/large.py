@@ -156,15 +156,20 @@ def _get(port: int, token: str):
 
     headers = {"Authorization": f"Token {token}"}
 
+    def connect(state):
+        conn = state["conn"] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.connect()
+        return conn
+
     def get(state, path):
-        conn = state.get("conn") or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        state["conn"] = conn
+        conn = state.get("conn") or connect(state)
         conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         response.read()
         if response.status != 200:
             raise RuntimeError(f"GET {path} answered {response.status}")
 
+    get.open = connect
     return get
 
 
@@ -173,14 +178,17 @@ def _raw(read):
     reads (no ATOMIC_REQUESTS): a BEGIN and a COMMIT around each read would be two round
     trips the API does not make."""
 
+    def connect(state):
+        conn = state["conn"] = _psql()
+        conn.autocommit = True
+        return conn
+
     def work(rng, state):
-        conn = state.get("conn")
-        if conn is None:
-            conn = state["conn"] = _psql()
-            conn.autocommit = True
+        conn = state.get("conn") or connect(state)
         with conn.cursor() as cur:
             read(cur, rng)
 
+    work.open = connect
     return work
 
 
@@ -351,6 +359,8 @@ def reads() -> tuple[list[dict], dict]:
 
             def api(rng, state, path_for=path_for):
                 get(state, path_for(rng))
+
+            api.open = get.open
 
             raw = _raw(read)
             for n in (1, clients):

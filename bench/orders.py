@@ -106,19 +106,32 @@ def run_clients(clients: int, work, rate: float | None = None) -> Run:
     schedule (open loop: the latency a client sees at that load). Paced, a request's latency
     counts from when it was due, so a server that falls behind is charged for the wait.
     A request that fails is counted and the client goes on with a new connection: a failure
-    neither stops a client (the row would name more clients than ran) nor goes unseen."""
-    start = time.monotonic()
-    stop = start + DURATION
+    neither stops a client (the row would name more clients than ran) nor goes unseen.
+    A `work` with an `open(state)` has it called before the window: each client's
+    connection is opened before the clock starts, which is once all of them are."""
     interval = clients / rate if rate else 0.0
     latencies: list[list[float]] = [[] for _ in range(clients)]
     errors = [0] * clients
     first_errors: list[str | None] = [None] * clients
-    barrier = threading.Barrier(clients)
+    window = {}
+    barrier = threading.Barrier(
+        clients, action=lambda: window.update(stop=time.monotonic() + DURATION)
+    )
+
+    def failed(i, exc):
+        errors[i] += 1
+        first_errors[i] = first_errors[i] or f"{type(exc).__name__}: {exc}"
 
     def loop(i):
         rng = random.Random(i)
         state = {}
+        try:
+            if hasattr(work, "open"):
+                work.open(state)
+        except Exception as exc:  # the first request will try again, in the window
+            failed(i, exc)
         barrier.wait()
+        stop = window["stop"]
         due = time.monotonic() + interval * i / clients
         try:
             while due < stop:
@@ -130,8 +143,7 @@ def run_clients(clients: int, work, rate: float | None = None) -> Run:
                 try:
                     work(rng, state)
                 except Exception as exc:
-                    errors[i] += 1
-                    first_errors[i] = first_errors[i] or f"{type(exc).__name__}: {exc}"
+                    failed(i, exc)
                     if "conn" in state:  # in an unknown state: the next request opens another
                         state.pop("conn").close()
                 else:
@@ -177,9 +189,13 @@ def api_work(port: int, token: str, skus: list[str]):
     its own (a retry would send the same one), so every order also writes its key's record."""
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
 
+    def connect(state):
+        conn = state["conn"] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.connect()
+        return conn
+
     def work(rng, state):
-        conn = state.get("conn") or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        state["conn"] = conn
+        conn = state.get("conn") or connect(state)
         body = json.dumps(order_body(rng.choice(skus)))
         key = {"Idempotency-Key": str(uuid.uuid4())}
         conn.request("POST", "/api/v1/orders/", body=body, headers={**headers, **key})
@@ -188,6 +204,7 @@ def api_work(port: int, token: str, skus: list[str]):
         if response.status != 201:
             raise RuntimeError(f"order placement answered {response.status}")
 
+    work.open = connect
     return work
 
 
@@ -208,9 +225,12 @@ def raw_work(variants: list[tuple[int, str]], location_id: int, channel_id: int)
     location_code = Location.objects.get(pk=location_id).code
     path = "/api/v1/orders/"
 
+    def connect(state):
+        conn = state["conn"] = psycopg2.connect(os.environ["DATABASE_URL"])
+        return conn
+
     def work(rng, state):
-        conn = state.get("conn") or psycopg2.connect(os.environ["DATABASE_URL"])
-        state["conn"] = conn
+        conn = state.get("conn") or connect(state)
         variant_id, sku = rng.choice(variants)
         body = json.dumps(order_body(sku), sort_keys=True, separators=(",", ":"))
         fingerprint = hashlib.sha256(f"POST {path}\n{body}".encode()).hexdigest()
@@ -280,6 +300,7 @@ def raw_work(variants: list[tuple[int, str]], location_id: int, channel_id: int)
             )
         sync_soon()
 
+    work.open = connect
     return work
 
 

@@ -50,25 +50,38 @@ def prepare():
 
 def run_threads(clients: int, work) -> tuple[int, int, str | None]:
     """`clients` threads calling `work` for DURATION seconds: (reservations made, reservations
-    that failed, the first failure's message). A failure is counted and the thread goes on."""
-    stop = time.monotonic() + DURATION
+    that failed, the first failure's message). A failure is counted and the thread goes on.
+    Each thread's connection is opened (`work.open()`) before the window, which starts once
+    all of them are."""
     counts = [0] * clients
     errors = [0] * clients
     first_errors: list[str | None] = [None] * clients
-    barrier = threading.Barrier(clients)
+    window = {}
+    barrier = threading.Barrier(
+        clients, action=lambda: window.update(stop=time.monotonic() + DURATION)
+    )
+
+    def failed(i, exc):
+        errors[i] += 1
+        first_errors[i] = first_errors[i] or f"{type(exc).__name__}: {exc}"
 
     def loop(i):
         from django.db import connections
 
         rng = random.Random(i)
+        try:
+            if hasattr(work, "open"):
+                work.open()
+        except Exception as exc:  # the first reservation will try again, in the window
+            failed(i, exc)
         barrier.wait()
+        stop = window["stop"]
         try:
             while time.monotonic() < stop:
                 try:
                     work(rng)
                 except Exception as exc:
-                    errors[i] += 1
-                    first_errors[i] = first_errors[i] or f"{type(exc).__name__}: {exc}"
+                    failed(i, exc)
                 else:
                     counts[i] += 1
         finally:
@@ -91,6 +104,12 @@ def orm_worker(location_id, pick):
     def work(rng):
         stock_reserve(lines=[StockLine(pick(rng), location_id, 1)], reference="bench")
 
+    def open_connection():  # this thread's Django connection
+        from django.db import connection
+
+        connection.ensure_connection()
+
+    work.open = open_connection
     return work
 
 
@@ -134,6 +153,7 @@ def raw_worker(location_id, pick):
         if hasattr(local, "conn"):
             local.conn.close()
 
+    work.open = conn
     work.close = close
     return work
 

@@ -413,3 +413,55 @@ def test_the_nightly_table_times_each_stages_own_select_bare_several_times(web, 
         assert figures["median_s"] == pytest.approx(sum(figures["runs_s"]) / 2, abs=0.001)
     assert len(statements) == 2 * len(jobs.STAGES)
     assert all(s.lstrip().startswith(("WITH", "SELECT")) for s in statements)  # no write, no lock
+
+
+@pytest.mark.parametrize("paced", [False, True])
+def test_connections_open_before_the_timed_window_which_then_runs_in_full(monkeypatch, paced):
+    monkeypatch.setattr(bench_orders, "DURATION", 0.3)
+    events = []
+
+    def work(rng, state):
+        events.append(("request", time.monotonic()))
+        time.sleep(0.002)
+
+    def open_connection(state):  # a slow connect: 0.3 s, the whole window
+        time.sleep(0.3)
+        events.append(("open", time.monotonic()))
+
+    work.open = open_connection
+    run = bench_orders.run_clients(2, work, rate=200 if paced else None)
+    kinds = [kind for kind, _ in events]
+    assert kinds[:2] == ["open", "open"] and "open" not in kinds[2:]
+    requests = [at for kind, at in events if kind == "request"]
+    assert requests[-1] - requests[0] > 0.2  # the window was not spent connecting
+    assert run.done == len(requests) and run.errors == 0
+
+
+def test_each_reservation_thread_connects_before_the_timed_window(monkeypatch):
+    monkeypatch.setattr(bench_reservations, "DURATION", 0.3)
+    events = []
+
+    def work(rng):
+        events.append(("reserve", time.monotonic()))
+        time.sleep(0.002)
+
+    def open_connection():
+        time.sleep(0.3)
+        events.append(("open", time.monotonic()))
+
+    work.open = open_connection
+    done, errors, _ = bench_reservations.run_threads(2, work)
+    assert [kind for kind, _ in events[:2]] == ["open", "open"]
+    reserved = [at for kind, at in events if kind == "reserve"]
+    assert reserved[-1] - reserved[0] > 0.2 and done == len(reserved) and errors == 0
+
+
+def test_the_bench_clients_connection_is_open_before_its_first_order(answering_server):
+    port, seen = answering_server
+    work = bench_orders.api_work(port, "token", ["BENCH-00000"])
+    state = {}
+    work.open(state)
+    assert state["conn"].sock is not None and not seen
+    work(random.Random(0), state)
+    state["conn"].close()
+    assert len(seen) == 1
