@@ -148,13 +148,20 @@ def failed_rows(area: str, rows: list[dict]) -> list[str]:
     return failed
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout
+
+
 def write_results(results: dict) -> Path:
+    """The results as JSON under bench/results/, with the commit measured and whether the
+    working tree had changes beside it (`dirty`, and which files): then the figures are
+    not the commit's alone."""
     out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(exist_ok=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    commit = _git("rev-parse", "--short", "HEAD").strip()
+    changed = [line[3:] for line in _git("status", "--porcelain").splitlines()]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = out_dir / f"{stamp}.json"
-    out.write_text(json.dumps({"commit": commit, **results}, indent=2, default=str))
+    record = {"commit": commit, "dirty": bool(changed), "changed": changed, **results}
+    out.write_text(json.dumps(record, indent=2, default=str))
     return out

@@ -465,3 +465,32 @@ def test_the_bench_clients_connection_is_open_before_its_first_order(answering_s
     work(random.Random(0), state)
     state["conn"].close()
     assert len(seen) == 1
+
+
+def test_the_results_say_whether_the_working_tree_had_changes_beside_the_commit(
+    tmp_path, monkeypatch
+):
+    import json
+    import subprocess
+
+    def git(*args):
+        subprocess.run(
+            ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", *args],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+        )
+
+    git("init", "-q")
+    (tmp_path / "orders.py").write_text("placed = 1\n")
+    (tmp_path / ".gitignore").write_text("bench/results/*.json\n")  # as the repository's
+    git("add", "orders.py", ".gitignore")
+    git("commit", "-q", "-m", "one")
+    monkeypatch.setattr(common, "ROOT", tmp_path)
+
+    clean = json.loads(common.write_results({"sync_lag": {}}).read_text())
+    assert (clean["dirty"], clean["changed"], clean["sync_lag"]) == (False, [], {})
+    (tmp_path / "orders.py").write_text("placed = 2\n")  # measured with an edit not committed
+    dirty = json.loads(common.write_results({}).read_text())
+    assert (dirty["dirty"], dirty["changed"]) == (True, ["orders.py"])
+    assert dirty["commit"] == clean["commit"]
