@@ -494,3 +494,56 @@ def test_the_results_say_whether_the_working_tree_had_changes_beside_the_commit(
     dirty = json.loads(common.write_results({}).read_text())
     assert (dirty["dirty"], dirty["changed"]) == (True, ["orders.py"])
     assert dirty["commit"] == clean["commit"]
+
+
+def test_the_bench_prints_every_table_from_a_runs_results(monkeypatch, capsys):
+    """bench/run.py's tables read the rows every bench module returns: a column renamed on
+    one side breaks `make bench` only at its end, after minutes of measuring."""
+    none = {"api": 0, "raw_sql": 0}
+    latency = {"p50_ms": 1.0, "p99_ms": 2.0}
+    cpu = {"machine": 1.0, "web": 0.5, "db": 0.3, "worker": 0.1}
+    placed = {
+        **{"clients": 8, "load": "closed", "queries": 19, "api_per_s": 10.0, "api": latency},
+        **{"raw_sql_per_s": 20.0, "raw_sql": latency, "ratio": 0.5, "errors": none},
+        **{"outbox_backlog": none, "cpu_ms_per_order": {"api": cpu, "raw_sql": cpu}},
+    }
+    read = {k: v for k, v in placed.items() if k not in ("outbox_backlog", "cpu_ms_per_order")}
+    stages = {"rfm": {"rows": 3, "seconds": 0.5}, "clv": {"rows": 0, "skipped": "no history"}}
+    large = {
+        "nightly": {
+            **{"orders": 10, "members": 3, "member_days": 4, "total_s": 1.0, "peak_mb": 50.0},
+            **{"target_s": 60, "bare_runs": 3, "stages": stages},
+            "bare_sql": {
+                "rfm": {"median_s": 0.25, "runs_s": [0.2, 0.25, 0.3], "rows": 3},
+                "clv": {"median_s": 0.05, "runs_s": [0.05] * 3, "rows": 4},
+            },
+        },
+        "reads": [{"operation": "member detail", **read, "queries": 2}],
+        "queries": {"channels": 3},
+    }
+    monkeypatch.setattr(common, "ensure_database", lambda: None)
+    monkeypatch.setattr(common, "setup_django", lambda: None)
+    monkeypatch.setattr(common, "write_results", lambda results: common.ROOT)
+    monkeypatch.setattr(
+        bench_reservations,
+        "run",
+        lambda: [
+            {
+                **{"shape": "one hot SKU", "clients": 8, "service_per_s": 5.0},
+                **{"raw_sql_per_s": 10.0, "ratio": 0.5, "errors": {"service": 0, "raw_sql": 0}},
+            }
+        ],
+    )
+    monkeypatch.setattr(bench_sync_lag, "run", lambda: {"sales": 100, "p50_ms": 9, "p99_ms": 20})
+    monkeypatch.setattr(bench_orders, "run", lambda: [placed, {**placed, "load": "5/s"}])
+    monkeypatch.setattr(bench_run, "run_large", lambda: large)
+
+    with pytest.raises(SystemExit) as exited:
+        bench_run.main()
+
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for title in ("Reservations", "Sync lag", "Order placement", "Where the CPU goes"):
+        assert title in out
+    for title in ("Nightly run", "Reads on the large demo", "SQL statements per API"):
+        assert title in out
