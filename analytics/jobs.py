@@ -92,10 +92,11 @@ def _replace_alone(model) -> None:
             cursor.execute(f"LOCK TABLE {model._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
 
 
-def rfm_stage(*, as_of: date) -> int:
-    """RFM per member with quintile scores and a segment, in one INSERT ... SELECT."""
+def _rfm_rows_sql() -> str:
+    """The RFM stage's rows, one per member, in the columns of `RFM_COLUMNS`: quintile
+    scores and a segment (parameters as `_purchase_days_sql`)."""
     recency = _days_between("%(as_of)s", "p.last_day")
-    sql = f"""
+    return f"""
         WITH days AS ({_purchase_days_sql()}),
         per_member AS (
             SELECT member_id, MIN(day) AS first_day, MAX(day) AS last_day,
@@ -116,9 +117,6 @@ def rfm_stage(*, as_of: date) -> int:
                    {_score("p.monetary")} AS m_score
               FROM per_member p
         )
-        INSERT INTO analytics_memberscore
-            (member_id, as_of, first_purchase, last_purchase, recency_days, frequency,
-             monetary, r_score, f_score, m_score, segment, first_channel)
         SELECT s.member_id, %(as_of)s, s.first_day, s.last_day, s.recency_days, s.frequency,
                ROUND(s.monetary, 2), s.r_score, s.f_score, s.m_score,
                CASE
@@ -132,6 +130,17 @@ def rfm_stage(*, as_of: date) -> int:
                f.channel
           FROM scored s JOIN first_channel f ON f.member_id = s.member_id
     """
+
+
+RFM_COLUMNS = (
+    "member_id, as_of, first_purchase, last_purchase, recency_days, frequency, monetary, "
+    "r_score, f_score, m_score, segment, first_channel"
+)
+
+
+def rfm_stage(*, as_of: date) -> int:
+    """RFM per member with quintile scores and a segment, in one INSERT ... SELECT."""
+    sql = f"INSERT INTO analytics_memberscore ({RFM_COLUMNS}) {_rfm_rows_sql()}"
     with transaction.atomic():
         _replace_alone(MemberScore)
         MemberScore.objects.all().delete()
@@ -140,9 +149,10 @@ def rfm_stage(*, as_of: date) -> int:
     return MemberScore.objects.count()
 
 
-def cohort_stage(*, as_of: date) -> int:
-    """Monthly cohorts by first purchase and first channel: who bought again, month by month."""
-    sql = f"""
+def _cohort_rows_sql() -> str:
+    """The cohort stage's rows, in the columns of `COHORT_COLUMNS`: per monthly cohort (by
+    first purchase) and first channel, the members active each month since."""
+    return f"""
         WITH days AS ({_purchase_days_sql()}),
         firsts AS (
             SELECT d.member_id, MIN(d.day) AS first_day FROM days d GROUP BY d.member_id
@@ -161,18 +171,29 @@ def cohort_stage(*, as_of: date) -> int:
         sizes AS (
             SELECT cohort, channel, COUNT(*) AS members FROM cohorts GROUP BY cohort, channel
         )
-        INSERT INTO analytics_cohortretention
-            (as_of, cohort, first_channel, months_since, members, active)
         SELECT %(as_of)s, a.cohort, a.channel, a.months_since, s.members, COUNT(*)
           FROM activity a JOIN sizes s ON s.cohort = a.cohort AND s.channel = a.channel
          GROUP BY a.cohort, a.channel, a.months_since, s.members
     """
+
+
+COHORT_COLUMNS = "as_of, cohort, first_channel, months_since, members, active"
+
+
+def cohort_stage(*, as_of: date) -> int:
+    """Monthly cohorts by first purchase and first channel: who bought again, month by month."""
+    sql = f"INSERT INTO analytics_cohortretention ({COHORT_COLUMNS}) {_cohort_rows_sql()}"
     with transaction.atomic():
         _replace_alone(CohortRetention)
         CohortRetention.objects.all().delete()
         with connection.cursor() as cursor:
             cursor.execute(sql, _params(as_of))
     return CohortRetention.objects.count()
+
+
+def _clv_rows_sql() -> str:
+    """What the CLV stage fits on: every member's purchase days and their spend."""
+    return f"SELECT member_id, day, spend FROM ({_purchase_days_sql()}) AS days"
 
 
 def clv_stage(*, as_of: date) -> tuple[int, dict]:
@@ -185,9 +206,7 @@ def clv_stage(*, as_of: date) -> tuple[int, dict]:
     from . import clv
 
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT member_id, day, spend FROM ({_purchase_days_sql()}) AS days", _params(as_of)
-        )
+        cursor.execute(_clv_rows_sql(), _params(as_of))
         rows = cursor.fetchall()
     if not rows:
         return 0
@@ -267,6 +286,9 @@ class StageSkipped(Exception):
 
 
 STAGES = [("rfm", rfm_stage), ("cohorts", cohort_stage), ("clv", clv_stage)]
+# The SELECT each stage computes its rows from (what bench/large.py times bare, beside the
+# stage), by stage name.
+STAGE_ROWS_SQL = {"rfm": _rfm_rows_sql, "cohorts": _cohort_rows_sql, "clv": _clv_rows_sql}
 
 
 def last_finished_day() -> date:

@@ -27,7 +27,7 @@ class NightlyRun(models.Model):
         return f"nightly {self.run_date} {self.status}"
 
 
-# The RFM segments the nightly run gives (analytics.jobs.rfm_stage's CASE).
+# The RFM segments the nightly run gives (the CASE of analytics.jobs._rfm_rows_sql).
 SEGMENTS = ("champions", "new", "loyal", "at_risk", "hibernating", "promising")
 
 

@@ -124,6 +124,8 @@ def percentiles(samples: list[float]) -> dict:
 
 
 def print_table(title: str, columns: list[str], rows: list[list]) -> None:
+    """A title and right-aligned columns; a figure that does not apply (None) prints as -."""
+    rows = [["-" if v is None else v for v in row] for row in rows]
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
     print(f"\n{title}")
     print("  ".join(str(c).rjust(w) for c, w in zip(columns, widths, strict=True)))
@@ -132,13 +134,34 @@ def print_table(title: str, columns: list[str], rows: list[list]) -> None:
         print("  ".join(str(v).rjust(w) for v, w in zip(row, widths, strict=True)))
 
 
+def failed_rows(area: str, rows: list[dict]) -> list[str]:
+    """A line for each row of a table where requests failed (its `errors`): the bench fails
+    when there is any, after printing the tables and writing the results."""
+    failed = []
+    for r in rows:
+        if any(r.get("errors", {}).values()):
+            where = ", ".join(
+                str(r[k]) for k in ("operation", "shape", "clients", "load") if k in r
+            )
+            first = f", first {r['first_error']}" if r.get("first_error") else ""
+            failed.append(f"{area} ({where}): failed {r['errors']}{first}")
+    return failed
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=ROOT).stdout
+
+
 def write_results(results: dict) -> Path:
+    """The results as JSON under bench/results/, with the commit measured and whether the
+    working tree had changes beside it (`dirty`, and which files): then the figures are
+    not the commit's alone."""
     out_dir = ROOT / "bench" / "results"
-    out_dir.mkdir(exist_ok=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    commit = _git("rev-parse", "--short", "HEAD").strip()
+    changed = [line[3:] for line in _git("status", "--porcelain").splitlines()]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = out_dir / f"{stamp}.json"
-    out.write_text(json.dumps({"commit": commit, **results}, indent=2, default=str))
+    record = {"commit": commit, "dirty": bool(changed), "changed": changed, **results}
+    out.write_text(json.dumps(record, indent=2, default=str))
     return out

@@ -5,21 +5,26 @@ Run by bench/run.py in a child process (`python -m bench.large`) pointed at its 
 takes several minutes to write the history, later runs find it there. Prints one JSON object:
 
 - nightly: the full nightly run (`manage.py run_nightly`) in its own process: seconds per
-  stage and peak memory, beside the bare SQL aggregation every stage starts from (member
-  purchase days over all orders) run and fetched by psycopg2; then VACUUM (ANALYZE), as
-  autovacuum would before the next day's reads;
+  stage and peak memory, beside each stage's own SELECT (the rows it writes or fits on,
+  analytics.jobs.STAGE_ROWS_SQL) run bare by psycopg2, fetched in full, 3 times after the
+  run (the median is shown); then VACUUM (ANALYZE), as autovacuum would before the next
+  day's reads;
 - reads: channel availability, the order list and a member's detail through gunicorn at
-  several clients (p50/p99), beside the same rows read by raw SQL from psycopg2 threads;
-- queries: how many SQL statements each API operation runs (bench/statements.py walks the
+  several clients (p50/p99), beside the same rows read by raw SQL from psycopg2 threads
+  (the statements each endpoint runs, in autocommit as the API reads);
+- queries: how many SQL statements each API operation runs once warm (a fresh token's look-up
+  and the first ship order's routing feeds are not counted; bench/statements.py walks the
   rest of the API as a till, the storefront and a manager).
 """
 
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import time
+from datetime import date
 
 from .common import ROOT
 
@@ -57,22 +62,38 @@ def ensure_seeded() -> float:
     return time.monotonic() - started
 
 
-def bare_aggregation_seconds() -> tuple[float, int]:
-    """The scan every nightly stage starts from, as plain SQL fetched by psycopg2."""
+BARE_RUNS = 3
+
+
+def bare_stage_sql(as_of: date, runs: int = BARE_RUNS) -> dict[str, dict]:
+    """Each nightly stage's own SELECT (analytics.jobs.STAGE_ROWS_SQL: the rows it writes or
+    fits on, without its DELETE, INSERT or LOCK), run `runs` times by psycopg2 in autocommit
+    and fetched in full: per stage the median seconds, every run's, and the rows."""
     from django.conf import settings
 
-    from analytics.jobs import _purchase_days_sql
+    from analytics.jobs import STAGE_ROWS_SQL
 
-    sql = (
-        _purchase_days_sql()
-        .replace("%(as_of)s", "current_date")
-        .replace("%(tz)s", f"'{settings.TIME_ZONE}'")
-    )
-    with _psql() as conn, conn.cursor() as cur:
-        started = time.perf_counter()
-        cur.execute(sql)
-        rows = cur.fetchall()
-        return time.perf_counter() - started, len(rows)
+    params = {"as_of": as_of, "tz": settings.TIME_ZONE}
+    conn = _psql()
+    conn.autocommit = True
+    out = {}
+    try:
+        with conn.cursor() as cur:
+            for name, rows_sql in STAGE_ROWS_SQL.items():
+                sql, seconds = rows_sql(), []
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    cur.execute(sql, params)
+                    rows = cur.fetchall()
+                    seconds.append(time.perf_counter() - started)
+                out[name] = {
+                    "median_s": round(statistics.median(seconds), 3),
+                    "runs_s": [round(t, 3) for t in seconds],
+                    "rows": len(rows),
+                }
+    finally:
+        conn.close()
+    return out
 
 
 def nightly() -> dict:
@@ -100,15 +121,16 @@ def nightly() -> dict:
         (orders,) = cur.fetchone()
         cur.execute("SELECT count(*) FROM customers_member")
         (members,) = cur.fetchone()
-    bare, member_days = bare_aggregation_seconds()
+    bare = bare_stage_sql(date.fromisoformat(day))  # after the run: same cache for both
     return {
         "orders": orders,
         "members": members,
-        "member_days": member_days,
+        "member_days": bare["clv"]["rows"],  # what the CLV stage fits on
         "total_s": round(seconds, 2),
         "peak_mb": round(peak_mb, 1),
         "stages": stages,
-        "bare_sql_s": round(bare, 3),
+        "bare_sql": bare,
+        "bare_runs": BARE_RUNS,
         "target_s": 60,
     }
 
@@ -134,36 +156,139 @@ def _get(port: int, token: str):
 
     headers = {"Authorization": f"Token {token}"}
 
+    def connect(state):
+        conn = state["conn"] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.connect()
+        return conn
+
     def get(state, path):
-        conn = state.get("conn") or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        state["conn"] = conn
+        conn = state.get("conn") or connect(state)
         conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         response.read()
         if response.status != 200:
             raise RuntimeError(f"GET {path} answered {response.status}")
 
+    get.open = connect
     return get
 
 
-def _raw(sql_for):
-    """A worker running `sql_for(rng)` -> [(sql, params), ...] on its own connection."""
+def _raw(read):
+    """A worker running `read(cursor, rng)` on its own connection, in autocommit as the API
+    reads (no ATOMIC_REQUESTS): a BEGIN and a COMMIT around each read would be two round
+    trips the API does not make."""
+
+    def connect(state):
+        conn = state["conn"] = _psql()
+        conn.autocommit = True
+        return conn
 
     def work(rng, state):
-        conn = state.get("conn") or _psql()
-        state["conn"] = conn
-        with conn, conn.cursor() as cur:
-            for sql, params in sql_for(rng):
-                cur.execute(sql, params)
-                cur.fetchall()
+        conn = state.get("conn") or connect(state)
+        with conn.cursor() as cur:
+            read(cur, rng)
 
+    work.open = connect
     return work
 
 
+def _fetch(cur, sql: str, params) -> list[tuple]:
+    cur.execute(sql, params)
+    return cur.fetchall()
+
+
+# The read baselines: the statements each endpoint runs (as CaptureQueriesContext shows
+# them), with the same joins, filters and columns, written by hand.
+
+
+def raw_availability(channel_id: int, skus: list[str]):
+    def read(cur, rng):
+        _fetch(
+            cur,
+            "SELECT v.sku, a.available, a.as_of, a.locations FROM "
+            "inventory_channelavailability a JOIN catalog_variant v ON v.id = a.variant_id "
+            "WHERE a.channel_id = %s AND v.sku IN (%s, %s)",
+            [channel_id, *rng.sample(skus, 2)],
+        )
+
+    return read
+
+
+def raw_order_list(channel_id: int):
+    """A page of 50 (51 read, to know there is a next page), then the page's lines with their
+    allocations in one statement, and its payments (orders.selectors.order_page_details)."""
+
+    def read(cur, rng):
+        page = _fetch(
+            cur,
+            "SELECT o.id, o.number, o.status, c.code, o.fulfillment, l.code, p.code, "
+            "o.currency, o.subtotal, o.discount, o.total, o.member_id, o.points_earned, "
+            "o.needs_review, o.created_at FROM orders_order o "
+            "JOIN omnichannel_channel c ON c.id = o.channel_id "
+            "LEFT JOIN omnichannel_location l ON l.id = o.location_id "
+            "LEFT JOIN omnichannel_location p ON p.id = o.pickup_location_id "
+            "WHERE o.channel_id = %s ORDER BY o.id DESC LIMIT 51",
+            [channel_id],
+        )
+        ids = tuple(order[0] for order in page[:50])
+        if not ids:
+            return
+        _fetch(
+            cur,
+            "SELECT l.id, l.order_id, l.sku, l.name, l.quantity, l.unit_price, l.line_total, "
+            "l.discount, loc.code, a.quantity FROM orders_orderline l "
+            "LEFT JOIN orders_allocation a ON a.line_id = l.id "
+            "LEFT JOIN omnichannel_location loc ON loc.id = a.location_id "
+            "WHERE l.order_id IN %s ORDER BY l.id, a.id",
+            [ids],
+        )
+        _fetch(
+            cur,
+            "SELECT order_id, method, amount FROM orders_payment WHERE order_id IN %s ORDER BY id",
+            [ids],
+        )
+
+    return read
+
+
+def raw_member_detail(channel_id: int, members: list[int]):
+    """The member with its scores, seen through the channel, then its channels and stores."""
+
+    def read(cur, rng):
+        member_id = rng.choice(members)
+        _fetch(
+            cur,
+            "SELECT DISTINCT m.*, s.* FROM customers_member m "
+            "JOIN customers_memberchannel mc ON mc.member_id = m.id "
+            "LEFT JOIN analytics_memberscore s ON s.member_id = m.id "
+            "WHERE mc.channel_id = %s AND m.id = %s LIMIT 21",
+            [channel_id, member_id],
+        )
+        _fetch(
+            cur,
+            "SELECT mc.*, c.*, l.* FROM customers_memberchannel mc "
+            "JOIN omnichannel_channel c ON c.id = mc.channel_id "
+            "LEFT JOIN omnichannel_location l ON l.id = mc.location_id "
+            "WHERE mc.member_id IN (%s)",
+            [member_id],
+        )
+
+    return read
+
+
+PLACEMENT = "order placement (ship, 1 line, with Idempotency-Key)"
+
+
+def read_statements(client, paths: dict[str, str]) -> dict[str, int]:
+    """SQL statements of each GET, warm (bench/statements.py): the figure of every timed
+    request, not of a fresh token's first one."""
+    from .statements import warm_count
+
+    return {name: warm_count(lambda path=path: client.get(path)) for name, path in paths.items()}
+
+
 def reads() -> tuple[list[dict], dict]:
-    from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     from customers.models import MemberChannel
     from inventory.models import ChannelAvailability
@@ -171,7 +296,14 @@ def reads() -> tuple[list[dict], dict]:
     from omnichannel.services import api_client_create
 
     from . import statements
-    from .orders import PACED_SHARE, free_port, row, run_clients, start_gunicorn
+    from .orders import (
+        PACED_SHARE,
+        free_port,
+        placement_statements,
+        row,
+        run_clients,
+        start_gunicorn,
+    )
 
     web = Channel.objects.get(code="web")
     _, token = api_client_create(name="bench reads", channel_code="web")
@@ -192,67 +324,27 @@ def reads() -> tuple[list[dict], dict]:
         return f"/api/v1/availability/?channel=web&sku={a}&sku={b}"
 
     operations = {
-        "availability (2 SKUs)": (
-            16,
-            availability_path,
-            lambda rng: [
-                (
-                    "SELECT v.sku, a.available, a.as_of, a.locations FROM "
-                    "inventory_channelavailability a JOIN catalog_variant v ON v.id = a.variant_id "
-                    "WHERE a.channel_id = %s AND v.sku IN (%s, %s)",
-                    [web.pk, *rng.sample(skus, 2)],
-                )
-            ],
-        ),
-        "order list (page of 50)": (
-            8,
-            lambda rng: "/api/v1/orders/",
-            lambda rng: [
-                (
-                    "SELECT * FROM orders_order WHERE channel_id = %s ORDER BY id DESC LIMIT 51",
-                    [web.pk],
-                ),
-                (
-                    "SELECT l.* FROM orders_orderline l WHERE l.order_id IN (SELECT id FROM "
-                    "orders_order WHERE channel_id = %s ORDER BY id DESC LIMIT 50)",
-                    [web.pk],
-                ),
-            ],
-        ),
+        "availability (2 SKUs)": (16, availability_path, raw_availability(web.pk, skus)),
+        "order list (page of 50)": (8, lambda rng: "/api/v1/orders/", raw_order_list(web.pk)),
         "member detail": (
             8,
             lambda rng: f"/api/v1/members/{rng.choice(members)}/",
-            lambda rng: [
-                ("SELECT * FROM customers_member WHERE id = %s", [mid := rng.choice(members)]),
-                ("SELECT * FROM customers_memberchannel WHERE member_id = %s", [mid]),
-                ("SELECT * FROM analytics_memberscore WHERE member_id = %s", [mid]),
-            ],
+            raw_member_detail(web.pk, members),
         ),
     }
 
-    # Statements per operation, counted in-process on the same data.
-    queries = {}
+    # Statements per operation, counted in-process on the same data, warm as the load runs.
     client = Client(HTTP_AUTHORIZATION=f"Token {token}")
-    for name, (_, path_for, _) in operations.items():
-        with CaptureQueriesContext(connection) as captured:
-            response = client.get(path_for(random.Random(0)))
-        assert response.status_code == 200, (name, response.status_code)
-        queries[name] = len(captured.captured_queries)
-
-    # And the write path: one ship order, one line.
+    queries = read_statements(
+        client, {name: path_for(random.Random(0)) for name, (_, path_for, _) in operations.items()}
+    )
+    # And the write path: one ship order, one line, as the order placement bench sends it.
     sku = (
         ChannelAvailability.objects.filter(channel=web, available__gte=5)
         .values_list("variant__sku", flat=True)
         .first()
     )
-    with CaptureQueriesContext(connection) as captured:
-        response = client.post(
-            "/api/v1/orders/",
-            {"fulfillment": "ship", "lines": [{"sku": sku, "quantity": 1}]},
-            content_type="application/json",
-        )
-    assert response.status_code == 201, response.content
-    queries["order placement (ship, 1 line)"] = len(captured.captured_queries)
+    queries[PLACEMENT] = placement_statements(client, sku)
     queries.update(statements.count())  # the rest of the API, as a till and a manager use it
 
     port = free_port()
@@ -263,12 +355,14 @@ def reads() -> tuple[list[dict], dict]:
         # Each read alone (one client: the latency a till or a manager sees), under load as
         # fast as answered (the clients share the machine's two cores with PostgreSQL and
         # gunicorn), and paced at half the rate that load reached (orders.PACED_SHARE).
-        for name, (clients, path_for, sql_for) in operations.items():
+        for name, (clients, path_for, read) in operations.items():
 
             def api(rng, state, path_for=path_for):
                 get(state, path_for(rng))
 
-            raw = _raw(sql_for)
+            api.open = get.open
+
+            raw = _raw(read)
             for n in (1, clients):
                 done = row(n, "closed", run_clients(n, api), run_clients(n, raw))
                 rows.append({"operation": name, "queries": queries[name], **done})

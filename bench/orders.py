@@ -1,7 +1,10 @@
 """Order placement through the API (gunicorn, PostgreSQL, a Celery worker publishing the
 channels' availability as orders reserve stock) at 1, 8 and 32 clients: orders/s and latency,
-beside the same transaction as raw SQL from psycopg2 threads, same run, same worker."""
+beside the same transaction as raw SQL from psycopg2 threads, same run, same worker. Each
+order carries an Idempotency-Key, as the contract's storefront sends it."""
 
+import dataclasses
+import hashlib
 import http.client
 import json
 import os
@@ -11,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from .common import ROOT, celery_worker, cpu_ms_per, cpu_seconds, percentiles
@@ -37,7 +42,7 @@ def prepare():
         ignore_conflicts=True,
     )
     _, token = api_client_create(name="bench orders", channel_code="bench-shop")
-    return token, [v.sku for v in variants], [v.pk for v in variants], store.pk, channel.pk
+    return token, [v.sku for v in variants], [(v.pk, v.sku) for v in variants], store.pk, channel.pk
 
 
 def free_port() -> int:
@@ -79,22 +84,54 @@ def start_gunicorn(port: int) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
-def run_clients(clients: int, work, rate: float | None = None) -> tuple[int, list[float]]:
+@dataclasses.dataclass
+class Run:
+    """What one run of `run_clients` did: requests answered (and their latencies), requests
+    that failed (an unexpected status, a timeout, a refused connection: counted, never
+    timed) with the first failure's message, and for a `measured` run the outbox rows left
+    unpublished and the CPU spent per order."""
+
+    done: int
+    latencies: list[float]
+    errors: int = 0
+    first_error: str | None = None
+    backlog: int | None = None
+    cpu: dict | None = None
+
+
+def run_clients(clients: int, work, rate: float | None = None) -> Run:
     """`clients` threads calling `work` for DURATION seconds: each as fast as it is answered
     (closed loop: the figures of a saturated server, where latency is queueing, clients /
     throughput), or with `rate`, together sending that many requests a second on a fixed
     schedule (open loop: the latency a client sees at that load). Paced, a request's latency
-    counts from when it was due, so a server that falls behind is charged for the wait."""
-    start = time.monotonic()
-    stop = start + DURATION
+    counts from when it was due, so a server that falls behind is charged for the wait.
+    A request that fails is counted and the client goes on with a new connection: a failure
+    neither stops a client (the row would name more clients than ran) nor goes unseen.
+    A `work` with an `open(state)` has it called before the window: each client's
+    connection is opened before the clock starts, which is once all of them are."""
     interval = clients / rate if rate else 0.0
     latencies: list[list[float]] = [[] for _ in range(clients)]
-    barrier = threading.Barrier(clients)
+    errors = [0] * clients
+    first_errors: list[str | None] = [None] * clients
+    window = {}
+    barrier = threading.Barrier(
+        clients, action=lambda: window.update(stop=time.monotonic() + DURATION)
+    )
+
+    def failed(i, exc):
+        errors[i] += 1
+        first_errors[i] = first_errors[i] or f"{type(exc).__name__}: {exc}"
 
     def loop(i):
         rng = random.Random(i)
         state = {}
+        try:
+            if hasattr(work, "open"):
+                work.open(state)
+        except Exception as exc:  # the first request will try again, in the window
+            failed(i, exc)
         barrier.wait()
+        stop = window["stop"]
         due = time.monotonic() + interval * i / clients
         try:
             while due < stop:
@@ -103,8 +140,14 @@ def run_clients(clients: int, work, rate: float | None = None) -> tuple[int, lis
                     began = due - time.monotonic() + time.perf_counter()
                 else:
                     began = time.perf_counter()
-                work(rng, state)
-                latencies[i].append(time.perf_counter() - began)
+                try:
+                    work(rng, state)
+                except Exception as exc:
+                    failed(i, exc)
+                    if "conn" in state:  # in an unknown state: the next request opens another
+                        state.pop("conn").close()
+                else:
+                    latencies[i].append(time.perf_counter() - began)
                 due = due + interval if interval else time.monotonic()
         finally:
             if "conn" in state:
@@ -116,47 +159,96 @@ def run_clients(clients: int, work, rate: float | None = None) -> tuple[int, lis
     for thread in threads:
         thread.join()
     flat = [x for per in latencies for x in per]
-    return len(flat), flat
+    first = next((e for e in first_errors if e), None)
+    return Run(len(flat), flat, errors=sum(errors), first_error=first)
+
+
+def order_body(sku: str) -> dict:
+    """The timed order: one line, shipped from wherever the routing picks."""
+    return {"fulfillment": "ship", "lines": [{"sku": sku, "quantity": 1}]}
+
+
+def placement_statements(client, sku: str) -> int:
+    """SQL statements of the timed request (with its Idempotency-Key), counted in-process
+    once warm (bench/statements.py); `client` is a Django test client with the token."""
+    from .statements import warm_count
+
+    return warm_count(
+        lambda: client.post(
+            "/api/v1/orders/",
+            json.dumps(order_body(sku)),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        ),
+        status=201,
+    )
 
 
 def api_work(port: int, token: str, skus: list[str]):
+    """A storefront placing orders as the contract has it: each with an Idempotency-Key of
+    its own (a retry would send the same one), so every order also writes its key's record."""
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
 
+    def connect(state):
+        conn = state["conn"] = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.connect()
+        return conn
+
     def work(rng, state):
-        conn = state.get("conn") or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        state["conn"] = conn
-        body = json.dumps(
-            {"fulfillment": "ship", "lines": [{"sku": rng.choice(skus), "quantity": 1}]}
-        )
-        conn.request("POST", "/api/v1/orders/", body=body, headers=headers)
+        conn = state.get("conn") or connect(state)
+        body = json.dumps(order_body(rng.choice(skus)))
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        conn.request("POST", "/api/v1/orders/", body=body, headers={**headers, **key})
         response = conn.getresponse()
         response.read()
         if response.status != 201:
             raise RuntimeError(f"order placement answered {response.status}")
 
+    work.open = connect
     return work
 
 
-def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
-    """What placing a one-line ship order writes, by hand: price look-up, stock lock, the
-    order's id and then the order with its number, stock update, ledger and outbox rows,
-    line and allocation; after commit, the same wake-up of the worker as the service's (so
-    the worker publishes these rows during this run, not during the API's next one)."""
+def raw_work(variants: list[tuple[int, str]], location_id: int, channel_id: int):
+    """What placing a one-line ship order with an Idempotency-Key writes, by hand: the key's
+    record (claimed first, status 0), price look-up, stock lock, the order's id and then the
+    order with its number, stock update, ledger and outbox rows, line and allocation, and
+    the record's answer (status 201 and a body like the API's); after commit, the same
+    wake-up of the worker as the service's (so the worker publishes these rows during this
+    run, not during the API's next one). The API's savepoints are left out: they are a cost
+    of its implementation, not of the work. `variants`: (id, sku) pairs."""
     import psycopg2
 
     from inventory.availability import sync_soon
+    from omnichannel.models import Channel, Location
+
+    channel_code = Channel.objects.get(pk=channel_id).code
+    location_code = Location.objects.get(pk=location_id).code
+    path = "/api/v1/orders/"
+
+    def connect(state):
+        conn = state["conn"] = psycopg2.connect(os.environ["DATABASE_URL"])
+        return conn
 
     def work(rng, state):
-        conn = state.get("conn") or psycopg2.connect(os.environ["DATABASE_URL"])
-        state["conn"] = conn
-        variant_id = rng.choice(variant_ids)
+        conn = state.get("conn") or connect(state)
+        variant_id, sku = rng.choice(variants)
+        body = json.dumps(order_body(sku), sort_keys=True, separators=(",", ":"))
+        fingerprint = hashlib.sha256(f"POST {path}\n{body}".encode()).hexdigest()
         with conn, conn.cursor() as cur:
             cur.execute(
-                "SELECT amount FROM catalog_channelprice WHERE channel_id=%s AND variant_id=%s "
-                "AND published",
+                "INSERT INTO omnichannel_idempotencyrecord (scope, key, method, path, "
+                "fingerprint, status_code, response_body, created_at) VALUES ('raw:bench', "
+                "%s, 'POST', %s, %s, 0, NULL, now()) RETURNING id",
+                [str(uuid.uuid4()), path, fingerprint],
+            )
+            (record_id,) = cur.fetchone()
+            cur.execute(
+                "SELECT p.amount, v.name FROM catalog_channelprice p JOIN catalog_variant v "
+                "ON v.id = p.variant_id WHERE p.channel_id=%s AND p.variant_id=%s "
+                "AND p.published",
                 [channel_id, variant_id],
             )
-            (amount,) = cur.fetchone()
+            amount, name = cur.fetchone()
             cur.execute(
                 "SELECT id, on_hand, reserved FROM inventory_stocklevel WHERE variant_id=%s AND "
                 "location_id=%s FOR UPDATE",
@@ -165,12 +257,13 @@ def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
             level_id, _on_hand, _reserved = cur.fetchone()
             cur.execute("SELECT nextval(pg_get_serial_sequence('orders_order', 'id'))")
             (order_id,) = cur.fetchone()
+            number = f"RAW-{order_id}"
             cur.execute(
                 "INSERT INTO orders_order (id, channel_id, number, fulfillment, status, "
                 "currency, subtotal, discount, total, needs_review, client_id, points_earned, "
                 "created_at, updated_at) VALUES (%s, %s, %s, 'ship', 'placed', 'EUR', %s, 0, %s, "
                 "false, '', 0, now(), now())",
-                [order_id, channel_id, f"RAW-{order_id}", amount, amount],
+                [order_id, channel_id, number, amount, amount],
             )
             cur.execute(
                 "UPDATE inventory_stocklevel SET reserved = reserved + 1, updated_at = "
@@ -190,18 +283,58 @@ def raw_work(variant_ids: list[int], location_id: int, channel_id: int):
             )
             cur.execute(
                 "INSERT INTO orders_orderline (order_id, variant_id, sku, name, unit_price, "
-                "quantity, line_total, discount) VALUES (%s, %s, 'x', 'x', %s, 1, %s, 0) "
+                "quantity, line_total, discount) VALUES (%s, %s, %s, %s, %s, 1, %s, 0) "
                 "RETURNING id",
-                [order_id, variant_id, amount, amount],
+                [order_id, variant_id, sku, name, amount, amount],
             )
             (line_id,) = cur.fetchone()
             cur.execute(
                 "INSERT INTO orders_allocation (line_id, location_id, quantity) VALUES (%s, %s, 1)",
                 [line_id, location_id],
             )
+            answer = raw_answer(order_id, number, channel_code, location_code, sku, name, amount)
+            cur.execute(
+                "UPDATE omnichannel_idempotencyrecord SET status_code = 201, response_body = %s "
+                "WHERE id = %s",
+                [json.dumps(answer), record_id],
+            )
         sync_soon()
 
+    work.open = connect
     return work
+
+
+def raw_answer(order_id, number, channel, location, sku, name, amount) -> dict:
+    """The order's answer as the API stores it under the key: the same fields, so a body
+    of the same size."""
+    money, zero = f"{amount:.2f}", "0.00"
+    return {
+        "id": order_id,
+        "number": number,
+        "status": "placed",
+        "channel": channel,
+        "fulfillment": "ship",
+        "location": None,
+        "pickup_location": None,
+        "currency": "EUR",
+        "lines": [
+            {
+                "sku": sku,
+                "name": name,
+                "quantity": 1,
+                "unit_price": money,
+                "line_total": money,
+                "discount": zero,
+            }
+        ],
+        "totals": {"subtotal": money, "discount": zero, "total": money},
+        "allocations": [{"sku": sku, "location": location, "quantity": 1}],
+        "payments": [],
+        "member": None,
+        "points_earned": 0,
+        "needs_review": False,
+        "created_at": datetime.now(UTC).isoformat(),
+    }
 
 
 # Besides the closed loops, the paced run: this many clients together sending half the
@@ -217,53 +350,64 @@ def outbox_backlog() -> int:
     return AvailabilityOutbox.objects.count()
 
 
-def measured(clients: int, work, rate: float | None = None) -> tuple[int, list[float], int, dict]:
-    """One run, starting with the worker caught up (nothing of the previous run to publish):
-    (done, latencies, outbox rows left, CPU ms per order)."""
+def measured(clients: int, work, rate: float | None = None) -> Run:
+    """One run, starting with the worker caught up (nothing of the previous run to publish),
+    with the outbox rows left unpublished at its end and the CPU spent per order."""
     deadline = time.monotonic() + 120
     while outbox_backlog():
         if time.monotonic() > deadline:
             raise RuntimeError("the worker did not catch up within 120 s")
         time.sleep(0.1)
     before = cpu_seconds()
-    done, latencies = run_clients(clients, work, rate=rate)
-    return done, latencies, outbox_backlog(), cpu_ms_per(done, before, cpu_seconds())
+    run = run_clients(clients, work, rate=rate)
+    cpu = cpu_ms_per(run.done, before, cpu_seconds())
+    return dataclasses.replace(run, backlog=outbox_backlog(), cpu=cpu)
 
 
-def row(clients: int, load: str, api: tuple, raw: tuple) -> dict:
-    """One table row from (done, latencies) pairs, or `measured` tuples (with the outbox
-    rows left unpublished at the end and the CPU spent per order)."""
-    (api_done, api_lat, *api_more), (raw_done, raw_lat, *raw_more) = api, raw
+def row(clients: int, load: str, api: Run, raw: Run) -> dict:
+    """One table row from the API's run and the raw SQL's, with the requests that failed
+    (`errors`: the bench fails when any did, bench/run.py). A paced row (load `N/s`) has no
+    API/SQL ratio: both sides send the requests the schedule fixes, so their counts are
+    equal whatever each one's speed; its latencies are what it says."""
+    paced = load != "closed"
     out = {
         "clients": clients,
         "load": load,
-        "api_per_s": round(api_done / DURATION, 1),
-        "api": percentiles(api_lat),
-        "raw_sql_per_s": round(raw_done / DURATION, 1),
-        "raw_sql": percentiles(raw_lat),
-        "ratio": round(api_done / raw_done, 3) if raw_done else None,
+        "api_per_s": round(api.done / DURATION, 1),
+        "api": percentiles(api.latencies),
+        "raw_sql_per_s": round(raw.done / DURATION, 1),
+        "raw_sql": percentiles(raw.latencies),
+        "ratio": round(api.done / raw.done, 3) if raw.done and not paced else None,
+        "errors": {"api": api.errors, "raw_sql": raw.errors},
     }
-    if api_more and raw_more:
-        out["outbox_backlog"] = {"api": api_more[0], "raw_sql": raw_more[0]}
-        out["cpu_ms_per_order"] = {"api": api_more[1], "raw_sql": raw_more[1]}
+    first_errors = {"api": api.first_error, "raw_sql": raw.first_error}
+    if any(first_errors.values()):
+        out["first_error"] = first_errors
+    if api.backlog is not None and raw.backlog is not None:
+        out["outbox_backlog"] = {"api": api.backlog, "raw_sql": raw.backlog}
+        out["cpu_ms_per_order"] = {"api": api.cpu, "raw_sql": raw.cpu}
     return out
 
 
 def run() -> list[dict]:
-    token, skus, variant_ids, location_id, channel_id = prepare()
+    from django.test import Client
+
+    token, skus, variants, location_id, channel_id = prepare()
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_HOST="127.0.0.1")
+    queries = placement_statements(client, skus[0])  # the worker publishes them with the rest
     port = free_port()
-    api, raw = api_work(port, token, skus), raw_work(variant_ids, location_id, channel_id)
+    api, raw = api_work(port, token, skus), raw_work(variants, location_id, channel_id)
     rows = []
     with celery_worker():
         server = start_gunicorn(port)
         try:
             for clients in CLIENTS:
                 closed = (measured(clients, work) for work in (api, raw))
-                rows.append(row(clients, "closed", *closed))
+                rows.append({"queries": queries, **row(clients, "closed", *closed)})
             closed = next(r for r in rows if r["clients"] == PACED_CLIENTS)
             rate = round(closed["api_per_s"] * PACED_SHARE)
             paced = (measured(PACED_CLIENTS, w, rate=rate) for w in (api, raw))
-            rows.append(row(PACED_CLIENTS, f"{rate}/s", *paced))
+            rows.append({"queries": queries, **row(PACED_CLIENTS, f"{rate}/s", *paced)})
         finally:
             server.terminate()
             server.wait(timeout=20)

@@ -8,6 +8,7 @@ client (no gunicorn, no network), so the profile shows our code, DRF and the dat
 
 import json
 import sys
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,9 +32,13 @@ def main() -> None:
     client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_HOST="127.0.0.1")
     rng = random.Random(1)
 
-    def place():
-        body = {"fulfillment": "ship", "lines": [{"sku": rng.choice(skus), "quantity": 1}]}
-        response = client.post("/api/v1/orders/", json.dumps(body), content_type="application/json")
+    def place():  # as the bench's storefront sends it: with an Idempotency-Key of its own
+        response = client.post(
+            "/api/v1/orders/",
+            json.dumps(orders.order_body(rng.choice(skus))),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()),
+        )
         assert response.status_code == 201, response.content
 
     for _ in range(30):  # warm caches and connections

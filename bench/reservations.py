@@ -48,20 +48,42 @@ def prepare():
     return location.pk, ids
 
 
-def run_threads(clients: int, work) -> int:
-    stop = time.monotonic() + DURATION
+def run_threads(clients: int, work) -> tuple[int, int, str | None]:
+    """`clients` threads calling `work` for DURATION seconds: (reservations made, reservations
+    that failed, the first failure's message). A failure is counted and the thread goes on.
+    Each thread's connection is opened (`work.open()`) before the window, which starts once
+    all of them are."""
     counts = [0] * clients
-    barrier = threading.Barrier(clients)
+    errors = [0] * clients
+    first_errors: list[str | None] = [None] * clients
+    window = {}
+    barrier = threading.Barrier(
+        clients, action=lambda: window.update(stop=time.monotonic() + DURATION)
+    )
+
+    def failed(i, exc):
+        errors[i] += 1
+        first_errors[i] = first_errors[i] or f"{type(exc).__name__}: {exc}"
 
     def loop(i):
         from django.db import connections
 
         rng = random.Random(i)
+        try:
+            if hasattr(work, "open"):
+                work.open()
+        except Exception as exc:  # the first reservation will try again, in the window
+            failed(i, exc)
         barrier.wait()
+        stop = window["stop"]
         try:
             while time.monotonic() < stop:
-                work(rng)
-                counts[i] += 1
+                try:
+                    work(rng)
+                except Exception as exc:
+                    failed(i, exc)
+                else:
+                    counts[i] += 1
         finally:
             connections.close_all()  # this thread's Django connection
             close = getattr(work, "close", None)
@@ -73,7 +95,7 @@ def run_threads(clients: int, work) -> int:
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(counts)
+    return sum(counts), sum(errors), next((e for e in first_errors if e), None)
 
 
 def orm_worker(location_id, pick):
@@ -82,6 +104,12 @@ def orm_worker(location_id, pick):
     def work(rng):
         stock_reserve(lines=[StockLine(pick(rng), location_id, 1)], reference="bench")
 
+    def open_connection():  # this thread's Django connection
+        from django.db import connection
+
+        connection.ensure_connection()
+
+    work.open = open_connection
     return work
 
 
@@ -125,6 +153,7 @@ def raw_worker(location_id, pick):
         if hasattr(local, "conn"):
             local.conn.close()
 
+    work.open = conn
     work.close = close
     return work
 
@@ -138,18 +167,24 @@ def run() -> list[dict]:
     rows = []
     for shape, pick in shapes.items():
         for clients in CLIENTS:
-            figures = {}
-            for kind, factory in (("api_service", orm_worker), ("raw_sql", raw_worker)):
+            figures, errors, first_errors = {}, {}, {}
+            for kind, factory in (("service", orm_worker), ("raw_sql", raw_worker)):
                 work = factory(location_id, pick)
-                done = run_threads(clients, work)
+                done, errors[kind], first_errors[kind] = run_threads(clients, work)
                 figures[kind] = round(done / DURATION, 1)
             rows.append(
                 {
                     "shape": shape,
                     "clients": clients,
-                    "service_per_s": figures["api_service"],
+                    "service_per_s": figures["service"],
                     "raw_sql_per_s": figures["raw_sql"],
-                    "ratio": round(figures["api_service"] / figures["raw_sql"], 3),
+                    "ratio": (
+                        round(figures["service"] / figures["raw_sql"], 3)
+                        if figures["raw_sql"]
+                        else None
+                    ),
+                    "errors": errors,
+                    **({"first_error": first_errors} if any(first_errors.values()) else {}),
                 }
             )
     with connection.cursor() as cursor:  # leave no outbox backlog behind

@@ -17,6 +17,21 @@ STORE = "lyon-centre"
 OTHER_STORE = "paris-marais"
 
 
+def warm_count(send, status: int = 200) -> int:
+    """SQL statements of `send()` (a request) as every request after the first runs them:
+    sent once to warm up (a fresh token's look-up and its last use written, the ship
+    routing's channel feeds read), then counted."""
+
+    def checked():
+        response = send()
+        assert response.status_code == status, (response.status_code, response.content)
+
+    checked()
+    with CaptureQueriesContext(connection) as captured:
+        checked()
+    return len(captured.captured_queries)
+
+
 def _clients():
     from django.contrib.auth import get_user_model
 

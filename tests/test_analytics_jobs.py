@@ -1019,7 +1019,7 @@ def test_an_unknown_clv_segment_is_a_400_not_an_empty_list(history, manager_api)
         assert listed.status_code == 200
         assert {row["segment"] for row in listed.json()["results"]} <= {segment}
     assert manager_api.get("/api/v1/analytics/clv/", {"segment": ""}).status_code == 200
-    given = set(re.findall(r"THEN '(\w+)'", inspect.getsource(jobs.rfm_stage)))
+    given = set(re.findall(r"THEN '(\w+)'", inspect.getsource(jobs._rfm_rows_sql)))
     assert given | {"promising"} == set(SEGMENTS)  # promising: the CASE's ELSE
 
 
