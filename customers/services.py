@@ -16,7 +16,7 @@ Rules kept here:
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
 
 import phonenumbers
@@ -433,10 +433,16 @@ def points_expire(*, now=None, days: int | None = None) -> int:
     `earned before the cutoff - all debits`. One set-based read finds the members with old
     points; each is then locked and their figure read again under the lock, so points spent
     meanwhile, or a second run at the same moment, are counted; a member merged away or
-    erased meanwhile is skipped. Safe to run twice."""
+    erased meanwhile is skipped. Safe to run twice.
+
+    The period counts whole days in TIME_ZONE: points earned on a day expire together, on
+    the night that day falls out of the period, whatever the hour they were earned at."""
     from django.conf import settings
 
-    cutoff = (now or timezone.now()) - timedelta(days=days or settings.POINTS_EXPIRY_DAYS)
+    earned_before = timezone.localdate(now or timezone.now()) - timedelta(
+        days=days or settings.POINTS_EXPIRY_DAYS
+    )
+    cutoff = timezone.make_aware(datetime.combine(earned_before, time.min))
 
     figures = {
         "old_credit": Coalesce(Sum("points", filter=Q(points__gt=0, created_at__lt=cutoff)), 0),
@@ -461,7 +467,7 @@ def points_expire(*, now=None, days: int | None = None) -> int:
                     member=member,
                     kind=PointsEntry.Kind.EXPIRED,
                     points=-due,
-                    note=f"earned before {cutoff:%Y-%m-%d}",
+                    note=f"earned before {earned_before:%Y-%m-%d}",
                 )
                 member.points -= due
                 member.save_without_historical_record(update_fields=["points", "updated_at"])

@@ -203,7 +203,8 @@ POINT_VALUE = env.str("POINT_VALUE", default="0.01")
 TIER_EARN_MULTIPLIER = {"basic": "1.0", "silver": "1.25", "gold": "1.5"}
 # Tier from trailing 12-month spend across all channels (recomputed nightly).
 TIER_SPEND_THRESHOLDS = {"gold": "1500.00", "silver": "500.00"}
-# Earned points not spent within this many days expire (nightly).
+# Earned points not spent within this many days expire (nightly). Whole days in TIME_ZONE:
+# the points of one day expire together, the night that day is this many days back.
 POINTS_EXPIRY_DAYS = env.int("POINTS_EXPIRY_DAYS", default=365)
 # CLV: the monthly discount rate for 12-month customer lifetime value.
 CLV_MONTHLY_DISCOUNT = env.float("CLV_MONTHLY_DISCOUNT", default=0.01)

@@ -1,8 +1,9 @@
 """Merge moves everything; erase leaves no personal data while sales totals stay; export
 gives everything; points expire only past the period; tiers follow 12-month spend."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db.models import Sum
@@ -169,6 +170,30 @@ def test_expiry_removes_only_points_past_the_period_and_spends_oldest_first(shop
     assert points_expire() == 0  # twice is harmless
     ledger_sum = PointsEntry.objects.filter(member_id=member_id).aggregate(s=Sum("points"))["s"]
     assert ledger_sum == 99
+
+
+def test_points_earned_on_one_local_day_expire_together_on_one_night(settings):
+    """Beat expires points at 02:00 local time. 100 points earned at 01:00 Paris on 1 June
+    2025 (23:00 UTC on 31 May) and 100 at 10:00 are points of one day. The cutoff was now
+    less 365 days to the second: the run of 1 June 2026 took the first 100, kept the second,
+    and noted "earned before 2025-06-01" (the cutoff's UTC date) on points earned on 1 June.
+    The cutoff is the start of the local day: both go the night after, under a note naming
+    the day they were earned before, and a second run that night takes nothing more."""
+    settings.TIME_ZONE = "Europe/Paris"
+    paris = ZoneInfo("Europe/Paris")
+    member = Member.objects.create(email="ann@example.com", points=200)
+    for hour in (1, 10):
+        earned = PointsEntry.objects.create(member=member, kind="earned", points=100)
+        PointsEntry.objects.filter(pk=earned.pk).update(
+            created_at=datetime(2025, 6, 1, hour, 0, tzinfo=paris)
+        )
+    assert points_expire(now=datetime(2026, 6, 1, 2, 0, tzinfo=paris)) == 0  # a year on
+    assert not PointsEntry.objects.filter(kind="expired").exists()
+    assert points_expire(now=datetime(2026, 6, 2, 2, 0, tzinfo=paris)) == 200  # the night after
+    assert points_expire(now=datetime(2026, 6, 2, 2, 5, tzinfo=paris)) == 0  # twice: nothing
+    notes = list(PointsEntry.objects.filter(kind="expired").values_list("note", flat=True))
+    assert notes == ["earned before 2025-06-02"]
+    assert Member.objects.get(pk=member.pk).points == 0
 
 
 def test_a_member_merged_away_during_the_nightly_expiry_does_not_stop_it(monkeypatch):
