@@ -5,6 +5,7 @@ the orders of their stores, by the rules of orders.selectors, as in the API."""
 
 from django.contrib import admin, messages
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.html import format_html_join
 
 from inventory.models import StockMovement
@@ -157,7 +158,7 @@ class OrderAdmin(ChangedFieldsOnlyMixin, admin.ModelAdmin):
                 "<div>{} {} {} {} (reserved {})</div>",
                 (
                     (
-                        m.created_at.strftime("%Y-%m-%d %H:%M"),
+                        timezone.localtime(m.created_at).strftime("%Y-%m-%d %H:%M"),
                         m.reason,
                         f"{m.variant.sku}@{m.location.code}",
                         f"{m.delta:+d}",
