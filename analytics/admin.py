@@ -1,12 +1,12 @@
 from django.contrib import admin
 from django.utils.html import format_html_join
 
-from omnichannel.admin_base import ReadOnlyAdminMixin, WholeBusinessAdminMixin
+from omnichannel.admin_base import DateLookupsMixin, ReadOnlyAdminMixin, WholeBusinessAdminMixin
 
 from .models import CohortRetention, MemberScore, NightlyRun
 
 
-class ReadOnly(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ReadOnly(DateLookupsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Computed by the nightly run; recomputed, never edited."""
 
 

@@ -13,7 +13,12 @@ from django.db import transaction
 from django.db.models import Count, OuterRef, Subquery
 from import_export.admin import ImportExportModelAdmin
 
-from omnichannel.admin_base import AllOrNothingImportMixin, HistoryAdmin, ReadOnlyAdminMixin
+from omnichannel.admin_base import (
+    AllOrNothingImportMixin,
+    DateLookupsMixin,
+    HistoryAdmin,
+    ReadOnlyAdminMixin,
+)
 
 from .gtin import gtin14
 from .models import Category, ChannelPrice, Product, Variant, touch_products
@@ -41,7 +46,7 @@ class CategoryForm(forms.ModelForm):
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(DateLookupsMixin, admin.ModelAdmin):
     form = CategoryForm
     list_display = ["name", "slug", "parent"]
     list_filter = ["parent"]
@@ -229,7 +234,7 @@ PriceHistory = ChannelPrice.history.model
 
 
 @admin.register(PriceHistory)
-class PriceChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class PriceChangeAdmin(DateLookupsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every price written, newest first, with the amount before it: who (staff member or
     API client), when, and from where (admin, CSV import, API, system). For anyone who may
     see prices."""

@@ -5,7 +5,7 @@ from django.db.models.functions import RowNumber
 from django.urls import reverse
 from django.utils.html import format_html
 
-from omnichannel.admin_base import HistoryAdmin, ReadOnlyInline
+from omnichannel.admin_base import DateLookupsMixin, HistoryAdmin, ReadOnlyInline
 from omnichannel.selectors import store_limit
 from orders.models import Order
 from orders.selectors import orders_within_limit
@@ -243,7 +243,7 @@ class MemberAdmin(HistoryAdmin):
 
 
 @admin.register(MemberEvent)
-class MemberEventAdmin(admin.ModelAdmin):
+class MemberEventAdmin(DateLookupsMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "member_id_ref", "other_id_ref", "staff"]
     list_filter = ["kind"]
 

@@ -16,6 +16,7 @@ from omnichannel.admin_base import (
     AllOrNothingImportMixin,
     AllowedLocationFilter,
     ChangedFieldsOnlyMixin,
+    DateLookupsMixin,
     ReadOnlyAdminMixin,
     StoreLimitedAdminMixin,
 )
@@ -91,6 +92,7 @@ class AdjustmentForm(forms.Form):
 
 @admin.register(StockLevel)
 class StockLevelAdmin(
+    DateLookupsMixin,
     StoreLimitedAdminMixin,
     ReadOnlyAdminMixin,
     AllOrNothingImportMixin,
@@ -188,7 +190,9 @@ class StockLevelAdmin(
 
 
 @admin.register(StockMovement)
-class StockMovementAdmin(StoreLimitedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class StockMovementAdmin(
+    DateLookupsMixin, StoreLimitedAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     """The ledger: append-only, here and in the database."""
 
     list_display = [
@@ -225,7 +229,9 @@ class TransferLineInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Transfer)
-class TransferAdmin(ChangedFieldsOnlyMixin, StoreLimitedAdminMixin, admin.ModelAdmin):
+class TransferAdmin(
+    DateLookupsMixin, ChangedFieldsOnlyMixin, StoreLimitedAdminMixin, admin.ModelAdmin
+):
     """A store-limited staff member sees the transfers from or to their stores; ships and
     cancels from them, receives at them (the same rule as the API)."""
 
@@ -310,7 +316,7 @@ class TransferAdmin(ChangedFieldsOnlyMixin, StoreLimitedAdminMixin, admin.ModelA
 
 
 @admin.register(ChannelAvailability)
-class ChannelAvailabilityAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ChannelAvailabilityAdmin(DateLookupsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["variant", "channel", "available", "as_of"]
     list_filter = ["channel"]
     search_fields = ["variant__sku"]
@@ -328,7 +334,7 @@ class WebhookSubscriptionForm(forms.ModelForm):
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(admin.ModelAdmin):
+class WebhookSubscriptionAdmin(DateLookupsMixin, admin.ModelAdmin):
     """The secret signs the deliveries: shown, once saved, to staff who may change
     subscriptions (who set the subscriber up with it), never to those who only read them
     (with it anyone could sign a fake availability push)."""
@@ -357,7 +363,7 @@ class WebhookAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(DateLookupsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The delivery log: what was sent, how often, what the subscriber answered."""
 
     list_display = ["id", "subscription", "status", "attempts", "next_attempt_at", "created_at"]

@@ -1,9 +1,13 @@
+from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
+from axes.conf import settings as axes_settings
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 
 from . import services
-from .admin_base import ChangedFieldsOnlyMixin
+from .admin_base import ChangedFieldsOnlyMixin, DateLookupsMixin
 from .models import (
     ApiClient,
     Channel,
@@ -23,7 +27,7 @@ class ChannelLocationInline(admin.TabularInline):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(DateLookupsMixin, admin.ModelAdmin):
     list_display = ["code", "name", "kind", "currency"]
     list_filter = ["kind", "currency"]
     search_fields = ["code", "name"]
@@ -31,7 +35,7 @@ class ChannelAdmin(admin.ModelAdmin):
 
 
 @admin.register(Location)
-class LocationAdmin(admin.ModelAdmin):
+class LocationAdmin(DateLookupsMixin, admin.ModelAdmin):
     list_display = ["code", "name", "kind", "ships", "pickup", "city", "country"]
     list_filter = ["kind", "ships", "pickup", "country"]
     search_fields = ["code", "name", "city", "postal_code"]
@@ -60,7 +64,7 @@ ROTATE_HELP = (
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(ChangedFieldsOnlyMixin, admin.ModelAdmin):
+class ApiClientAdmin(DateLookupsMixin, ChangedFieldsOnlyMixin, admin.ModelAdmin):
     """Creating a client here shows its token once, in the confirmation message; so does
     giving an existing client a new token (the list's action), which keeps the client."""
 
@@ -112,7 +116,7 @@ class ApiClientAdmin(ChangedFieldsOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(admin.ModelAdmin):
+class WorkerHeartbeatAdmin(DateLookupsMixin, admin.ModelAdmin):
     list_display = ["hostname", "seen_at"]
 
     def has_add_permission(self, request):
@@ -138,5 +142,31 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class StaffUserAdmin(UserAdmin):
+class StaffUserAdmin(DateLookupsMixin, UserAdmin):
     inlines = [*UserAdmin.inlines, StaffStoreLimitInline]
+
+
+# The pages other packages register, given the same refusal of a date past the calendar as
+# ours (a login attempt's list answered ?attempt_time__year=9999 with a 500).
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class StaffGroupAdmin(DateLookupsMixin, GroupAdmin):
+    pass
+
+
+if axes_settings.AXES_ENABLE_ADMIN:
+    admin.site.unregister([AccessAttempt, AccessLog, AccessFailureLog])
+
+    @admin.register(AccessAttempt)
+    class LoginAttemptAdmin(DateLookupsMixin, AccessAttemptAdmin):
+        pass
+
+    @admin.register(AccessLog)
+    class LoginLogAdmin(DateLookupsMixin, AccessLogAdmin):
+        pass
+
+    @admin.register(AccessFailureLog)
+    class LoginFailureLogAdmin(DateLookupsMixin, AccessFailureLogAdmin):
+        pass

@@ -1,16 +1,75 @@
 """Admin building blocks shared by the apps: pages for rows that only services or jobs write
 (ledgers, orders, computed figures), shown to staff but never edited by hand; the staff
-store limit applied to pages of rows kept at a location; and the change history page of rows
-staff do edit."""
+store limit applied to pages of rows kept at a location; the change history page of rows
+staff do edit; and list pages that refuse a date lookup past the calendar."""
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.db import models
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from simple_history.admin import SimpleHistoryAdmin
 
 from .resources import describe_errors
 from .selectors import store_limit, within_limit
+
+# The years a date lookup may name: a drill-down into year Y filters up to 1 January Y+1,
+# and ISO year 9999 ends in Gregorian 10000, both past the last date Python has.
+YEARS = range(1, 9999)
+# What the date drill-down (date_hierarchy) turns into a date, beside its year.
+DRILL_DOWN = {"month": range(1, 13), "day": range(1, 32)}
+# Comparisons Django answers for a year by the first and last moment of that year.
+_YEAR_COMPARISONS = {"exact", "gt", "gte", "lt", "lte"}
+
+
+def _date_transforms(model, lookup: str) -> list[str] | None:
+    """What follows the date or datetime field `lookup` filters on (["year"] for
+    `created_at__year`, through relations too), or None when it filters on no date."""
+    parts = lookup.split(LOOKUP_SEP)
+    for at, part in enumerate(parts):
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return None
+        if isinstance(field, models.DateField):  # DateTimeField is one too
+            return parts[at + 1 :]
+        if not getattr(field, "path_infos", None):
+            return None
+        model = field.path_infos[-1].to_opts.model
+    return None
+
+
+def _within(values: list[str], allowed: range) -> bool:
+    try:
+        return all(int(value) in allowed for value in values)
+    except ValueError:
+        return False
+
+
+class DateLookupsMixin:
+    """A list page given a year (or, in its date drill-down, a month or day) no date has
+    answers as Django does to any lookup it cannot run: back to the page, `?e=1`. Django
+    checks only that the drill-down's values make a date, and none of a year lookup's:
+    `?created_at__year=9999` (the drill-down's range ends in 10000), `=0`, `=10**20`,
+    `created_at__year=9999&created_at__month=12` or `created_at__iso_year=9999` were a 500,
+    raised while the page ran its query. Every admin uses it (tests/test_admin_dates.py)."""
+
+    def get_changelist_instance(self, request):
+        hierarchy = self.date_hierarchy
+        for lookup, values in request.GET.lists():
+            if hierarchy and lookup.startswith(hierarchy + LOOKUP_SEP):
+                allowed = DRILL_DOWN.get(lookup.removeprefix(hierarchy + LOOKUP_SEP))
+                if allowed is not None and not _within(values, allowed):
+                    raise IncorrectLookupParameters(f"{lookup}: no such date")
+            transforms = _date_transforms(self.model, lookup) or []
+            for at, transform in enumerate(transforms):
+                if transform not in ("year", "iso_year"):
+                    continue
+                if set(transforms[at + 1 :]) <= _YEAR_COMPARISONS and not _within(values, YEARS):
+                    raise IncorrectLookupParameters(f"{lookup}: no such year")
+        return super().get_changelist_instance(request)
 
 
 class AllOrNothingImportMixin:
@@ -117,7 +176,7 @@ class WholeBusinessAdminMixin:
         return store_limit(user=request.user) is None and super().has_view_permission(request, obj)
 
 
-class HistoryAdmin(SimpleHistoryAdmin):
+class HistoryAdmin(DateLookupsMixin, SimpleHistoryAdmin):
     """The "History" page of a row: who (staff member or API client), when, from where
     (admin, CSV import, API, system), and each changed field's old -> new value.
 

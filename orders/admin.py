@@ -13,6 +13,7 @@ from inventory.services import Actor
 from omnichannel.admin_base import (
     AllowedLocationFilter,
     ChangedFieldsOnlyMixin,
+    DateLookupsMixin,
     ReadOnlyInline,
     StoreLimitedAdminMixin,
 )
@@ -70,7 +71,7 @@ class LocationFilter(admin.SimpleListFilter):
 
 
 @admin.register(Order)
-class OrderAdmin(ChangedFieldsOnlyMixin, admin.ModelAdmin):
+class OrderAdmin(DateLookupsMixin, ChangedFieldsOnlyMixin, admin.ModelAdmin):
     list_display = [
         "number",
         "channel",
@@ -221,7 +222,7 @@ class ReturnLineInline(ReadOnlyInline):
 
 
 @admin.register(Return)
-class ReturnAdmin(StoreLimitedAdminMixin, admin.ModelAdmin):
+class ReturnAdmin(DateLookupsMixin, StoreLimitedAdminMixin, admin.ModelAdmin):
     """A store-limited staff member sees the returns taken at their stores."""
 
     list_display = ["id", "order", "location", "restock", "refund", "created_at"]
