@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.utils import timezone
 
 code_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9_-]{0,39}$",
@@ -224,7 +225,7 @@ class WorkerHeartbeat(models.Model):
     seen_at = models.DateTimeField()
 
     def __str__(self) -> str:
-        return f"{self.hostname} @ {self.seen_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.hostname} @ {timezone.localtime(self.seen_at):%Y-%m-%d %H:%M:%S}"
 
 
 class IdempotencyRecord(models.Model):

@@ -14,6 +14,16 @@ from tests.factories import ChannelPriceFactory, VariantFactory, make_staff
 pytestmark = pytest.mark.django_db
 
 
+def test_a_worker_heartbeat_is_named_by_its_local_time(settings):
+    """The heartbeat's name on its admin page: the time it was last seen, in TIME_ZONE like
+    every time the admin shows (it printed UTC, two hours off in a Paris summer)."""
+    from omnichannel.models import WorkerHeartbeat
+
+    settings.TIME_ZONE = "Europe/Paris"
+    beat = WorkerHeartbeat(hostname="w1", seen_at=datetime(2025, 7, 1, 21, 30, tzinfo=UTC))
+    assert str(beat) == "w1 @ 2025-07-01 23:30:00"
+
+
 def test_the_order_page_shows_its_stock_movements_in_local_time(
     client, settings, monkeypatch, pos, store
 ):
