@@ -101,13 +101,15 @@ def _served_by_location(orders, limit: StoreLimit) -> list[dict]:
     rows = list(
         _served_allocations(limit)
         .filter(line__order__in=orders.values("pk"))
-        .values(key=F("location__code"))
+        .values(key=F("location__code"), currency=F("line__order__currency"))
         .annotate(orders=Count("line__order", distinct=True), revenue=Sum(_allocated_paid()))
-        .order_by("key")
+        .order_by("key", "currency")
     )
-    shares = [Decimal(str(row["revenue"])) for row in rows]  # a float on SQLite
-    for row, revenue in zip(rows, spread(money(sum(shares, Decimal(0))), shares), strict=True):
-        row["revenue"] = revenue
+    for currency in {row["currency"] for row in rows}:  # each currency's rows add up apart
+        mine = [row for row in rows if row["currency"] == currency]
+        shares = [Decimal(str(row["revenue"])) for row in mine]  # a float on SQLite
+        for row, revenue in zip(mine, spread(money(sum(shares, Decimal(0))), shares), strict=True):
+            row["revenue"] = revenue
     return rows
 
 
@@ -164,7 +166,13 @@ def _served_return(limit: StoreLimit):
 
 def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
     """Sales between two dates (inclusive) grouped by channel, location or day, with the
-    pickup share and return rate of the period; with a store limit, its stores' only."""
+    pickup share and return rate of the period; with a store limit, its stores' only.
+
+    Money is never added across currencies (an order is in its channel's currency, kept on
+    the order): each row is one key's sales in one currency, and the totals are given per
+    currency (`by_currency`). The totals' own `revenue` and `refunds` are that one
+    currency's when the answer holds one (`currency` says which), null when it holds
+    several: euros and pounds added made a figure in no currency."""
     orders = (
         _handed_over(limit)
         .filter(created_at__date__gte=start, created_at__date__lte=end)
@@ -177,34 +185,73 @@ def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
         rows = _served_by_location(orders, limit)
     else:
         rows = (
-            orders.values(key=F(GROUPS[by]))
+            orders.values("currency", key=F(GROUPS[by]))
             .annotate(orders=Count("id"), revenue=_summed("counted", limit))
-            .order_by("key")
+            .order_by("key", "currency")
         )
-    totals = orders.aggregate(
-        orders=Count("id"),
-        revenue=Coalesce(_summed("counted", limit), Value(0), output_field=DecimalField()),
-        pickups=Count("id", filter=Q(fulfillment="pickup")),
+    totals = list(
+        orders.values("currency")
+        .annotate(
+            orders=Count("id"),
+            revenue=Coalesce(_summed("counted", limit), Value(0), output_field=DecimalField()),
+            pickups=Count("id", filter=Q(fulfillment="pickup")),
+        )
+        .order_by("currency")
     )
-    refunded = Return.objects.filter(order__in=orders.values("pk")).aggregate(
-        refunds=Coalesce(_summed(_refunded(limit), limit), Value(0), output_field=DecimalField()),
-        returns=Count("order", distinct=True, filter=_served_return(limit)),
+    # An order is in one currency: its returns' orders counted per currency add up.
+    returned = list(
+        Return.objects.filter(order__in=orders.values("pk"))
+        .values(currency=F("order__currency"))
+        .annotate(
+            refunds=Coalesce(
+                _summed(_refunded(limit), limit), Value(0), output_field=DecimalField()
+            ),
+            returns=Count("order", distinct=True, filter=_served_return(limit)),
+        )
+        .order_by()
     )
-    count = totals["orders"] or 0
+    refunds = {row["currency"]: row["refunds"] for row in returned}
+    returns = sum(row["returns"] for row in returned)
+    by_currency = [
+        {
+            "currency": row["currency"],
+            "orders": row["orders"],
+            "revenue": row["revenue"],
+            "refunds": refunds.get(row["currency"], Decimal("0")),
+        }
+        for row in totals
+    ]
+    count = sum(row["orders"] for row in totals)
+    if len(by_currency) == 1:
+        [one] = by_currency
+        currency, revenue, refunded = one["currency"], one["revenue"], one["refunds"]
+    elif not by_currency:
+        currency, revenue, refunded = None, Decimal("0"), Decimal("0")
+    else:  # several currencies: no one figure of them
+        currency, revenue, refunded = None, None, None
     return {
         "from": start,
         "to": end,
         "by": by,
         "results": [
-            {"key": str(row["key"]), "orders": row["orders"], "revenue": row["revenue"]}
+            {
+                "key": str(row["key"]),
+                "currency": row["currency"],
+                "orders": row["orders"],
+                "revenue": row["revenue"],
+            }
             for row in rows
         ],
         "totals": {
             "orders": count,
-            "revenue": totals["revenue"],
-            "pickup_share": round(totals["pickups"] / count, 4) if count else 0.0,
-            "return_rate": round(refunded["returns"] / count, 4) if count else 0.0,
-            "refunds": refunded["refunds"],
+            "currency": currency,
+            "revenue": revenue,
+            "refunds": refunded,
+            "by_currency": by_currency,
+            "pickup_share": (
+                round(sum(row["pickups"] for row in totals) / count, 4) if count else 0.0
+            ),
+            "return_rate": round(returns / count, 4) if count else 0.0,
             "stock_out_rate": stock_out_rate_by_channel(),
         },
     }
@@ -230,25 +277,41 @@ def retention():
 def daily_revenue_by_channel(
     *, days: int = 90, today: date | None = None, limit: StoreLimit = None
 ) -> dict:
-    """{"days": [...], "channels": {code: [revenue per day]}} for the last `days` days."""
+    """{"days": [...], "channels": {series: [revenue per day]}, "currencies": {series:
+    currency}} for the last `days` days. A series is a channel's sales in one currency (the
+    orders'), named by the channel's code, and by code and currency for a channel whose
+    orders of those days are in several (its currency was changed): a day's euros and
+    pounds were one point."""
     from datetime import timedelta
 
     end = today or date.today()
     start = end - timedelta(days=days - 1)
-    rows = (
+    rows = list(
         _handed_over(limit)
         .filter(created_at__date__gte=start, created_at__date__lte=end)
         .annotate(day=TruncDate("created_at"), counted=_revenue(limit))
-        .values("day", "channel__code")
+        .values("day", "channel__code", "currency")
         .annotate(revenue=_summed("counted", limit))
+        .order_by("channel__code", "currency")
     )
     axis = [start + timedelta(days=n) for n in range(days)]
     index = {day: n for n, day in enumerate(axis)}
-    channels: dict[str, list[float]] = {}
+    spoken: dict[str, set[str]] = {}
     for row in rows:
-        series = channels.setdefault(row["channel__code"], [0.0] * days)
+        spoken.setdefault(row["channel__code"], set()).add(row["currency"])
+    channels: dict[str, list[float]] = {}
+    currencies: dict[str, str] = {}
+    for row in rows:
+        code, currency = row["channel__code"], row["currency"]
+        name = code if len(spoken[code]) == 1 else f"{code} {currency}"
+        currencies[name] = currency
+        series = channels.setdefault(name, [0.0] * days)
         series[index[row["day"]]] = float(row["revenue"])
-    return {"days": [day.isoformat() for day in axis], "channels": channels}
+    return {
+        "days": [day.isoformat() for day in axis],
+        "channels": channels,
+        "currencies": currencies,
+    }
 
 
 def top_products(
@@ -259,9 +322,9 @@ def top_products(
     store_limit: StoreLimit = None,
 ) -> list[dict]:
     """The best-selling SKUs of the sales chart's days, by what was paid for them: one row
-    per SKU, named as its variant sells today. Lines keep the name they were sold under,
-    and grouped by it a renamed product was two rows, each ranked on part of its sales.
-    Two queries."""
+    per SKU and currency (what it sold for in euros and in pounds is not one figure),
+    named as its variant sells today. Lines keep the name they were sold under, and grouped
+    by it a renamed product was two rows, each ranked on part of its sales. Two queries."""
     from datetime import timedelta
 
     from catalog.models import Variant
@@ -277,18 +340,18 @@ def top_products(
             for row in Allocation.objects.filter(
                 line__order__in=orders.values("pk"), location_id__in=store_limit
             )
-            .values(sku=F("line__sku"))
+            .values(sku=F("line__sku"), currency=F("line__order__currency"))
             .annotate(
                 revenue=Sum(_allocated_paid()),
                 units=Sum("quantity"),
                 variant=Max("line__variant_id"),
             )
-            .order_by("-revenue", "sku")[:limit]
+            .order_by("-revenue", "sku", "currency")[:limit]
         ]
     else:
         rows = list(
             OrderLine.objects.filter(order__in=orders.values("pk"))
-            .values("sku")
+            .values("sku", currency=F("order__currency"))
             # What was paid for them, the line's share of the order discount off, as sales
             # count.
             .annotate(
@@ -296,7 +359,7 @@ def top_products(
                 units=Sum("quantity"),
                 variant=Max("variant_id"),
             )
-            .order_by("-revenue", "sku")[:limit]
+            .order_by("-revenue", "sku", "currency")[:limit]
         )
     # The variant sold under the SKU (the latest, should the SKU have passed to another),
     # named as an order line names it (orders.services).

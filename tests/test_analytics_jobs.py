@@ -179,13 +179,18 @@ def test_sales_by_channel_location_and_day_are_exact(history, manager_api):
     by_channel = manager_api.get(f"{base}&by=channel").json()
     assert by_channel["from"] == "2026-01-01" and by_channel["to"] == "2026-03-31"
     assert by_channel["results"] == [
-        {"key": "pos", "orders": 3, "revenue": "125.00"},  # 30 + 80 + a guest's 15
-        {"key": "web", "orders": 3, "revenue": "80.00"},
+        {
+            "key": "pos",
+            "currency": "EUR",
+            "orders": 3,
+            "revenue": "125.00",
+        },  # 30 + 80 + a guest's 15
+        {"key": "web", "currency": "EUR", "orders": 3, "revenue": "80.00"},
     ]
     assert by_channel["totals"]["orders"] == 6
     assert by_channel["totals"]["revenue"] == "205.00"
     by_day = manager_api.get(f"{base}&by=day").json()["results"]
-    assert {"key": "2026-02-01", "orders": 2, "revenue": "30.00"} in by_day
+    assert {"key": "2026-02-01", "currency": "EUR", "orders": 2, "revenue": "30.00"} in by_day
     march = manager_api.get("/api/v1/analytics/sales/?from=2026-03-01&to=2026-03-31").json()
     assert march["totals"]["orders"] == 2  # the cancelled order does not count
 
@@ -279,7 +284,7 @@ def test_sales_by_location_for_staff_limited_to_a_store_are_its_share(served_fro
     api = APIClient()
     api.force_authenticate(user)
     body = api.get("/api/v1/analytics/sales/", {"by": "location"}).json()
-    assert body["results"] == [{"key": "lyon", "orders": 2, "revenue": "20.00"}]
+    assert body["results"] == [{"key": "lyon", "currency": "EUR", "orders": 2, "revenue": "20.00"}]
     assert (body["totals"]["orders"], body["totals"]["revenue"]) == (2, "20.00")
 
 
@@ -312,6 +317,90 @@ def test_sales_by_location_read_in_as_many_queries_for_more_orders_and_locations
                 channel=pos, fulfillment="in_store", location=store, lines=[LineRequest("MUG", 1)]
             )
     assert queries() == (before, locations + 3)
+
+
+@pytest.fixture
+def euros_and_pounds(web, store):
+    """The web shop sells in EUR, a UK marketplace in GBP, both shipping from Lyon: one
+    10.00 EUR parcel and one 10.00 GBP parcel, handed over, and the pound one brought
+    back."""
+    from inventory.services import StockLine, stock_receive
+    from orders.services import LineRequest, order_place, order_return, order_transition
+    from tests.factories import (
+        ChannelFactory,
+        ChannelLocationFactory,
+        ChannelPriceFactory,
+        VariantFactory,
+    )
+
+    uk = ChannelFactory(code="uk", kind="marketplace", currency="GBP")
+    ChannelLocationFactory(channel=uk, location=store, priority=1)
+    tee = VariantFactory(sku="TEE")
+    for channel in (web, uk):
+        ChannelPriceFactory(variant=tee, channel=channel, amount=Decimal("10.00"))
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 2)], reference="delivery")
+    parcels = {}
+    for channel in (web, uk):
+        parcel = order_place(channel=channel, fulfillment="ship", lines=[LineRequest("TEE", 1)])
+        assert parcel.currency == channel.currency
+        order_transition(order_id=parcel.pk, action="ship")
+        parcels[channel.currency] = parcel
+    order_return(
+        order_id=parcels["GBP"].pk, location=store, lines=[LineRequest("TEE", 1)], restock=True
+    )
+    return uk
+
+
+@pytest.mark.parametrize("by", ["channel", "location", "day"])
+@pytest.mark.parametrize("limited", [False, True])
+def test_sales_never_add_euros_and_pounds_into_one_figure(euros_and_pounds, store, by, limited):
+    """A 10.00 EUR parcel and a 10.00 GBP parcel made "20.00" of revenue, in the totals and
+    in Lyon's row by location and the day's row, with no currency. Each row is now one
+    currency's and says which, and the totals are given per currency; the single figure
+    of the totals is there only when the answer holds one currency."""
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from omnichannel.models import StaffStoreLimit
+    from omnichannel.roles import MANAGER
+    from tests.factories import make_staff
+
+    user = make_staff("boss")
+    user.groups.add(Group.objects.get(name=MANAGER))
+    if limited:
+        StaffStoreLimit.objects.create(user=user).locations.set([store])
+    api = APIClient()
+    api.force_authenticate(user)
+    body = api.get("/api/v1/analytics/sales/", {"by": by}).json()
+    key = {"channel": None, "location": "lyon", "day": timezone.localdate().isoformat()}[by]
+    rows = [(r["key"], r["currency"], r["orders"], r["revenue"]) for r in body["results"]]
+    if by == "channel":
+        assert rows == [("uk", "GBP", 1, "10.00"), ("web", "EUR", 1, "10.00")]
+    else:
+        assert rows == [(key, "EUR", 1, "10.00"), (key, "GBP", 1, "10.00")]
+    totals = body["totals"]
+    assert totals["by_currency"] == [
+        {"currency": "EUR", "orders": 1, "revenue": "10.00", "refunds": "0.00"},
+        {"currency": "GBP", "orders": 1, "revenue": "10.00", "refunds": "10.00"},
+    ]
+    assert (totals["currency"], totals["revenue"], totals["refunds"]) == (None, None, None)
+    assert (totals["orders"], totals["return_rate"]) == (2, 0.5)
+    nothing = api.get(
+        "/api/v1/analytics/sales/", {"by": by, "from": "2000-01-01", "to": "2000-01-31"}
+    ).json()["totals"]
+    assert (nothing["currency"], nothing["revenue"], nothing["by_currency"]) == (None, "0.00", [])
+
+
+def test_sales_of_one_currency_keep_their_single_total_and_say_its_currency(
+    served_from_three, manager_api
+):
+    body = manager_api.get("/api/v1/analytics/sales/", {"by": "channel"}).json()
+    assert {row["currency"] for row in body["results"]} == {"EUR"}
+    totals = body["totals"]
+    assert (totals["currency"], totals["revenue"], totals["refunds"]) == ("EUR", "49.99", "5.00")
+    assert totals["by_currency"] == [
+        {"currency": "EUR", "orders": 4, "revenue": "49.99", "refunds": "5.00"}
+    ]
 
 
 def test_segments_clv_retention_and_member_detail_after_the_nightly_run(history, manager_api):
