@@ -6,6 +6,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import F
 from django.utils import timezone
 
 from analytics import jobs
@@ -286,6 +287,199 @@ def test_sales_by_location_for_staff_limited_to_a_store_are_its_share(served_fro
     body = api.get("/api/v1/analytics/sales/", {"by": "location"}).json()
     assert body["results"] == [{"key": "lyon", "currency": "EUR", "orders": 2, "revenue": "20.00"}]
     assert (body["totals"]["orders"], body["totals"]["revenue"]) == (2, "20.00")
+
+
+@pytest.fixture
+def split_on_two_days(web):
+    """Two parcels, one on the web shop on 10 March and one on a marketplace on 11 March,
+    each of 3 TEE at 10.00 with 0.01 off (29.99), split one unit each from wh, lyon and
+    paris: each location served a third of each, 9.9967."""
+    from inventory.services import StockLine, stock_receive
+    from orders.services import LineRequest, order_place, order_transition
+    from tests.factories import (
+        ChannelFactory,
+        ChannelLocationFactory,
+        ChannelPriceFactory,
+        LocationFactory,
+        VariantFactory,
+    )
+
+    mkt = ChannelFactory(code="mkt", kind="marketplace", currency="EUR")
+    wh, lyon, paris = (LocationFactory(code=c) for c in ("wh", "lyon", "paris"))
+    for channel in (web, mkt):
+        for n, where in enumerate((wh, lyon, paris)):
+            ChannelLocationFactory(channel=channel, location=where, priority=n + 1)
+    tee = VariantFactory(sku="TEE")
+    for channel in (web, mkt):
+        ChannelPriceFactory(variant=tee, channel=channel, amount=Decimal("10.00"))
+    for channel, day in ((web, "2026-03-10"), (mkt, "2026-03-11")):
+        stock_receive(
+            lines=[StockLine(tee.pk, where.pk, 1) for where in (wh, lyon, paris)],
+            reference="delivery",
+        )
+        parcel = order_place(
+            channel=channel,
+            fulfillment="ship",
+            discount=Decimal("0.01"),
+            lines=[LineRequest("TEE", 3)],
+        )
+        assert parcel.lines.get().allocations.count() == 3
+        order_transition(order_id=parcel.pk, action="ship")
+        Order.objects.filter(pk=parcel.pk).update(
+            created_at=datetime.fromisoformat(f"{day}T12:00:00+00:00")
+        )
+    return {"wh": wh, "lyon": lyon, "paris": paris}
+
+
+def _analytics_api(stores=None):
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from omnichannel.models import StaffStoreLimit
+    from omnichannel.roles import MANAGER
+    from tests.factories import make_staff
+
+    user = make_staff("manager of " + ",".join(s.code for s in stores) if stores else "boss")
+    user.groups.add(Group.objects.get(name=MANAGER))
+    if stores is not None:
+        StaffStoreLimit.objects.create(user=user).locations.set(stores)
+    api = APIClient()
+    api.force_authenticate(user)
+    return api
+
+
+MARCH = {"from": "2026-03-01", "to": "2026-03-31"}
+
+
+@pytest.mark.parametrize("by", ["channel", "day", "location"])
+@pytest.mark.parametrize("limited", [False, True])
+def test_a_split_parcels_share_is_worked_out_once_so_rows_add_up_to_the_totals(
+    split_on_two_days, by, limited
+):
+    """Lyon's manager saw rows of 10.00 and 10.00 (each order's 9.9967 rounded per row) by
+    channel and by day beside a total of 19.99 (rounded once). Each location's share of
+    an order is now worked out once, in whole cents, and every figure adds those."""
+    api = _analytics_api([split_on_two_days["lyon"]] if limited else None)
+    body = api.get("/api/v1/analytics/sales/", {**MARCH, "by": by}).json()
+    rows = [Decimal(row["revenue"]) for row in body["results"]]
+    assert sum(rows) == Decimal(body["totals"]["revenue"]), (body["results"], body["totals"])
+    expected = "20.00" if limited else "59.98"
+    assert body["totals"]["revenue"] == expected
+    assert body["totals"]["by_currency"][0]["revenue"] == expected
+
+
+def test_a_stores_revenue_is_the_same_for_its_manager_and_for_head_office(split_on_two_days):
+    """Head office's sales by location gave Lyon 20.00 (the spare cent of 59.98 spread
+    over three equal shares landed on Lyon), while Lyon's own manager saw 19.99 for Lyon,
+    by location and in total. Each order's 29.99 is spread over its allocations: 10.00,
+    10.00 and 9.99, the spare cents to the first allocations (wh's and lyon's)."""
+    rows = _analytics_api().get("/api/v1/analytics/sales/", {**MARCH, "by": "location"}).json()
+    for_head_office = {row["key"]: row["revenue"] for row in rows["results"]}
+    assert for_head_office == {"lyon": "20.00", "paris": "19.98", "wh": "20.00"}
+    for where in ("wh", "lyon", "paris"):
+        api = _analytics_api([split_on_two_days[where]])
+        mine = api.get("/api/v1/analytics/sales/", {**MARCH, "by": "location"}).json()
+        assert [(row["key"], row["revenue"]) for row in mine["results"]] == [
+            (where, for_head_office[where])
+        ]
+        assert mine["totals"]["revenue"] == for_head_office[where]
+        for by in ("channel", "day"):
+            other = api.get("/api/v1/analytics/sales/", {**MARCH, "by": by}).json()
+            assert other["totals"]["revenue"] == for_head_office[where], (where, by)
+
+
+def test_a_store_managers_dashboard_counts_the_same_cents_as_their_sales(client, split_on_two_days):
+    """The sales chart's points of Lyon's manager are the same whole cents as their sales
+    figures: 10.00 a day, 20.00 in all (a chart rounding each day apart made 10.00 + 10.00
+    beside 19.99)."""
+    from django.contrib.auth.models import Group
+
+    from analytics.selectors import daily_revenue_by_channel, top_products
+    from omnichannel.models import StaffStoreLimit
+    from omnichannel.roles import MANAGER
+    from tests.factories import make_staff
+
+    lyon = frozenset({split_on_two_days["lyon"].pk})
+    chart = daily_revenue_by_channel(today=date(2026, 3, 31), limit=lyon)
+    assert {code: sum(points) for code, points in chart["channels"].items()} == {
+        "mkt": 10.0,
+        "web": 10.0,
+    }
+    top = top_products(today=date(2026, 3, 31), store_limit=lyon)
+    assert [(row["sku"], row["revenue"], row["units"]) for row in top] == [
+        ("TEE", Decimal("20.00"), 2)
+    ]
+    user = make_staff("lyon manager")
+    user.groups.add(Group.objects.get(name=MANAGER))
+    StaffStoreLimit.objects.create(user=user).locations.set([split_on_two_days["lyon"]])
+    client.force_login(user)
+    assert client.get("/dashboard/").status_code == 200
+
+
+def test_each_locations_cents_of_an_order_are_the_orders_total_spread_as_pricing_spreads(web):
+    """The database's spread of an order over its allocations is `orders.pricing.spread`
+    of its total over what each allocation's units were paid: lines split unevenly, a
+    discount over several lines, equal remainders."""
+    import random
+
+    from analytics.served import served_by_location
+    from inventory.services import StockLine, stock_receive
+    from orders.models import Allocation
+    from orders.pricing import spread
+    from orders.services import LineRequest, order_place
+    from tests.factories import (
+        ChannelLocationFactory,
+        ChannelPriceFactory,
+        LocationFactory,
+        VariantFactory,
+    )
+
+    rng = random.Random(21)
+    places = [LocationFactory(code=f"loc-{n}") for n in range(4)]
+    for n, where in enumerate(places):
+        ChannelLocationFactory(channel=web, location=where, priority=n + 1)
+    variants = [VariantFactory(sku=f"SKU-{n}") for n in range(3)]
+    for variant in variants:
+        price = Decimal(rng.randint(1, 2000)) / 100
+        ChannelPriceFactory(variant=variant, channel=web, amount=price)
+    expected: dict[int, Decimal] = {}
+    split_lines = 0
+    for _ in range(12):
+        wanted = [
+            LineRequest(variant.sku, rng.randint(1, 5)) for variant in rng.sample(variants, 2)
+        ]
+        # Just the units wanted, each at a location drawn: the parcel takes them where they
+        # are, one line from up to four locations, unevenly.
+        skus = {variant.sku: variant for variant in variants}
+        stock_receive(
+            lines=[
+                StockLine(skus[line.sku].pk, rng.choice(places).pk, 1)
+                for line in wanted
+                for _ in range(line.quantity)
+            ],
+            reference="delivery",
+        )
+        placed = order_place(
+            channel=web,
+            fulfillment="ship",
+            discount=Decimal(rng.randint(0, 99)) / 100,
+            lines=wanted,
+        )
+        allocations = list(
+            Allocation.objects.filter(line__order=placed).select_related("line").order_by("id")
+        )
+        worth = [a.line.paid * a.quantity / a.line.quantity for a in allocations]
+        split_lines += len(allocations) - len({a.line_id for a in allocations})
+        for allocation, cents in zip(allocations, spread(placed.total, worth), strict=True):
+            where = allocation.location_id
+            expected[where] = expected.get(where, Decimal("0.00")) + cents
+    assert split_lines >= 5, split_lines  # the draws split lines between locations
+    Order.objects.update(status="shipped")
+    codes = {where.pk: where.code for where in places}
+    rows = served_by_location(Order.objects.all(), limit=None, currency=F("currency"))
+    assert {row["key"]: row["revenue"] for row in rows} == {
+        codes[where]: cents for where, cents in expected.items()
+    }
 
 
 def test_sales_by_location_read_in_as_many_queries_for_more_orders_and_locations(
