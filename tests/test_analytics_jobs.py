@@ -827,6 +827,89 @@ def test_purchase_days_are_the_business_days_the_sales_figures_count(pos, settin
     ]
 
 
+def test_goods_brought_back_are_not_still_counted_as_the_members_spend(pos, store):
+    """Ann buys a 750.00 coat at the till on two days and brings the second one back, and
+    on a third day buys two 100.00 scarves and brings one back. Her orders, the tier job and
+    the sales figures all count what she kept; the nightly RFM row (and the CLV fitted on
+    the same purchase days) counted 1,700.00 over three purchase days. A day whose goods
+    all came back is no purchase day now, and a day counts what was kept of it: 750.00 and
+    100.00 over two days."""
+    from customers.services import tiers_recompute
+    from inventory.services import StockLine, stock_receive
+    from orders.services import LineRequest, order_place, order_return
+    from tests.factories import ChannelPriceFactory, VariantFactory
+
+    coat, scarf = VariantFactory(sku="COAT"), VariantFactory(sku="SCARF")
+    ChannelPriceFactory(variant=coat, channel=pos, amount=Decimal("750.00"))
+    ChannelPriceFactory(variant=scarf, channel=pos, amount=Decimal("100.00"))
+    stock_receive(
+        lines=[StockLine(coat.pk, store.pk, 2), StockLine(scarf.pk, store.pk, 2)],
+        reference="delivery",
+    )
+    ann = Member.objects.create(email="ann@example.com")
+    bought = {"COAT": [], "SCARF": []}
+    for days_ago, sku, quantity in ((30, "COAT", 1), (20, "COAT", 1), (10, "SCARF", 2)):
+        sale = order_place(
+            channel=pos,
+            fulfillment="in_store",
+            location=store,
+            member=ann,
+            lines=[LineRequest(sku, quantity)],
+        )
+        Order.objects.filter(pk=sale.pk).update(
+            created_at=timezone.now() - timedelta(days=days_ago)
+        )
+        bought[sku].append(sale)
+    refunds = [
+        order_return(order_id=sale.pk, location=store, lines=[LineRequest(sku, 1)], restock=True)
+        for sku, sale in (("COAT", bought["COAT"][1]), ("SCARF", bought["SCARF"][0]))
+    ]
+    assert [back.refund for back in refunds] == [Decimal("750.00"), Decimal("100.00")]
+    tiers_recompute()
+    ann.refresh_from_db()
+    assert ann.tier == "silver"  # 850.00 kept: silver (500), not gold (1,500)
+
+    # Tonight's run, for yesterday (as beat runs it), counts what came back today.
+    nightly_run(run_date=timezone.localdate() - timedelta(days=1))
+    score = MemberScore.objects.get(member=ann)
+    assert (score.frequency, score.monetary) == (2, Decimal("425.00"))
+    assert score.monetary * score.frequency == Decimal("850.00")  # what she kept
+    assert (timezone.localdate() - score.last_purchase).days == 10  # the scarves' day
+
+
+def test_a_day_counts_the_channel_of_what_was_kept(web, pos, store):
+    """Bob buys a coat at the till and a scarf online on the same day, and brings the coat
+    back: the day he kept something of was a web day, so he is web-first, not store-first."""
+    from inventory.services import StockLine, stock_receive
+    from orders.services import LineRequest, order_place, order_return, order_transition
+    from tests.factories import ChannelPriceFactory, VariantFactory
+
+    coat, scarf = VariantFactory(sku="COAT"), VariantFactory(sku="SCARF")
+    for channel in (web, pos):
+        ChannelPriceFactory(variant=coat, channel=channel, amount=Decimal("750.00"))
+        ChannelPriceFactory(variant=scarf, channel=channel, amount=Decimal("100.00"))
+    stock_receive(
+        lines=[StockLine(coat.pk, store.pk, 1), StockLine(scarf.pk, store.pk, 1)],
+        reference="delivery",
+    )
+    bob = Member.objects.create(email="bob@example.com")
+    till = order_place(
+        channel=pos,
+        fulfillment="in_store",
+        location=store,
+        member=bob,
+        lines=[LineRequest("COAT", 1)],
+    )
+    parcel = order_place(
+        channel=web, fulfillment="ship", member=bob, lines=[LineRequest("SCARF", 1)]
+    )
+    order_transition(order_id=parcel.pk, action="ship")
+    order_return(order_id=till.pk, location=store, lines=[LineRequest("COAT", 1)], restock=True)
+    nightly_run(run_date=timezone.localdate())
+    score = MemberScore.objects.get(member=bob)
+    assert (score.frequency, score.monetary, score.first_channel) == (1, Decimal("100.00"), "web")
+
+
 def test_a_clv_fit_without_a_finite_mean_spend_skips_the_stage_not_the_run(pos, monkeypatch):
     """Heavy-tailed baskets can fit a Gamma-Gamma q <= 1, for which one-time buyers have no
     finite expected spend (analytics.clv refuses it): the stage is skipped, as with too
