@@ -47,20 +47,38 @@ def _local_date(column: str) -> str:
 
 
 def _purchase_days_sql() -> str:
-    """One row per member and day with a purchase (all channels), and that day's spend.
-    Same-day purchases are one purchase, as the CLV models count them. Its channel is
-    `store` for a sale at a till (POS), `web` for every online channel (the web shop, a
-    marketplace), and `store` for a day of both. Parameters: as_of (a date) and tz
-    (TIME_ZONE, see `_params`)."""
+    """One row per member and day with a purchase (all channels), and that day's spend:
+    what its orders came to less what their goods brought back were worth (the returns'
+    lines' `refund`, as the tier job and the sales figures count them). Like an order's
+    status, its returns are read as they stand when the job runs: the coat bought last
+    week and brought back today is out of tonight's run for yesterday. A day whose goods
+    all came back is no purchase (a refunded coat counted as a second purchase day and
+    750.00 of spend); a day of free goods kept still is, as before. Same-day
+    purchases are one purchase, as the CLV models count them. Its channel is `store` for a
+    sale at a till (POS), `web` for every online channel (the web shop, a marketplace), and
+    `store` for a day of both, counting the orders of which something was kept.
+    Parameters: as_of (a date) and tz (TIME_ZONE, see `_params`)."""
     statuses = ", ".join(f"'{s}'" for s in HANDED_OVER)
     day = _local_date("o.created_at")
+    kept = "o.total - COALESCE(r.returned, 0)"
+    # An order's channel, when something of it was kept (or nothing came back); else null.
+    channel = (
+        f"CASE WHEN {kept} > 0 OR r.returned IS NULL"
+        " THEN CASE WHEN c.kind = 'pos' THEN 'store' ELSE 'web' END END"
+    )
     return f"""
-        SELECT o.member_id AS member_id, {day} AS day, SUM(o.total) AS spend,
-               MIN(CASE WHEN c.kind = 'pos' THEN 'store' ELSE 'web' END) AS channel
+        SELECT o.member_id AS member_id, {day} AS day, SUM({kept}) AS spend,
+               MIN({channel}) AS channel
           FROM orders_order o JOIN omnichannel_channel c ON c.id = o.channel_id
+          LEFT JOIN (
+              SELECT ret.order_id, SUM(rl.refund) AS returned
+                FROM orders_return ret JOIN orders_returnline rl ON rl.ret_id = ret.id
+               GROUP BY ret.order_id
+          ) r ON r.order_id = o.id
          WHERE o.member_id IS NOT NULL AND o.status IN ({statuses})
            AND {day} <= %(as_of)s
          GROUP BY o.member_id, {day}
+        HAVING MIN({channel}) IS NOT NULL
     """
 
 

@@ -10,14 +10,14 @@ from django.db.models.functions import Coalesce, TruncDate
 from inventory.selectors import stock_out_rate_by_channel
 from omnichannel.selectors import StoreLimit
 from orders.models import Order, Return
-from orders.pricing import money, spread
 from orders.selectors import orders_within_limit, returned_value
 
 from .models import CohortRetention, MemberScore
+from .served import served_by_location, served_by_order, served_by_sku
 
 HANDED_OVER = ["completed", "picked_up", "shipped"]
 # What sales are grouped by: a field of the order, or for `location` the locations that
-# served it, from its allocations (`_served_by_location`).
+# served it, from its allocations (`analytics.served`).
 GROUPS = {
     "channel": "channel__code",
     "location": None,
@@ -53,79 +53,35 @@ def _times(a, b):
     return ExpressionWrapper(a * b, output_field=DecimalField(max_digits=30, decimal_places=12))
 
 
-def _allocated_paid():
-    """On an Allocation: what was paid for its units (its line's amount less its share of
-    the discount, in proportion). Multiplied before divided: 10.00 x 3 / 3 is 10.00, where
-    10.00 / 3 x 3 fell short."""
-    paid = F("line__line_total") - F("line__discount")
-    return _ratio(_times(paid, F("quantity")), F("line__quantity"))
-
-
 def _served_allocations(limit: StoreLimit):
     """The allocations of a store limit's stores (every one without a limit): which location
-    served how many units of a line, each unit worth what was paid for it
-    (`_allocated_paid`)."""
+    served how many units of a line."""
     from orders.models import Allocation
 
     allocations = Allocation.objects.order_by()
     return allocations if limit is None else allocations.filter(location_id__in=limit)
 
 
-def _served(limit: StoreLimit, order: str):
-    """The part of an order (`OuterRef(order)`) that a store limit's stores served: each
-    unit allocated there at what was paid for it (its line's amount less its share of the
-    discount, per unit); unrounded, so a group of orders is rounded once, as a total is."""
-    from django.db.models import OuterRef, Subquery
-
-    served = (
-        _served_allocations(limit)
-        .filter(line__order=OuterRef(order))
-        .values("line__order")
-        .annotate(value=Sum(_allocated_paid()))
-        .values("value")
-    )
-    return Coalesce(
-        Subquery(served, output_field=DecimalField()),
-        Value(Decimal("0")),
-        output_field=DecimalField(max_digits=20, decimal_places=10),
-    )
-
-
-def _served_by_location(orders, limit: StoreLimit) -> list[dict]:
-    """`orders` per location that served them, with the part of their revenue it served,
-    as `_served` counts a store's part: a sale or a pickup at its store, a parcel where it
-    was allocated, a parcel split between two locations at each for its share (the order
-    counts once at each). One query. The shares are rounded to the cent so that they add
-    up to their rounded sum, the total revenue (largest remainder, orders.pricing.spread):
-    rounded apart, three equal shares of 29.99 make 30.00."""
-    rows = list(
-        _served_allocations(limit)
-        .filter(line__order__in=orders.values("pk"))
-        .values(key=F("location__code"))
-        .annotate(orders=Count("line__order", distinct=True), revenue=Sum(_allocated_paid()))
-        .order_by("key")
-    )
-    shares = [Decimal(str(row["revenue"])) for row in rows]  # a float on SQLite
-    for row, revenue in zip(rows, spread(money(sum(shares, Decimal(0))), shares), strict=True):
-        row["revenue"] = revenue
-    return rows
-
-
-def _revenue(limit: StoreLimit):
-    """What an order counts for: its total; for a store-limited staff member, the part their
-    stores served (`_served`). A parcel sent half from store A and half from B counts half
-    for each, so the stores' figures add up to the business's (to the cent each store's
-    total is rounded to), instead of the whole total for each. A sale or pickup at their
-    store is all theirs."""
-    return F("total") if limit is None else _served(limit, "pk")
-
-
 def _summed(expression, limit: StoreLimit):
-    """Sum, rounded to the cent once per group when the parts are shares."""
+    """Sum, rounded to the cent once per group when the parts are shares (refunds)."""
     from django.db.models.functions import Round
 
     total = Sum(expression)
     return total if limit is None else Round(total, 2)
+
+
+def _per_currency(rows) -> list[dict]:
+    """Rows of one grouping (each order in one row) added up per currency: `orders`,
+    `pickups`, `revenue`."""
+    totals: dict[str, dict] = {}
+    for row in rows:
+        into = totals.setdefault(
+            row["currency"],
+            {"currency": row["currency"], "orders": 0, "pickups": 0, "revenue": Decimal("0.00")},
+        )
+        for figure in ("orders", "pickups", "revenue"):
+            into[figure] += row[figure]
+    return [totals[currency] for currency in sorted(totals)]
 
 
 def _refunded(limit: StoreLimit):
@@ -133,9 +89,10 @@ def _refunded(limit: StoreLimit):
     store-limited staff member, each returned line's part that their stores served: all of
     it when one of them served the line, none when another location did, and for a line
     split between locations the share of its units they served (which units came back is
-    not recorded). So their refunds stand beside their revenue (`_allocated_paid`) and add
-    up across stores. The order's served share was taken before, whatever line came back:
-    a store was charged for goods it never sent."""
+    not recorded). So their refunds stand beside their revenue (`analytics.served`) and add
+    up across stores (to the cent each store's refunds are rounded to). The order's served
+    share was taken before, whatever line came back: a store was charged for goods it never
+    sent."""
     if limit is None:
         return returned_value()
     from django.db.models import OuterRef, Subquery
@@ -164,47 +121,102 @@ def _served_return(limit: StoreLimit):
 
 def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
     """Sales between two dates (inclusive) grouped by channel, location or day, with the
-    pickup share and return rate of the period; with a store limit, its stores' only."""
+    pickup share and return rate of the period; with a store limit, its stores' only.
+
+    Money is never added across currencies (an order is in its channel's currency, kept on
+    the order): each row is one key's sales in one currency, and the totals are given per
+    currency (`by_currency`). The totals' own `revenue` and `refunds` are that one
+    currency's when the answer holds one (`currency` says which), null when it holds
+    several: euros and pounds added made a figure in no currency.
+
+    Revenue is a sum of whole cents: an order's total (the whole business's figures), or
+    for a store limit and by location the cents each location was given of it once
+    (`analytics.served`). So the rows add up to the totals, and a store's figure is the
+    same for its manager and for head office."""
     orders = (
         _handed_over(limit)
         .filter(created_at__date__gte=start, created_at__date__lte=end)
-        .annotate(
-            day=TruncDate("created_at"),
-            counted=_revenue(limit),
-        )
+        .annotate(day=TruncDate("created_at"))
     )
+    pickups = Count("id", filter=Q(fulfillment="pickup"))
     if by == "location":
-        rows = _served_by_location(orders, limit)
+        rows = served_by_location(orders, limit=limit, currency=F("currency"))
+        totals = list(
+            orders.values("currency")
+            .annotate(orders=Count("id"), pickups=pickups, revenue=Sum("total"))
+            .order_by("currency")
+        )
+        if limit is not None:  # the cents of their stores' rows (an order counts at each)
+            for total in totals:
+                mine = (row["revenue"] for row in rows if row["currency"] == total["currency"])
+                total["revenue"] = sum(mine, Decimal("0.00"))
     else:
         rows = (
-            orders.values(key=F(GROUPS[by]))
-            .annotate(orders=Count("id"), revenue=_summed("counted", limit))
-            .order_by("key")
+            list(
+                orders.values("currency", key=F(GROUPS[by]))
+                .annotate(orders=Count("id"), pickups=pickups, revenue=Sum("total"))
+                .order_by("key", "currency")
+            )
+            if limit is None
+            else served_by_order(
+                orders, limit=limit, group={"key": F(GROUPS[by]), "currency": F("currency")}
+            )
         )
-    totals = orders.aggregate(
-        orders=Count("id"),
-        revenue=Coalesce(_summed("counted", limit), Value(0), output_field=DecimalField()),
-        pickups=Count("id", filter=Q(fulfillment="pickup")),
+        totals = _per_currency(rows)
+    # An order is in one currency: its returns' orders counted per currency add up.
+    returned = list(
+        Return.objects.filter(order__in=orders.values("pk"))
+        .values(currency=F("order__currency"))
+        .annotate(
+            refunds=Coalesce(
+                _summed(_refunded(limit), limit), Value(0), output_field=DecimalField()
+            ),
+            returns=Count("order", distinct=True, filter=_served_return(limit)),
+        )
+        .order_by()
     )
-    refunded = Return.objects.filter(order__in=orders.values("pk")).aggregate(
-        refunds=Coalesce(_summed(_refunded(limit), limit), Value(0), output_field=DecimalField()),
-        returns=Count("order", distinct=True, filter=_served_return(limit)),
-    )
-    count = totals["orders"] or 0
+    refunds = {row["currency"]: row["refunds"] for row in returned}
+    returns = sum(row["returns"] for row in returned)
+    by_currency = [
+        {
+            "currency": row["currency"],
+            "orders": row["orders"],
+            "revenue": row["revenue"],
+            "refunds": refunds.get(row["currency"], Decimal("0")),
+        }
+        for row in totals
+    ]
+    count = sum(row["orders"] for row in totals)
+    if len(by_currency) == 1:
+        [one] = by_currency
+        currency, revenue, refunded = one["currency"], one["revenue"], one["refunds"]
+    elif not by_currency:
+        currency, revenue, refunded = None, Decimal("0"), Decimal("0")
+    else:  # several currencies: no one figure of them
+        currency, revenue, refunded = None, None, None
     return {
         "from": start,
         "to": end,
         "by": by,
         "results": [
-            {"key": str(row["key"]), "orders": row["orders"], "revenue": row["revenue"]}
+            {
+                "key": str(row["key"]),
+                "currency": row["currency"],
+                "orders": row["orders"],
+                "revenue": row["revenue"],
+            }
             for row in rows
         ],
         "totals": {
             "orders": count,
-            "revenue": totals["revenue"],
-            "pickup_share": round(totals["pickups"] / count, 4) if count else 0.0,
-            "return_rate": round(refunded["returns"] / count, 4) if count else 0.0,
-            "refunds": refunded["refunds"],
+            "currency": currency,
+            "revenue": revenue,
+            "refunds": refunded,
+            "by_currency": by_currency,
+            "pickup_share": (
+                round(sum(row["pickups"] for row in totals) / count, 4) if count else 0.0
+            ),
+            "return_rate": round(returns / count, 4) if count else 0.0,
             "stock_out_rate": stock_out_rate_by_channel(),
         },
     }
@@ -230,25 +242,49 @@ def retention():
 def daily_revenue_by_channel(
     *, days: int = 90, today: date | None = None, limit: StoreLimit = None
 ) -> dict:
-    """{"days": [...], "channels": {code: [revenue per day]}} for the last `days` days."""
+    """{"days": [...], "channels": {series: [revenue per day]}, "currencies": {series:
+    currency}} for the last `days` days. A series is a channel's sales in one currency (the
+    orders'), named by the channel's code, and by code and currency for a channel whose
+    orders of those days are in several (its currency was changed): a day's euros and
+    pounds were one point."""
     from datetime import timedelta
 
     end = today or date.today()
     start = end - timedelta(days=days - 1)
-    rows = (
+    orders = (
         _handed_over(limit)
         .filter(created_at__date__gte=start, created_at__date__lte=end)
-        .annotate(day=TruncDate("created_at"), counted=_revenue(limit))
-        .values("day", "channel__code")
-        .annotate(revenue=_summed("counted", limit))
+        .annotate(day=TruncDate("created_at"))
     )
+    if limit is None:
+        rows = list(
+            orders.values("day", "currency", code=F("channel__code"))
+            .annotate(revenue=Sum("total"))
+            .order_by("code", "currency")
+        )
+    else:  # what their stores served, in the cents the sales figures count
+        group = {"code": F("channel__code"), "currency": F("currency"), "day": F("day")}
+        rows = served_by_order(orders, limit=limit, group=group)
+        for row in rows:  # a date on PostgreSQL, its ISO text on SQLite
+            row["day"] = date.fromisoformat(str(row["day"])[:10])
     axis = [start + timedelta(days=n) for n in range(days)]
     index = {day: n for n, day in enumerate(axis)}
-    channels: dict[str, list[float]] = {}
+    spoken: dict[str, set[str]] = {}
     for row in rows:
-        series = channels.setdefault(row["channel__code"], [0.0] * days)
+        spoken.setdefault(row["code"], set()).add(row["currency"])
+    channels: dict[str, list[float]] = {}
+    currencies: dict[str, str] = {}
+    for row in rows:
+        code, currency = row["code"], row["currency"]
+        name = code if len(spoken[code]) == 1 else f"{code} {currency}"
+        currencies[name] = currency
+        series = channels.setdefault(name, [0.0] * days)
         series[index[row["day"]]] = float(row["revenue"])
-    return {"days": [day.isoformat() for day in axis], "channels": channels}
+    return {
+        "days": [day.isoformat() for day in axis],
+        "channels": channels,
+        "currencies": currencies,
+    }
 
 
 def top_products(
@@ -259,9 +295,9 @@ def top_products(
     store_limit: StoreLimit = None,
 ) -> list[dict]:
     """The best-selling SKUs of the sales chart's days, by what was paid for them: one row
-    per SKU, named as its variant sells today. Lines keep the name they were sold under,
-    and grouped by it a renamed product was two rows, each ranked on part of its sales.
-    Two queries."""
+    per SKU and currency (what it sold for in euros and in pounds is not one figure),
+    named as its variant sells today. Lines keep the name they were sold under, and grouped
+    by it a renamed product was two rows, each ranked on part of its sales. Two queries."""
     from datetime import timedelta
 
     from catalog.models import Variant
@@ -269,26 +305,12 @@ def top_products(
 
     since = (today or date.today()) - timedelta(days=days - 1)  # the sales chart's days
     orders = _handed_over(store_limit).filter(created_at__date__gte=since)
-    if store_limit is not None:  # the units their stores served, as sales count them
-        from orders.models import Allocation
-
-        rows = [
-            {**row, "revenue": round(row["revenue"], 2)}
-            for row in Allocation.objects.filter(
-                line__order__in=orders.values("pk"), location_id__in=store_limit
-            )
-            .values(sku=F("line__sku"))
-            .annotate(
-                revenue=Sum(_allocated_paid()),
-                units=Sum("quantity"),
-                variant=Max("line__variant_id"),
-            )
-            .order_by("-revenue", "sku")[:limit]
-        ]
+    if store_limit is not None:  # the units their stores served, in the sales' cents
+        rows = served_by_sku(orders, limit=store_limit, currency=F("currency"), top=limit)
     else:
         rows = list(
             OrderLine.objects.filter(order__in=orders.values("pk"))
-            .values("sku")
+            .values("sku", currency=F("order__currency"))
             # What was paid for them, the line's share of the order discount off, as sales
             # count.
             .annotate(
@@ -296,7 +318,7 @@ def top_products(
                 units=Sum("quantity"),
                 variant=Max("variant_id"),
             )
-            .order_by("-revenue", "sku")[:limit]
+            .order_by("-revenue", "sku", "currency")[:limit]
         )
     # The variant sold under the SKU (the latest, should the SKU have passed to another),
     # named as an order line names it (orders.services).

@@ -32,7 +32,7 @@ def dashboard(request):
         "charts": {
             "sales": selectors.daily_revenue_by_channel(limit=limit),
             "top_products": [
-                {"sku": p["sku"], "revenue": float(p["revenue"])}
+                {"sku": p["sku"], "currency": p["currency"], "revenue": float(p["revenue"])}
                 for p in selectors.top_products(store_limit=limit)
             ],
             "stock": stock_health_by_location(limit=limit),

@@ -94,10 +94,11 @@ def world(web, pos, store):
     sale = order_place(
         channel=pos,
         fulfillment="in_store",
-        lines=[LineRequest(variant.sku, 1)],
+        lines=[LineRequest(variant.sku, 2)],
         location=store,
         member=member,
     )
+    # One of the two back: a sale brought back whole is no purchase to score.
     order_return(
         order_id=sale.pk, location=store, lines=[LineRequest(variant.sku, 1)], restock=True
     )

@@ -6,6 +6,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db.models import F
 from django.utils import timezone
 
 from analytics import jobs
@@ -179,13 +180,18 @@ def test_sales_by_channel_location_and_day_are_exact(history, manager_api):
     by_channel = manager_api.get(f"{base}&by=channel").json()
     assert by_channel["from"] == "2026-01-01" and by_channel["to"] == "2026-03-31"
     assert by_channel["results"] == [
-        {"key": "pos", "orders": 3, "revenue": "125.00"},  # 30 + 80 + a guest's 15
-        {"key": "web", "orders": 3, "revenue": "80.00"},
+        {
+            "key": "pos",
+            "currency": "EUR",
+            "orders": 3,
+            "revenue": "125.00",
+        },  # 30 + 80 + a guest's 15
+        {"key": "web", "currency": "EUR", "orders": 3, "revenue": "80.00"},
     ]
     assert by_channel["totals"]["orders"] == 6
     assert by_channel["totals"]["revenue"] == "205.00"
     by_day = manager_api.get(f"{base}&by=day").json()["results"]
-    assert {"key": "2026-02-01", "orders": 2, "revenue": "30.00"} in by_day
+    assert {"key": "2026-02-01", "currency": "EUR", "orders": 2, "revenue": "30.00"} in by_day
     march = manager_api.get("/api/v1/analytics/sales/?from=2026-03-01&to=2026-03-31").json()
     assert march["totals"]["orders"] == 2  # the cancelled order does not count
 
@@ -279,8 +285,201 @@ def test_sales_by_location_for_staff_limited_to_a_store_are_its_share(served_fro
     api = APIClient()
     api.force_authenticate(user)
     body = api.get("/api/v1/analytics/sales/", {"by": "location"}).json()
-    assert body["results"] == [{"key": "lyon", "orders": 2, "revenue": "20.00"}]
+    assert body["results"] == [{"key": "lyon", "currency": "EUR", "orders": 2, "revenue": "20.00"}]
     assert (body["totals"]["orders"], body["totals"]["revenue"]) == (2, "20.00")
+
+
+@pytest.fixture
+def split_on_two_days(web):
+    """Two parcels, one on the web shop on 10 March and one on a marketplace on 11 March,
+    each of 3 TEE at 10.00 with 0.01 off (29.99), split one unit each from wh, lyon and
+    paris: each location served a third of each, 9.9967."""
+    from inventory.services import StockLine, stock_receive
+    from orders.services import LineRequest, order_place, order_transition
+    from tests.factories import (
+        ChannelFactory,
+        ChannelLocationFactory,
+        ChannelPriceFactory,
+        LocationFactory,
+        VariantFactory,
+    )
+
+    mkt = ChannelFactory(code="mkt", kind="marketplace", currency="EUR")
+    wh, lyon, paris = (LocationFactory(code=c) for c in ("wh", "lyon", "paris"))
+    for channel in (web, mkt):
+        for n, where in enumerate((wh, lyon, paris)):
+            ChannelLocationFactory(channel=channel, location=where, priority=n + 1)
+    tee = VariantFactory(sku="TEE")
+    for channel in (web, mkt):
+        ChannelPriceFactory(variant=tee, channel=channel, amount=Decimal("10.00"))
+    for channel, day in ((web, "2026-03-10"), (mkt, "2026-03-11")):
+        stock_receive(
+            lines=[StockLine(tee.pk, where.pk, 1) for where in (wh, lyon, paris)],
+            reference="delivery",
+        )
+        parcel = order_place(
+            channel=channel,
+            fulfillment="ship",
+            discount=Decimal("0.01"),
+            lines=[LineRequest("TEE", 3)],
+        )
+        assert parcel.lines.get().allocations.count() == 3
+        order_transition(order_id=parcel.pk, action="ship")
+        Order.objects.filter(pk=parcel.pk).update(
+            created_at=datetime.fromisoformat(f"{day}T12:00:00+00:00")
+        )
+    return {"wh": wh, "lyon": lyon, "paris": paris}
+
+
+def _analytics_api(stores=None):
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from omnichannel.models import StaffStoreLimit
+    from omnichannel.roles import MANAGER
+    from tests.factories import make_staff
+
+    user = make_staff("manager of " + ",".join(s.code for s in stores) if stores else "boss")
+    user.groups.add(Group.objects.get(name=MANAGER))
+    if stores is not None:
+        StaffStoreLimit.objects.create(user=user).locations.set(stores)
+    api = APIClient()
+    api.force_authenticate(user)
+    return api
+
+
+MARCH = {"from": "2026-03-01", "to": "2026-03-31"}
+
+
+@pytest.mark.parametrize("by", ["channel", "day", "location"])
+@pytest.mark.parametrize("limited", [False, True])
+def test_a_split_parcels_share_is_worked_out_once_so_rows_add_up_to_the_totals(
+    split_on_two_days, by, limited
+):
+    """Lyon's manager saw rows of 10.00 and 10.00 (each order's 9.9967 rounded per row) by
+    channel and by day beside a total of 19.99 (rounded once). Each location's share of
+    an order is now worked out once, in whole cents, and every figure adds those."""
+    api = _analytics_api([split_on_two_days["lyon"]] if limited else None)
+    body = api.get("/api/v1/analytics/sales/", {**MARCH, "by": by}).json()
+    rows = [Decimal(row["revenue"]) for row in body["results"]]
+    assert sum(rows) == Decimal(body["totals"]["revenue"]), (body["results"], body["totals"])
+    expected = "20.00" if limited else "59.98"
+    assert body["totals"]["revenue"] == expected
+    assert body["totals"]["by_currency"][0]["revenue"] == expected
+
+
+def test_a_stores_revenue_is_the_same_for_its_manager_and_for_head_office(split_on_two_days):
+    """Head office's sales by location gave Lyon 20.00 (the spare cent of 59.98 spread
+    over three equal shares landed on Lyon), while Lyon's own manager saw 19.99 for Lyon,
+    by location and in total. Each order's 29.99 is spread over its allocations: 10.00,
+    10.00 and 9.99, the spare cents to the first allocations (wh's and lyon's)."""
+    rows = _analytics_api().get("/api/v1/analytics/sales/", {**MARCH, "by": "location"}).json()
+    for_head_office = {row["key"]: row["revenue"] for row in rows["results"]}
+    assert for_head_office == {"lyon": "20.00", "paris": "19.98", "wh": "20.00"}
+    for where in ("wh", "lyon", "paris"):
+        api = _analytics_api([split_on_two_days[where]])
+        mine = api.get("/api/v1/analytics/sales/", {**MARCH, "by": "location"}).json()
+        assert [(row["key"], row["revenue"]) for row in mine["results"]] == [
+            (where, for_head_office[where])
+        ]
+        assert mine["totals"]["revenue"] == for_head_office[where]
+        for by in ("channel", "day"):
+            other = api.get("/api/v1/analytics/sales/", {**MARCH, "by": by}).json()
+            assert other["totals"]["revenue"] == for_head_office[where], (where, by)
+
+
+def test_a_store_managers_dashboard_counts_the_same_cents_as_their_sales(client, split_on_two_days):
+    """The sales chart's points of Lyon's manager are the same whole cents as their sales
+    figures: 10.00 a day, 20.00 in all (a chart rounding each day apart made 10.00 + 10.00
+    beside 19.99)."""
+    from django.contrib.auth.models import Group
+
+    from analytics.selectors import daily_revenue_by_channel, top_products
+    from omnichannel.models import StaffStoreLimit
+    from omnichannel.roles import MANAGER
+    from tests.factories import make_staff
+
+    lyon = frozenset({split_on_two_days["lyon"].pk})
+    chart = daily_revenue_by_channel(today=date(2026, 3, 31), limit=lyon)
+    assert {code: sum(points) for code, points in chart["channels"].items()} == {
+        "mkt": 10.0,
+        "web": 10.0,
+    }
+    top = top_products(today=date(2026, 3, 31), store_limit=lyon)
+    assert [(row["sku"], row["revenue"], row["units"]) for row in top] == [
+        ("TEE", Decimal("20.00"), 2)
+    ]
+    user = make_staff("lyon manager")
+    user.groups.add(Group.objects.get(name=MANAGER))
+    StaffStoreLimit.objects.create(user=user).locations.set([split_on_two_days["lyon"]])
+    client.force_login(user)
+    assert client.get("/dashboard/").status_code == 200
+
+
+def test_each_locations_cents_of_an_order_are_the_orders_total_spread_as_pricing_spreads(web):
+    """The database's spread of an order over its allocations is `orders.pricing.spread`
+    of its total over what each allocation's units were paid: lines split unevenly, a
+    discount over several lines, equal remainders."""
+    import random
+
+    from analytics.served import served_by_location
+    from inventory.services import StockLine, stock_receive
+    from orders.models import Allocation
+    from orders.pricing import spread
+    from orders.services import LineRequest, order_place
+    from tests.factories import (
+        ChannelLocationFactory,
+        ChannelPriceFactory,
+        LocationFactory,
+        VariantFactory,
+    )
+
+    rng = random.Random(21)
+    places = [LocationFactory(code=f"loc-{n}") for n in range(4)]
+    for n, where in enumerate(places):
+        ChannelLocationFactory(channel=web, location=where, priority=n + 1)
+    variants = [VariantFactory(sku=f"SKU-{n}") for n in range(3)]
+    for variant in variants:
+        price = Decimal(rng.randint(1, 2000)) / 100
+        ChannelPriceFactory(variant=variant, channel=web, amount=price)
+    expected: dict[int, Decimal] = {}
+    split_lines = 0
+    for _ in range(12):
+        wanted = [
+            LineRequest(variant.sku, rng.randint(1, 5)) for variant in rng.sample(variants, 2)
+        ]
+        # Just the units wanted, each at a location drawn: the parcel takes them where they
+        # are, one line from up to four locations, unevenly.
+        skus = {variant.sku: variant for variant in variants}
+        stock_receive(
+            lines=[
+                StockLine(skus[line.sku].pk, rng.choice(places).pk, 1)
+                for line in wanted
+                for _ in range(line.quantity)
+            ],
+            reference="delivery",
+        )
+        placed = order_place(
+            channel=web,
+            fulfillment="ship",
+            discount=Decimal(rng.randint(0, 99)) / 100,
+            lines=wanted,
+        )
+        allocations = list(
+            Allocation.objects.filter(line__order=placed).select_related("line").order_by("id")
+        )
+        worth = [a.line.paid * a.quantity / a.line.quantity for a in allocations]
+        split_lines += len(allocations) - len({a.line_id for a in allocations})
+        for allocation, cents in zip(allocations, spread(placed.total, worth), strict=True):
+            where = allocation.location_id
+            expected[where] = expected.get(where, Decimal("0.00")) + cents
+    assert split_lines >= 5, split_lines  # the draws split lines between locations
+    Order.objects.update(status="shipped")
+    codes = {where.pk: where.code for where in places}
+    rows = served_by_location(Order.objects.all(), limit=None, currency=F("currency"))
+    assert {row["key"]: row["revenue"] for row in rows} == {
+        codes[where]: cents for where, cents in expected.items()
+    }
 
 
 def test_sales_by_location_read_in_as_many_queries_for_more_orders_and_locations(
@@ -312,6 +511,90 @@ def test_sales_by_location_read_in_as_many_queries_for_more_orders_and_locations
                 channel=pos, fulfillment="in_store", location=store, lines=[LineRequest("MUG", 1)]
             )
     assert queries() == (before, locations + 3)
+
+
+@pytest.fixture
+def euros_and_pounds(web, store):
+    """The web shop sells in EUR, a UK marketplace in GBP, both shipping from Lyon: one
+    10.00 EUR parcel and one 10.00 GBP parcel, handed over, and the pound one brought
+    back."""
+    from inventory.services import StockLine, stock_receive
+    from orders.services import LineRequest, order_place, order_return, order_transition
+    from tests.factories import (
+        ChannelFactory,
+        ChannelLocationFactory,
+        ChannelPriceFactory,
+        VariantFactory,
+    )
+
+    uk = ChannelFactory(code="uk", kind="marketplace", currency="GBP")
+    ChannelLocationFactory(channel=uk, location=store, priority=1)
+    tee = VariantFactory(sku="TEE")
+    for channel in (web, uk):
+        ChannelPriceFactory(variant=tee, channel=channel, amount=Decimal("10.00"))
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 2)], reference="delivery")
+    parcels = {}
+    for channel in (web, uk):
+        parcel = order_place(channel=channel, fulfillment="ship", lines=[LineRequest("TEE", 1)])
+        assert parcel.currency == channel.currency
+        order_transition(order_id=parcel.pk, action="ship")
+        parcels[channel.currency] = parcel
+    order_return(
+        order_id=parcels["GBP"].pk, location=store, lines=[LineRequest("TEE", 1)], restock=True
+    )
+    return uk
+
+
+@pytest.mark.parametrize("by", ["channel", "location", "day"])
+@pytest.mark.parametrize("limited", [False, True])
+def test_sales_never_add_euros_and_pounds_into_one_figure(euros_and_pounds, store, by, limited):
+    """A 10.00 EUR parcel and a 10.00 GBP parcel made "20.00" of revenue, in the totals and
+    in Lyon's row by location and the day's row, with no currency. Each row is now one
+    currency's and says which, and the totals are given per currency; the single figure
+    of the totals is there only when the answer holds one currency."""
+    from django.contrib.auth.models import Group
+    from rest_framework.test import APIClient
+
+    from omnichannel.models import StaffStoreLimit
+    from omnichannel.roles import MANAGER
+    from tests.factories import make_staff
+
+    user = make_staff("boss")
+    user.groups.add(Group.objects.get(name=MANAGER))
+    if limited:
+        StaffStoreLimit.objects.create(user=user).locations.set([store])
+    api = APIClient()
+    api.force_authenticate(user)
+    body = api.get("/api/v1/analytics/sales/", {"by": by}).json()
+    key = {"channel": None, "location": "lyon", "day": timezone.localdate().isoformat()}[by]
+    rows = [(r["key"], r["currency"], r["orders"], r["revenue"]) for r in body["results"]]
+    if by == "channel":
+        assert rows == [("uk", "GBP", 1, "10.00"), ("web", "EUR", 1, "10.00")]
+    else:
+        assert rows == [(key, "EUR", 1, "10.00"), (key, "GBP", 1, "10.00")]
+    totals = body["totals"]
+    assert totals["by_currency"] == [
+        {"currency": "EUR", "orders": 1, "revenue": "10.00", "refunds": "0.00"},
+        {"currency": "GBP", "orders": 1, "revenue": "10.00", "refunds": "10.00"},
+    ]
+    assert (totals["currency"], totals["revenue"], totals["refunds"]) == (None, None, None)
+    assert (totals["orders"], totals["return_rate"]) == (2, 0.5)
+    nothing = api.get(
+        "/api/v1/analytics/sales/", {"by": by, "from": "2000-01-01", "to": "2000-01-31"}
+    ).json()["totals"]
+    assert (nothing["currency"], nothing["revenue"], nothing["by_currency"]) == (None, "0.00", [])
+
+
+def test_sales_of_one_currency_keep_their_single_total_and_say_its_currency(
+    served_from_three, manager_api
+):
+    body = manager_api.get("/api/v1/analytics/sales/", {"by": "channel"}).json()
+    assert {row["currency"] for row in body["results"]} == {"EUR"}
+    totals = body["totals"]
+    assert (totals["currency"], totals["revenue"], totals["refunds"]) == ("EUR", "49.99", "5.00")
+    assert totals["by_currency"] == [
+        {"currency": "EUR", "orders": 4, "revenue": "49.99", "refunds": "5.00"}
+    ]
 
 
 def test_segments_clv_retention_and_member_detail_after_the_nightly_run(history, manager_api):
@@ -542,6 +825,89 @@ def test_purchase_days_are_the_business_days_the_sales_figures_count(pos, settin
     assert list(CohortRetention.objects.values_list("cohort", flat=True)) == [
         local.date().replace(day=1)
     ]
+
+
+def test_goods_brought_back_are_not_still_counted_as_the_members_spend(pos, store):
+    """Ann buys a 750.00 coat at the till on two days and brings the second one back, and
+    on a third day buys two 100.00 scarves and brings one back. Her orders, the tier job and
+    the sales figures all count what she kept; the nightly RFM row (and the CLV fitted on
+    the same purchase days) counted 1,700.00 over three purchase days. A day whose goods
+    all came back is no purchase day now, and a day counts what was kept of it: 750.00 and
+    100.00 over two days."""
+    from customers.services import tiers_recompute
+    from inventory.services import StockLine, stock_receive
+    from orders.services import LineRequest, order_place, order_return
+    from tests.factories import ChannelPriceFactory, VariantFactory
+
+    coat, scarf = VariantFactory(sku="COAT"), VariantFactory(sku="SCARF")
+    ChannelPriceFactory(variant=coat, channel=pos, amount=Decimal("750.00"))
+    ChannelPriceFactory(variant=scarf, channel=pos, amount=Decimal("100.00"))
+    stock_receive(
+        lines=[StockLine(coat.pk, store.pk, 2), StockLine(scarf.pk, store.pk, 2)],
+        reference="delivery",
+    )
+    ann = Member.objects.create(email="ann@example.com")
+    bought = {"COAT": [], "SCARF": []}
+    for days_ago, sku, quantity in ((30, "COAT", 1), (20, "COAT", 1), (10, "SCARF", 2)):
+        sale = order_place(
+            channel=pos,
+            fulfillment="in_store",
+            location=store,
+            member=ann,
+            lines=[LineRequest(sku, quantity)],
+        )
+        Order.objects.filter(pk=sale.pk).update(
+            created_at=timezone.now() - timedelta(days=days_ago)
+        )
+        bought[sku].append(sale)
+    refunds = [
+        order_return(order_id=sale.pk, location=store, lines=[LineRequest(sku, 1)], restock=True)
+        for sku, sale in (("COAT", bought["COAT"][1]), ("SCARF", bought["SCARF"][0]))
+    ]
+    assert [back.refund for back in refunds] == [Decimal("750.00"), Decimal("100.00")]
+    tiers_recompute()
+    ann.refresh_from_db()
+    assert ann.tier == "silver"  # 850.00 kept: silver (500), not gold (1,500)
+
+    # Tonight's run, for yesterday (as beat runs it), counts what came back today.
+    nightly_run(run_date=timezone.localdate() - timedelta(days=1))
+    score = MemberScore.objects.get(member=ann)
+    assert (score.frequency, score.monetary) == (2, Decimal("425.00"))
+    assert score.monetary * score.frequency == Decimal("850.00")  # what she kept
+    assert (timezone.localdate() - score.last_purchase).days == 10  # the scarves' day
+
+
+def test_a_day_counts_the_channel_of_what_was_kept(web, pos, store):
+    """Bob buys a coat at the till and a scarf online on the same day, and brings the coat
+    back: the day he kept something of was a web day, so he is web-first, not store-first."""
+    from inventory.services import StockLine, stock_receive
+    from orders.services import LineRequest, order_place, order_return, order_transition
+    from tests.factories import ChannelPriceFactory, VariantFactory
+
+    coat, scarf = VariantFactory(sku="COAT"), VariantFactory(sku="SCARF")
+    for channel in (web, pos):
+        ChannelPriceFactory(variant=coat, channel=channel, amount=Decimal("750.00"))
+        ChannelPriceFactory(variant=scarf, channel=channel, amount=Decimal("100.00"))
+    stock_receive(
+        lines=[StockLine(coat.pk, store.pk, 1), StockLine(scarf.pk, store.pk, 1)],
+        reference="delivery",
+    )
+    bob = Member.objects.create(email="bob@example.com")
+    till = order_place(
+        channel=pos,
+        fulfillment="in_store",
+        location=store,
+        member=bob,
+        lines=[LineRequest("COAT", 1)],
+    )
+    parcel = order_place(
+        channel=web, fulfillment="ship", member=bob, lines=[LineRequest("SCARF", 1)]
+    )
+    order_transition(order_id=parcel.pk, action="ship")
+    order_return(order_id=till.pk, location=store, lines=[LineRequest("COAT", 1)], restock=True)
+    nightly_run(run_date=timezone.localdate())
+    score = MemberScore.objects.get(member=bob)
+    assert (score.frequency, score.monetary, score.first_channel) == (1, Decimal("100.00"), "web")
 
 
 def test_a_clv_fit_without_a_finite_mean_spend_skips_the_stage_not_the_run(pos, monkeypatch):

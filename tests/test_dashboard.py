@@ -107,7 +107,7 @@ def test_top_products_count_what_was_paid_over_the_sales_charts_days(client, web
     client.force_login(manager)
     data = chart_data(client.get("/dashboard/"))
     assert sum(sum(series) for series in data["sales"]["channels"].values()) == 15.0
-    assert data["top_products"] == [{"sku": "TEE", "revenue": 15.0}]
+    assert data["top_products"] == [{"sku": "TEE", "currency": "EUR", "revenue": 15.0}]
 
 
 @pytest.mark.parametrize("limited", [False, True])
@@ -152,9 +152,62 @@ def test_a_renamed_product_is_one_top_product_under_its_current_name(client, pos
         StaffStoreLimit.objects.create(user=user).locations.set([store])
     client.force_login(user)
     top = chart_data(client.get("/dashboard/"))["top_products"]
-    assert top == [{"sku": "TEE", "revenue": 40.0}, {"sku": "CAP", "revenue": 35.0}]
+    assert top == [
+        {"sku": "TEE", "currency": "EUR", "revenue": 40.0},
+        {"sku": "CAP", "currency": "EUR", "revenue": 35.0},
+    ]
     rows = top_products(store_limit={store.pk} if limited else None)
     assert [(r["sku"], r["name"], r["units"]) for r in rows] == [
         ("TEE", "Organic tee M (organic)", 4),
         ("CAP", "Cap", 1),
+    ]
+
+
+def test_the_sales_chart_and_top_products_never_add_euros_and_pounds(client, web, store):
+    """A tee sold for 10.00 EUR on the web shop and 10.00 GBP on a UK marketplace, and the
+    web shop moving to pounds for a last sale: top products made it one TEE of 20.0, and
+    the web shop's line added the day's euros and pounds. A series and a bar are now one
+    currency's, and say which."""
+    from decimal import Decimal
+
+    from inventory.services import StockLine, stock_receive
+    from omnichannel.models import Channel
+    from orders.services import LineRequest, order_place, order_transition
+    from tests.factories import (
+        ChannelFactory,
+        ChannelLocationFactory,
+        ChannelPriceFactory,
+        VariantFactory,
+    )
+
+    uk = ChannelFactory(code="uk", kind="marketplace", currency="GBP")
+    ChannelLocationFactory(channel=uk, location=store, priority=1)
+    tee = VariantFactory(sku="TEE")
+    for channel in (web, uk):
+        ChannelPriceFactory(variant=tee, channel=channel, amount=Decimal("10.00"))
+    stock_receive(lines=[StockLine(tee.pk, store.pk, 3)], reference="delivery")
+
+    def parcel(channel):
+        placed = order_place(channel=channel, fulfillment="ship", lines=[LineRequest("TEE", 1)])
+        order_transition(order_id=placed.pk, action="ship")
+
+    parcel(web)
+    parcel(uk)
+    Channel.objects.filter(pk=web.pk).update(currency="GBP")
+    web.refresh_from_db()
+    parcel(web)
+    manager = make_staff("boss")
+    manager.groups.add(Group.objects.get(name=MANAGER))
+    client.force_login(manager)
+    data = chart_data(client.get("/dashboard/"))
+    sales = data["sales"]
+    assert sales["currencies"] == {"uk": "GBP", "web EUR": "EUR", "web GBP": "GBP"}
+    assert {name: sum(series) for name, series in sales["channels"].items()} == {
+        "uk": 10.0,
+        "web EUR": 10.0,
+        "web GBP": 10.0,
+    }
+    assert data["top_products"] == [
+        {"sku": "TEE", "currency": "GBP", "revenue": 20.0},
+        {"sku": "TEE", "currency": "EUR", "revenue": 10.0},
     ]

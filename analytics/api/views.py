@@ -75,22 +75,41 @@ _AMOUNT = Order._meta.get_field("total")
 SUM_DIGITS = _AMOUNT.max_digits + len(str(2**63 - 1))
 
 
-def _sum_field():
-    return serializers.DecimalField(max_digits=SUM_DIGITS, decimal_places=_AMOUNT.decimal_places)
+def _sum_field(**kwargs):
+    return serializers.DecimalField(
+        max_digits=SUM_DIGITS, decimal_places=_AMOUNT.decimal_places, **kwargs
+    )
 
 
 class SalesRowSerializer(serializers.Serializer):
     key = serializers.CharField()
+    currency = serializers.CharField(help_text="The currency of the row's orders.")
     orders = serializers.IntegerField()
     revenue = _sum_field()
+
+
+class CurrencyTotalsSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    orders = serializers.IntegerField()
+    revenue = _sum_field()
+    refunds = _sum_field()
 
 
 class SalesTotalsSerializer(serializers.Serializer):
-    orders = serializers.IntegerField()
-    revenue = _sum_field()
+    orders = serializers.IntegerField(help_text="Orders in every currency.")
+    currency = serializers.CharField(
+        allow_null=True,
+        help_text="The one currency of the answer's orders; null for none or several.",
+    )
+    revenue = _sum_field(
+        allow_null=True,
+        help_text="In `currency`; null when the answer holds several currencies (see "
+        "`by_currency`): amounts in two currencies are not added.",
+    )
+    by_currency = CurrencyTotalsSerializer(many=True, help_text="The totals of each currency.")
     pickup_share = serializers.FloatField()
     return_rate = serializers.FloatField()
-    refunds = _sum_field()
+    refunds = _sum_field(allow_null=True, help_text="In `currency`, as `revenue`.")
     stock_out_rate = serializers.DictField(
         child=serializers.FloatField(),
         help_text="Per channel: share of its published SKUs it shows as unavailable now.",
@@ -116,7 +135,9 @@ class SalesView(generics.GenericAPIView):
     store-limited staff member, the orders of their stores only. By location: where each
     order was served (a sale's or a pickup's store, a parcel's shipping location); a parcel
     split between locations counts at each, for the share of its revenue each served, so
-    the locations' revenues add up to the total."""
+    the locations' revenues add up to the total. Amounts are never added across
+    currencies: a row is one currency's, and the totals are per currency (`by_currency`),
+    with a single `revenue` only when the answer is in one currency."""
 
     permission_classes = [StaffAnalyticsPermission]
     serializer_class = SalesSerializer

@@ -14,23 +14,34 @@
     canvas.dataset.drawn = String(points);
   }
 
+  // Each currency on an axis of its own: a euro and a pound are not one unit of height.
   const channels = Object.keys(data.sales.channels);
+  const currencyOf = (name) => data.sales.currencies[name];
+  const salesCurrencies = [...new Set(channels.map(currencyOf))];
+  const salesScales = { x: { ticks: { maxTicksLimit: 8 } } };
+  salesCurrencies.forEach((currency, i) => {
+    salesScales[currency] = { type: "linear", axis: "y", position: i % 2 ? "right" : "left",
+      title: { display: true, text: currency }, grid: { drawOnChartArea: i === 0 } };
+  });
   draw("chart-sales", {
     type: "line",
     data: {
       labels: data.sales.days,
-      datasets: channels.map((code, i) => ({
-        label: code, data: data.sales.channels[code], borderColor: palette[i % palette.length],
+      datasets: channels.map((name, i) => ({
+        label: `${name} (${currencyOf(name)})`, data: data.sales.channels[name],
+        yAxisID: currencyOf(name), borderColor: palette[i % palette.length],
         pointRadius: 0, tension: 0.2,
       })),
     },
-    options: { scales: { x: { ticks: { maxTicksLimit: 8 } } } },
+    options: { scales: salesScales },
   }, channels.reduce((n, c) => n + data.sales.channels[c].filter((v) => v > 0).length, 0));
 
+  const productCurrencies = new Set(data.top_products.map((p) => p.currency));
   draw("chart-top-products", {
     type: "bar",
     data: {
-      labels: data.top_products.map((p) => p.sku),
+      labels: data.top_products.map((p) => (productCurrencies.size > 1
+        ? `${p.sku} (${p.currency})` : p.sku)),
       datasets: [{ label: "revenue", data: data.top_products.map((p) => p.revenue),
         backgroundColor: palette[0] }],
     },
