@@ -6,6 +6,8 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,6 +72,41 @@ def celery_worker():
     finally:
         worker.terminate()
         worker.wait(timeout=20)
+
+
+class ClientThreads:
+    """What the load's client threads share: each one's failures (counted, with the first
+    message, so a failure neither stops a client nor goes unseen) and the timed window,
+    which starts once every client has opened its connection (`start`, by each thread)."""
+
+    def __init__(self, clients: int, duration: float) -> None:
+        self.errors = [0] * clients
+        self._first: list[str | None] = [None] * clients
+        self._window: dict[str, float] = {}
+        self._barrier = threading.Barrier(
+            clients, action=lambda: self._window.update(stop=time.monotonic() + duration)
+        )
+
+    def failed(self, i: int, exc: Exception) -> None:
+        self.errors[i] += 1
+        self._first[i] = self._first[i] or f"{type(exc).__name__}: {exc}"
+
+    def start(self) -> float:
+        """Wait for every client; the window's end (time.monotonic())."""
+        self._barrier.wait()
+        return self._window["stop"]
+
+    @property
+    def first_error(self) -> str | None:
+        return next((e for e in self._first if e), None)
+
+    @staticmethod
+    def run(clients: int, loop) -> None:
+        threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
 
 def cpu_seconds() -> dict[str, float] | None:

@@ -12,13 +12,12 @@ import random
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from .common import ROOT, celery_worker, cpu_ms_per, cpu_seconds, percentiles
+from .common import ROOT, ClientThreads, celery_worker, cpu_ms_per, cpu_seconds, percentiles
 
 DURATION = float(os.environ.get("BENCH_SECONDS", "3"))
 CLIENTS = [1, 8, 32]
@@ -111,16 +110,7 @@ def run_clients(clients: int, work, rate: float | None = None) -> Run:
     connection is opened before the clock starts, which is once all of them are."""
     interval = clients / rate if rate else 0.0
     latencies: list[list[float]] = [[] for _ in range(clients)]
-    errors = [0] * clients
-    first_errors: list[str | None] = [None] * clients
-    window = {}
-    barrier = threading.Barrier(
-        clients, action=lambda: window.update(stop=time.monotonic() + DURATION)
-    )
-
-    def failed(i, exc):
-        errors[i] += 1
-        first_errors[i] = first_errors[i] or f"{type(exc).__name__}: {exc}"
+    shared = ClientThreads(clients, DURATION)
 
     def loop(i):
         rng = random.Random(i)
@@ -129,9 +119,8 @@ def run_clients(clients: int, work, rate: float | None = None) -> Run:
             if hasattr(work, "open"):
                 work.open(state)
         except Exception as exc:  # the first request will try again, in the window
-            failed(i, exc)
-        barrier.wait()
-        stop = window["stop"]
+            shared.failed(i, exc)
+        stop = shared.start()
         due = time.monotonic() + interval * i / clients
         try:
             while due < stop:
@@ -143,7 +132,7 @@ def run_clients(clients: int, work, rate: float | None = None) -> Run:
                 try:
                     work(rng, state)
                 except Exception as exc:
-                    failed(i, exc)
+                    shared.failed(i, exc)
                     if "conn" in state:  # in an unknown state: the next request opens another
                         state.pop("conn").close()
                 else:
@@ -153,14 +142,9 @@ def run_clients(clients: int, work, rate: float | None = None) -> Run:
             if "conn" in state:
                 state["conn"].close()
 
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    ClientThreads.run(clients, loop)
     flat = [x for per in latencies for x in per]
-    first = next((e for e in first_errors if e), None)
-    return Run(len(flat), flat, errors=sum(errors), first_error=first)
+    return Run(len(flat), flat, errors=sum(shared.errors), first_error=shared.first_error)
 
 
 def order_body(sku: str) -> dict:

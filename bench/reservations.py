@@ -6,6 +6,8 @@ import random
 import threading
 import time
 
+from .common import ClientThreads
+
 DURATION = float(os.environ.get("BENCH_SECONDS", "3"))
 CLIENTS = [1, 8, 32]
 SPREAD = 10_000
@@ -54,16 +56,7 @@ def run_threads(clients: int, work) -> tuple[int, int, str | None]:
     Each thread's connection is opened (`work.open()`) before the window, which starts once
     all of them are."""
     counts = [0] * clients
-    errors = [0] * clients
-    first_errors: list[str | None] = [None] * clients
-    window = {}
-    barrier = threading.Barrier(
-        clients, action=lambda: window.update(stop=time.monotonic() + DURATION)
-    )
-
-    def failed(i, exc):
-        errors[i] += 1
-        first_errors[i] = first_errors[i] or f"{type(exc).__name__}: {exc}"
+    shared = ClientThreads(clients, DURATION)
 
     def loop(i):
         from django.db import connections
@@ -73,15 +66,14 @@ def run_threads(clients: int, work) -> tuple[int, int, str | None]:
             if hasattr(work, "open"):
                 work.open()
         except Exception as exc:  # the first reservation will try again, in the window
-            failed(i, exc)
-        barrier.wait()
-        stop = window["stop"]
+            shared.failed(i, exc)
+        stop = shared.start()
         try:
             while time.monotonic() < stop:
                 try:
                     work(rng)
                 except Exception as exc:
-                    failed(i, exc)
+                    shared.failed(i, exc)
                 else:
                     counts[i] += 1
         finally:
@@ -90,12 +82,8 @@ def run_threads(clients: int, work) -> tuple[int, int, str | None]:
             if close:
                 close()
 
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(counts), sum(errors), next((e for e in first_errors if e), None)
+    ClientThreads.run(clients, loop)
+    return sum(counts), sum(shared.errors), shared.first_error
 
 
 def orm_worker(location_id, pick):
