@@ -82,11 +82,13 @@ def count() -> dict[str, int]:
     counts: dict[str, int] = {}
     run = uuid.uuid4().hex[:12]  # each bench run's offline sales are new ones, not replays
 
-    def call(name, client, method, path, body=None, status=200):
+    def call(name, client, method, path, body=None, status=200, headers=None):
         def send():
             if method == "get":
                 return client.get(path)
-            return client.post(path, json.dumps(body or {}), content_type="application/json")
+            return client.post(
+                path, json.dumps(body or {}), content_type="application/json", headers=headers
+            )
 
         with CaptureQueriesContext(connection) as captured:
             response = send()
@@ -113,17 +115,28 @@ def count() -> dict[str, int]:
     line = [{"sku": sku, "quantity": 1}]
 
     def place(name, client, **body):
-        return call(name, client, "post", "/api/v1/orders/", {**body, "lines": line}, status=201)
+        """An order as the contract's clients send it: with an `Idempotency-Key` (a new one,
+        so it is placed, not replayed)."""
+        key = {"Idempotency-Key": f"bench-statements-{uuid.uuid4().hex}"}
+        return call(
+            name, client, "post", "/api/v1/orders/", {**body, "lines": line}, 201, headers=key
+        )
 
     for _ in range(2):  # the second is counted
         pickup = place(
-            "order placement (pickup, 1 line)", web, fulfillment="pickup", pickup_location=STORE
+            "order placement (pickup, 1 line, keyed)",
+            web,
+            fulfillment="pickup",
+            pickup_location=STORE,
         )
     call("order detail", web, "get", f"/api/v1/orders/{pickup['id']}/")
     call("order cancel", web, "post", f"/api/v1/orders/{pickup['id']}/cancel/")
     for _ in range(2):
         sale = place(
-            "order placement (in-store sale, 1 line)", till, fulfillment="in_store", location=STORE
+            "order placement (in-store sale, 1 line, keyed)",
+            till,
+            fulfillment="in_store",
+            location=STORE,
         )
         call(
             "return at a store (restock)",

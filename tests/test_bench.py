@@ -547,3 +547,32 @@ def test_the_bench_prints_every_table_from_a_runs_results(monkeypatch, capsys):
         assert title in out
     for title in ("Nightly run", "Reads on the large demo", "SQL statements per API"):
         assert title in out
+
+
+@pytest.mark.django_db
+def test_the_statements_table_counts_every_operation_and_sends_orders_keyed_as_clients_do():
+    """bench/statements.py runs on the demo shop: every operation answers as expected (it
+    asserts each status), and the orders it counts carry an `Idempotency-Key` as the
+    contract's clients send them, so their count includes the key's record and answer."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    import bench.statements as bench_statements
+
+    with override_settings(DEBUG=True):
+        call_command("seed_demo", "--size", "small", stdout=StringIO(), stderr=StringIO())
+    before = IdempotencyRecord.objects.count()
+
+    counts = bench_statements.count()
+
+    keyed = [name for name in counts if name.startswith("order placement")]
+    assert keyed == [
+        "order placement (pickup, 1 line, keyed)",
+        "order placement (in-store sale, 1 line, keyed)",
+    ]
+    assert all(n > 0 for n in counts.values()), counts
+    records = IdempotencyRecord.objects.filter(path="/api/v1/orders/")
+    assert IdempotencyRecord.objects.count() - before == 4 == records.count()
+    assert set(records.values_list("status_code", flat=True)) == {201}
