@@ -19,6 +19,7 @@ Set-based, one statement per figure: the orders' query is the ORM's, as a CTE.""
 
 from decimal import Decimal
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Case, F, QuerySet, Value, When
 
@@ -54,16 +55,20 @@ def _fraction(a: str, b: str) -> str:
     return f"(CAST({a} AS REAL) / {b})"
 
 
-def _orders_cte(orders: QuerySet, group: dict) -> tuple[str, tuple]:
+def _orders_cte(orders: QuerySet, group: dict) -> tuple[str, tuple] | None:
     """The orders asked about: `o_id`, `o_pickup` (1 for a pickup) and the grouping
-    columns `g_<name>`."""
+    columns `g_<name>`; None when the ORM knows there are none (a filter on an empty list:
+    a staff member limited to no store), a query it refuses to write (EmptyResultSet)."""
     pickup = Case(When(fulfillment="pickup", then=Value(1)), default=Value(0))
     columns = {
         "o_id": F("pk"),
         "o_pickup": pickup,
         **{f"g_{name}": value for name, value in group.items()},
     }
-    sql, params = orders.order_by().values(**columns).query.sql_with_params()
+    try:
+        sql, params = orders.order_by().values(**columns).query.sql_with_params()
+    except EmptyResultSet:
+        return None
     return sql, tuple(params)
 
 
@@ -123,7 +128,10 @@ def served_by_order(orders: QuerySet, *, limit: StoreLimit, group: dict) -> list
     group with its `orders`, `pickups` and `revenue`: the cents its orders' allocations at
     the limit's locations were given (every allocation without a limit: the orders'
     totals). An order the limit's stores took but served none of counts with 0.00."""
-    orders_sql, orders_params = _orders_cte(orders, group)
+    asked = _orders_cte(orders, group)
+    if asked is None:  # no orders: no rows
+        return []
+    orders_sql, orders_params = asked
     where, where_params = _within(limit, "location_id")
     keys = ", ".join(f"o.g_{name}" for name in group)
     sql = f"""
@@ -145,7 +153,10 @@ def served_by_location(orders: QuerySet, *, limit: StoreLimit, currency) -> list
     served part of it) and `revenue` (the cents it was given of them)."""
     from omnichannel.models import Location
 
-    orders_sql, orders_params = _orders_cte(orders, {"currency": currency})
+    asked = _orders_cte(orders, {"currency": currency})
+    if asked is None:  # no orders: no rows
+        return []
+    orders_sql, orders_params = asked
     where, where_params = _within(limit, "location_id")
     sql = f"""
         WITH o AS ({orders_sql}), {_served_ctes(currency="o.g_currency")}
@@ -166,7 +177,10 @@ def served_by_sku(orders: QuerySet, *, limit: StoreLimit, currency, top: int) ->
     """The `top` SKUs by the cents the limit's locations were given for them, per SKU and
     currency: `sku`, `currency`, `revenue`, `units`, `variant` (the latest variant sold
     under the SKU)."""
-    orders_sql, orders_params = _orders_cte(orders, {"currency": currency})
+    asked = _orders_cte(orders, {"currency": currency})
+    if asked is None:  # no orders: no rows
+        return []
+    orders_sql, orders_params = asked
     where, where_params = _within(limit, "location_id")
     ctes = _served_ctes(
         currency="o.g_currency", sku="l.sku", variant="l.variant_id", units="a.quantity"

@@ -365,6 +365,33 @@ def test_member_level_figures_are_refused_to_limited_staff(world, limited, url):
     assert session(staff("free")).get(f"/api/v1/analytics/{url}/").status_code == 200
 
 
+def test_staff_limited_to_no_store_get_empty_figures_not_a_500(client, world):
+    """A limit whose stores were all unpicked (or deleted) is limited to nothing: no orders,
+    so empty sales and an empty dashboard. The served cents' query was compiled from an
+    `IN ()` filter the ORM refuses to write (EmptyResultSet): a 500 on sales/ and the
+    dashboard."""
+    from analytics.jobs import nightly_run
+    from orders.services import order_transition
+
+    order_transition(order_id=world["split"].pk, action="ship")
+    nightly_run(run_date=date.today())
+    nowhere = staff("nowhere", stores=[])
+    api = session(nowhere)
+    for by in ("channel", "day", "location"):
+        body = api.get("/api/v1/analytics/sales/", {"by": by}).json()
+        assert body["results"] == [], by
+        assert body["totals"]["orders"] == 0 and body["totals"]["by_currency"] == []
+        assert (body["totals"]["revenue"], body["totals"]["refunds"]) == ("0.00", "0.00")
+    for url in ("rfm", "clv", "retention"):  # member-level: refused, as to any limit
+        assert api.get(f"/api/v1/analytics/{url}/").status_code == 403
+    client.force_login(nowhere)
+    response = client.get("/dashboard/")
+    assert response.status_code == 200
+    data = chart_data(response)
+    assert data["sales"]["channels"] == {} and data["top_products"] == []
+    assert data["stock"] == [] and data["segments"] == []
+
+
 def test_the_dashboard_of_limited_staff_counts_their_stores_only(client, world, limited):
     from analytics.jobs import nightly_run
 
