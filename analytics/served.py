@@ -1,13 +1,16 @@
 """What each location served of each order, in whole cents, worked out once in SQL.
 
-An order is spread over its allocations (which location served how many units of a line)
-as `orders.pricing.spread` spreads its total over what each allocation's units were paid
-(its line's amount less the line's share of the discount, in proportion to its units):
-each allocation gets those cents rounded down, and the cents left over go one each to the
-largest fractions, the first allocation first among equals. An order's total is what its
-lines were paid (orders.services), so the leftover is the sum of the fractions, and an
-allocation that serves a whole line is exact: only the allocations of lines split between
-locations are ranked, by a window over their order.
+Each line is spread over its allocations (which location served how many of its units) as
+`orders.pricing.spread` spreads what the line was paid (its amount less its share of the
+discount) over the allocations' units: each allocation gets its share's cents rounded
+down, and the cents left over go one each to the largest fractions, the first allocation
+first among equals. A line's paid is whole cents, so its leftover is the sum of its
+allocations' fractions, and an allocation that serves a whole line is exact: only the
+allocations of lines split between locations are ranked, by a window over their line.
+An order's total is what its lines were paid (orders.services), so its allocations add up
+to it, and a SKU's cents over every location are what its lines were paid. Ranked over
+the whole order, the spare cents of two split lines both went to the first line's
+allocations: a manager of every store counted one SKU a cent up, the other a cent down.
 
 Every figure made of these cents (a store manager's rows and totals, head office's row for
 the store, the dashboard) is a sum of the same whole cents: rows add up to their totals,
@@ -75,12 +78,13 @@ def _orders_cte(orders: QuerySet, group: dict) -> tuple[str, tuple] | None:
 def _served_ctes(**carried: str) -> str:
     """`served`: per allocation of the orders of `o` (`o`), its line (`l`) and itself
     (`a`): `order_id`, `location_id`, `cents`, and the columns named in `carried` (name:
-    SQL). Whole lines' allocations are exact; a split line's go through the window."""
+    SQL). Whole lines' allocations are exact; a split line's go through the window, ranked
+    among that line's allocations."""
     paid = f"({_cents('l.line_total')} - {_cents('l.discount')}) * a.quantity"
     columns = "".join(f", {name}" for name in carried)
     return f"""
         base AS (
-            SELECT a.id, l.order_id, a.location_id, l.quantity AS of_units,
+            SELECT a.id, a.line_id, l.order_id, a.location_id, l.quantity AS of_units,
                    {_quotient(paid, "l.quantity")} AS cents,
                    {_remainder(paid, "l.quantity")} AS remainder
                    {"".join(f", {sql} AS {name}" for name, sql in carried.items())}
@@ -97,8 +101,8 @@ def _served_ctes(**carried: str) -> str:
             UNION ALL
             SELECT order_id, location_id, cents + CASE
                        WHEN ROW_NUMBER() OVER (
-                           PARTITION BY order_id ORDER BY fraction DESC, id
-                       ) <= ROUND(SUM(fraction) OVER (PARTITION BY order_id))
+                           PARTITION BY line_id ORDER BY fraction DESC, id
+                       ) <= ROUND(SUM(fraction) OVER (PARTITION BY line_id))
                        THEN 1 ELSE 0 END{columns}
               FROM split
         )

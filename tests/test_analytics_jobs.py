@@ -416,13 +416,14 @@ def test_a_store_managers_dashboard_counts_the_same_cents_as_their_sales(client,
     assert client.get("/dashboard/").status_code == 200
 
 
-def test_each_locations_cents_of_an_order_are_the_orders_total_spread_as_pricing_spreads(web):
+def test_each_locations_cents_of_an_order_are_its_lines_spread_as_pricing_spreads(web):
     """The database's spread of an order over its allocations is `orders.pricing.spread`
-    of its total over what each allocation's units were paid: lines split unevenly, a
-    discount over several lines, equal remainders."""
+    of what each line was paid over its allocations' units: lines split unevenly, a
+    discount over several lines, equal remainders. The lines' cents add up to the order's
+    total, and a SKU's over every location to what its lines were paid."""
     import random
 
-    from analytics.served import served_by_location
+    from analytics.served import served_by_location, served_by_sku
     from inventory.services import StockLine, stock_receive
     from orders.models import Allocation
     from orders.pricing import spread
@@ -443,6 +444,7 @@ def test_each_locations_cents_of_an_order_are_the_orders_total_spread_as_pricing
         price = Decimal(rng.randint(1, 2000)) / 100
         ChannelPriceFactory(variant=variant, channel=web, amount=price)
     expected: dict[int, Decimal] = {}
+    paid: dict[str, Decimal] = {}
     split_lines = 0
     for _ in range(12):
         wanted = [
@@ -468,11 +470,17 @@ def test_each_locations_cents_of_an_order_are_the_orders_total_spread_as_pricing
         allocations = list(
             Allocation.objects.filter(line__order=placed).select_related("line").order_by("id")
         )
-        worth = [a.line.paid * a.quantity / a.line.quantity for a in allocations]
         split_lines += len(allocations) - len({a.line_id for a in allocations})
-        for allocation, cents in zip(allocations, spread(placed.total, worth), strict=True):
-            where = allocation.location_id
-            expected[where] = expected.get(where, Decimal("0.00")) + cents
+        of_order = Decimal("0.00")
+        for line in placed.lines.all():
+            mine = [a for a in allocations if a.line_id == line.pk]
+            shares = spread(line.paid, [Decimal(a.quantity) for a in mine])
+            for allocation, cents in zip(mine, shares, strict=True):
+                where = allocation.location_id
+                expected[where] = expected.get(where, Decimal("0.00")) + cents
+                of_order += cents
+            paid[line.sku] = paid.get(line.sku, Decimal("0.00")) + line.paid
+        assert of_order == placed.total
     assert split_lines >= 5, split_lines  # the draws split lines between locations
     Order.objects.update(status="shipped")
     codes = {where.pk: where.code for where in places}
@@ -480,6 +488,74 @@ def test_each_locations_cents_of_an_order_are_the_orders_total_spread_as_pricing
     assert {row["key"]: row["revenue"] for row in rows} == {
         codes[where]: cents for where, cents in expected.items()
     }
+    everywhere = frozenset(where.pk for where in places)
+    rows = served_by_sku(Order.objects.all(), limit=everywhere, currency=F("currency"), top=9)
+    assert {row["sku"]: row["revenue"] for row in rows} == paid
+
+
+@pytest.fixture
+def two_split_lines(web):
+    """A parcel of TEE x2 and MUG x2 at 5.00 with 0.02 off: each line paid 9.99 (10.00 less
+    its 0.01 of the discount), each served one unit from wh and one from lyon (4.995 each),
+    shipped today."""
+    from inventory.services import StockLine, stock_receive
+    from orders.services import LineRequest, order_place, order_transition
+    from tests.factories import (
+        ChannelLocationFactory,
+        ChannelPriceFactory,
+        LocationFactory,
+        VariantFactory,
+    )
+
+    wh = LocationFactory(code="wh", kind="warehouse", pickup=False, ships=True)
+    lyon = LocationFactory(code="lyon", ships=True, pickup=True)
+    ChannelLocationFactory(channel=web, location=wh, priority=1)
+    ChannelLocationFactory(channel=web, location=lyon, priority=2)
+    variants = [VariantFactory(sku="TEE"), VariantFactory(sku="MUG")]
+    for variant in variants:
+        ChannelPriceFactory(variant=variant, channel=web, amount=Decimal("5.00"))
+    stock_receive(
+        lines=[StockLine(v.pk, where.pk, 1) for v in variants for where in (wh, lyon)],
+        reference="delivery",
+    )
+    parcel = order_place(
+        channel=web,
+        fulfillment="ship",
+        lines=[LineRequest("TEE", 2), LineRequest("MUG", 2)],
+        discount=Decimal("0.02"),
+    )
+    for line in parcel.lines.all():
+        assert line.paid == Decimal("9.99")
+        assert sorted(a.location_id for a in line.allocations.all()) == [wh.pk, lyon.pk]
+    order_transition(order_id=parcel.pk, action="ship")
+    return {"wh": wh, "lyon": lyon, "order": parcel}
+
+
+def test_a_manager_of_every_store_sees_what_each_sku_was_paid_as_head_office_does(
+    two_split_lines,
+):
+    """The spare cents of the split lines were ranked over the whole order, so both went to
+    TEE's allocations (the lower ids): TEE counted 10.00 and MUG 9.98 for a manager of both
+    stores, where head office counts what each line was paid, 9.99. Each line's paid is
+    spread over its own allocations (5.00 to the first, wh's, and 4.99): 9.99 a SKU, and
+    the locations still add up to the order's 19.98."""
+    from analytics.selectors import sales, top_products
+
+    every_store = frozenset(two_split_lines[where].pk for where in ("wh", "lyon"))
+    head_office = {p["sku"]: p["revenue"] for p in top_products()}
+    manager = {p["sku"]: p["revenue"] for p in top_products(store_limit=every_store)}
+    assert head_office == {"TEE": Decimal("9.99"), "MUG": Decimal("9.99")}
+    assert manager == head_office
+    today = timezone.localdate()
+    by_location = sales(start=today, end=today, by="location")
+    assert {row["key"]: row["revenue"] for row in by_location["results"]} == {
+        "lyon": Decimal("9.98"),
+        "wh": Decimal("10.00"),
+    }
+    assert by_location["totals"]["revenue"] == Decimal("19.98")
+    mine = sales(start=today, end=today, by="location", limit=every_store)
+    assert mine["results"] == by_location["results"]
+    assert mine["totals"]["revenue"] == Decimal("19.98")
 
 
 def test_sales_by_location_read_in_as_many_queries_for_more_orders_and_locations(
