@@ -4,7 +4,7 @@ CLV and cohorts. Sales read live orders; the rest read what the nightly run comp
 from datetime import date
 from decimal import Decimal
 
-from django.db.models import Avg, Count, DecimalField, ExpressionWrapper, F, Max, Q, Sum, Value
+from django.db.models import Avg, Count, DecimalField, F, Max, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 
 from inventory.selectors import stock_out_rate_by_channel
@@ -13,7 +13,7 @@ from orders.models import Order, Return
 from orders.selectors import orders_within_limit, returned_value
 
 from .models import CohortRetention, MemberScore
-from .served import served_by_location, served_by_order, served_by_sku
+from .served import refunded_by_currency, served_by_location, served_by_order, served_by_sku
 
 HANDED_OVER = ["completed", "picked_up", "shipped"]
 # What sales are grouped by: a field of the order, or for `location` the locations that
@@ -31,28 +31,6 @@ def _handed_over(limit: StoreLimit):
     return orders_within_limit(Order.objects.filter(status__in=HANDED_OVER), limit=limit)
 
 
-def _ratio(numerator, denominator):
-    """numerator / denominator, exact on PostgreSQL (numeric). SQLite keeps 20.00 as the
-    integer 20 and Django casts every decimal step back to NUMERIC (an integer again when
-    whole), so there 20 / 40 was 0: it divides as REAL instead."""
-    from django.db import connection
-    from django.db.models import FloatField
-    from django.db.models.functions import Cast
-
-    if connection.vendor == "sqlite":
-        return ExpressionWrapper(
-            Cast(numerator, FloatField()) / Cast(denominator, FloatField()),
-            output_field=FloatField(),
-        )
-    return ExpressionWrapper(
-        numerator / denominator, output_field=DecimalField(max_digits=30, decimal_places=12)
-    )
-
-
-def _times(a, b):
-    return ExpressionWrapper(a * b, output_field=DecimalField(max_digits=30, decimal_places=12))
-
-
 def _served_allocations(limit: StoreLimit):
     """The allocations of a store limit's stores (every one without a limit): which location
     served how many units of a line."""
@@ -60,14 +38,6 @@ def _served_allocations(limit: StoreLimit):
 
     allocations = Allocation.objects.order_by()
     return allocations if limit is None else allocations.filter(location_id__in=limit)
-
-
-def _summed(expression, limit: StoreLimit):
-    """Sum, rounded to the cent once per group when the parts are shares (refunds)."""
-    from django.db.models.functions import Round
-
-    total = Sum(expression)
-    return total if limit is None else Round(total, 2)
 
 
 def _per_currency(rows) -> list[dict]:
@@ -84,34 +54,11 @@ def _per_currency(rows) -> list[dict]:
     return [totals[currency] for currency in sorted(totals)]
 
 
-def _refunded(limit: StoreLimit):
-    """What a return counts for: the goods' worth it recorded (`returned_value`); for a
-    store-limited staff member, each returned line's part that their stores served: all of
-    it when one of them served the line, none when another location did, and for a line
-    split between locations the share of its units they served (which units came back is
-    not recorded). So their refunds stand beside their revenue (`analytics.served`) and add
-    up across stores (to the cent each store's refunds are rounded to). The order's served
-    share was taken before, whatever line came back: a store was charged for goods it never
-    sent."""
-    if limit is None:
-        return returned_value()
-    from django.db.models import OuterRef, Subquery
-
-    served_units = (
-        _served_allocations(limit)
-        .filter(line=OuterRef("lines__line"))
-        .values("line")
-        .annotate(units=Sum("quantity"))
-        .values("units")
-    )
-    units = Coalesce(Subquery(served_units), Value(0))
-    return _ratio(_times(returned_value(), units), F("lines__line__quantity"))
-
-
 def _served_return(limit: StoreLimit):
     """A return counts toward a store-limited staff member's return rate when their stores
-    served one of the lines that came back, as its refund counts (`_refunded`): a return of
-    goods another location sent counted in their rate while its refund counted 0."""
+    served one of the lines that came back, as its refund counts (`refunded_by_currency`):
+    a return of goods another location sent counted in their rate while its refund counted
+    0."""
     if limit is None:
         return None
     from django.db.models import Exists, OuterRef
@@ -164,19 +111,16 @@ def sales(*, start: date, end: date, by: str, limit: StoreLimit = None) -> dict:
         )
         totals = _per_currency(rows)
     # An order is in one currency: its returns' orders counted per currency add up.
-    returned = list(
-        Return.objects.filter(order__in=orders.values("pk"))
-        .values(currency=F("order__currency"))
-        .annotate(
-            refunds=Coalesce(
-                _summed(_refunded(limit), limit), Value(0), output_field=DecimalField()
-            ),
-            returns=Count("order", distinct=True, filter=_served_return(limit)),
-        )
-        .order_by()
-    )
-    refunds = {row["currency"]: row["refunds"] for row in returned}
+    returns_of = Return.objects.filter(order__in=orders.values("pk"))
+    figures = {"returns": Count("order", distinct=True, filter=_served_return(limit))}
+    if limit is None:  # what the goods returned were worth, as each line recorded
+        figures["refunds"] = Coalesce(Sum(returned_value()), Value(0), output_field=DecimalField())
+    returned = list(returns_of.values(currency=F("order__currency")).annotate(**figures).order_by())
     returns = sum(row["returns"] for row in returned)
+    if limit is None:
+        refunds = {row["currency"]: row["refunds"] for row in returned}
+    else:  # each returned line's refund spread over its stores in whole cents, as revenue
+        refunds = refunded_by_currency(returns_of, limit=limit)
     by_currency = [
         {
             "currency": row["currency"],

@@ -27,7 +27,7 @@ from django.db import connection
 from django.db.models import Case, F, QuerySet, Value, When
 
 from omnichannel.selectors import StoreLimit
-from orders.models import Allocation, OrderLine
+from orders.models import Allocation, OrderLine, ReturnLine
 from orders.pricing import CENT
 
 
@@ -75,22 +75,23 @@ def _orders_cte(orders: QuerySet, group: dict) -> tuple[str, tuple] | None:
     return sql, tuple(params)
 
 
-def _served_ctes(**carried: str) -> str:
-    """`served`: per allocation of the orders of `o` (`o`), its line (`l`) and itself
-    (`a`): `order_id`, `location_id`, `cents`, and the columns named in `carried` (name:
-    SQL). Whole lines' allocations are exact; a split line's go through the window, ranked
-    among that line's allocations."""
-    paid = f"({_cents('l.line_total')} - {_cents('l.discount')}) * a.quantity"
+def _spread_ctes(*, amount: str, whole: str, source: str, **carried: str) -> str:
+    """`served`: per allocation `a` of a line `l` (joined in `source`, a FROM clause), its
+    cents of `amount` (SQL, whole cents: what was paid for the line, or refunded for part of
+    it) spread over the line's units: `order_id`, `location_id`, `cents`, and the columns
+    named in `carried` (name: SQL). `whole` names what one amount is of (the line, a
+    returned line): its allocations share it. A whole line's allocation is exact; a split
+    line's go through the window, ranked among the allocations sharing that amount."""
+    share = f"({amount}) * a.quantity"
     columns = "".join(f", {name}" for name in carried)
     return f"""
         base AS (
-            SELECT a.id, a.line_id, l.order_id, a.location_id, l.quantity AS of_units,
-                   {_quotient(paid, "l.quantity")} AS cents,
-                   {_remainder(paid, "l.quantity")} AS remainder
+            SELECT a.id, {whole} AS whole_id, l.order_id, a.location_id,
+                   l.quantity AS of_units,
+                   {_quotient(share, "l.quantity")} AS cents,
+                   {_remainder(share, "l.quantity")} AS remainder
                    {"".join(f", {sql} AS {name}" for name, sql in carried.items())}
-              FROM {Allocation._meta.db_table} a
-              JOIN {OrderLine._meta.db_table} l ON l.id = a.line_id
-              JOIN o ON o.o_id = l.order_id
+              FROM {source}
         ),
         split AS (
             SELECT *, {_fraction("remainder", "of_units")} AS fraction
@@ -101,12 +102,25 @@ def _served_ctes(**carried: str) -> str:
             UNION ALL
             SELECT order_id, location_id, cents + CASE
                        WHEN ROW_NUMBER() OVER (
-                           PARTITION BY line_id ORDER BY fraction DESC, id
-                       ) <= ROUND(SUM(fraction) OVER (PARTITION BY line_id))
+                           PARTITION BY whole_id ORDER BY fraction DESC, id
+                       ) <= ROUND(SUM(fraction) OVER (PARTITION BY whole_id))
                        THEN 1 ELSE 0 END{columns}
               FROM split
         )
     """
+
+
+def _served_ctes(**carried: str) -> str:
+    """`served` (`_spread_ctes`): per allocation of the orders of `o` (`o`), its line
+    (`l`) and itself (`a`), its cents of what its line was paid."""
+    return _spread_ctes(
+        amount=f"{_cents('l.line_total')} - {_cents('l.discount')}",
+        whole="a.line_id",
+        source=f"""{Allocation._meta.db_table} a
+              JOIN {OrderLine._meta.db_table} l ON l.id = a.line_id
+              JOIN o ON o.o_id = l.order_id""",
+        **carried,
+    )
 
 
 def _within(limit: StoreLimit, column: str) -> tuple[str, tuple]:
@@ -200,3 +214,39 @@ def served_by_sku(orders: QuerySet, *, limit: StoreLimit, currency, top: int) ->
     """
     names = ["sku", "currency", "revenue", "units", "variant"]
     return _rows(sql, orders_params + where_params + (top,), names)
+
+
+def refunded_by_currency(returns: QuerySet, *, limit: StoreLimit) -> dict[str, Decimal]:
+    """What `returns` (Return rows) gave back for the goods (the worth each returned line
+    recorded), per currency of their orders, counted at the limit's locations: each
+    returned line's refund goes to the locations that served its line, all of it when one
+    served the whole line, and for a line split between locations spread over their units
+    (which units came back is not recorded) in whole cents, as the line's revenue is. So a
+    store's refunds stand beside its revenue, and the stores' refunds add up to the
+    returns' to the cent (each store's share summed and rounded apart, a 9.99 line back
+    whole made 5.00 at each of its two stores, 10.00)."""
+    try:
+        returns_sql, returns_params = (
+            returns.order_by()
+            .values(r_id=F("pk"), r_currency=F("order__currency"))
+            .query.sql_with_params()
+        )
+    except EmptyResultSet:  # no returns (a staff member limited to no store)
+        return {}
+    where, where_params = _within(limit, "location_id")
+    ctes = _spread_ctes(
+        amount=_cents("rl.refund"),
+        whole="rl.id",
+        source=f"""{ReturnLine._meta.db_table} rl
+              JOIN r ON r.r_id = rl.ret_id
+              JOIN {OrderLine._meta.db_table} l ON l.id = rl.line_id
+              JOIN {Allocation._meta.db_table} a ON a.line_id = l.id""",
+        currency="r.r_currency",
+    )
+    sql = f"""
+        WITH r AS ({returns_sql}), {ctes}
+        SELECT currency, SUM(cents) FROM served WHERE {where} GROUP BY currency
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, tuple(returns_params) + where_params)
+        return {currency: Decimal(int(cents or 0)) * CENT for currency, cents in cursor}

@@ -558,6 +558,34 @@ def test_a_manager_of_every_store_sees_what_each_sku_was_paid_as_head_office_doe
     assert mine["totals"]["revenue"] == Decimal("19.98")
 
 
+@pytest.mark.parametrize("returns", [[2], [1, 1]], ids=["at-once", "one-by-one"])
+def test_the_stores_refunds_of_a_split_line_add_up_to_head_offices(two_split_lines, returns):
+    """Both TEE of the split parcel (9.99 paid for the line, one unit from wh, one from
+    lyon) come back, together or one by one (5.00, then 4.99). Each store counted half of
+    each refund and rounded its sum once: 4.995, so 5.00 each, 10.00 across the stores
+    beside head office's 9.99. Each returned line's refund is now spread over the stores
+    that served the line as its revenue is, in whole cents: 5.00 at wh, 4.99 at lyon."""
+    from analytics.selectors import sales
+    from orders.services import LineRequest, order_return
+
+    for quantity in returns:
+        order_return(
+            order_id=two_split_lines["order"].pk,
+            location=two_split_lines["lyon"],
+            lines=[LineRequest("TEE", quantity)],
+            restock=True,
+        )
+    today = timezone.localdate()
+
+    def refunds(*where):
+        limit = frozenset(two_split_lines[w].pk for w in where) if where else None
+        return sales(start=today, end=today, by="location", limit=limit)["totals"]["refunds"]
+
+    assert refunds() == Decimal("9.99")
+    assert (refunds("wh"), refunds("lyon")) == (Decimal("5.00"), Decimal("4.99"))
+    assert refunds("wh", "lyon") == refunds()
+
+
 def test_sales_by_location_read_in_as_many_queries_for_more_orders_and_locations(
     served_from_three, manager_api, pos
 ):
