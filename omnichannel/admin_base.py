@@ -1,12 +1,14 @@
 """Admin building blocks shared by the apps: pages for rows that only services or jobs write
 (ledgers, orders, computed figures), shown to staff but never edited by hand; the staff
 store limit applied to pages of rows kept at a location; the change history page of rows
-staff do edit; and list pages that refuse a date lookup past the calendar."""
+staff do edit; and list pages that filter only as their filters do and refuse a date lookup
+past the calendar."""
 
 from django.contrib import admin, messages
+from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
-from django.db import models
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -15,30 +17,9 @@ from simple_history.admin import SimpleHistoryAdmin
 from .resources import describe_errors
 from .selectors import store_limit, within_limit
 
-# The years a date lookup may name: a drill-down into year Y filters up to 1 January Y+1,
-# and ISO year 9999 ends in Gregorian 10000, both past the last date Python has.
-YEARS = range(1, 9999)
-# What the date drill-down (date_hierarchy) turns into a date, beside its year.
-DRILL_DOWN = {"month": range(1, 13), "day": range(1, 32)}
-# Comparisons Django answers for a year by the first and last moment of that year.
-_YEAR_COMPARISONS = {"exact", "gt", "gte", "lt", "lte"}
-
-
-def _date_transforms(model, lookup: str) -> list[str] | None:
-    """What follows the date or datetime field `lookup` filters on (["year"] for
-    `created_at__year`, through relations too), or None when it filters on no date."""
-    parts = lookup.split(LOOKUP_SEP)
-    for at, part in enumerate(parts):
-        try:
-            field = model._meta.get_field(part)
-        except FieldDoesNotExist:
-            return None
-        if isinstance(field, models.DateField):  # DateTimeField is one too
-            return parts[at + 1 :]
-        if not getattr(field, "path_infos", None):
-            return None
-        model = field.path_infos[-1].to_opts.model
-    return None
+# What the date drill-down (date_hierarchy) turns into a date: a drill-down into year Y
+# filters up to 1 January Y+1, so 9999 ends past the last date Python has.
+DRILL_DOWN = {"year": range(1, 9999), "month": range(1, 13), "day": range(1, 32)}
 
 
 def _within(values: list[str], allowed: range) -> bool:
@@ -48,27 +29,68 @@ def _within(values: list[str], allowed: range) -> bool:
         return False
 
 
+class UnlistedLookup(IncorrectLookupParameters, DisallowedModelAdminLookup):
+    """A lookup in a list page's address that none of its filters makes. The page answers it
+    as a lookup it cannot run (back to the page, `?e=1`); another view reading the page's
+    filters (the CSV export) answers 400, as Django does to a lookup it refuses."""
+
+
+def _links_one_row(model, lookup: str) -> bool:
+    """Whether `lookup` names one related row by its primary key the way Django's related
+    filters spell it (`member__id__exact`): the links from one row's page to the list of its
+    rows (a member's "All their orders")."""
+    name, _, rest = lookup.partition(LOOKUP_SEP)
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    if not (field.many_to_one or field.one_to_one) or not field.concrete:
+        return False
+    return rest == f"{field.target_field.attname}{LOOKUP_SEP}exact"
+
+
+class FilterLookupsChangeList(ChangeList):
+    """A list filters by what its filters (list_filter), its search and its date drill-down
+    send, and by a related row's primary key (links from other pages), nothing else. Django
+    runs any other lookup on the model's own fields the address names, whether the page shows
+    the field or not: `?secret__startswith=` listed a webhook subscription or none, so staff
+    who may only view subscriptions read their signing secret 16 guesses a digit (an API
+    client's key hash, a user's password hash likewise); `?number__regex=(` or
+    `?total__gt=1e999999` were a 500, the database refusing what Django let through."""
+
+    def get_filters(self, request):
+        asked = set(self.get_filters_params())
+        filters = super().get_filters(request)
+        remaining = filters[2]  # what no filter (nor the drill-down) took
+        hierarchy = self.date_hierarchy
+        if hierarchy and f"{hierarchy}{LOOKUP_SEP}year" in asked:
+            # The drill-down's own bounds (any sent under those names are replaced by them).
+            asked -= {f"{hierarchy}{LOOKUP_SEP}gte", f"{hierarchy}{LOOKUP_SEP}lt"}
+        for lookup in asked & set(remaining):
+            if not _links_one_row(self.model, lookup):
+                raise UnlistedLookup(f"{lookup}: no filter of this page")
+        return filters
+
+
 class DateLookupsMixin:
-    """A list page given a year (or, in its date drill-down, a month or day) no date has
-    answers as Django does to any lookup it cannot run: back to the page, `?e=1`. Django
-    checks only that the drill-down's values make a date, and none of a year lookup's:
-    `?created_at__year=9999` (the drill-down's range ends in 10000), `=0`, `=10**20`,
-    `created_at__year=9999&created_at__month=12` or `created_at__iso_year=9999` were a 500,
-    raised while the page ran its query. Every admin uses it (tests/test_admin_dates.py)."""
+    """A list page whose date drill-down is given a year, month or day no date has answers
+    as Django does to any lookup it cannot run: back to the page, `?e=1`. Django checks only
+    that the drill-down's values make a date: `?created_at__year=9999` (its range ends in
+    10000), `=0`, `=10**20` or `created_at__year=9999&created_at__month=12` were a 500,
+    raised while the page ran its query. Every admin uses it (tests/test_admin_dates.py).
+
+    Its list (and what reads the list's filters: the CSV export) takes no other lookup than
+    its filters' (FilterLookupsChangeList): a year lookup of another date, past the calendar
+    or not, is none."""
+
+    def get_changelist(self, request, **kwargs):
+        return FilterLookupsChangeList
 
     def get_changelist_instance(self, request):
         hierarchy = self.date_hierarchy
-        for lookup, values in request.GET.lists():
-            if hierarchy and lookup.startswith(hierarchy + LOOKUP_SEP):
-                allowed = DRILL_DOWN.get(lookup.removeprefix(hierarchy + LOOKUP_SEP))
-                if allowed is not None and not _within(values, allowed):
-                    raise IncorrectLookupParameters(f"{lookup}: no such date")
-            transforms = _date_transforms(self.model, lookup) or []
-            for at, transform in enumerate(transforms):
-                if transform not in ("year", "iso_year"):
-                    continue
-                if set(transforms[at + 1 :]) <= _YEAR_COMPARISONS and not _within(values, YEARS):
-                    raise IncorrectLookupParameters(f"{lookup}: no such year")
+        for part, allowed in DRILL_DOWN.items() if hierarchy else ():
+            if not _within(request.GET.getlist(f"{hierarchy}{LOOKUP_SEP}{part}"), allowed):
+                raise IncorrectLookupParameters(f"{hierarchy}: no such date")
         return super().get_changelist_instance(request)
 
 
