@@ -53,6 +53,8 @@ STORES = [
     },
 ]
 WEB_STORE_SAFETY_STOCK = 2
+# The demo's own locations: the only ones its stock counts and its orders use.
+LOCATION_CODES = [WAREHOUSE["code"], *(store["code"] for store in STORES)]
 
 LOGINS = [
     {"username": "admin", "password": "admin-demo", "superuser": True, "role": None},
