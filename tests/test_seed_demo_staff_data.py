@@ -9,7 +9,9 @@ from decimal import Decimal
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 import catalog.demo
@@ -17,7 +19,8 @@ import orders.demo
 from catalog.models import Category, ChannelPrice, Product, Variant
 from inventory.models import StockLevel, StockMovement
 from inventory.services import StockLine, stock_receive
-from omnichannel.models import Channel, ChannelLocation, Location
+from omnichannel.models import ApiClient, Channel, ChannelLocation, Location
+from tests.test_seed_demo import printed_logins
 
 pytestmark = pytest.mark.django_db
 
@@ -83,3 +86,70 @@ def test_seed_demo_leaves_the_staff_articles_stock_alone():
     assert StockLevel.objects.filter(variant__product__code__startswith="P").exclude(
         location=shop
     ).count() == (Variant.objects.filter(product__code__startswith="P").count() * 4)
+
+
+def staff_logins():
+    """A retailer's own superuser named `admin` (the name createsuperuser suggests) and a
+    `manager` login in its own group, made before the seed is ever run."""
+    users = get_user_model()
+    admin = users.objects.create_user("admin", email="ops@shop.example", password="Real-pass-1")
+    admin.is_staff = admin.is_superuser = True
+    admin.save()
+    manager = users.objects.create_user("manager", email="", password="Boss-pass-1")
+    manager.groups.add(Group.objects.create(name="Head office"))
+    return admin, manager
+
+
+def test_seed_demo_keeps_an_existing_staff_login_and_channel_as_staff_set_them():
+    admin, manager = staff_logins()
+    Channel.objects.create(
+        code="web", name="Our web shop", kind="web", currency="EUR", points_per_unit=2
+    )
+    output = seed()
+    # The demo's merchandiser plays with its login; the re-seed puts it back, and still
+    # leaves the staff's logins alone.
+    get_user_model().objects.filter(username="merchandiser").update(is_active=False)
+    second_output = seed()
+
+    admin.refresh_from_db()
+    manager.refresh_from_db()
+    assert admin.check_password("Real-pass-1") and not admin.check_password("admin-demo")
+    assert (admin.email, admin.is_staff, admin.is_superuser) == ("ops@shop.example", True, True)
+    assert manager.check_password("Boss-pass-1") and not manager.check_password("manager-demo")
+    assert (manager.email, manager.is_staff, manager.is_superuser) == ("", False, False)
+    assert list(manager.groups.values_list("name", flat=True)) == ["Head office"]
+    web = Channel.objects.get(code="web")
+    assert (web.name, web.currency, web.points_per_unit) == ("Our web shop", "EUR", 2)
+    assert Channel.objects.get(code="pos").name == "Stores"  # missing: made by the seed
+
+    # What it prints: the demo's own login, and that the staff's ones are not the demo's.
+    for printed in (output, second_output):
+        assert printed_logins(printed) == {"merchandiser": "merchandiser-demo"}
+        for username in ("admin", "manager"):
+            assert f"  {username}: a staff login of this name exists" in printed
+    merchandiser = get_user_model().objects.get(username="merchandiser")
+    assert merchandiser.is_active and merchandiser.email == "merchandiser@demo.example"
+    assert merchandiser.check_password("merchandiser-demo")
+
+
+def test_seed_demo_stops_on_a_channel_in_another_currency_having_written_nothing():
+    """The shop's own web channel sells in pounds: demo prices in euros in it would be
+    wrong prices on a live storefront. The seed refuses, before it writes anything (a
+    retailer who started `make run` on a shop's database gets an error, not a half demo)."""
+    admin, _ = staff_logins()
+    Channel.objects.create(code="web", name="Our web shop", kind="web", currency="GBP")
+    groups = list(Group.objects.order_by("pk").values_list("pk", "name"))
+    with pytest.raises(CommandError, match=r"Channel web is in GBP, the demo's prices are in EUR"):
+        seed()
+    assert list(Channel.objects.values_list("code", "name", "currency")) == [
+        ("web", "Our web shop", "GBP")
+    ]
+    assert set(get_user_model().objects.values_list("username", flat=True)) == {
+        "admin",
+        "manager",
+    }
+    assert not Location.objects.exists() and not Product.objects.exists()
+    assert not ApiClient.objects.exists()
+    assert list(Group.objects.order_by("pk").values_list("pk", "name")) == groups
+    admin.refresh_from_db()
+    assert admin.check_password("Real-pass-1")
