@@ -20,6 +20,7 @@ from catalog.models import Category, ChannelPrice, Product, Variant
 from inventory.models import StockLevel, StockMovement
 from inventory.services import StockLine, stock_receive
 from omnichannel.models import ApiClient, Channel, ChannelLocation, Location
+from orders.models import Order, OrderLine
 from tests.test_seed_demo import printed_logins
 
 pytestmark = pytest.mark.django_db
@@ -86,6 +87,26 @@ def test_seed_demo_leaves_the_staff_articles_stock_alone():
     assert StockLevel.objects.filter(variant__product__code__startswith="P").exclude(
         location=shop
     ).count() == (Variant.objects.filter(product__code__startswith="P").count() * 4)
+
+
+def test_seed_demo_does_not_sell_the_staff_articles_in_its_demo_orders():
+    """The first seed on an installation whose web and pos channels already sell the
+    retailer's own article, from its own store: the demo's year of orders sells the demo's
+    articles from the demo's locations, never real goods from a real shop."""
+    shop, variant = staff_catalog()
+    for code, kind in (("web", "web"), ("pos", "pos")):
+        channel = Channel.objects.create(code=code, name=code, kind=kind, currency="EUR")
+        ChannelPrice.objects.create(variant=variant, channel=channel, amount=Decimal("1.00"))
+        ChannelLocation.objects.create(channel=channel, location=shop, priority=1)
+    seed()
+    demo_orders = Order.objects.filter(client_id__startswith="demo-")
+    assert demo_orders.count() == 30
+    sold = OrderLine.objects.filter(order__in=demo_orders, variant=variant)
+    assert not sold.exists(), f"{sold.count()} demo order lines sell the staff article"
+    assert not demo_orders.filter(location=shop).exists()
+    assert not demo_orders.filter(pickup_location=shop).exists()
+    assert not StockMovement.objects.filter(location=shop).exists()
+    assert not StockMovement.objects.filter(variant=variant).exists()
 
 
 def staff_logins():
