@@ -20,7 +20,7 @@ from omnichannel.admin_base import (
     ReadOnlyAdminMixin,
 )
 
-from .gtin import gtin14
+from .gtin import barcode_key
 from .models import Category, ChannelPrice, Product, Variant, touch_products
 from .resources import ChannelPriceResource, VariantResource
 from .services import category_edited, product_refresh_search_later
@@ -94,7 +94,7 @@ class VariantInlineFormSet(forms.BaseInlineFormSet):
                 form.add_error("sku", f"The row of {skus[sku.upper()]} has this SKU too.")
             elif sku:
                 skus[sku.upper()] = sku
-            key = gtin14(data.get("barcode"))
+            key = barcode_key(data.get("barcode"))
             if key in gtins:
                 form.add_error("barcode", f"The row of {gtins[key]} has this GTIN too.")
             elif key is not None:

@@ -76,6 +76,35 @@ VARIANT_VALUES = {
     "colour": ["black", "sand", "navy", "olive", "rust", "white"],
 }
 PRICE_BANDS = {"Clothing": (19, 149), "Shoes": (59, 189), "Accessories": (15, 99), "Home": (9, 79)}
+# What follows a demo product's code in its variants' SKUs (`P00001-M`, `P00013-SAND`).
+DEMO_SKU_SUFFIXES = {
+    value.upper()
+    for axis in VARIANT_VALUES.values()
+    for values in (axis.values() if isinstance(axis, dict) else [axis])
+    for value in values
+}
+
+
+def demo_product_codes() -> list[str]:
+    """The product codes the demo catalog writes, at any size: a small seed after a large
+    one still holds the large one's products."""
+    return [f"P{n:05d}" for n in range(1, max(SIZES.values()) + 1)]
+
+
+def demo_variant_ids() -> list[int]:
+    """The demo catalog's active variants, by SKU: a demo product's code and one of the
+    demo's sizes or colours. The retailer's own articles are not among them, nor a variant
+    staff added to a demo product: what the demo stock and the demo orders may touch."""
+    rows = (
+        Variant.objects.filter(product__code__in=demo_product_codes(), is_active=True)
+        .order_by("sku")
+        .values_list("pk", "sku", "product__code")
+    )
+    return [
+        pk
+        for pk, sku, code in rows
+        if sku.startswith(f"{code}-") and sku[len(code) + 1 :] in DEMO_SKU_SUFFIXES
+    ]
 
 
 def ean13(n: int) -> str:

@@ -29,6 +29,23 @@ def gtin14(value: str | None) -> str | None:
     return value.zfill(14)
 
 
+def as_gtin(value: str | None) -> str | None:
+    """A barcode as the catalog reads it: an 11-digit value that is a UPC-A without its
+    leading zero (a spreadsheet that took the column for numbers made 012345678905 into
+    12345678905, 11 digits, which no GTIN has) is that UPC-A; any other value is as given.
+    The catalog sheet, the admin and the model's validation read a barcode through it."""
+    if value and len(value) == 11 and gtin14(f"0{value}") is not None:
+        return f"0{value}"
+    return value
+
+
+def barcode_key(barcode: str | None) -> str | None:
+    """The key (`Variant.gtin14`) of a stored barcode: its GTIN's, also for an 11-digit
+    barcode saved before barcodes had to be GTINs that is a UPC-A without its leading zero
+    (the label reads 012345678905, the scan sends that). None when it is no GTIN."""
+    return gtin14(as_gtin(barcode))
+
+
 def validate_gtin(value: str) -> None:
     """The model's validator for a barcode: a GTIN, with its check digit right."""
     if gtin14(value) is not None:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from omnichannel.history import tracked_history
 
-from .gtin import gtin14, validate_gtin
+from .gtin import as_gtin, barcode_key, validate_gtin
 
 sku_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$",
@@ -126,14 +126,15 @@ def touch_products(product_ids: Iterable[int]) -> None:
 
 
 class Gtin14Field(models.CharField):
-    """The variant's `barcode` as its GTIN zero-padded to 14 digits (`catalog.gtin`), NULL
+    """The variant's `barcode` as its GTIN zero-padded to 14 digits (`catalog.gtin.
+    barcode_key`; a legacy 11-digit UPC-A without its leading zero has its UPC-A's), NULL
     without one (or for a row saved before a barcode had to be a GTIN, which the scan then
     finds by its barcode as stored): what is unique and what the scan finds. Set from the
     barcode by every save and by `bulk_create` (both call `pre_save`); `update()` and
     `bulk_update()` do not, so they must not write a barcode."""
 
     def pre_save(self, model_instance, add):
-        value = gtin14(model_instance.barcode)
+        value = barcode_key(model_instance.barcode)
         setattr(model_instance, self.attname, value)
         return value
 
@@ -190,6 +191,13 @@ class Variant(models.Model):
         if self.attributes is None:
             self.attributes = {}
 
+    def clean_fields(self, exclude=None):
+        # As the catalog sheet reads a cell: 12345678905 is UPC-A 012345678905 that lost its
+        # leading zero in a spreadsheet, so the admin takes it as that UPC-A too.
+        if "barcode" not in (exclude or ()):
+            self.barcode = as_gtin(self.barcode)
+        super().clean_fields(exclude=exclude)
+
     def validate_unique(self, exclude=None):
         """A SKU is one in upper and lower case, a GTIN one barcode in any of its lengths:
         refused when another variant has it, naming its spelling (the admin, the catalog
@@ -207,7 +215,7 @@ class Variant(models.Model):
         others = (
             Variant.objects.all() if self._state.adding else Variant.objects.exclude(pk=self.pk)
         )
-        key = gtin14(self.barcode)
+        key = barcode_key(self.barcode)
         if "barcode" not in exclude and key is not None:
             holder = others.filter(gtin14=key).values_list("sku", "barcode").first()
             if holder is not None:

@@ -37,7 +37,7 @@ from import_export.widgets import (
 from omnichannel.models import Channel
 from omnichannel.resources import AllOrNothingResource
 
-from .gtin import gtin14
+from .gtin import as_gtin, gtin14
 from .models import ATTRIBUTES_MESSAGE, Category, ChannelPrice, Product, Variant, touch_products
 from .services import product_refresh_search_later
 
@@ -68,10 +68,7 @@ class BarcodeWidget(BlankIsNullWidget):
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
-        value = super().clean(value, row=row, **kwargs)
-        if value and len(value) == 11 and gtin14(f"0{value}") is not None:
-            return f"0{value}"
-        return value
+        return as_gtin(super().clean(value, row=row, **kwargs))
 
 
 class BarcodeField(fields.Field):

@@ -1,4 +1,5 @@
-"""Demo stock for `seed_demo`: every location holds a plausible quantity of each variant.
+"""Demo stock for `seed_demo`: each demo location holds a plausible quantity of each demo
+variant. The retailer's own articles and locations are not the demo's: never counted.
 
 Quantities are set with cycle counts (`stock_count_many`), so the ledger explains them and a
 second run finds nothing to change. The warehouse holds the most; stores hold a few, with
@@ -11,8 +12,9 @@ from datetime import datetime
 from django.db import connection
 from django.utils import timezone
 
-from catalog.models import Variant
+from catalog.demo import demo_variant_ids
 from omnichannel.bulk import copy_rows
+from omnichannel.demo import LOCATION_CODES
 from omnichannel.models import Location
 
 from .availability import availability_rebuild
@@ -34,11 +36,11 @@ def demo_quantity(rng: random.Random, location: Location) -> int:
 
 
 def seed(*, rng: random.Random, progress: Callable[[int, int], None] | None = None) -> int:
-    """Set demo stock at every location for every active variant; returns levels changed."""
-    locations = list(Location.objects.order_by("code"))
-    variant_ids = list(
-        Variant.objects.filter(is_active=True).order_by("sku").values_list("id", flat=True)
-    )
+    """Set demo stock at every demo location for every active demo variant; returns levels
+    changed. A count sets a level whatever it held, so it must never reach a level of the
+    retailer's own (their article in a demo store, a demo article in their store)."""
+    locations = list(Location.objects.filter(code__in=LOCATION_CODES).order_by("code"))
+    variant_ids = demo_variant_ids()
     counts = [
         Count(variant_id, location.pk, demo_quantity(rng, location))
         for variant_id in variant_ids

@@ -1,4 +1,12 @@
-"""Demo channels, locations, staff logins and API clients for `seed_demo`."""
+"""Demo channels, locations, staff logins and API clients for `seed_demo`.
+
+`make run` seeds on every start, also on an installation whose staff made their own rows
+under the demo's names. A login is the demo's when its email is the demo's
+(`<username>@demo.example`, which the seed alone writes): those are put back to their demo
+values on every run, any other login of that name is left as staff set it. A channel of the
+demo's code that exists is used as it is (its name and settings are staff's to set); one in
+another currency stops the seed before it writes anything, rather than price the demo in
+the wrong currency."""
 
 import hashlib
 import hmac
@@ -53,7 +61,10 @@ STORES = [
     },
 ]
 WEB_STORE_SAFETY_STOCK = 2
+# The demo's own locations: the only ones its stock counts and its orders use.
+LOCATION_CODES = [WAREHOUSE["code"], *(store["code"] for store in STORES)]
 
+DEMO_EMAIL_DOMAIN = "demo.example"  # reserved for examples (RFC 2606): nobody's real address
 LOGINS = [
     {"username": "admin", "password": "admin-demo", "superuser": True, "role": None},
     {
@@ -84,14 +95,65 @@ def _client(name: str, channel: str, location: str | None = None) -> str:
     return token
 
 
-def seed() -> dict:
-    """Create or reset the demo network; returns logins and API tokens to print."""
-    roles_ensure()
-    channels = {}
-    for spec in CHANNELS:
-        channels[spec["code"]], _ = Channel.objects.update_or_create(
-            code=spec["code"], defaults=spec
+class DemoConflict(Exception):
+    """A row the demo needs is there already and cannot serve the demo: nothing was written."""
+
+
+def _channels() -> dict[str, Channel]:
+    """The demo's channels: made when missing, an existing one as it is. Checked before the
+    seed writes anything."""
+    existing = {c.code: c for c in Channel.objects.filter(code__in=[s["code"] for s in CHANNELS])}
+    clashes = [
+        f"{spec['code']} is in {existing[spec['code']].currency}, the demo's prices are in "
+        f"{spec['currency']}"
+        for spec in CHANNELS
+        if spec["code"] in existing and existing[spec["code"]].currency != spec["currency"]
+    ]
+    if clashes:
+        raise DemoConflict(
+            f"Channel {'; channel '.join(clashes)}. The demo would price and sell in the wrong "
+            "currency: nothing was seeded. Seed the demo on its own database (DATABASE_URL), "
+            "not on a shop's."
         )
+    return {
+        spec["code"]: existing.get(spec["code"]) or Channel.objects.create(**spec)
+        for spec in CHANNELS
+    }
+
+
+def _logins() -> tuple[list[tuple[str, str]], list[str]]:
+    """Make the demo's logins, or put them back to their demo values; a login of one of
+    their names that is not the demo's (another email) is staff's: left alone. Returns the
+    demo's (username, password) and the staff's usernames left as they are."""
+    users = get_user_model()
+    demo, kept = [], []
+    for login in LOGINS:
+        email = f"{login['username']}@{DEMO_EMAIL_DOMAIN}"
+        user = users.objects.filter(username=login["username"]).first()
+        if user is None:
+            user = users(username=login["username"])
+        elif user.email != email:
+            kept.append(login["username"])
+            continue
+        user.is_active = user.is_staff = True
+        user.is_superuser = login["superuser"]
+        user.email = email
+        # Checked first: a new salt on every run would change the row for nothing.
+        if not user.check_password(login["password"]):
+            user.set_password(login["password"])
+        user.save()
+        if login["role"]:
+            user.groups.set([Group.objects.get(name=login["role"])])
+        demo.append((login["username"], login["password"]))
+    return demo, kept
+
+
+def seed() -> dict:
+    """Create or reset the demo network; returns the demo's logins, the staff logins left
+    alone and the API tokens to print. Raises DemoConflict, having written nothing, when a
+    channel of the demo's is in another currency."""
+    channels = _channels()
+    roles_ensure()
     warehouse, _ = Location.objects.update_or_create(code=WAREHOUSE["code"], defaults=WAREHOUSE)
     stores = []
     for spec in STORES:
@@ -112,22 +174,11 @@ def seed() -> dict:
             defaults={"priority": priority, "safety_stock": safety_stock},
         )
 
-    users = get_user_model()
-    for login in LOGINS:
-        user, _ = users.objects.get_or_create(username=login["username"])
-        user.is_active = user.is_staff = True
-        user.is_superuser = login["superuser"]
-        user.email = f"{login['username']}@demo.example"
-        # Checked first: a new salt on every run would change the row for nothing.
-        if not user.check_password(login["password"]):
-            user.set_password(login["password"])
-        user.save()
-        if login["role"]:
-            user.groups.set([Group.objects.get(name=login["role"])])
-
+    logins, kept = _logins()
     till_store = stores[0]
     return {
-        "logins": [(login["username"], login["password"]) for login in LOGINS],
+        "logins": logins,
+        "staff_logins": kept,
         "tokens": {
             "Demo storefront (web)": _client("Demo storefront", "web"),
             f"Demo till ({till_store.code}, pos)": _client(

@@ -1,4 +1,6 @@
 """A year of demo orders across channels for `seed_demo`, placed through the real services.
+They sell the demo's own articles from the demo's own locations: a retailer's articles
+priced in the same channels, or their stores feeding them, are not the demo's to sell.
 
 Store sales, web orders shipped or collected, a few cancellations and returns, each dated
 over the last year. Goods arrive by a delivery just before they are sold, so the ledger
@@ -12,9 +14,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from catalog.demo import demo_variant_ids
 from catalog.models import ChannelPrice
 from customers.services import Contact, MemberConflict, member_upsert
 from inventory.services import StockLine, stock_receive
+from omnichannel.demo import LOCATION_CODES
 from omnichannel.models import Channel, ChannelLocation, Location
 
 from .models import Order
@@ -116,19 +120,27 @@ def seed(*, size: str, rng: random.Random, progress: Callable[[int, int], None] 
     channels = {c.code: c for c in Channel.objects.filter(code__in=["web", "pos"])}
     if len(channels) < 2:
         return 0
+    demo_variants = set(demo_variant_ids())
     skus = {}  # per channel: three price bands (cheap, middle, premium) of (sku, variant_id)
     for code in channels:
-        priced = list(
-            ChannelPrice.objects.filter(channel=channels[code], published=True)
+        priced = [
+            (sku, variant_id)
+            for sku, variant_id in ChannelPrice.objects.filter(
+                channel=channels[code], published=True
+            )
             .order_by("amount", "variant__sku")
             .values_list("variant__sku", "variant_id")
-        )
+            if variant_id in demo_variants
+        ]
         third = max(1, len(priced) // 3)
         skus[code] = [priced[:third], priced[third : 2 * third], priced[2 * third :]]
-    stores = list(Location.objects.filter(feeds__channel=channels["pos"]).distinct())
+    demo_locations = Location.objects.filter(code__in=LOCATION_CODES)
+    stores = list(demo_locations.filter(feeds__channel=channels["pos"]).distinct())
     pickups = [store for store in stores if store.pickup]
     first_shipper = (
-        ChannelLocation.objects.filter(channel=channels["web"], location__ships=True)
+        ChannelLocation.objects.filter(
+            channel=channels["web"], location__in=demo_locations, location__ships=True
+        )
         .order_by("priority")
         .values_list("location_id", flat=True)
         .first()

@@ -35,11 +35,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from catalog.demo import demo_variant_ids
 from catalog.models import ChannelPrice
 from customers.demo import bulk_members, bulk_points, bulk_seen
 from customers.models import Member, MemberChannel
 from inventory.demo import bulk_ledger
 from omnichannel.bulk import copy_rows, next_ids, refresh_planner_statistics
+from omnichannel.demo import LOCATION_CODES
 from omnichannel.models import Channel, ChannelLocation, Location
 
 from .demo import FIRST, LAST
@@ -111,10 +113,12 @@ def make_plan(*, orders: int, people: int, seed: str, stores: int) -> Plan:
 
 
 class _Catalog:
-    """Per channel, the published prices in three bands (cheap, middle, premium)."""
+    """Per channel, the demo articles' published prices in three bands (cheap, middle,
+    premium): the retailer's own articles in the same channels are not the demo's to sell."""
 
     def __init__(self, channels: dict[str, Channel]):
         self.bands: dict[str, list[list[tuple]]] = {}
+        demo_variants = set(demo_variant_ids())
         for code, channel in channels.items():
             rows = list(
                 ChannelPrice.objects.filter(
@@ -129,7 +133,11 @@ class _Catalog:
                     "amount",
                 )
             )
-            priced = [(v, sku, f"{p} {n}".strip()[:300], amount) for v, sku, p, n, amount in rows]
+            priced = [
+                (v, sku, f"{p} {n}".strip()[:300], amount)
+                for v, sku, p, n, amount in rows
+                if v in demo_variants
+            ]
             third = max(1, len(priced) // 3)
             self.bands[code] = [priced[:third], priced[third : 2 * third], priced[2 * third :]]
 
@@ -149,11 +157,12 @@ def seed_bulk(
     channels = {c.code: c for c in Channel.objects.filter(code__in=["web", "pos"])}
     if len(channels) < 2:
         return 0
-    stores = list(
-        Location.objects.filter(feeds__channel=channels["pos"]).distinct().order_by("code")
-    )
+    demo_locations = Location.objects.filter(code__in=LOCATION_CODES)  # never a shop's own
+    stores = list(demo_locations.filter(feeds__channel=channels["pos"]).distinct().order_by("code"))
     shippers = list(
-        ChannelLocation.objects.filter(channel=channels["web"], location__ships=True)
+        ChannelLocation.objects.filter(
+            channel=channels["web"], location__in=demo_locations, location__ships=True
+        )
         .order_by("priority")
         .values_list("location_id", flat=True)
     )

@@ -803,9 +803,28 @@ def test_the_variant_page_refuses_a_barcode_that_is_no_gtin_or_another_variants(
     assert variant.barcode == "012345678905"
 
 
-def test_two_rows_of_a_product_page_giving_one_gtin_in_two_lengths_are_refused(client):
+def test_the_variant_page_takes_a_upc_a_that_lost_its_leading_zero_as_that_upc_a(client):
+    """12345678905 (UPC-A 012345678905 through a spreadsheet) is read as the catalog sheet
+    reads it: the UPC-A, the number on the label, which the till's scan then finds."""
+    from tests.test_change_history import admin_form_data
+
+    _login(client, MERCHANDISER)
+    variant = VariantFactory(sku="B-1", barcode="4006381333931")
+    url = f"/admin/catalog/variant/{variant.pk}/change/"
+    data = admin_form_data(client.get(url))
+    data["barcode"] = "12345678905"
+    assert client.post(url, data).status_code == 302
+    variant.refresh_from_db()
+    assert (variant.barcode, variant.gtin14) == ("012345678905", "00012345678905")
+
+
+@pytest.mark.parametrize("second_barcode", ["0012345678905", "12345678905"])
+def test_two_rows_of_a_product_page_giving_one_gtin_in_two_lengths_are_refused(
+    client, second_barcode
+):
     """Each row is checked against the database; the two rows of one page against each
-    other too (the second was an IntegrityError, a 500)."""
+    other too (the second was an IntegrityError, a 500), also when one lost its leading
+    zero in a spreadsheet."""
     from tests.test_change_history import admin_form_data
 
     _login(client, MERCHANDISER)
@@ -815,7 +834,7 @@ def test_two_rows_of_a_product_page_giving_one_gtin_in_two_lengths_are_refused(c
     data = admin_form_data(client.get(url))
     rows = {data[key]: key.removesuffix("-sku") for key in data if key.endswith("-sku")}
     data[f"{rows[first.sku]}-barcode"] = "012345678905"
-    data[f"{rows[second.sku]}-barcode"] = "0012345678905"
+    data[f"{rows[second.sku]}-barcode"] = second_barcode
     response = client.post(url, data)
     assert response.status_code == 200
     errors = [form.errors for form in response.context["inline_admin_formsets"][0].formset]

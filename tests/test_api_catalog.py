@@ -535,7 +535,7 @@ def test_a_scan_that_is_no_gtin_finds_nothing(pos, pos_client, scanned):
         ("4006381333932", "check digit"),
         ("123456789", "8, 12, 13 or 14 digits"),
         ("1234567890", "8, 12, 13 or 14 digits"),
-        ("12345678905", "8, 12, 13 or 14 digits"),
+        ("12345678901", "8, 12, 13 or 14 digits"),  # 11 digits, no UPC-A with its 0 back
         pytest.param(
             "\uff14\uff10\uff10\uff16\uff13\uff18\uff11\uff13\uff13\uff13\uff19\uff13\uff11",
             "8, 12, 13 or 14 digits",
@@ -550,6 +550,24 @@ def test_a_barcode_that_is_no_gtin_is_refused(barcode, message):
     with pytest.raises(ValidationError) as refused:
         variant.full_clean()
     assert message in " ".join(refused.value.message_dict["barcode"])
+
+
+def test_a_upc_a_that_lost_its_leading_zero_is_taken_as_that_upc_a_as_the_sheet_does():
+    """12345678905 is UPC-A 012345678905 through a spreadsheet that took the column for
+    numbers: the model reads it as the catalog sheet does, the UPC-A (the number on the
+    label, the one the scan sends), and a second variant cannot take it in any spelling."""
+    variant = VariantFactory.build(sku="X-1", barcode="12345678905", product=ProductFactory())
+    variant.full_clean()
+    variant.save()
+    variant.refresh_from_db()
+    assert (variant.barcode, variant.gtin14) == ("012345678905", "00012345678905")
+    for barcode in ("12345678905", "0012345678905"):
+        twin = VariantFactory.build(sku="X-2", barcode=barcode, product=variant.product)
+        with pytest.raises(ValidationError) as refused:
+            twin.full_clean()
+        assert refused.value.message_dict["barcode"] == [
+            "Variant X-1 already has this GTIN (as 012345678905)."
+        ]
 
 
 @pytest.mark.parametrize("barcode", ["96385074", "012345678905", "4006381333931", "14006381333938"])

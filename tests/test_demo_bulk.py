@@ -17,13 +17,13 @@ import catalog.demo
 import omnichannel.demo
 import orders.demo
 from analytics.models import NightlyRun
-from catalog.models import ChannelPrice, Variant
+from catalog.models import Category, ChannelPrice, Product, Variant
 from customers.models import Member, MemberChannel, PointsEntry
 from customers.services import normalize_email, normalize_phone
 from inventory.models import StockMovement
 from inventory.services import StockLine, stock_receive
 from omnichannel.bulk import copy_rows
-from omnichannel.models import Channel, ChannelLocation
+from omnichannel.models import Channel, ChannelLocation, Location
 from orders import demo_bulk
 from orders.models import Allocation, Order, OrderLine, Payment, Return, ReturnLine
 from orders.services import LineRequest, order_place, order_transition
@@ -142,6 +142,30 @@ def test_bulk_history_keeps_every_ledger_total_and_balance(network):
     dates = list(Order.objects.order_by("client_id").values_list("created_at", flat=True))
     assert dates == sorted(dates)
     assert (dates[-1] - dates[0]).days >= 300
+
+
+def test_bulk_history_sells_only_the_demo_articles_from_the_demo_locations(network):
+    """The retailer's own article, priced in the demo's channels (the cheapest there), and
+    their own store feeding both first: a million bulk orders must not be sales of real
+    goods, nor stock moved at a real shop."""
+    shop = Location.objects.create(code="nantes", name="Nantes", kind="store", ships=True)
+    shop.pickup = True
+    shop.save()
+    product = Product.objects.create(
+        code="ACME-1", name="Acme tee", category=Category.objects.create(name="Own", slug="own")
+    )
+    variant = Variant.objects.create(product=product, sku="ACME-1-M", barcode="4006381333931")
+    for channel in Channel.objects.all():
+        ChannelPrice.objects.create(variant=variant, channel=channel, amount=Decimal("0.50"))
+        ChannelLocation.objects.filter(channel=channel).update(priority=F("priority") + 1)
+        ChannelLocation.objects.create(channel=channel, location=shop, priority=1)
+    demo_bulk.seed_bulk(orders=ORDERS, people=PEOPLE, seed="t", batch=BATCH)
+    assert not OrderLine.objects.filter(variant=variant).exists()
+    assert not Order.objects.filter(location=shop).exists()
+    assert not Order.objects.filter(pickup_location=shop).exists()
+    assert not Allocation.objects.filter(location=shop).exists()
+    assert not StockMovement.objects.filter(location=shop).exists()
+    assert not StockMovement.objects.filter(variant=variant).exists()
 
 
 def test_the_ledger_patterns_match_what_the_services_write(network):

@@ -19,7 +19,7 @@ from inventory.services import (
     stock_reserve_routed,
     stock_sell_now,
 )
-from tests.factories import LocationFactory, VariantFactory
+from tests.factories import LocationFactory, ProductFactory, VariantFactory
 from tests.inventory_helpers import assert_ledger_matches_levels
 
 pytestmark = pytest.mark.django_db
@@ -206,17 +206,37 @@ def test_count_many_sets_levels_once_and_a_second_run_changes_nothing(shelf):
     assert_ledger_matches_levels()
 
 
-def test_demo_stock_is_idempotent(shelf):
+def test_demo_stock_is_idempotent_and_counts_only_the_demo_articles_at_demo_locations(shelf):
+    """The demo's variants (`P00001-M`) at the demo's locations; the shelf's TEE-M at lyon,
+    a variant staff added to a demo product, and the demo's articles at the retailer's own
+    lyon are theirs: not counted."""
     import random
 
     from inventory import demo
 
-    VariantFactory.create_batch(5)
-    LocationFactory(code="wh", kind="warehouse")
+    staff_variant, staff_store = shelf
+    demo_variants = [
+        VariantFactory(product=ProductFactory(code=f"P{n:05d}"), sku=f"P{n:05d}-M")
+        for n in range(1, 6)
+    ]
+    staff_added = VariantFactory(product=demo_variants[0].product, sku="EXTRA-1")
+    LocationFactory(code="wh-central", kind="warehouse")
+    LocationFactory(code="lyon-centre")
+    stock_receive(lines=[StockLine(demo_variants[0].pk, staff_store.pk, 4)], reference="po:1")
     demo.seed(rng=random.Random(7))
     snapshot = list(StockLevel.objects.order_by("pk").values_list("on_hand", "reserved"))
     movements = StockMovement.objects.count()
-    assert StockLevel.objects.count() == 6 * 2
+    assert StockLevel.objects.filter(location__code__in=["wh-central", "lyon-centre"]).count() == (
+        5 * 2
+    )
+    assert set(
+        StockLevel.objects.filter(location=staff_store).values_list("variant__sku", "on_hand")
+    ) == {(staff_variant.sku, 10), (demo_variants[0].sku, 4)}
+    assert (
+        not StockLevel.objects.filter(variant__in=[staff_variant, staff_added])
+        .exclude(location=staff_store)
+        .exists()
+    )
     demo.seed(rng=random.Random(7))
     assert list(StockLevel.objects.order_by("pk").values_list("on_hand", "reserved")) == snapshot
     assert StockMovement.objects.count() == movements

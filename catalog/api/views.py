@@ -135,6 +135,7 @@ class VariantFilter(django_filters.FilterSet):
     def filter_barcode(self, qs, name, value):
         # By the GTIN's number; a row kept from before barcodes had to be GTINs (its gtin14
         # NULL, migration 0004) by its barcode as stored, as the label it was sold with reads.
+        # (An 11-digit UPC-A that lost its leading zero has its UPC-A's key: migration 0006.)
         keys = {key for key in map(gtin14, value) if key is not None}
         return qs.filter(Q(gtin14__in=keys) | Q(barcode__in=set(value)))
 

@@ -80,8 +80,13 @@ class Command(BaseCommand):
         started = time.monotonic()
 
         with self.step("Channels, locations, feeds, logins, API clients") as done:
-            network = omnichannel.demo.seed()
+            try:
+                network = omnichannel.demo.seed()
+            except omnichannel.demo.DemoConflict as conflict:
+                raise CommandError(str(conflict)) from conflict
             done(f"{len(network['logins'])} logins, {len(network['tokens'])} API clients")
+            if network["staff_logins"]:
+                done(f"{len(network['staff_logins'])} staff logins left as they are")
 
         with self.step("Catalog") as done, progress_bar("Catalog", "step") as progress:
             catalog_counts = catalog.demo.seed(size=size, rng=rng("catalog"), progress=progress)
@@ -147,6 +152,12 @@ class Command(BaseCommand):
         out.write(f"Admin: {ADMIN_URL}")
         for username, password in network["logins"]:
             out.write(f"  login {username:<13} password {password}")
+        for username in network["staff_logins"]:
+            out.write(
+                f"  {username}: a staff login of this name exists (not the demo's: its email is "
+                f"not {username}@{omnichannel.demo.DEMO_EMAIL_DOMAIN}); left as it is, its "
+                "password is not the demo's"
+            )
         out.write("API tokens (the same on every run):")
         for label, token in network["tokens"].items():
             out.write(f"  {label:<32} {token}")
