@@ -6,7 +6,11 @@ under the demo's names. A login is the demo's when its email is the demo's
 values on every run, any other login of that name is left as staff set it. A channel of the
 demo's code that exists is used as it is (its name and settings are staff's to set); one in
 another currency stops the seed before it writes anything, rather than price the demo in
-the wrong currency."""
+the wrong currency.
+
+The network step runs in one transaction, behind a lock of its own: two seeds at once (two
+`make run`s, or one beside `docker compose exec web ... seed_demo`) take it in turn, the second
+finding the rows the first made rather than failing on them."""
 
 import hashlib
 import hmac
@@ -14,6 +18,7 @@ import hmac
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import connection, transaction
 
 from .models import ApiClient, Channel, ChannelLocation, Location
 from .roles import MANAGER, MERCHANDISER, roles_ensure
@@ -61,6 +66,8 @@ STORES = [
     },
 ]
 WEB_STORE_SAFETY_STOCK = 2
+# pg_advisory_xact_lock(NETWORK_LOCK): one network step at a time.
+NETWORK_LOCK = 7302  # inventory.availability's namespace is 7301
 # The demo's own locations: the only ones its stock counts and its orders use.
 LOCATION_CODES = [WAREHOUSE["code"], *(store["code"] for store in STORES)]
 
@@ -148,10 +155,22 @@ def _logins() -> tuple[list[tuple[str, str]], list[str]]:
     return demo, kept
 
 
+def _one_at_a_time() -> None:
+    """Wait for any other seed's network step to commit. Its rows are written but not yet
+    visible: looked for now, they were missing, and making them again failed on its unique
+    rows (a channel's code, a login's username, an API client's token). SQLite's
+    IMMEDIATE transactions (settings) already take writers in turn."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [NETWORK_LOCK])
+
+
+@transaction.atomic
 def seed() -> dict:
     """Create or reset the demo network; returns the demo's logins, the staff logins left
     alone and the API tokens to print. Raises DemoConflict, having written nothing, when a
-    channel of the demo's is in another currency."""
+    channel of the demo's is in another currency. One transaction, one seed at a time."""
+    _one_at_a_time()
     channels = _channels()
     roles_ensure()
     warehouse, _ = Location.objects.update_or_create(code=WAREHOUSE["code"], defaults=WAREHOUSE)

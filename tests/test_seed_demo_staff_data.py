@@ -5,6 +5,7 @@ every start, so this is every start of a shop that went live on the demo's insta
 The demo is scaled down here (40 products, 30 orders): what is checked is whose rows the
 seed touches, not its size (tests/test_seed_demo.py seeds the real small demo)."""
 
+import threading
 from decimal import Decimal
 from io import StringIO
 
@@ -12,15 +13,18 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
+from django.db import connections, transaction
 from django.test import override_settings
 
 import catalog.demo
+import omnichannel.demo
 import orders.demo
 from catalog.models import Category, ChannelPrice, Product, Variant
 from inventory.models import StockLevel, StockMovement
 from inventory.services import StockLine, stock_receive
 from omnichannel.models import ApiClient, Channel, ChannelLocation, Location
 from orders.models import Order, OrderLine
+from tests.concurrency import require_postgres, until_waiting
 from tests.test_seed_demo import printed_logins
 
 pytestmark = pytest.mark.django_db
@@ -174,3 +178,52 @@ def test_seed_demo_stops_on_a_channel_in_another_currency_having_written_nothing
     assert list(Group.objects.order_by("pk").values_list("pk", "name")) == groups
     admin.refresh_from_db()
     assert admin.check_password("Real-pass-1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_network_seeds_at_once_both_succeed():
+    """Two seeds at once (two `make run`s, or `make run` beside `docker compose exec web ...
+    seed_demo`): the first has written the demo's channels and logins, not committed yet,
+    when the second starts. The second found no channel, created one and failed with an
+    IntegrityError on the first's (the same on the logins); it now waits for the first and
+    finds its rows."""
+    require_postgres()
+    first_done, release = threading.Event(), threading.Event()
+    errors = []
+
+    def first():
+        try:
+            with transaction.atomic():
+                omnichannel.demo.seed()
+                first_done.set()
+                release.wait(10)
+        except Exception as exc:
+            errors.append(("first", exc))
+            first_done.set()
+        finally:
+            connections.close_all()
+
+    def second():
+        try:
+            omnichannel.demo.seed()
+        except Exception as exc:
+            errors.append(("second", exc))
+        finally:
+            connections.close_all()
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert first_done.wait(30)
+    b = threading.Thread(target=second)
+    b.start()
+    try:
+        until_waiting(1)  # the second seed queued behind the first
+    finally:
+        release.set()
+        a.join(30)
+        b.join(30)
+    assert errors == []
+    assert sorted(Channel.objects.values_list("code", flat=True)) == ["pos", "web"]
+    users = get_user_model().objects.filter(email__endswith="@demo.example")
+    assert sorted(users.values_list("username", flat=True)) == ["admin", "manager", "merchandiser"]
+    assert ApiClient.objects.filter(name__startswith="Demo ").count() == 2
