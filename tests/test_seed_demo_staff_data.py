@@ -227,3 +227,91 @@ def test_two_network_seeds_at_once_both_succeed():
     users = get_user_model().objects.filter(email__endswith="@demo.example")
     assert sorted(users.values_list("username", flat=True)) == ["admin", "manager", "merchandiser"]
     assert ApiClient.objects.filter(name__startswith="Demo ").count() == 2
+
+
+def test_seed_demo_leaves_a_retailers_own_store_of_a_demo_code_alone(web, pos):
+    """A retailer's own Bordeaux store, coded `bordeaux`, made before the demo ever ran, on an
+    installation whose web and pos channels already exist; staff feed it to pos themselves.
+    It is not the demo's (not at the demo's address): its name, address and flags were
+    rewritten, it was fed to the demo's channels, the demo's stock was counted and the demo's
+    year of in-store sales rung up at it. Now it is left as it is, over two seeds, and the
+    demo sells from its other stores."""
+    own = Location.objects.create(
+        code="bordeaux",
+        name="Bordeaux Intendance",
+        kind=Location.Kind.STORE,
+        ships=True,
+        pickup=False,
+        address_line1="1 cours de l'Intendance",
+        postal_code="33000",
+        city="Bordeaux",
+        country="FR",
+    )
+    ChannelLocation.objects.create(channel=pos, location=own, priority=7, safety_stock=1)
+    output = seed()
+    second_output = seed()
+
+    own.refresh_from_db()
+    assert (own.name, own.address_line1, own.ships, own.pickup) == (
+        "Bordeaux Intendance",
+        "1 cours de l'Intendance",
+        True,
+        False,
+    )
+    assert list(own.feeds.values_list("channel__code", "priority", "safety_stock")) == [
+        ("pos", 7, 1)
+    ]
+    demo_orders = Order.objects.filter(client_id__startswith="demo-")
+    assert demo_orders.count() == 30
+    assert not demo_orders.filter(location=own).exists()
+    assert not demo_orders.filter(pickup_location=own).exists()
+    assert not StockMovement.objects.filter(location=own).exists()
+    assert not StockLevel.objects.filter(location=own).exists()
+    # The demo's own stores and warehouse: made, fed and sold from as ever.
+    assert set(demo_orders.exclude(location=None).values_list("location__code", flat=True)) <= {
+        "lyon-centre",
+        "paris-marais",
+    }
+    assert set(
+        ChannelLocation.objects.exclude(location=own).values_list("channel__code", "location__code")
+    ) == {
+        ("web", "wh-central"),
+        ("web", "lyon-centre"),
+        ("web", "paris-marais"),
+        ("pos", "lyon-centre"),
+        ("pos", "paris-marais"),
+    }
+    for printed in (output, second_output):
+        assert "  location bordeaux: exists and is not the demo's" in printed
+
+
+def test_seed_demo_puts_its_own_locations_name_and_flags_back_and_leaves_one_moved_alone():
+    """The demo's own stores, played with in the admin: renamed, its flags switched, is
+    still the demo's (its kind and address are the seed's) and is put back; one given
+    another address is staff's from then on, left as they set it."""
+    seed()
+    Location.objects.filter(code="lyon-centre").update(name="Renamed", ships=False, pickup=False)
+    Location.objects.filter(code="paris-marais").update(address_line1="1 rue de Rivoli")
+    output = seed()
+    lyon = Location.objects.get(code="lyon-centre")
+    assert (lyon.name, lyon.ships, lyon.pickup) == ("Lyon Centre", True, True)
+    paris = Location.objects.get(code="paris-marais")
+    assert (paris.name, paris.address_line1) == ("Paris Marais", "1 rue de Rivoli")
+    assert "  location paris-marais: exists and is not the demo's" in output
+    assert "location lyon-centre" not in output
+
+
+def test_seed_demo_stops_when_every_demo_store_code_is_a_shops_own_having_written_nothing():
+    """A shop's own stores hold the demo's three store codes: the demo would have no store
+    to sell in. The seed refuses, naming them, and writes nothing."""
+    for code in ("lyon-centre", "paris-marais", "bordeaux"):
+        Location.objects.create(code=code, name=code, kind=Location.Kind.STORE, city="Nantes")
+    with pytest.raises(CommandError, match=r"Location lyon-centre, paris-marais, bordeaux: not"):
+        seed()
+    assert sorted(Location.objects.values_list("code", "name")) == [
+        ("bordeaux", "bordeaux"),
+        ("lyon-centre", "lyon-centre"),
+        ("paris-marais", "paris-marais"),
+    ]
+    assert not Channel.objects.exists() and not Product.objects.exists()
+    assert not get_user_model().objects.exists() and not ApiClient.objects.exists()
