@@ -37,7 +37,7 @@ from import_export.widgets import (
 from omnichannel.models import Channel
 from omnichannel.resources import AllOrNothingResource
 
-from .gtin import as_gtin, gtin14
+from .gtin import as_gtin, barcode_key
 from .models import ATTRIBUTES_MESSAGE, Category, ChannelPrice, Product, Variant, touch_products
 from .services import product_refresh_search_later
 
@@ -74,11 +74,13 @@ class BarcodeWidget(BlankIsNullWidget):
 class BarcodeField(fields.Field):
     """The barcode column. A cell with the stored GTIN's number in another spelling (another
     length, leading zeros lost in a spreadsheet) leaves the barcode as it is: the number
-    is the barcode, and the stored spelling is the one on the labels."""
+    is the barcode, and the stored spelling is the one on the labels. The stored number is
+    the barcode's key (`barcode_key`): a legacy 11-digit barcode, a UPC-A without its leading
+    zero, is that UPC-A's number, so the sheet it was exported in leaves it alone too."""
 
     def save(self, instance, row, is_m2m=False, **kwargs):
         cell = self.clean(row, **kwargs)
-        stored = gtin14(instance.barcode) if instance.pk is not None else None
+        stored = barcode_key(instance.barcode) if instance.pk is not None else None
         if stored is not None and cell and cell.zfill(14) == stored:
             return
         super().save(instance, row, is_m2m=is_m2m, **kwargs)

@@ -1,5 +1,6 @@
 """Demo stock for `seed_demo`: each demo location holds a plausible quantity of each demo
-variant. The retailer's own articles and locations are not the demo's: never counted.
+variant. The retailer's own articles and locations (one of a demo code included:
+`omnichannel.demo.demo_locations`) are not the demo's: never counted.
 
 Quantities are set with cycle counts (`stock_count_many`), so the ledger explains them and a
 second run finds nothing to change. The warehouse holds the most; stores hold a few, with
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from catalog.demo import demo_variant_ids
 from omnichannel.bulk import copy_rows
-from omnichannel.demo import LOCATION_CODES
+from omnichannel.demo import demo_locations
 from omnichannel.models import Location
 
 from .availability import availability_rebuild
@@ -39,7 +40,7 @@ def seed(*, rng: random.Random, progress: Callable[[int, int], None] | None = No
     """Set demo stock at every demo location for every active demo variant; returns levels
     changed. A count sets a level whatever it held, so it must never reach a level of the
     retailer's own (their article in a demo store, a demo article in their store)."""
-    locations = list(Location.objects.filter(code__in=LOCATION_CODES).order_by("code"))
+    locations = list(demo_locations().order_by("code"))
     variant_ids = demo_variant_ids()
     counts = [
         Count(variant_id, location.pk, demo_quantity(rng, location))

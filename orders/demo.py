@@ -1,6 +1,7 @@
 """A year of demo orders across channels for `seed_demo`, placed through the real services.
 They sell the demo's own articles from the demo's own locations: a retailer's articles
-priced in the same channels, or their stores feeding them, are not the demo's to sell.
+priced in the same channels, or their stores feeding them (one coded like a demo store
+included: `omnichannel.demo.demo_locations`), are not the demo's to sell.
 
 Store sales, web orders shipped or collected, a few cancellations and returns, each dated
 over the last year. Goods arrive by a delivery just before they are sold, so the ledger
@@ -18,8 +19,8 @@ from catalog.demo import demo_variant_ids
 from catalog.models import ChannelPrice
 from customers.services import Contact, MemberConflict, member_upsert
 from inventory.services import StockLine, stock_receive
-from omnichannel.demo import LOCATION_CODES
-from omnichannel.models import Channel, ChannelLocation, Location
+from omnichannel.demo import demo_locations
+from omnichannel.models import Channel, ChannelLocation
 
 from .models import Order
 from .services import LineRequest, order_place, order_return, order_transition
@@ -134,12 +135,12 @@ def seed(*, size: str, rng: random.Random, progress: Callable[[int, int], None] 
         ]
         third = max(1, len(priced) // 3)
         skus[code] = [priced[:third], priced[third : 2 * third], priced[2 * third :]]
-    demo_locations = Location.objects.filter(code__in=LOCATION_CODES)
-    stores = list(demo_locations.filter(feeds__channel=channels["pos"]).distinct())
+    own = demo_locations()  # never a shop's own store of a demo code
+    stores = list(own.filter(feeds__channel=channels["pos"]).distinct())
     pickups = [store for store in stores if store.pickup]
     first_shipper = (
         ChannelLocation.objects.filter(
-            channel=channels["web"], location__in=demo_locations, location__ships=True
+            channel=channels["web"], location__in=own, location__ships=True
         )
         .order_by("priority")
         .values_list("location_id", flat=True)

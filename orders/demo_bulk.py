@@ -41,8 +41,8 @@ from customers.demo import bulk_members, bulk_points, bulk_seen
 from customers.models import Member, MemberChannel
 from inventory.demo import bulk_ledger
 from omnichannel.bulk import copy_rows, next_ids, refresh_planner_statistics
-from omnichannel.demo import LOCATION_CODES
-from omnichannel.models import Channel, ChannelLocation, Location
+from omnichannel.demo import demo_locations
+from omnichannel.models import Channel, ChannelLocation
 
 from .demo import FIRST, LAST
 from .models import Allocation, Order, OrderLine, Payment, Return, ReturnLine
@@ -157,11 +157,11 @@ def seed_bulk(
     channels = {c.code: c for c in Channel.objects.filter(code__in=["web", "pos"])}
     if len(channels) < 2:
         return 0
-    demo_locations = Location.objects.filter(code__in=LOCATION_CODES)  # never a shop's own
-    stores = list(demo_locations.filter(feeds__channel=channels["pos"]).distinct().order_by("code"))
+    own = demo_locations()  # never a shop's own, of a demo code or not
+    stores = list(own.filter(feeds__channel=channels["pos"]).distinct().order_by("code"))
     shippers = list(
         ChannelLocation.objects.filter(
-            channel=channels["web"], location__in=demo_locations, location__ships=True
+            channel=channels["web"], location__in=own, location__ships=True
         )
         .order_by("priority")
         .values_list("location_id", flat=True)

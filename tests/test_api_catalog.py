@@ -510,7 +510,7 @@ def test_a_upc_a_label_scanned_as_ean_13_finds_its_variant(pos, pos_client):
 @pytest.mark.parametrize(
     "scanned",
     [
-        "12345678905",
+        "12345678901",  # 11 digits, no UPC-A with its 0 back (12345678905 is, see below)
         "0012345678906",
         "abc",
         "4006381333931x",
@@ -568,6 +568,32 @@ def test_a_upc_a_that_lost_its_leading_zero_is_taken_as_that_upc_a_as_the_sheet_
         assert refused.value.message_dict["barcode"] == [
             "Variant X-1 already has this GTIN (as 012345678905)."
         ]
+
+
+def test_the_scan_that_found_a_legacy_row_by_its_11_digits_still_finds_it_after_an_edit(
+    pos, pos_client
+):
+    """A barcode stored before barcodes had to be GTINs as 12345678905 (UPC-A 012345678905
+    without its leading zero; its key the UPC-A's, migration 0006) is found by those 11
+    digits. Renamed in the admin (full_clean + save, what its form runs) the barcode is
+    re-spelt 012345678905: the same scan still finds it (it found nothing), as does the
+    UPC-A's."""
+    variant = VariantFactory(sku="LEGACY-UPC", barcode="12345678905")
+    assert variant.gtin14 == "00012345678905"
+    ChannelPriceFactory(variant=variant, channel=pos)
+
+    def scan(value):
+        answer = pos_client.get("/api/v1/variants/", {"barcode": value})
+        assert answer.status_code == 200
+        return [row["sku"] for row in answer.json()["results"]]
+
+    assert scan("12345678905") == ["LEGACY-UPC"]
+    variant.name = "Renamed"
+    variant.full_clean()
+    variant.save()
+    assert Variant.objects.get(pk=variant.pk).barcode == "012345678905"
+    for scanned in ("12345678905", "012345678905", "00012345678905"):
+        assert scan(scanned) == ["LEGACY-UPC"], scanned
 
 
 @pytest.mark.parametrize("barcode", ["96385074", "012345678905", "4006381333931", "14006381333938"])

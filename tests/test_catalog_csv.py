@@ -655,6 +655,23 @@ def test_a_sheet_whose_barcode_lost_its_leading_zero_does_not_change_the_barcode
     assert (variant.barcode, variant.gtin14) == (stored, stored.zfill(14))
 
 
+@pytest.mark.parametrize("cell", ["12345678905", "012345678905", "0012345678905", "00012345678905"])
+def test_a_sheet_with_a_legacy_11_digit_barcodes_own_number_changes_nothing(cell):
+    """A barcode stored before barcodes had to be GTINs as a UPC-A without its leading zero
+    (12345678905, its key the UPC-A's since migration 0006): export -> import, with the
+    cell as exported or in another spelling of the same number, changes nothing. (The row
+    was counted as an update and its barcode re-spelt 012345678905.)"""
+    variant = VariantFactory(sku="LEGACY-UPC", barcode="12345678905")
+    assert variant.gtin14 == "00012345678905"
+    sheet = VariantResource().export().csv
+    assert "12345678905" in sheet
+    result = reimport(VariantResource(), sheet.replace("12345678905", cell))
+    assert problems(result) == []
+    assert result.totals["skip"] == 1
+    variant.refresh_from_db()
+    assert (variant.barcode, variant.gtin14) == ("12345678905", "00012345678905")
+
+
 def test_a_new_rows_upc_a_that_lost_its_leading_zero_is_read_as_the_upc_a():
     result = reimport(VariantResource(), f"{HEADER}\nB-1,12345678905,M,{{}},1,PX,Thing,,\n")
     assert problems(result) == []

@@ -3,6 +3,7 @@
 import pytest
 from django.db import DatabaseError, connection, transaction
 
+import omnichannel.demo
 from inventory.models import StockLevel, StockMovement
 from inventory.services import (
     InsufficientStock,
@@ -19,6 +20,7 @@ from inventory.services import (
     stock_reserve_routed,
     stock_sell_now,
 )
+from omnichannel.models import Location
 from tests.factories import LocationFactory, ProductFactory, VariantFactory
 from tests.inventory_helpers import assert_ledger_matches_levels
 
@@ -209,7 +211,8 @@ def test_count_many_sets_levels_once_and_a_second_run_changes_nothing(shelf):
 def test_demo_stock_is_idempotent_and_counts_only_the_demo_articles_at_demo_locations(shelf):
     """The demo's variants (`P00001-M`) at the demo's locations; the shelf's TEE-M at lyon,
     a variant staff added to a demo product, and the demo's articles at the retailer's own
-    lyon are theirs: not counted."""
+    lyon are theirs: not counted. So is a shop's own store coded `bordeaux` (not at the
+    demo's address)."""
     import random
 
     from inventory import demo
@@ -220,8 +223,9 @@ def test_demo_stock_is_idempotent_and_counts_only_the_demo_articles_at_demo_loca
         for n in range(1, 6)
     ]
     staff_added = VariantFactory(product=demo_variants[0].product, sku="EXTRA-1")
-    LocationFactory(code="wh-central", kind="warehouse")
-    LocationFactory(code="lyon-centre")
+    for spec in omnichannel.demo.LOCATIONS[:2]:  # wh-central, lyon-centre, as the seed makes them
+        Location.objects.create(**spec)
+    own_bordeaux = LocationFactory(code="bordeaux")  # a shop's own store of a demo code
     stock_receive(lines=[StockLine(demo_variants[0].pk, staff_store.pk, 4)], reference="po:1")
     demo.seed(rng=random.Random(7))
     snapshot = list(StockLevel.objects.order_by("pk").values_list("on_hand", "reserved"))
@@ -232,6 +236,7 @@ def test_demo_stock_is_idempotent_and_counts_only_the_demo_articles_at_demo_loca
     assert set(
         StockLevel.objects.filter(location=staff_store).values_list("variant__sku", "on_hand")
     ) == {(staff_variant.sku, 10), (demo_variants[0].sku, 4)}
+    assert not StockLevel.objects.filter(location=own_bordeaux).exists()
     assert (
         not StockLevel.objects.filter(variant__in=[staff_variant, staff_added])
         .exclude(location=staff_store)

@@ -73,7 +73,10 @@ def test_seed_demo_twice_is_idempotent_resets_demo_rows_and_what_it_prints_works
     first = snapshot()
 
     # Between the runs, someone plays with the demo: edits a product in the admin, revokes
-    # the storefront token, deactivates the merchandiser. A re-seed puts all of it back.
+    # the storefront token, deactivates the merchandiser, renames a store and switches its
+    # flags (a demo location is put back to its name, ships and pickup; its kind and address
+    # tell it from a shop's own: tests/test_seed_demo_staff_data.py). A re-seed puts all of
+    # it back.
     history_counts = [model.history.count() for model in (Product, Variant, ChannelPrice)]
     edited = Product.objects.order_by("code").last()
     demo_name = edited.name
@@ -82,6 +85,7 @@ def test_seed_demo_twice_is_idempotent_resets_demo_rows_and_what_it_prints_works
     storefront_token = printed_tokens(first_output)[0]
     api_client_revoke(client_id=ApiClient.objects.get(name="Demo storefront").pk)
     get_user_model().objects.filter(username="merchandiser").update(is_active=False)
+    Location.objects.filter(code="bordeaux").update(name="Renamed", ships=True, pickup=False)
     before_second_run = timezone.now()
 
     second_output = seed()

@@ -5,6 +5,7 @@ every start, so this is every start of a shop that went live on the demo's insta
 The demo is scaled down here (40 products, 30 orders): what is checked is whose rows the
 seed touches, not its size (tests/test_seed_demo.py seeds the real small demo)."""
 
+import threading
 from decimal import Decimal
 from io import StringIO
 
@@ -12,15 +13,18 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
+from django.db import connections, transaction
 from django.test import override_settings
 
 import catalog.demo
+import omnichannel.demo
 import orders.demo
 from catalog.models import Category, ChannelPrice, Product, Variant
 from inventory.models import StockLevel, StockMovement
 from inventory.services import StockLine, stock_receive
 from omnichannel.models import ApiClient, Channel, ChannelLocation, Location
 from orders.models import Order, OrderLine
+from tests.concurrency import require_postgres, until_waiting
 from tests.test_seed_demo import printed_logins
 
 pytestmark = pytest.mark.django_db
@@ -174,3 +178,140 @@ def test_seed_demo_stops_on_a_channel_in_another_currency_having_written_nothing
     assert list(Group.objects.order_by("pk").values_list("pk", "name")) == groups
     admin.refresh_from_db()
     assert admin.check_password("Real-pass-1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_network_seeds_at_once_both_succeed():
+    """Two seeds at once (two `make run`s, or `make run` beside `docker compose exec web ...
+    seed_demo`): the first has written the demo's channels and logins, not committed yet,
+    when the second starts. The second found no channel, created one and failed with an
+    IntegrityError on the first's (the same on the logins); it now waits for the first and
+    finds its rows."""
+    require_postgres()
+    first_done, release = threading.Event(), threading.Event()
+    errors = []
+
+    def first():
+        try:
+            with transaction.atomic():
+                omnichannel.demo.seed()
+                first_done.set()
+                release.wait(10)
+        except Exception as exc:
+            errors.append(("first", exc))
+            first_done.set()
+        finally:
+            connections.close_all()
+
+    def second():
+        try:
+            omnichannel.demo.seed()
+        except Exception as exc:
+            errors.append(("second", exc))
+        finally:
+            connections.close_all()
+
+    a = threading.Thread(target=first)
+    a.start()
+    assert first_done.wait(30)
+    b = threading.Thread(target=second)
+    b.start()
+    try:
+        until_waiting(1)  # the second seed queued behind the first
+    finally:
+        release.set()
+        a.join(30)
+        b.join(30)
+    assert errors == []
+    assert sorted(Channel.objects.values_list("code", flat=True)) == ["pos", "web"]
+    users = get_user_model().objects.filter(email__endswith="@demo.example")
+    assert sorted(users.values_list("username", flat=True)) == ["admin", "manager", "merchandiser"]
+    assert ApiClient.objects.filter(name__startswith="Demo ").count() == 2
+
+
+def test_seed_demo_leaves_a_retailers_own_store_of_a_demo_code_alone(web, pos):
+    """A retailer's own Bordeaux store, coded `bordeaux`, made before the demo ever ran, on an
+    installation whose web and pos channels already exist; staff feed it to pos themselves.
+    It is not the demo's (not at the demo's address): its name, address and flags were
+    rewritten, it was fed to the demo's channels, the demo's stock was counted and the demo's
+    year of in-store sales rung up at it. Now it is left as it is, over two seeds, and the
+    demo sells from its other stores."""
+    own = Location.objects.create(
+        code="bordeaux",
+        name="Bordeaux Intendance",
+        kind=Location.Kind.STORE,
+        ships=True,
+        pickup=False,
+        address_line1="1 cours de l'Intendance",
+        postal_code="33000",
+        city="Bordeaux",
+        country="FR",
+    )
+    ChannelLocation.objects.create(channel=pos, location=own, priority=7, safety_stock=1)
+    output = seed()
+    second_output = seed()
+
+    own.refresh_from_db()
+    assert (own.name, own.address_line1, own.ships, own.pickup) == (
+        "Bordeaux Intendance",
+        "1 cours de l'Intendance",
+        True,
+        False,
+    )
+    assert list(own.feeds.values_list("channel__code", "priority", "safety_stock")) == [
+        ("pos", 7, 1)
+    ]
+    demo_orders = Order.objects.filter(client_id__startswith="demo-")
+    assert demo_orders.count() == 30
+    assert not demo_orders.filter(location=own).exists()
+    assert not demo_orders.filter(pickup_location=own).exists()
+    assert not StockMovement.objects.filter(location=own).exists()
+    assert not StockLevel.objects.filter(location=own).exists()
+    # The demo's own stores and warehouse: made, fed and sold from as ever.
+    assert set(demo_orders.exclude(location=None).values_list("location__code", flat=True)) <= {
+        "lyon-centre",
+        "paris-marais",
+    }
+    assert set(
+        ChannelLocation.objects.exclude(location=own).values_list("channel__code", "location__code")
+    ) == {
+        ("web", "wh-central"),
+        ("web", "lyon-centre"),
+        ("web", "paris-marais"),
+        ("pos", "lyon-centre"),
+        ("pos", "paris-marais"),
+    }
+    for printed in (output, second_output):
+        assert "  location bordeaux: exists and is not the demo's" in printed
+
+
+def test_seed_demo_puts_its_own_locations_name_and_flags_back_and_leaves_one_moved_alone():
+    """The demo's own stores, played with in the admin: renamed, its flags switched, is
+    still the demo's (its kind and address are the seed's) and is put back; one given
+    another address is staff's from then on, left as they set it."""
+    seed()
+    Location.objects.filter(code="lyon-centre").update(name="Renamed", ships=False, pickup=False)
+    Location.objects.filter(code="paris-marais").update(address_line1="1 rue de Rivoli")
+    output = seed()
+    lyon = Location.objects.get(code="lyon-centre")
+    assert (lyon.name, lyon.ships, lyon.pickup) == ("Lyon Centre", True, True)
+    paris = Location.objects.get(code="paris-marais")
+    assert (paris.name, paris.address_line1) == ("Paris Marais", "1 rue de Rivoli")
+    assert "  location paris-marais: exists and is not the demo's" in output
+    assert "location lyon-centre" not in output
+
+
+def test_seed_demo_stops_when_every_demo_store_code_is_a_shops_own_having_written_nothing():
+    """A shop's own stores hold the demo's three store codes: the demo would have no store
+    to sell in. The seed refuses, naming them, and writes nothing."""
+    for code in ("lyon-centre", "paris-marais", "bordeaux"):
+        Location.objects.create(code=code, name=code, kind=Location.Kind.STORE, city="Nantes")
+    with pytest.raises(CommandError, match=r"Location lyon-centre, paris-marais, bordeaux: not"):
+        seed()
+    assert sorted(Location.objects.values_list("code", "name")) == [
+        ("bordeaux", "bordeaux"),
+        ("lyon-centre", "lyon-centre"),
+        ("paris-marais", "paris-marais"),
+    ]
+    assert not Channel.objects.exists() and not Product.objects.exists()
+    assert not get_user_model().objects.exists() and not ApiClient.objects.exists()

@@ -14,7 +14,7 @@ from omnichannel.api.filters import IdFilter, MultipleValueFilter, UtcIsoDateTim
 from omnichannel.auth import api_client_of
 from omnichannel.selectors import channel_scope
 
-from ..gtin import gtin14
+from ..gtin import barcode_key
 from ..models import Product, Variant
 from ..selectors import (
     category_subtree_ids,
@@ -121,8 +121,10 @@ class VariantFilter(django_filters.FilterSet):
         method="filter_barcode",
         help_text=(
             "GTINs as scanned, in any of their lengths: EAN-13 4006381333931 and GTIN-14 "
-            "04006381333931 find the same variant. What is no GTIN finds nothing, but for a "
-            "barcode stored before barcodes had to be GTINs: it is found as it is stored."
+            "04006381333931 find the same variant, and so does 11-digit 12345678905 for UPC-A "
+            "012345678905 (its leading zero lost), as the catalog reads it. What is no GTIN "
+            "finds nothing, but for a barcode stored before barcodes had to be GTINs: it is "
+            "found as it is stored."
         ),
     )
     product = IdFilter(field_name="product_id", help_text="The product's id.")
@@ -135,8 +137,11 @@ class VariantFilter(django_filters.FilterSet):
     def filter_barcode(self, qs, name, value):
         # By the GTIN's number; a row kept from before barcodes had to be GTINs (its gtin14
         # NULL, migration 0004) by its barcode as stored, as the label it was sold with reads.
-        # (An 11-digit UPC-A that lost its leading zero has its UPC-A's key: migration 0006.)
-        keys = {key for key in map(gtin14, value) if key is not None}
+        # A scanned value is keyed as a stored barcode is (`barcode_key`): an 11-digit UPC-A
+        # that lost its leading zero is that UPC-A, as the sheet and the admin read it. So a
+        # legacy row stored so (its key the UPC-A's, migration 0006) is still found by those
+        # 11 digits once the admin has re-spelt its barcode 012345678905.
+        keys = {key for key in map(barcode_key, value) if key is not None}
         return qs.filter(Q(gtin14__in=keys) | Q(barcode__in=set(value)))
 
 

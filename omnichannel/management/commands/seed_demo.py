@@ -87,6 +87,8 @@ class Command(BaseCommand):
             done(f"{len(network['logins'])} logins, {len(network['tokens'])} API clients")
             if network["staff_logins"]:
                 done(f"{len(network['staff_logins'])} staff logins left as they are")
+            if network["staff_locations"]:
+                done(f"{len(network['staff_locations'])} staff locations left as they are")
 
         with self.step("Catalog") as done, progress_bar("Catalog", "step") as progress:
             catalog_counts = catalog.demo.seed(size=size, rng=rng("catalog"), progress=progress)
@@ -157,6 +159,11 @@ class Command(BaseCommand):
                 f"  {username}: a staff login of this name exists (not the demo's: its email is "
                 f"not {username}@{omnichannel.demo.DEMO_EMAIL_DOMAIN}); left as it is, its "
                 "password is not the demo's"
+            )
+        for code in network["staff_locations"]:
+            out.write(
+                f"  location {code}: exists and is not the demo's (another kind or address); "
+                "left as it is, the demo neither stocks nor sells there"
             )
         out.write("API tokens (the same on every run):")
         for label, token in network["tokens"].items():
