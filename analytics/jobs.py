@@ -237,21 +237,24 @@ def clv_stage(*, as_of: date) -> tuple[int, dict]:
         gg = clv.gamma_gamma_fit(summary.x, summary.m)
     except clv.FitError as exc:
         raise StageSkipped(f"not enough history to fit CLV: {exc}") from exc
-    expected = clv.bgnbd_expected_purchases(bgnbd, 90 / 7, summary.x, summary.t_x, summary.T)
-    alive = clv.bgnbd_p_alive(bgnbd, summary.x, summary.t_x, summary.T)
-    try:
-        value = clv.clv(
-            bgnbd,
-            gg,
-            summary.x,
-            summary.t_x,
-            summary.T,
-            summary.m,
-            months=12,
-            monthly_discount=settings.CLV_MONTHLY_DISCOUNT,
-        )
-    except ValueError as exc:  # the fitted spend has no finite mean (Gamma-Gamma q <= 1)
-        raise StageSkipped(f"the fitted Gamma-Gamma gives no finite spend: {exc}") from exc
+    # A fit on little history can make a member's figure 0 * inf: numpy warns, the figure is
+    # NaN, and it is left empty and counted below (`clv_not_finite`), not a warning per run.
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        expected = clv.bgnbd_expected_purchases(bgnbd, 90 / 7, summary.x, summary.t_x, summary.T)
+        alive = clv.bgnbd_p_alive(bgnbd, summary.x, summary.t_x, summary.T)
+        try:
+            value = clv.clv(
+                bgnbd,
+                gg,
+                summary.x,
+                summary.t_x,
+                summary.T,
+                summary.m,
+                months=12,
+                monthly_discount=settings.CLV_MONTHLY_DISCOUNT,
+            )
+        except ValueError as exc:  # the fitted spend has no finite mean (Gamma-Gamma q <= 1)
+            raise StageSkipped(f"the fitted Gamma-Gamma gives no finite spend: {exc}") from exc
     finite = np.isfinite(expected) & np.isfinite(alive) & np.isfinite(value)
     if not finite.any():
         raise StageSkipped(f"the fitted BG/NBD is degenerate ({bgnbd}): no finite CLV")

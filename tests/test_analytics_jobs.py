@@ -776,8 +776,9 @@ def test_clv_is_skipped_and_recorded_when_history_is_too_thin(history):
     assert MemberScore.objects.filter(clv_12m__isnull=False).count() == 0
 
 
-def test_clv_p_alive_and_expected_purchases_land_on_every_scored_member(web, pos):
-    """Histories drawn from the models' own process (analytics.clv.simulate), as orders."""
+def _simulated_history(web, pos) -> date:
+    """300 members' histories drawn from the models' own process (analytics.clv.simulate),
+    as orders; returns the date to run the nightly for."""
     import random
     from datetime import timedelta
 
@@ -816,8 +817,12 @@ def test_clv_p_alive_and_expected_purchases_land_on_every_scored_member(web, pos
     created = Order.objects.bulk_create(orders)
     for made, when in zip(created, dates, strict=True):  # auto_now_add: set it afterwards
         Order.objects.filter(pk=made.pk).update(created_at=when)
+    return as_of
 
-    run = nightly_run(run_date=as_of)
+
+def test_clv_p_alive_and_expected_purchases_land_on_every_scored_member(web, pos):
+    """Histories drawn from the models' own process (analytics.clv.simulate), as orders."""
+    run = nightly_run(run_date=_simulated_history(web, pos))
     assert "skipped" not in run.stages["clv"], run.stages
     assert run.stages["clv"]["rows"] == MemberScore.objects.count() > 0
     assert set(run.parameters["bgnbd"]) == {"r", "alpha", "a", "b", "log_likelihood", "no_dropout"}
@@ -829,6 +834,36 @@ def test_clv_p_alive_and_expected_purchases_land_on_every_scored_member(web, pos
     frequent = [s.clv_12m for s in scores if s.frequency >= 4 and s.recency_days < 60]
     gone = [s.clv_12m for s in scores if s.frequency == 1 and s.recency_days > 200]
     assert frequent and gone and min(frequent) > max(gone)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_a_members_clv_the_fit_cannot_give_is_left_empty_and_counted_without_a_warning(
+    web, pos, monkeypatch
+):
+    """A fit on little history can give one member 0 * inf (numpy: "invalid value
+    encountered"): that member's CLV is left empty and counted in the run's parameters, the
+    others are written, and the run prints no RuntimeWarning (here an error)."""
+    import numpy as np
+
+    from analytics import clv
+
+    as_of = _simulated_history(web, pos)
+    fitted_p_alive = clv.bgnbd_p_alive
+
+    def p_alive_one_degenerate(params, x, t_x, T):
+        alive = fitted_p_alive(params, x, t_x, T)
+        zero_times_inf = np.zeros_like(alive)
+        zero_times_inf[0] = np.inf
+        return alive + zero_times_inf * np.where(np.arange(len(alive)) == 0, 0.0, 1.0)
+
+    monkeypatch.setattr(clv, "bgnbd_p_alive", p_alive_one_degenerate)
+    run = nightly_run(run_date=as_of)
+
+    assert run.status == "succeeded", run.error
+    assert run.parameters["clv_not_finite"] == 1
+    scored = MemberScore.objects.count()
+    assert run.stages["clv"]["rows"] == scored - 1
+    assert MemberScore.objects.filter(clv_12m=None).count() == 1
 
 
 def test_stock_out_rate_per_channel_counts_published_skus_shown_as_unavailable(
