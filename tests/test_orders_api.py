@@ -1,5 +1,6 @@
 """Every order flow end to end through the API, with the stock it moves."""
 
+import base64
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -979,6 +980,20 @@ def test_the_order_list_pages_newest_first_by_cursor_without_counting(shop):
         seen += [order["id"] for order in page["results"]]
     assert seen == sorted(placed, reverse=True)
     assert shop["web"].get("/api/v1/orders/", {"cursor": "garbage"}).json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("path", ["/api/v1/orders/", "/api/v1/stock/movements/"])
+@pytest.mark.parametrize(
+    "raw", ["p=a", "p=1.5", "p=\x00", "r=1&p=abc", "p=-1", "p=%C2%B2", f"p={2**63}"]
+)
+def test_a_forged_cursor_position_is_an_invalid_cursor_not_a_500(shop, path, raw):
+    """The cursor is client input: a well-formed base64 one whose position is no id (`p=a`)
+    reached the id filter as it was, and the ORM's ValueError was a 500. It is the 404 a
+    garbled cursor is."""
+    cursor = base64.b64encode(raw.encode()).decode()
+    response = shop["lyon_till"].get(path, {"cursor": cursor})
+    assert response.status_code == 404, response.content[:200]
+    assert response.json() == {"code": "not_found", "detail": "Invalid cursor"}
 
 
 def test_orders_are_listed_by_member(shop):

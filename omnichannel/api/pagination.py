@@ -1,4 +1,14 @@
+import re
+
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination, PageNumberPagination
+
+_ID = re.compile(r"[1-9][0-9]{0,18}")
+
+
+def _is_id(position: str) -> bool:
+    """An id of any table (BigAutoField): 1 to 2**63 - 1, in ASCII digits."""
+    return bool(_ID.fullmatch(position)) and int(position) < 2**63
 
 
 class Pagination(PageNumberPagination):
@@ -17,3 +27,12 @@ class NewestFirstPagination(CursorPagination):
     ordering = "-id"
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def decode_cursor(self, request):
+        """The cursor is client input: DRF checks its base64 and offset, not its position,
+        which goes to `id < position` as it is (`p=a` was the ORM's ValueError, a 500). A
+        position that is no id is the 404 `Invalid cursor` a garbled cursor is."""
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None and not _is_id(cursor.position):
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
