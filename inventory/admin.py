@@ -215,7 +215,13 @@ class StockMovementAdmin(
         "api_client__name",
     ]
     date_hierarchy = "created_at"
-    list_select_related = ["variant", "location", "created_by", "api_client__channel"]
+    list_select_related = [
+        "variant",
+        "location",
+        "created_by",
+        "api_client__channel",
+        "api_client__location",
+    ]
 
 
 class TransferLineInline(ReadOnlyAdminMixin, admin.TabularInline):
