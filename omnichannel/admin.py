@@ -71,6 +71,7 @@ class ApiClientAdmin(DateLookupsMixin, ChangedFieldsOnlyMixin, admin.ModelAdmin)
     list_display = ["name", "channel", "location", "key_prefix", "last_used_at", "revoked_at"]
     list_filter = ["channel", "location", "revoked_at"]
     search_fields = ["name", "key_prefix"]
+    list_select_related = ["channel", "location"]  # location: nullable, not joined by itself
     readonly_fields = ["key_prefix", "created_at", "last_used_at", "revoked_at"]
     fields = ["name", "channel", "location", *readonly_fields]
     actions = ["rotate_token", "revoke"]

@@ -47,3 +47,15 @@ def test_the_ledger_list_of_a_tills_movements_reads_each_till_once(browser, pos,
     at_3 = queries(browser, url)
     move(27)
     assert queries(browser, url) == at_3
+
+
+def test_the_api_clients_list_reads_the_tills_stores_in_one_query(browser, pos, store):
+    """The list shows each client's store, a nullable foreign key the admin does not join by
+    itself: one query a till."""
+    url = reverse("admin:omnichannel_apiclient_changelist")
+    for i in range(3):
+        make_api_client(pos, store, name=f"till-{i:02d}")
+    at_3 = queries(browser, url)
+    for i in range(3, 30):
+        make_api_client(pos, store, name=f"till-{i:02d}")
+    assert queries(browser, url) == at_3
