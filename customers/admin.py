@@ -246,6 +246,7 @@ class MemberAdmin(HistoryAdmin):
 class MemberEventAdmin(DateLookupsMixin, admin.ModelAdmin):
     list_display = ["created_at", "kind", "member_id_ref", "other_id_ref", "staff"]
     list_filter = ["kind"]
+    list_select_related = ["staff"]  # nullable: the admin does not join it by itself
 
     def has_add_permission(self, request):
         return False

@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from customers.models import MemberEvent
 from inventory.services import Actor, stock_adjust
 from tests.factories import VariantFactory, make_api_client, make_staff
 
@@ -58,4 +59,20 @@ def test_the_api_clients_list_reads_the_tills_stores_in_one_query(browser, pos, 
     at_3 = queries(browser, url)
     for i in range(3, 30):
         make_api_client(pos, store, name=f"till-{i:02d}")
+    assert queries(browser, url) == at_3
+
+
+def test_the_member_events_list_reads_the_staff_members_in_one_query(browser):
+    """The list shows who did each export or merge, a nullable foreign key to the user: one
+    query a row."""
+    url = reverse("admin:customers_memberevent_changelist")
+    staff = [make_staff(f"s{i:02d}") for i in range(30)]
+
+    def record(users, first):
+        for i, user in enumerate(users, start=first):
+            MemberEvent.objects.create(kind="exported", member_id_ref=1000 + i, staff=user)
+
+    record(staff[:3], 0)
+    at_3 = queries(browser, url)
+    record(staff[3:], 3)
     assert queries(browser, url) == at_3
