@@ -260,7 +260,13 @@ class PriceChangeAdmin(DateLookupsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     search_fields = ["variant__sku"]
     date_hierarchy = "history_date"
-    list_select_related = ["variant", "channel", "history_user", "history_api_client__channel"]
+    list_select_related = [
+        "variant",
+        "channel",
+        "history_user",
+        "history_api_client__channel",
+        "history_api_client__location",
+    ]
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("catalog.view_channelprice")

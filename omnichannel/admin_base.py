@@ -209,7 +209,7 @@ class HistoryAdmin(DateLookupsMixin, SimpleHistoryAdmin):
 
     def get_history_queryset(self, request, history_manager, pk_name, object_id):
         qs = super().get_history_queryset(request, history_manager, pk_name, object_id)
-        return qs.select_related("history_api_client__channel")
+        return qs.select_related("history_api_client__channel", "history_api_client__location")
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method not in ("GET", "HEAD"):

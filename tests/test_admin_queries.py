@@ -7,9 +7,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from customers.models import MemberEvent
+from catalog.models import ChannelPrice
+from customers.models import Member, MemberEvent
 from inventory.services import Actor, stock_adjust
-from tests.factories import VariantFactory, make_api_client, make_staff
+from tests.factories import ChannelPriceFactory, VariantFactory, make_api_client, make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -21,6 +22,7 @@ def browser(client):
 
 
 def queries(browser, url: str) -> int:
+    browser.get(url)  # warms Django's caches (content types), read once a process
     with CaptureQueriesContext(connection) as ctx:
         response = browser.get(url)
     assert response.status_code == 200, response.content[:500]
@@ -75,4 +77,42 @@ def test_the_member_events_list_reads_the_staff_members_in_one_query(browser):
     record(staff[:3], 0)
     at_3 = queries(browser, url)
     record(staff[3:], 3)
+    assert queries(browser, url) == at_3
+
+
+def test_a_members_history_page_reads_the_till_behind_each_change_once(browser, pos, store):
+    """The "History" page names the API client of each change, whose name shows its store:
+    the page joined the client's channel, not its location, one query a change a till made."""
+    till, _ = make_api_client(pos, store, name="till-1")
+    member = Member.objects.create(email="jo@example.com")
+    url = reverse("admin:customers_member_history", args=[member.pk])
+
+    def change(n):
+        for _ in range(n):
+            member.first_name = f"Jo {Member.history.count()}"
+            member.save()
+        Member.history.filter(id=member.pk).update(history_api_client=till)
+
+    change(2)  # with the creation: 3 rows
+    at_3 = queries(browser, url)
+    change(27)
+    assert Member.history.filter(id=member.pk).count() == 30
+    assert queries(browser, url) == at_3
+
+
+def test_the_price_changes_list_reads_the_till_behind_each_change_once(browser, web, pos, store):
+    """The price changes list names the API client of each change: as on the History pages,
+    its store was one query a row a till wrote."""
+    till, _ = make_api_client(pos, store, name="till-1")
+    url = reverse("admin:catalog_historicalchannelprice_changelist")
+
+    def change(n):
+        for _ in range(n):
+            ChannelPriceFactory(channel=web)
+        ChannelPrice.history.update(history_api_client=till)
+
+    change(3)
+    at_3 = queries(browser, url)
+    change(27)
+    assert ChannelPrice.history.count() == 30
     assert queries(browser, url) == at_3
