@@ -7,7 +7,12 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
 from . import services
-from .admin_base import ChangedFieldsOnlyMixin, DateLookupsMixin
+from .admin_base import (
+    AllowedLocationFilter,
+    ChangedFieldsOnlyMixin,
+    DateLookupsMixin,
+    StoreLimitedAdminMixin,
+)
 from .models import (
     ApiClient,
     Channel,
@@ -64,12 +69,18 @@ ROTATE_HELP = (
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(DateLookupsMixin, ChangedFieldsOnlyMixin, admin.ModelAdmin):
+class ApiClientAdmin(
+    DateLookupsMixin, ChangedFieldsOnlyMixin, StoreLimitedAdminMixin, admin.ModelAdmin
+):
     """Creating a client here shows its token once, in the confirmation message; so does
-    giving an existing client a new token (the list's action), which keeps the client."""
+    giving an existing client a new token (the list's action), which keeps the client.
+
+    A store-limited staff member sees, rotates and revokes only the tills of their stores
+    (StoreLimitedAdminMixin): a till's new token acts at its store, and a client of no
+    location acts for its whole channel, so those are for staff without a limit."""
 
     list_display = ["name", "channel", "location", "key_prefix", "last_used_at", "revoked_at"]
-    list_filter = ["channel", "location", "revoked_at"]
+    list_filter = ["channel", ("location", AllowedLocationFilter), "revoked_at"]
     search_fields = ["name", "key_prefix"]
     readonly_fields = ["key_prefix", "created_at", "last_used_at", "revoked_at"]
     fields = ["name", "channel", "location", *readonly_fields]

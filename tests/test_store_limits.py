@@ -16,7 +16,7 @@ from customers.models import MemberChannel
 from inventory.models import StockLevel, StockMovement, Transfer
 from inventory.services import StockLine, stock_receive
 from inventory.transfers import TransferItem, transfer_request, transfer_ship
-from omnichannel.models import StaffStoreLimit
+from omnichannel.models import ApiClient, Channel, StaffStoreLimit
 from omnichannel.roles import MANAGER, MERCHANDISER
 from omnichannel.selectors import store_limit
 from orders.models import Order, Return
@@ -981,3 +981,59 @@ def test_limited_staff_are_not_told_which_other_stores_a_member_shops_at(client,
         ("pos", world["b"].pk),
         ("web", None),
     ]
+
+
+def limited_with(world, *codenames):
+    """A staff member limited to store A, with the model permissions `codenames`."""
+    user = staff("a-broad")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    StaffStoreLimit.objects.create(user=user).locations.set([world["a"]])
+    return type(user).objects.get(pk=user.pk)
+
+
+def test_limited_staff_cannot_take_over_another_stores_till_by_rotating_its_token(
+    client, world, pos
+):
+    """Store-A staff who may change API clients ran "Give the selected clients new tokens" on
+    store B's till: the admin showed them B's new token, with which they adjusted B's stock
+    (and B's till was locked out). They see, rotate and revoke their stores' tills only; a
+    client of no store (a channel's system) is for staff without a limit."""
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    till_a, _ = make_api_client(pos, world["a"], name="till-a")
+    till_b, _ = make_api_client(pos, world["b"], name="till-b")
+    web_shop, _ = make_api_client(Channel.objects.get(code="web"), name="storefront")
+    user = limited_with(world, "view_apiclient", "change_apiclient")
+    client.force_login(user)
+    assert [c.pk for c in shown(client, "/admin/omnichannel/apiclient/")] == [till_a.pk]
+    for other in (till_b, web_shop):
+        page = client.get(f"/admin/omnichannel/apiclient/{other.pk}/change/")
+        assert page.status_code == 302 and page["Location"] == "/admin/"
+    level = StockLevel.objects.get(variant=world["tee"], location=world["b"])
+    for action in ("rotate_token", "revoke"):
+        response = client.post(
+            "/admin/omnichannel/apiclient/",
+            {"action": action, "_selected_action": [till_b.pk, web_shop.pk]},
+            follow=True,
+        )
+        tokens = [
+            str(m).rsplit(" ", 1)[-1] for m in response.context["messages"] if "oc_" in str(m)
+        ]
+        assert tokens == [], "A's staff were handed another store's till token"
+        for token in tokens:
+            as_client(token).post(
+                "/api/v1/stock/adjustments/",
+                {"sku": "TEE", "location": "store-b", "delta": -5, "reason": "damage"},
+                format="json",
+            )
+    assert StockLevel.objects.get(pk=level.pk).on_hand == level.on_hand, "changed at B"
+    for other in (till_b, web_shop):
+        fresh = ApiClient.objects.get(pk=other.pk)
+        assert (fresh.key_hash, fresh.revoked_at) == (other.key_hash, None)
+    # Their own store's till: as before.
+    client.post(
+        "/admin/omnichannel/apiclient/",
+        {"action": "rotate_token", "_selected_action": [till_a.pk]},
+    )
+    assert ApiClient.objects.get(pk=till_a.pk).key_hash != till_a.key_hash
