@@ -21,6 +21,7 @@ from .models import (
     StaffStoreLimit,
     WorkerHeartbeat,
 )
+from .selectors import locations_allowed, store_limit
 
 
 class ChannelLocationInline(admin.TabularInline):
@@ -85,6 +86,21 @@ class ApiClientAdmin(
     readonly_fields = ["key_prefix", "created_at", "last_used_at", "revoked_at"]
     fields = ["name", "channel", "location", *readonly_fields]
     actions = ["rotate_token", "revoke"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        """A store-limited staff member adds a till at one of their stores only: neither at
+        another store nor a client of none (which acts for its whole channel)."""
+        limit = store_limit(user=request.user) if db_field.name == "location" else None
+        if limit is None:
+            return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        kwargs["queryset"] = locations_allowed(limit=limit)
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        field.required = True
+        field.error_messages["required"] = (
+            "You add tills at your stores only: pick one (a client of no store acts for its "
+            "whole channel, for staff without a store limit)."
+        )
+        return field
 
     def get_readonly_fields(self, request, obj=None):
         # The scope of an existing token never changes: for another channel or store, make a

@@ -1037,3 +1037,39 @@ def test_limited_staff_cannot_take_over_another_stores_till_by_rotating_its_toke
         {"action": "rotate_token", "_selected_action": [till_a.pk]},
     )
     assert ApiClient.objects.get(pk=till_a.pk).key_hash != till_a.key_hash
+
+
+def test_limited_staff_cannot_make_an_api_client_for_another_store(client, world, pos):
+    """The add page offered every location: A's staff made a till at B (or a storefront
+    client of no store, acting for the whole channel) and got its token. They add tills at
+    their stores only."""
+    user = limited_with(world, "view_apiclient", "add_apiclient", "change_apiclient")
+    client.force_login(user)
+    page = client.get("/admin/omnichannel/apiclient/add/")
+    offered = {str(c[0]) for c in page.context["adminform"].form.fields["location"].choices}
+    assert offered == {"", str(world["a"].pk)}
+    web = Channel.objects.get(code="web")
+    for channel, location in ((pos, world["b"].pk), (web, "")):
+        refused = client.post(
+            "/admin/omnichannel/apiclient/add/",
+            {"name": "mine", "channel": channel.pk, "location": location},
+        )
+        assert refused.status_code == 200
+        assert "location" in refused.context["adminform"].form.errors
+    assert not ApiClient.objects.exists()
+    made = client.post(
+        "/admin/omnichannel/apiclient/add/",
+        {"name": "till at a", "channel": pos.pk, "location": world["a"].pk},
+    )
+    assert made.status_code == 302
+    assert ApiClient.objects.get().location == world["a"]
+    # Without a limit: any store, or none for a channel's own system.
+    client.force_login(staff("free", superuser=True))
+    page = client.get("/admin/omnichannel/apiclient/add/")
+    assert str(world["b"].pk) in {
+        str(c[0]) for c in page.context["adminform"].form.fields["location"].choices
+    }
+    made = client.post(
+        "/admin/omnichannel/apiclient/add/", {"name": "storefront", "channel": web.pk}
+    )
+    assert made.status_code == 302
