@@ -1073,3 +1073,31 @@ def test_limited_staff_cannot_make_an_api_client_for_another_store(client, world
         "/admin/omnichannel/apiclient/add/", {"name": "storefront", "channel": web.pk}
     )
     assert made.status_code == 302
+
+
+def test_a_pickup_order_naming_another_store_as_location_does_not_record_the_member_there(
+    world,
+):
+    """Store-A staff placed a pickup at A (allowed) with a stray `location: store-b`: the
+    order ignores it (location null), but the member was recorded as seen at store B, a
+    store they never visited, and B's staff and the unlimited ones then read `stores:
+    ["store-b"]`. The member is seen where the order happens: its pickup store."""
+    user = staff("a-desk", stores=[world["a"]])
+    body = {
+        "channel": "web",
+        "fulfillment": "pickup",
+        "pickup_location": "store-a",
+        "location": "store-b",
+        "member": {"email": "new@shop.example"},
+        "lines": [{"sku": "TEE", "quantity": 1}],
+    }
+    placed = session(user).post("/api/v1/orders/", body, format="json")
+    assert placed.status_code == 201, placed.json()
+    assert (placed.json()["pickup_location"], placed.json()["location"]) == ("store-a", None)
+    seen = MemberChannel.objects.filter(member__email="new@shop.example")
+    assert set(seen.values_list("location__code", flat=True)) == {"store-a"}
+    again = session(user).post(
+        "/api/v1/orders/", {**body, "member": placed.json()["member"]}, format="json"
+    )
+    assert again.status_code == 201, again.json()
+    assert set(seen.values_list("location__code", flat=True)) == {"store-a"}
