@@ -1101,3 +1101,43 @@ def test_a_pickup_order_naming_another_store_as_location_does_not_record_the_mem
     )
     assert again.status_code == 201, again.json()
     assert set(seen.values_list("location__code", flat=True)) == {"store-a"}
+
+
+def test_member_history_does_not_tell_limited_staff_the_member_shops_at_another_store(
+    client, world, pos
+):
+    """A member's other stores are kept from store-A staff (the API's `stores`, the places
+    seen on the member page), but the member's History page named the API client that made
+    each change: "till-b [pos/store-b]". Another store's till is shown by its channel only;
+    their stores' tills, a channel's own system and everything for staff without a limit
+    are named as before."""
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    _, token_b = make_api_client(pos, world["b"], name="till-b")
+    _, token_a = make_api_client(pos, world["a"], name="till-a")
+    _, token_web = make_api_client(Channel.objects.get(code="web"), name="storefront")
+    created = as_client(token_b).post(
+        "/api/v1/members/", {"email": "only-b@shop.example"}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    member_id = created.json()["id"]
+    for token, field in ((token_a, "first_name"), (token_web, "last_name")):
+        changed = as_client(token).post(
+            "/api/v1/members/",
+            {"email": "only-b@shop.example", field: "Ann"},
+            format="json",
+        )
+        assert changed.status_code == 200, changed.json()
+    user = limited_with(world, "view_member", "change_member")
+    client.force_login(user)
+    assert session(user).get(f"/api/v1/members/{member_id}/").json()["stores"] == ["store-a"]
+    page = client.get(f"/admin/customers/member/{member_id}/history/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "store-b" not in html and "till-b" not in html
+    assert "a till of another store [pos]" in html
+    assert "till-a [pos/store-a]" in html and "storefront [web]" in html
+    client.force_login(staff("free", superuser=True))
+    html = client.get(f"/admin/customers/member/{member_id}/history/").content.decode()
+    assert "till-b [pos/store-b]" in html and "till-a [pos/store-a]" in html
