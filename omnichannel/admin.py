@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.forms.formsets import DELETION_FIELD_NAME
 
 from . import services
 from .admin_base import (
@@ -21,15 +22,40 @@ from .models import (
     StaffStoreLimit,
     WorkerHeartbeat,
 )
-from .selectors import locations_allowed, store_limit
+from .selectors import location_allowed, locations_allowed, store_limit
 
 
 class ChannelLocationInline(admin.TabularInline):
+    """A channel's feeds. A store-limited staff member changes (or deletes) only their
+    stores' rows, and adds rows at their stores only: another store's row is shown with its
+    fields disabled (Django then keeps what it holds, whatever the page sends)."""
+
     model = ChannelLocation
     extra = 0
     autocomplete_fields = ["location"]
     fields = ["priority", "location", "safety_stock"]
     ordering = ["priority"]
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        limit = store_limit(user=request.user)
+        if limit is None:
+            return formset
+
+        class WithinLimit(formset):
+            def _construct_form(self, i, **kwargs):
+                form = super()._construct_form(i, **kwargs)
+                if form.instance.pk and not location_allowed(
+                    limit=limit, location_id=form.instance.location_id
+                ):
+                    for name in [*ChannelLocationInline.fields, DELETION_FIELD_NAME]:
+                        if name in form.fields:
+                            form.fields[name].disabled = True
+                elif "location" in form.fields:  # a row of theirs, or a new one
+                    form.fields["location"].queryset = locations_allowed(limit=limit)
+                return form
+
+        return WithinLimit
 
 
 @admin.register(Channel)
@@ -45,6 +71,21 @@ class LocationAdmin(DateLookupsMixin, admin.ModelAdmin):
     list_display = ["code", "name", "kind", "ships", "pickup", "city", "country"]
     list_filter = ["kind", "ships", "pickup", "country"]
     search_fields = ["code", "name", "city", "postal_code"]
+    # Every location is listed and readable (transfers, returns and feeds name them); a
+    # store-limited staff member changes and deletes only their stores.
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (
+            obj is None
+            or location_allowed(limit=store_limit(user=request.user), location_id=obj.pk)
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (
+            obj is None
+            or location_allowed(limit=store_limit(user=request.user), location_id=obj.pk)
+        )
+
     fieldsets = [
         (None, {"fields": ["code", "name", "kind", "ships", "pickup"]}),
         (

@@ -16,7 +16,7 @@ from customers.models import MemberChannel
 from inventory.models import StockLevel, StockMovement, Transfer
 from inventory.services import StockLine, stock_receive
 from inventory.transfers import TransferItem, transfer_request, transfer_ship
-from omnichannel.models import ApiClient, Channel, StaffStoreLimit
+from omnichannel.models import ApiClient, Channel, ChannelLocation, StaffStoreLimit
 from omnichannel.roles import MANAGER, MERCHANDISER
 from omnichannel.selectors import store_limit
 from orders.models import Order, Return
@@ -1141,3 +1141,87 @@ def test_member_history_does_not_tell_limited_staff_the_member_shops_at_another_
     client.force_login(staff("free", superuser=True))
     html = client.get(f"/admin/customers/member/{member_id}/history/").content.decode()
     assert "till-b [pos/store-b]" in html and "till-a [pos/store-a]" in html
+
+
+def test_limited_staff_cannot_change_another_stores_settings(client, world, web):
+    """The locations page was not store-limited: store-A staff who may change locations
+    turned off pickup and shipping at store B (the storefront stopped offering B, B's parcels
+    stopped), and a channel's page let them change B's safety stock and priority. Every
+    location stays readable; another store's settings and feed are shown read-only."""
+    user = limited_with(
+        world,
+        "view_location",
+        "change_location",
+        "delete_location",
+        "view_channel",
+        "change_channel",
+        "view_channellocation",
+        "change_channellocation",
+        "add_channellocation",
+        "delete_channellocation",
+    )
+    client.force_login(user)
+    a, b = world["a"], world["b"]
+    assert {loc.code for loc in shown(client, "/admin/omnichannel/location/")} >= {
+        "store-a",
+        "store-b",
+    }
+    page = client.get(f"/admin/omnichannel/location/{b.pk}/change/")
+    assert page.status_code == 200 and not page.context["has_change_permission"]
+    data = {"code": "store-b", "name": "renamed by store A", "kind": "store"}
+    assert client.post(f"/admin/omnichannel/location/{b.pk}/change/", data).status_code == 403
+    assert (
+        client.post(f"/admin/omnichannel/location/{b.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    b.refresh_from_db()
+    assert (b.name, b.ships, b.pickup) == ("Store store-b", True, True)
+    # Their own store: as before.
+    saved = client.post(
+        f"/admin/omnichannel/location/{a.pk}/change/",
+        {"code": "store-a", "name": "Our store", "kind": "store", "ships": "on", "pickup": "on"},
+    )
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    a.refresh_from_db()
+    assert a.name == "Our store"
+
+    # A channel's feeds: B's row read-only, A's changed, no new row at B.
+    url = f"/admin/omnichannel/channel/{web.pk}/change/"
+    page = client.get(url)
+    [feeds] = [f for f in page.context["inline_admin_formsets"] if f.opts.model is ChannelLocation]
+    by_location = {f.instance.location_id: f for f in feeds.formset.initial_forms}
+    for name in ("priority", "location", "safety_stock", "DELETE"):
+        assert by_location[b.pk].fields[name].disabled, name
+    assert not by_location[a.pk].fields["safety_stock"].disabled
+    prefix = feeds.formset.prefix
+    data = {
+        "code": web.code,
+        "name": web.name,
+        "kind": web.kind,
+        "currency": web.currency,
+        "points_per_unit": web.points_per_unit,
+        f"{prefix}-TOTAL_FORMS": 2,
+        f"{prefix}-INITIAL_FORMS": 2,
+    }
+    for i, form in enumerate(feeds.formset.initial_forms):
+        feed = form.instance
+        data.update(
+            {
+                f"{prefix}-{i}-id": feed.pk,
+                f"{prefix}-{i}-channel": web.pk,
+                f"{prefix}-{i}-location": feed.location_id,
+                f"{prefix}-{i}-priority": 9,
+                f"{prefix}-{i}-safety_stock": 7,
+                f"{prefix}-{i}-DELETE": "on" if feed.location_id == b.pk else "",
+            }
+        )
+    saved = client.post(url, data)
+    assert saved.status_code == 302, saved.context["inline_admin_formsets"][0].formset.errors
+    feeds = {f.location_id: (f.priority, f.safety_stock) for f in web.feeds.all()}
+    assert feeds == {a.pk: (9, 7), b.pk: (2, 0)}
+    data.update({f"{prefix}-TOTAL_FORMS": 3, f"{prefix}-2-channel": web.pk})
+    data.update({f"{prefix}-2-location": world["c"].pk, f"{prefix}-2-priority": 3})
+    data.update({f"{prefix}-2-safety_stock": 0})
+    refused = client.post(url, data)
+    assert refused.status_code == 200
+    assert not web.feeds.filter(location=world["c"]).exists()
