@@ -5,9 +5,15 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.forms.formsets import DELETION_FIELD_NAME
 
 from . import services
-from .admin_base import ChangedFieldsOnlyMixin, DateLookupsMixin
+from .admin_base import (
+    AllowedLocationFilter,
+    ChangedFieldsOnlyMixin,
+    DateLookupsMixin,
+    StoreLimitedAdminMixin,
+)
 from .models import (
     ApiClient,
     Channel,
@@ -16,14 +22,40 @@ from .models import (
     StaffStoreLimit,
     WorkerHeartbeat,
 )
+from .selectors import location_allowed, locations_allowed, store_limit
 
 
 class ChannelLocationInline(admin.TabularInline):
+    """A channel's feeds. A store-limited staff member changes (or deletes) only their
+    stores' rows, and adds rows at their stores only: another store's row is shown with its
+    fields disabled (Django then keeps what it holds, whatever the page sends)."""
+
     model = ChannelLocation
     extra = 0
     autocomplete_fields = ["location"]
     fields = ["priority", "location", "safety_stock"]
     ordering = ["priority"]
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        limit = store_limit(user=request.user)
+        if limit is None:
+            return formset
+
+        class WithinLimit(formset):
+            def _construct_form(self, i, **kwargs):
+                form = super()._construct_form(i, **kwargs)
+                if form.instance.pk and not location_allowed(
+                    limit=limit, location_id=form.instance.location_id
+                ):
+                    for name in [*ChannelLocationInline.fields, DELETION_FIELD_NAME]:
+                        if name in form.fields:
+                            form.fields[name].disabled = True
+                elif "location" in form.fields:  # a row of theirs, or a new one
+                    form.fields["location"].queryset = locations_allowed(limit=limit)
+                return form
+
+        return WithinLimit
 
 
 @admin.register(Channel)
@@ -39,6 +71,21 @@ class LocationAdmin(DateLookupsMixin, admin.ModelAdmin):
     list_display = ["code", "name", "kind", "ships", "pickup", "city", "country"]
     list_filter = ["kind", "ships", "pickup", "country"]
     search_fields = ["code", "name", "city", "postal_code"]
+    # Every location is listed and readable (transfers, returns and feeds name them); a
+    # store-limited staff member changes and deletes only their stores.
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and (
+            obj is None
+            or location_allowed(limit=store_limit(user=request.user), location_id=obj.pk)
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (
+            obj is None
+            or location_allowed(limit=store_limit(user=request.user), location_id=obj.pk)
+        )
+
     fieldsets = [
         (None, {"fields": ["code", "name", "kind", "ships", "pickup"]}),
         (
@@ -64,17 +111,38 @@ ROTATE_HELP = (
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(DateLookupsMixin, ChangedFieldsOnlyMixin, admin.ModelAdmin):
+class ApiClientAdmin(
+    DateLookupsMixin, ChangedFieldsOnlyMixin, StoreLimitedAdminMixin, admin.ModelAdmin
+):
     """Creating a client here shows its token once, in the confirmation message; so does
-    giving an existing client a new token (the list's action), which keeps the client."""
+    giving an existing client a new token (the list's action), which keeps the client.
+
+    A store-limited staff member sees, rotates and revokes only the tills of their stores
+    (StoreLimitedAdminMixin): a till's new token acts at its store, and a client of no
+    location acts for its whole channel, so those are for staff without a limit."""
 
     list_display = ["name", "channel", "location", "key_prefix", "last_used_at", "revoked_at"]
-    list_filter = ["channel", "location", "revoked_at"]
+    list_filter = ["channel", ("location", AllowedLocationFilter), "revoked_at"]
     search_fields = ["name", "key_prefix"]
     list_select_related = ["channel", "location"]  # location: nullable, not joined by itself
     readonly_fields = ["key_prefix", "created_at", "last_used_at", "revoked_at"]
     fields = ["name", "channel", "location", *readonly_fields]
     actions = ["rotate_token", "revoke"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        """A store-limited staff member adds a till at one of their stores only: neither at
+        another store nor a client of none (which acts for its whole channel)."""
+        limit = store_limit(user=request.user) if db_field.name == "location" else None
+        if limit is None:
+            return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        kwargs["queryset"] = locations_allowed(limit=limit)
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        field.required = True
+        field.error_messages["required"] = (
+            "You add tills at your stores only: pick one (a client of no store acts for its "
+            "whole channel, for staff without a store limit)."
+        )
+        return field
 
     def get_readonly_fields(self, request, obj=None):
         # The scope of an existing token never changes: for another channel or store, make a

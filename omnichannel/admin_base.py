@@ -9,6 +9,7 @@ from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -209,7 +210,16 @@ class HistoryAdmin(DateLookupsMixin, SimpleHistoryAdmin):
 
     def get_history_queryset(self, request, history_manager, pk_name, object_id):
         qs = super().get_history_queryset(request, history_manager, pk_name, object_id)
-        return qs.select_related("history_api_client__channel", "history_api_client__location")
+        qs = qs.select_related("history_api_client__channel", "history_api_client__location")
+        limit = store_limit(user=request.user)
+        if limit is None:
+            return qs
+        # A change made by another store's till, for staff limited to some stores: its name
+        # and store told them where the person shops, as the member's page does not.
+        outside = Q(history_api_client__location__isnull=False) & ~Q(
+            history_api_client__location_id__in=limit
+        )
+        return qs.annotate(client_outside_limit=ExpressionWrapper(outside, BooleanField()))
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method not in ("GET", "HEAD"):
@@ -223,4 +233,9 @@ class HistoryAdmin(DateLookupsMixin, SimpleHistoryAdmin):
         return record.get_history_source_display()
 
     def client(self, record):
-        return record.history_api_client or ""
+        client = record.history_api_client
+        if client is None:
+            return ""
+        if getattr(record, "client_outside_limit", False):
+            return f"a till of another store [{client.channel.code}]"
+        return client

@@ -284,8 +284,11 @@ def order_place(
     that is then refused (no stock, a wrong payment) is not kept.
     `redeem_points` pays part of the total with the member's points (a payment, not a
     discount). An in-store sale earns points at once; pickups and parcels when handed over."""
+    # Where the member is seen: where the order happens. A pickup's `location` is not its
+    # own (the order keeps none); taking it recorded the member at a store never visited.
+    seen_at = pickup_location if fulfillment == Fulfillment.PICKUP else location
     if member_ref is not None:
-        member = order_member(ref=member_ref, channel=channel, location=location or pickup_location)
+        member = order_member(ref=member_ref, channel=channel, location=seen_at)
     priced = _priced_lines(channel, lines, already_sold=allow_oversell, sold_at=sold_at)
     subtotal = sum((line["line_total"] for line in priced), ZERO)
     if subtotal > MAX_AMOUNT:  # each line is at most the subtotal
@@ -400,7 +403,7 @@ def order_place(
         ]
     )
     if member is not None:
-        member_seen(member=member, channel=channel, location=location or pickup_location)
+        member_seen(member=member, channel=channel, location=seen_at)
         if redeem_points:
             value = points_redeem(member_id=member.pk, points=redeem_points, order=order)
             paid.append(Payment.objects.create(order=order, method="points", amount=value))

@@ -16,7 +16,7 @@ from customers.models import MemberChannel
 from inventory.models import StockLevel, StockMovement, Transfer
 from inventory.services import StockLine, stock_receive
 from inventory.transfers import TransferItem, transfer_request, transfer_ship
-from omnichannel.models import StaffStoreLimit
+from omnichannel.models import ApiClient, Channel, ChannelLocation, StaffStoreLimit
 from omnichannel.roles import MANAGER, MERCHANDISER
 from omnichannel.selectors import store_limit
 from orders.models import Order, Return
@@ -981,3 +981,247 @@ def test_limited_staff_are_not_told_which_other_stores_a_member_shops_at(client,
         ("pos", world["b"].pk),
         ("web", None),
     ]
+
+
+def limited_with(world, *codenames):
+    """A staff member limited to store A, with the model permissions `codenames`."""
+    user = staff("a-broad")
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    StaffStoreLimit.objects.create(user=user).locations.set([world["a"]])
+    return type(user).objects.get(pk=user.pk)
+
+
+def test_limited_staff_cannot_take_over_another_stores_till_by_rotating_its_token(
+    client, world, pos
+):
+    """Store-A staff who may change API clients ran "Give the selected clients new tokens" on
+    store B's till: the admin showed them B's new token, with which they adjusted B's stock
+    (and B's till was locked out). They see, rotate and revoke their stores' tills only; a
+    client of no store (a channel's system) is for staff without a limit."""
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    till_a, _ = make_api_client(pos, world["a"], name="till-a")
+    till_b, _ = make_api_client(pos, world["b"], name="till-b")
+    web_shop, _ = make_api_client(Channel.objects.get(code="web"), name="storefront")
+    user = limited_with(world, "view_apiclient", "change_apiclient")
+    client.force_login(user)
+    assert [c.pk for c in shown(client, "/admin/omnichannel/apiclient/")] == [till_a.pk]
+    for other in (till_b, web_shop):
+        page = client.get(f"/admin/omnichannel/apiclient/{other.pk}/change/")
+        assert page.status_code == 302 and page["Location"] == "/admin/"
+    level = StockLevel.objects.get(variant=world["tee"], location=world["b"])
+    for action in ("rotate_token", "revoke"):
+        response = client.post(
+            "/admin/omnichannel/apiclient/",
+            {"action": action, "_selected_action": [till_b.pk, web_shop.pk]},
+            follow=True,
+        )
+        tokens = [
+            str(m).rsplit(" ", 1)[-1] for m in response.context["messages"] if "oc_" in str(m)
+        ]
+        assert tokens == [], "A's staff were handed another store's till token"
+        for token in tokens:
+            as_client(token).post(
+                "/api/v1/stock/adjustments/",
+                {"sku": "TEE", "location": "store-b", "delta": -5, "reason": "damage"},
+                format="json",
+            )
+    assert StockLevel.objects.get(pk=level.pk).on_hand == level.on_hand, "changed at B"
+    for other in (till_b, web_shop):
+        fresh = ApiClient.objects.get(pk=other.pk)
+        assert (fresh.key_hash, fresh.revoked_at) == (other.key_hash, None)
+    # Their own store's till: as before.
+    client.post(
+        "/admin/omnichannel/apiclient/",
+        {"action": "rotate_token", "_selected_action": [till_a.pk]},
+    )
+    assert ApiClient.objects.get(pk=till_a.pk).key_hash != till_a.key_hash
+
+
+def test_limited_staff_cannot_make_an_api_client_for_another_store(client, world, pos):
+    """The add page offered every location: A's staff made a till at B (or a storefront
+    client of no store, acting for the whole channel) and got its token. They add tills at
+    their stores only."""
+    user = limited_with(world, "view_apiclient", "add_apiclient", "change_apiclient")
+    client.force_login(user)
+    page = client.get("/admin/omnichannel/apiclient/add/")
+    offered = {str(c[0]) for c in page.context["adminform"].form.fields["location"].choices}
+    assert offered == {"", str(world["a"].pk)}
+    web = Channel.objects.get(code="web")
+    for channel, location in ((pos, world["b"].pk), (web, "")):
+        refused = client.post(
+            "/admin/omnichannel/apiclient/add/",
+            {"name": "mine", "channel": channel.pk, "location": location},
+        )
+        assert refused.status_code == 200
+        assert "location" in refused.context["adminform"].form.errors
+    assert not ApiClient.objects.exists()
+    made = client.post(
+        "/admin/omnichannel/apiclient/add/",
+        {"name": "till at a", "channel": pos.pk, "location": world["a"].pk},
+    )
+    assert made.status_code == 302
+    assert ApiClient.objects.get().location == world["a"]
+    # Without a limit: any store, or none for a channel's own system.
+    client.force_login(staff("free", superuser=True))
+    page = client.get("/admin/omnichannel/apiclient/add/")
+    assert str(world["b"].pk) in {
+        str(c[0]) for c in page.context["adminform"].form.fields["location"].choices
+    }
+    made = client.post(
+        "/admin/omnichannel/apiclient/add/", {"name": "storefront", "channel": web.pk}
+    )
+    assert made.status_code == 302
+
+
+def test_a_pickup_order_naming_another_store_as_location_does_not_record_the_member_there(
+    world,
+):
+    """Store-A staff placed a pickup at A (allowed) with a stray `location: store-b`: the
+    order ignores it (location null), but the member was recorded as seen at store B, a
+    store they never visited, and B's staff and the unlimited ones then read `stores:
+    ["store-b"]`. The member is seen where the order happens: its pickup store."""
+    user = staff("a-desk", stores=[world["a"]])
+    body = {
+        "channel": "web",
+        "fulfillment": "pickup",
+        "pickup_location": "store-a",
+        "location": "store-b",
+        "member": {"email": "new@shop.example"},
+        "lines": [{"sku": "TEE", "quantity": 1}],
+    }
+    placed = session(user).post("/api/v1/orders/", body, format="json")
+    assert placed.status_code == 201, placed.json()
+    assert (placed.json()["pickup_location"], placed.json()["location"]) == ("store-a", None)
+    seen = MemberChannel.objects.filter(member__email="new@shop.example")
+    assert set(seen.values_list("location__code", flat=True)) == {"store-a"}
+    again = session(user).post(
+        "/api/v1/orders/", {**body, "member": placed.json()["member"]}, format="json"
+    )
+    assert again.status_code == 201, again.json()
+    assert set(seen.values_list("location__code", flat=True)) == {"store-a"}
+
+
+def test_member_history_does_not_tell_limited_staff_the_member_shops_at_another_store(
+    client, world, pos
+):
+    """A member's other stores are kept from store-A staff (the API's `stores`, the places
+    seen on the member page), but the member's History page named the API client that made
+    each change: "till-b [pos/store-b]". Another store's till is shown by its channel only;
+    their stores' tills, a channel's own system and everything for staff without a limit
+    are named as before."""
+    from tests.conftest import as_client
+    from tests.factories import make_api_client
+
+    _, token_b = make_api_client(pos, world["b"], name="till-b")
+    _, token_a = make_api_client(pos, world["a"], name="till-a")
+    _, token_web = make_api_client(Channel.objects.get(code="web"), name="storefront")
+    created = as_client(token_b).post(
+        "/api/v1/members/", {"email": "only-b@shop.example"}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    member_id = created.json()["id"]
+    for token, field in ((token_a, "first_name"), (token_web, "last_name")):
+        changed = as_client(token).post(
+            "/api/v1/members/",
+            {"email": "only-b@shop.example", field: "Ann"},
+            format="json",
+        )
+        assert changed.status_code == 200, changed.json()
+    user = limited_with(world, "view_member", "change_member")
+    client.force_login(user)
+    assert session(user).get(f"/api/v1/members/{member_id}/").json()["stores"] == ["store-a"]
+    page = client.get(f"/admin/customers/member/{member_id}/history/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "store-b" not in html and "till-b" not in html
+    assert "a till of another store [pos]" in html
+    assert "till-a [pos/store-a]" in html and "storefront [web]" in html
+    client.force_login(staff("free", superuser=True))
+    html = client.get(f"/admin/customers/member/{member_id}/history/").content.decode()
+    assert "till-b [pos/store-b]" in html and "till-a [pos/store-a]" in html
+
+
+def test_limited_staff_cannot_change_another_stores_settings(client, world, web):
+    """The locations page was not store-limited: store-A staff who may change locations
+    turned off pickup and shipping at store B (the storefront stopped offering B, B's parcels
+    stopped), and a channel's page let them change B's safety stock and priority. Every
+    location stays readable; another store's settings and feed are shown read-only."""
+    user = limited_with(
+        world,
+        "view_location",
+        "change_location",
+        "delete_location",
+        "view_channel",
+        "change_channel",
+        "view_channellocation",
+        "change_channellocation",
+        "add_channellocation",
+        "delete_channellocation",
+    )
+    client.force_login(user)
+    a, b = world["a"], world["b"]
+    assert {loc.code for loc in shown(client, "/admin/omnichannel/location/")} >= {
+        "store-a",
+        "store-b",
+    }
+    page = client.get(f"/admin/omnichannel/location/{b.pk}/change/")
+    assert page.status_code == 200 and not page.context["has_change_permission"]
+    data = {"code": "store-b", "name": "renamed by store A", "kind": "store"}
+    assert client.post(f"/admin/omnichannel/location/{b.pk}/change/", data).status_code == 403
+    assert (
+        client.post(f"/admin/omnichannel/location/{b.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    b.refresh_from_db()
+    assert (b.name, b.ships, b.pickup) == ("Store store-b", True, True)
+    # Their own store: as before.
+    saved = client.post(
+        f"/admin/omnichannel/location/{a.pk}/change/",
+        {"code": "store-a", "name": "Our store", "kind": "store", "ships": "on", "pickup": "on"},
+    )
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
+    a.refresh_from_db()
+    assert a.name == "Our store"
+
+    # A channel's feeds: B's row read-only, A's changed, no new row at B.
+    url = f"/admin/omnichannel/channel/{web.pk}/change/"
+    page = client.get(url)
+    [feeds] = [f for f in page.context["inline_admin_formsets"] if f.opts.model is ChannelLocation]
+    by_location = {f.instance.location_id: f for f in feeds.formset.initial_forms}
+    for name in ("priority", "location", "safety_stock", "DELETE"):
+        assert by_location[b.pk].fields[name].disabled, name
+    assert not by_location[a.pk].fields["safety_stock"].disabled
+    prefix = feeds.formset.prefix
+    data = {
+        "code": web.code,
+        "name": web.name,
+        "kind": web.kind,
+        "currency": web.currency,
+        "points_per_unit": web.points_per_unit,
+        f"{prefix}-TOTAL_FORMS": 2,
+        f"{prefix}-INITIAL_FORMS": 2,
+    }
+    for i, form in enumerate(feeds.formset.initial_forms):
+        feed = form.instance
+        data.update(
+            {
+                f"{prefix}-{i}-id": feed.pk,
+                f"{prefix}-{i}-channel": web.pk,
+                f"{prefix}-{i}-location": feed.location_id,
+                f"{prefix}-{i}-priority": 9,
+                f"{prefix}-{i}-safety_stock": 7,
+                f"{prefix}-{i}-DELETE": "on" if feed.location_id == b.pk else "",
+            }
+        )
+    saved = client.post(url, data)
+    assert saved.status_code == 302, saved.context["inline_admin_formsets"][0].formset.errors
+    feeds = {f.location_id: (f.priority, f.safety_stock) for f in web.feeds.all()}
+    assert feeds == {a.pk: (9, 7), b.pk: (2, 0)}
+    data.update({f"{prefix}-TOTAL_FORMS": 3, f"{prefix}-2-channel": web.pk})
+    data.update({f"{prefix}-2-location": world["c"].pk, f"{prefix}-2-priority": 3})
+    data.update({f"{prefix}-2-safety_stock": 0})
+    refused = client.post(url, data)
+    assert refused.status_code == 200
+    assert not web.feeds.filter(location=world["c"]).exists()
