@@ -60,10 +60,22 @@ class ChannelLocationInline(admin.TabularInline):
 
 @admin.register(Channel)
 class ChannelAdmin(DateLookupsMixin, admin.ModelAdmin):
+    """A channel's own settings (its currency, its points rate) hold for every store it
+    sells from: a store-limited staff member adds no channel and sees those settings
+    read-only; they change the feeds of their own stores only (ChannelLocationInline)."""
+
     list_display = ["code", "name", "kind", "currency"]
     list_filter = ["kind", "currency"]
     search_fields = ["code", "name"]
     inlines = [ChannelLocationInline]
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and store_limit(user=request.user) is None
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and store_limit(user=request.user) is not None:
+            return [f.name for f in Channel._meta.fields if f.editable and not f.primary_key]
+        return super().get_readonly_fields(request, obj)
 
 
 @admin.register(Location)
@@ -72,7 +84,11 @@ class LocationAdmin(DateLookupsMixin, admin.ModelAdmin):
     list_filter = ["kind", "ships", "pickup", "country"]
     search_fields = ["code", "name", "city", "postal_code"]
     # Every location is listed and readable (transfers, returns and feeds name them); a
-    # store-limited staff member changes and deletes only their stores.
+    # store-limited staff member changes and deletes only their stores, and adds none (a
+    # new location is outside their limit, which only staff without one set).
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and store_limit(user=request.user) is None
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and (

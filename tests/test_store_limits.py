@@ -16,7 +16,7 @@ from customers.models import MemberChannel
 from inventory.models import StockLevel, StockMovement, Transfer
 from inventory.services import StockLine, stock_receive
 from inventory.transfers import TransferItem, transfer_request, transfer_ship
-from omnichannel.models import ApiClient, Channel, ChannelLocation, StaffStoreLimit
+from omnichannel.models import ApiClient, Channel, ChannelLocation, Location, StaffStoreLimit
 from omnichannel.roles import MANAGER, MERCHANDISER
 from omnichannel.selectors import store_limit
 from orders.models import Order, Return
@@ -1225,3 +1225,76 @@ def test_limited_staff_cannot_change_another_stores_settings(client, world, web)
     refused = client.post(url, data)
     assert refused.status_code == 200
     assert not web.feeds.filter(location=world["c"]).exists()
+
+
+def test_limited_staff_add_no_location_nor_channel_and_change_no_channels_own_settings(
+    client, world, web
+):
+    """A channel's currency and points rate hold for every store it sells from, and a new
+    location is outside any store limit: store-A staff who may add locations and channels
+    and change channels add neither, and see the channel's own settings read-only (what a
+    page sends for them is ignored); their store's feed row is still theirs to change."""
+    user = limited_with(
+        world,
+        "add_location",
+        "view_location",
+        "add_channel",
+        "view_channel",
+        "change_channel",
+        "view_channellocation",
+        "change_channellocation",
+    )
+    client.force_login(user)
+    assert client.get("/admin/omnichannel/location/add/").status_code == 403
+    made = client.post("/admin/omnichannel/location/add/", {"code": "new", "kind": "store"})
+    assert made.status_code == 403
+    assert client.get("/admin/omnichannel/channel/add/").status_code == 403
+    assert not Location.objects.filter(code="new").exists()
+
+    url = f"/admin/omnichannel/channel/{web.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200
+    assert set(page.context["adminform"].readonly_fields) == {
+        "code",
+        "name",
+        "kind",
+        "currency",
+        "points_per_unit",
+    }
+    [feeds] = [f for f in page.context["inline_admin_formsets"] if f.opts.model is ChannelLocation]
+    prefix = feeds.formset.prefix
+    data = {
+        "code": "hijacked",
+        "name": "Renamed by store A",
+        "currency": "GBP",
+        "points_per_unit": "99",
+        f"{prefix}-TOTAL_FORMS": len(feeds.formset.initial_forms),
+        f"{prefix}-INITIAL_FORMS": len(feeds.formset.initial_forms),
+    }
+    for i, form in enumerate(feeds.formset.initial_forms):
+        feed = form.instance
+        data.update(
+            {
+                f"{prefix}-{i}-id": feed.pk,
+                f"{prefix}-{i}-channel": web.pk,
+                f"{prefix}-{i}-location": feed.location_id,
+                f"{prefix}-{i}-priority": feed.priority,
+                f"{prefix}-{i}-safety_stock": 4,
+            }
+        )
+    before = (web.code, web.name, web.currency, web.points_per_unit)
+    saved = client.post(url, data)
+    assert saved.status_code == 302
+    web.refresh_from_db()
+    assert (web.code, web.name, web.currency, web.points_per_unit) == before
+    assert web.feeds.get(location=world["a"]).safety_stock == 4
+    assert web.feeds.get(location=world["b"]).safety_stock == 0
+
+    # Staff without a limit: as before.
+    head_office = staff("head-office")
+    head_office.user_permissions.add(
+        *Permission.objects.filter(codename__in=["add_channel", "change_channel", "view_channel"])
+    )
+    client.force_login(head_office)
+    assert client.get("/admin/omnichannel/channel/add/").status_code == 200
+    assert client.get(url).context["adminform"].readonly_fields == ()
