@@ -1143,6 +1143,23 @@ def test_member_history_does_not_tell_limited_staff_the_member_shops_at_another_
     assert "till-b [pos/store-b]" in html and "till-a [pos/store-a]" in html
 
 
+def feed_rows(feeds, **values) -> dict:
+    """The POST fields of a channel page's existing feed rows (`feeds`: its inline admin
+    formset), each row's `values` (field name: function of the feed) beside its keys."""
+    prefix, data = feeds.formset.prefix, {}
+    for i, form in enumerate(feeds.formset.initial_forms):
+        feed = form.instance
+        data.update(
+            {
+                f"{prefix}-{i}-id": feed.pk,
+                f"{prefix}-{i}-channel": feed.channel_id,
+                f"{prefix}-{i}-location": feed.location_id,
+                **{f"{prefix}-{i}-{name}": value(feed) for name, value in values.items()},
+            }
+        )
+    return data
+
+
 def test_limited_staff_cannot_change_another_stores_settings(client, world, web):
     """The locations page was not store-limited: store-A staff who may change locations
     turned off pickup and shipping at store B (the storefront stopped offering B, B's parcels
@@ -1203,18 +1220,14 @@ def test_limited_staff_cannot_change_another_stores_settings(client, world, web)
         f"{prefix}-TOTAL_FORMS": 2,
         f"{prefix}-INITIAL_FORMS": 2,
     }
-    for i, form in enumerate(feeds.formset.initial_forms):
-        feed = form.instance
-        data.update(
-            {
-                f"{prefix}-{i}-id": feed.pk,
-                f"{prefix}-{i}-channel": web.pk,
-                f"{prefix}-{i}-location": feed.location_id,
-                f"{prefix}-{i}-priority": 9,
-                f"{prefix}-{i}-safety_stock": 7,
-                f"{prefix}-{i}-DELETE": "on" if feed.location_id == b.pk else "",
-            }
+    data.update(
+        feed_rows(
+            feeds,
+            priority=lambda feed: 9,
+            safety_stock=lambda feed: 7,
+            DELETE=lambda feed: "on" if feed.location_id == b.pk else "",
         )
+    )
     saved = client.post(url, data)
     assert saved.status_code == 302, saved.context["inline_admin_formsets"][0].formset.errors
     feeds = {f.location_id: (f.priority, f.safety_stock) for f in web.feeds.all()}
@@ -1271,17 +1284,7 @@ def test_limited_staff_add_no_location_nor_channel_and_change_no_channels_own_se
         f"{prefix}-TOTAL_FORMS": len(feeds.formset.initial_forms),
         f"{prefix}-INITIAL_FORMS": len(feeds.formset.initial_forms),
     }
-    for i, form in enumerate(feeds.formset.initial_forms):
-        feed = form.instance
-        data.update(
-            {
-                f"{prefix}-{i}-id": feed.pk,
-                f"{prefix}-{i}-channel": web.pk,
-                f"{prefix}-{i}-location": feed.location_id,
-                f"{prefix}-{i}-priority": feed.priority,
-                f"{prefix}-{i}-safety_stock": 4,
-            }
-        )
+    data.update(feed_rows(feeds, priority=lambda feed: feed.priority, safety_stock=lambda feed: 4))
     before = (web.code, web.name, web.currency, web.points_per_unit)
     saved = client.post(url, data)
     assert saved.status_code == 302
