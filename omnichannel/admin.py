@@ -90,17 +90,17 @@ class LocationAdmin(DateLookupsMixin, admin.ModelAdmin):
     def has_add_permission(self, request):
         return super().has_add_permission(request) and store_limit(user=request.user) is None
 
+    @staticmethod
+    def _theirs(request, location) -> bool:
+        """The list (no location) or one of their stores."""
+        limit = store_limit(user=request.user)
+        return location is None or location_allowed(limit=limit, location_id=location.pk)
+
     def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and (
-            obj is None
-            or location_allowed(limit=store_limit(user=request.user), location_id=obj.pk)
-        )
+        return super().has_change_permission(request, obj) and self._theirs(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        return super().has_delete_permission(request, obj) and (
-            obj is None
-            or location_allowed(limit=store_limit(user=request.user), location_id=obj.pk)
-        )
+        return super().has_delete_permission(request, obj) and self._theirs(request, obj)
 
     fieldsets = [
         (None, {"fields": ["code", "name", "kind", "ships", "pickup"]}),
