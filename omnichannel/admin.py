@@ -222,12 +222,39 @@ class StaffStoreLimitInline(admin.StackedInline):
     verbose_name_plural = "store limit (none: every store)"
 
 
+class HeadOfficeOnlyMixin:
+    """Pages for head office: the staff accounts, their groups and the login records. A
+    store-limited staff member does not see them whatever their model permissions: changing
+    a user (their own too) means changing groups, permissions, `is_superuser` and the store
+    limit, so the one who may do it would lift their own limit; the login records name every
+    staff account and where it logged in from."""
+
+    def has_module_permission(self, request):
+        return store_limit(user=request.user) is None and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return store_limit(user=request.user) is None and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, *args):
+        return store_limit(user=request.user) is None and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return store_limit(user=request.user) is None and super().has_change_permission(
+            request, obj
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return store_limit(user=request.user) is None and super().has_delete_permission(
+            request, obj
+        )
+
+
 User = get_user_model()
 admin.site.unregister(User)
 
 
 @admin.register(User)
-class StaffUserAdmin(DateLookupsMixin, UserAdmin):
+class StaffUserAdmin(HeadOfficeOnlyMixin, DateLookupsMixin, UserAdmin):
     inlines = [*UserAdmin.inlines, StaffStoreLimitInline]
 
 
@@ -237,7 +264,7 @@ admin.site.unregister(Group)
 
 
 @admin.register(Group)
-class StaffGroupAdmin(DateLookupsMixin, GroupAdmin):
+class StaffGroupAdmin(HeadOfficeOnlyMixin, DateLookupsMixin, GroupAdmin):
     pass
 
 
@@ -245,13 +272,13 @@ if axes_settings.AXES_ENABLE_ADMIN:
     admin.site.unregister([AccessAttempt, AccessLog, AccessFailureLog])
 
     @admin.register(AccessAttempt)
-    class LoginAttemptAdmin(DateLookupsMixin, AccessAttemptAdmin):
+    class LoginAttemptAdmin(HeadOfficeOnlyMixin, DateLookupsMixin, AccessAttemptAdmin):
         pass
 
     @admin.register(AccessLog)
-    class LoginLogAdmin(DateLookupsMixin, AccessLogAdmin):
+    class LoginLogAdmin(HeadOfficeOnlyMixin, DateLookupsMixin, AccessLogAdmin):
         pass
 
     @admin.register(AccessFailureLog)
-    class LoginFailureLogAdmin(DateLookupsMixin, AccessFailureLogAdmin):
+    class LoginFailureLogAdmin(HeadOfficeOnlyMixin, DateLookupsMixin, AccessFailureLogAdmin):
         pass

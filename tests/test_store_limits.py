@@ -1301,3 +1301,68 @@ def test_limited_staff_add_no_location_nor_channel_and_change_no_channels_own_se
     client.force_login(head_office)
     assert client.get("/admin/omnichannel/channel/add/").status_code == 200
     assert client.get(url).context["adminform"].readonly_fields == ()
+
+
+HEAD_OFFICE_PAGES = (
+    "/admin/auth/user/",
+    "/admin/auth/group/",
+    "/admin/axes/accessattempt/",
+    "/admin/axes/accesslog/",
+)
+ACCOUNT_PERMS = (
+    "view_user",
+    "add_user",
+    "change_user",
+    "view_group",
+    "change_group",
+    "view_accessattempt",
+    "view_accesslog",
+)
+
+
+def own_page_lifting_the_limit(user) -> dict:
+    """What a staff member's page posts when they tick "superuser status" and delete their
+    store limit."""
+    return {
+        "username": user.username,
+        "is_staff": "on",
+        "is_superuser": "on",
+        "is_active": "on",
+        "groups": [g.pk for g in user.groups.all()],
+        "user_permissions": [p.pk for p in user.user_permissions.all()],
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "store_limit-TOTAL_FORMS": "1",
+        "store_limit-INITIAL_FORMS": "1",
+        "store_limit-MIN_NUM_FORMS": "0",
+        "store_limit-MAX_NUM_FORMS": "1",
+        "store_limit-0-id": user.store_limit.pk,
+        "store_limit-0-user": user.pk,
+        "store_limit-0-locations": [loc.pk for loc in user.store_limit.locations.all()],
+        "store_limit-0-DELETE": "on",
+    }
+
+
+def test_limited_staff_who_may_change_users_cannot_lift_their_own_limit(client, world):
+    """Store-A staff holding auth.change_user opened their own page, deleted their store
+    limit and ticked "superuser status". Staff accounts, groups and login records are for
+    head office: limited staff get 403 there whatever their permissions, and their own
+    account keeps its limit; the same permissions without a limit open the pages."""
+    user = limited_with(world, *ACCOUNT_PERMS)
+    client.force_login(user)
+    for url in HEAD_OFFICE_PAGES:
+        assert client.get(url).status_code == 403, url
+    assert client.get(f"/admin/auth/user/{user.pk}/change/").status_code == 403
+    lifted = client.post(f"/admin/auth/user/{user.pk}/change/", own_page_lifting_the_limit(user))
+    assert lifted.status_code == 403
+    again = type(user).objects.get(pk=user.pk)
+    assert store_limit(user=again) == {world["a"].pk} and not again.is_superuser
+    index = client.get("/admin/")
+    assert index.status_code == 200
+    assert {app["app_label"] for app in index.context["app_list"]}.isdisjoint({"auth", "axes"})
+
+    head_office = staff("hq")
+    head_office.user_permissions.add(*Permission.objects.filter(codename__in=ACCOUNT_PERMS))
+    client.force_login(head_office)
+    for url in HEAD_OFFICE_PAGES:
+        assert client.get(url).status_code == 200, url
