@@ -61,8 +61,9 @@ class ChannelLocationInline(admin.TabularInline):
 @admin.register(Channel)
 class ChannelAdmin(DateLookupsMixin, admin.ModelAdmin):
     """A channel's own settings (its currency, its points rate) hold for every store it
-    sells from: a store-limited staff member adds no channel and sees those settings
-    read-only; they change the feeds of their own stores only (ChannelLocationInline)."""
+    sells from: a store-limited staff member adds and deletes no channel (deleting one takes
+    every store's feeds with it) and sees those settings read-only; they change the feeds of
+    their own stores only (ChannelLocationInline)."""
 
     list_display = ["code", "name", "kind", "currency"]
     list_filter = ["kind", "currency"]
@@ -71,6 +72,11 @@ class ChannelAdmin(DateLookupsMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return super().has_add_permission(request) and store_limit(user=request.user) is None
+
+    def has_delete_permission(self, request, obj=None):
+        return (
+            super().has_delete_permission(request, obj) and store_limit(user=request.user) is None
+        )
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and store_limit(user=request.user) is not None:

@@ -22,6 +22,7 @@ from omnichannel.selectors import store_limit
 from orders.models import Order, Return
 from orders.services import LineRequest, order_place, order_return
 from tests.factories import (
+    ChannelFactory,
     ChannelLocationFactory,
     ChannelPriceFactory,
     LocationFactory,
@@ -1301,6 +1302,54 @@ def test_limited_staff_add_no_location_nor_channel_and_change_no_channels_own_se
     client.force_login(head_office)
     assert client.get("/admin/omnichannel/channel/add/").status_code == 200
     assert client.get(url).context["adminform"].readonly_fields == ()
+
+
+def test_limited_staff_cannot_delete_a_channel_and_every_stores_feed(client, world):
+    """Store-A staff may change neither another store's feed row on a channel's page nor the
+    channel's own settings; but holding delete_channel, its delete page removed the channel
+    with every store's feeds (B's included). A channel is for staff without a limit to
+    delete, as to add."""
+    mkt = ChannelFactory(code="mkt", name="Marketplace", kind="marketplace", currency="EUR")
+    ChannelLocationFactory(channel=mkt, location=world["a"], priority=1)
+    ChannelLocationFactory(channel=mkt, location=world["b"], priority=2)
+    user = limited_with(
+        world,
+        "view_channel",
+        "change_channel",
+        "delete_channel",
+        "view_channellocation",
+        "change_channellocation",
+        "delete_channellocation",
+    )
+    client.force_login(user)
+    url = f"/admin/omnichannel/channel/{mkt.pk}/delete/"
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    assert Channel.objects.filter(pk=mkt.pk).exists()
+    assert ChannelLocation.objects.filter(channel=mkt, location=world["b"]).exists()
+
+    head_office = staff("head-office")
+    head_office.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["view_channel", "delete_channel", "delete_channellocation"]
+        )
+    )
+    client.force_login(head_office)
+    assert client.get(url).status_code == 200
+
+
+def test_limited_staff_cannot_bulk_delete_a_channel_with_another_stores_feed(client, world):
+    """The list's "Delete selected" action, the same refusal as the delete page's."""
+    mkt = ChannelFactory(code="mkt", name="Marketplace", kind="marketplace", currency="EUR")
+    ChannelLocationFactory(channel=mkt, location=world["b"], priority=2)
+    user = limited_with(world, "view_channel", "change_channel", "delete_channel")
+    client.force_login(user)
+    client.post(
+        "/admin/omnichannel/channel/",
+        {"action": "delete_selected", "_selected_action": [mkt.pk], "post": "yes"},
+    )
+    assert Channel.objects.filter(pk=mkt.pk).exists()
+    assert ChannelLocation.objects.filter(channel=mkt, location=world["b"]).exists()
 
 
 HEAD_OFFICE_PAGES = (
