@@ -17,6 +17,7 @@ from omnichannel.admin_base import (
     AllowedLocationFilter,
     ChangedFieldsOnlyMixin,
     DateLookupsMixin,
+    HeadOfficeWritesMixin,
     ReadOnlyAdminMixin,
     StoreLimitedAdminMixin,
 )
@@ -340,10 +341,14 @@ class WebhookSubscriptionForm(forms.ModelForm):
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(DateLookupsMixin, admin.ModelAdmin):
+class WebhookSubscriptionAdmin(HeadOfficeWritesMixin, DateLookupsMixin, admin.ModelAdmin):
     """The secret signs the deliveries: shown, once saved, to staff who may change
     subscriptions (who set the subscriber up with it), never to those who only read them
-    (with it anyone could sign a fake availability push)."""
+    (with it anyone could sign a fake availability push).
+
+    A subscription pushes its channel's availability at every store, as the channel's own
+    settings hold for every store: a store-limited staff member only reads them, without the
+    secret (as the API gives a webhook to a channel's system, never to a store's till)."""
 
     form = WebhookSubscriptionForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}

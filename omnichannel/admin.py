@@ -12,7 +12,9 @@ from .admin_base import (
     AllowedLocationFilter,
     ChangedFieldsOnlyMixin,
     DateLookupsMixin,
+    HeadOfficeWritesMixin,
     StoreLimitedAdminMixin,
+    WholeBusinessAdminMixin,
 )
 from .models import (
     ApiClient,
@@ -228,31 +230,12 @@ class StaffStoreLimitInline(admin.StackedInline):
     verbose_name_plural = "store limit (none: every store)"
 
 
-class HeadOfficeOnlyMixin:
+class HeadOfficeOnlyMixin(WholeBusinessAdminMixin, HeadOfficeWritesMixin):
     """Pages for head office: the staff accounts, their groups and the login records. A
     store-limited staff member does not see them whatever their model permissions: changing
     a user (their own too) means changing groups, permissions, `is_superuser` and the store
     limit, so the one who may do it would lift their own limit; the login records name every
     staff account and where it logged in from."""
-
-    def has_module_permission(self, request):
-        return store_limit(user=request.user) is None and super().has_module_permission(request)
-
-    def has_view_permission(self, request, obj=None):
-        return store_limit(user=request.user) is None and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request, *args):
-        return store_limit(user=request.user) is None and super().has_add_permission(request, *args)
-
-    def has_change_permission(self, request, obj=None):
-        return store_limit(user=request.user) is None and super().has_change_permission(
-            request, obj
-        )
-
-    def has_delete_permission(self, request, obj=None):
-        return store_limit(user=request.user) is None and super().has_delete_permission(
-            request, obj
-        )
 
 
 User = get_user_model()

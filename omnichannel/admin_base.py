@@ -1,6 +1,7 @@
 """Admin building blocks shared by the apps: pages for rows that only services or jobs write
 (ledgers, orders, computed figures), shown to staff but never edited by hand; the staff
-store limit applied to pages of rows kept at a location; the change history page of rows
+store limit applied to pages of rows kept at a location, and the pages it hides or keeps
+read-only (whole-business figures, channel-wide settings); the change history page of rows
 staff do edit; and list pages that filter only as their filters do and refuse a date lookup
 past the calendar."""
 
@@ -197,6 +198,25 @@ class WholeBusinessAdminMixin:
 
     def has_view_permission(self, request, obj=None):
         return store_limit(user=request.user) is None and super().has_view_permission(request, obj)
+
+
+class HeadOfficeWritesMixin:
+    """Pages of settings that hold for a whole channel or business, every store included (a
+    channel's availability webhook, which pushes every store's stock): a store-limited staff
+    member adds, changes and deletes none of them, whatever their model permissions."""
+
+    def has_add_permission(self, request, *args):
+        return store_limit(user=request.user) is None and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return store_limit(user=request.user) is None and super().has_change_permission(
+            request, obj
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return store_limit(user=request.user) is None and super().has_delete_permission(
+            request, obj
+        )
 
 
 class HistoryAdmin(DateLookupsMixin, SimpleHistoryAdmin):

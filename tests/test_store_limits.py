@@ -1352,6 +1352,35 @@ def test_limited_staff_cannot_bulk_delete_a_channel_with_another_stores_feed(cli
     assert ChannelLocation.objects.filter(channel=mkt, location=world["b"]).exists()
 
 
+def test_limited_staff_cannot_repoint_a_channels_webhook_nor_read_its_secret(client, world, web):
+    """A channel's availability webhook pushes every store's stock to the subscriber, signed
+    with the subscription's secret: store-A staff who may change subscriptions read the
+    secret and sent the whole channel's pushes to a URL of theirs. Like the channel's own
+    settings, they see it read-only (without the secret), add and delete none."""
+    from inventory.models import WebhookSubscription
+
+    sub = WebhookSubscription.objects.create(channel=web, url="https://market.example/hook")
+    codenames = [f"{action}_webhooksubscription" for action in ("view", "add", "change", "delete")]
+    user = limited_with(world, *codenames)
+    client.force_login(user)
+    url = f"/admin/inventory/webhooksubscription/{sub.pk}/change/"
+    page = client.get(url)
+    assert page.status_code == 200 and not page.context["has_change_permission"]
+    assert sub.secret not in page.content.decode()
+    repointed = {"channel": web.pk, "url": "https://mine.example/hook", "is_active": "on"}
+    assert client.post(url, repointed).status_code == 403
+    assert client.get("/admin/inventory/webhooksubscription/add/").status_code == 403
+    deleting = f"/admin/inventory/webhooksubscription/{sub.pk}/delete/"
+    assert client.post(deleting, {"post": "yes"}).status_code == 403
+    sub.refresh_from_db()
+    assert (sub.url, sub.is_active) == ("https://market.example/hook", True)
+
+    head_office = staff("head-office")
+    head_office.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client.force_login(head_office)
+    assert sub.secret in client.get(url).content.decode()
+
+
 HEAD_OFFICE_PAGES = (
     "/admin/auth/user/",
     "/admin/auth/group/",
