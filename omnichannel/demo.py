@@ -81,6 +81,8 @@ RESET = ("name", "ships", "pickup")
 WEB_STORE_SAFETY_STOCK = 2
 # pg_advisory_xact_lock(NETWORK_LOCK): one network step at a time.
 NETWORK_LOCK = 7302  # inventory.availability's namespace is 7301
+# pg_advisory_lock(SEED_LOCK), for the session: one seed_demo command at a time.
+SEED_LOCK = 7303
 
 
 def demo_locations() -> QuerySet[Location]:

@@ -1,25 +1,36 @@
 """seed_demo: idempotent, the documented shape, and what it prints really works.
 
 The first small seed places a year of orders through the real services (most of a minute);
-the second finds its work done (a few seconds). So this file seeds exactly twice, in one test.
+the second finds its work done (a few seconds). So this file seeds exactly twice, in one test;
+the test of two seeds at once seeds a catalog and a year scaled down to a few rows.
 """
 
+import random
 import re
+import threading
+import time
 from io import StringIO
 
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db import connection, connections
 from django.test import Client, override_settings
 from django.utils import timezone
 from simple_history.models import HistoricalChanges
 
+import catalog.demo
+import omnichannel.demo
+import orders.demo
 from catalog.gtin import gtin14 as gtin14_of
 from catalog.models import Category, ChannelPrice, Product, Variant
 from inventory.models import StockLevel
+from omnichannel.management.commands import seed_demo
 from omnichannel.models import ApiClient, Channel, ChannelLocation, Location
 from omnichannel.services import api_client_revoke
+from orders.models import Order
+from tests.concurrency import require_postgres
 from tests.conftest import as_client
 from tests.inventory_helpers import assert_ledger_matches_levels
 
@@ -246,3 +257,66 @@ def test_seeding_queues_one_availability_sync_not_one_per_demo_order(
     assert row is not None and row.available == sum(
         max(0, entry["available"]) for entry in row.locations
     )
+
+
+def seeds_waiting_their_turn() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND objid = %s AND objsubid = 1",  # pg_advisory_lock(bigint): key in objid
+            [omnichannel.demo.SEED_LOCK],
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_seeds_at_once_place_the_demo_year_of_orders_once(monkeypatch):
+    """Two `make run`s at once: the orders step reads which demo orders exist ('demo-NNNNNN')
+    once, then places the others one by one, with nothing unique on client_id for orders of
+    no API client; two seeds in that step at once both placed the whole year, every demo
+    order twice. The second seed now waits for the first, then finds everything done."""
+    require_postgres()
+    monkeypatch.setitem(catalog.demo.SIZES, "small", 20)
+    monkeypatch.setitem(orders.demo.SIZES, "small", 10)
+    monkeypatch.setitem(orders.demo.PEOPLE, "small", 10)
+    omnichannel.demo.seed()  # a restart: the network and the catalog are there already
+    catalog.demo.seed(size="small", rng=random.Random(f"{seed_demo.SEED}-catalog"))
+
+    arrived = []
+    real = orders.demo.demo_variant_ids
+
+    def after_reading_done():  # called right after the orders step read the demo orders
+        arrived.append(threading.current_thread().name)
+        deadline = time.monotonic() + 20
+        # Until the other seed is in this step too (the race) or waits its turn to start.
+        while len(arrived) < 2 and not seeds_waiting_their_turn():
+            assert time.monotonic() < deadline, "the other seed neither came nor waited"
+            time.sleep(0.02)
+        return real()
+
+    monkeypatch.setattr(orders.demo, "demo_variant_ids", after_reading_done)
+    errors, printed = [], []
+
+    def run():
+        err = StringIO()
+        try:
+            call_command("seed_demo", "--size", "small", stdout=StringIO(), stderr=err)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            printed.append(err.getvalue())
+            connections.close_all()
+
+    with override_settings(DEBUG=True):
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    assert errors == []
+    keys = list(
+        Order.objects.filter(client_id__startswith="demo-").values_list("client_id", flat=True)
+    )
+    assert len(keys) == len(set(keys)) == 10
+    waited = [out for out in printed if "Another seed_demo is running" in out]
+    assert len(waited) == 1 and "A year of orders: 0 new orders" in waited[0]

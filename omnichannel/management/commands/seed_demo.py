@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 from tqdm import tqdm
 
 import catalog.demo
@@ -48,6 +49,29 @@ def progress_bar(desc: str, unit: str) -> Iterator[Callable[[int, int], None]]:
         yield progress
 
 
+@contextmanager
+def one_seed_at_a_time(waiting: Callable[[], None]) -> Iterator[None]:
+    """Hold a session advisory lock for the whole seed: a second seed at once (two
+    `make run`s, or one beside `docker compose exec web ... seed_demo`) waits for the first,
+    then finds its work done. Each step reads what is done once and writes the rest in many
+    transactions (the demo orders one by one, the bulk history batch by batch), so two at
+    once both wrote it: every demo order twice. `waiting()` is called if the seed has to wait.
+    On SQLite, no lock: two seeds at once there are not kept apart."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [omnichannel.demo.SEED_LOCK])
+        if not cursor.fetchone()[0]:
+            waiting()
+            cursor.execute("SELECT pg_advisory_lock(%s)", [omnichannel.demo.SEED_LOCK])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [omnichannel.demo.SEED_LOCK])
+
+
 class Command(BaseCommand):
     help = (
         "Idempotent demo data: stores, a warehouse, the web shop and POS channels, a catalog "
@@ -73,7 +97,11 @@ class Command(BaseCommand):
             # not shift what the next one draws.
             return random.Random(f"{SEED}-{step}")
 
-        with syncs_held():  # one availability sync at the end, not one per demo order
+        def waiting() -> None:
+            self.stderr.write("Another seed_demo is running: waiting for it to finish")
+
+        # One availability sync at the end (syncs_held), not one per demo order.
+        with one_seed_at_a_time(waiting), syncs_held():
             self._seed(size=size, rng=rng)
 
     def _seed(self, *, size: str, rng) -> None:
