@@ -33,7 +33,7 @@ seed: migrate
 run: seed
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo "Back office: http://127.0.0.1:$${WEB_PORT:-8000}/admin/   API docs: http://127.0.0.1:$${WEB_PORT:-8000}/api/docs/"
-	$(BIN)/honcho start -f Procfile
+	$(BIN)/python -m omnichannel.honcho_start -f Procfile
 
 ## browser: Debian's Chromium and chromedriver, for the dashboard test (needs root and apt)
 browser:

@@ -1,7 +1,11 @@
 """`make run` and its Procfile, run as real processes on a scratch VAR_DIR."""
 
+import fcntl
 import os
+import signal
 import subprocess
+import sys
+import termios
 import time
 from pathlib import Path
 
@@ -58,3 +62,67 @@ def test_beat_starts_on_postgres_and_redis_with_no_var_dir_yet(settings, tmp_pat
             tail = "\n".join(log.read().splitlines()[-6:])
     assert alive, f"beat exited (rc={beat.returncode}) on a fresh VAR_DIR:\n{tail}"
     assert any(fresh.glob("celerybeat-schedule*")), f"beat wrote no schedule:\n{tail}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has stopped; its parent has not reaped it
+
+
+def _on_a_terminal(command: list[str], cwd: Path) -> tuple[subprocess.Popen, int]:
+    """Starts command as the session leader of a new terminal (a pty), as a login shell's
+    job is; closing the returned master end hangs that terminal up."""
+    master, slave = os.openpty()
+
+    def take_the_terminal():
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=take_the_terminal,
+    )
+    os.close(slave)
+    return process, master
+
+
+def test_a_closed_terminal_stops_every_process_honcho_started(tmp_path):
+    """A closed terminal or a dropped SSH session (SIGHUP) killed honcho alone: gunicorn, the
+    worker and beat, each in a session of its own, ran on, orphaned."""
+    procfile = tmp_path / "Procfile"
+    procfile.write_text(
+        "".join(f"{name}: echo $$ > {tmp_path}/{name}.pid; exec sleep 300\n" for name in "ab")
+    )
+    runner, master = _on_a_terminal(
+        [sys.executable, "-m", "omnichannel.honcho_start", "-f", str(procfile)], ROOT
+    )
+    pids = []
+    try:
+        deadline = time.monotonic() + 15
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids = [int(p.read_text()) for p in tmp_path.glob("*.pid") if p.read_text().strip()]
+            time.sleep(0.1)
+        assert len(pids) == 2, "the processes did not start"
+        os.close(master)  # the terminal hangs up
+        master = None
+        deadline = time.monotonic() + 10  # honcho's SIGTERM, its SIGKILL 5 s later
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in pids if _alive(pid)] == [], "left running after the hang-up"
+        runner.wait(timeout=10)
+    finally:
+        if master is not None:
+            os.close(master)
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
