@@ -126,3 +126,35 @@ def test_a_closed_terminal_stops_every_process_honcho_started(tmp_path):
         if runner.poll() is None:
             runner.kill()
             runner.wait()
+
+
+def test_a_second_make_run_stops_before_migrating_while_one_runs(tmp_path):
+    """A second `make run` beside a live one migrated, re-seeded the demo stock under its
+    sales and started a second worker and beat, then failed on the port ~20 s in."""
+    var = tmp_path / "var"
+    var.mkdir()
+    lock = var / "run.lock"
+    with open(lock, "a") as held:  # the first run's lock, as its recipe takes it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        lock.write_text("4242\n")
+        env = _env(VAR_DIR=str(var), DATABASE_URL=f"sqlite:///{var}/db.sqlite3", WEB_PORT="8299")
+        second = subprocess.Popen(
+            # -o: the test's venv is installed; make must not reinstall it
+            ["make", "--no-print-directory", "-o", ".venv/.installed", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            output, _ = second.communicate(timeout=30)
+        finally:
+            if second.poll() is None:
+                os.killpg(second.pid, signal.SIGKILL)
+                second.wait()
+    assert second.returncode != 0, output
+    assert "make run is already running here (pid 4242)" in output
+    assert "migrate" not in output
+    assert not (var / "db.sqlite3").exists()
