@@ -25,6 +25,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 migrate: install
+	@$(BIN)/python -m omnichannel.preflight  # a wrong DATABASE_URL: one line, not a traceback
 	$(BIN)/python manage.py migrate --noinput
 
 seed: migrate

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
@@ -86,6 +87,17 @@ TEMPLATES = [
 
 # --- database -------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"].get("ENGINE") not in {
+    "django.db.backends.postgresql",
+    "django.db.backends.sqlite3",
+}:
+    # A mistyped scheme (postgress://) failed later, deep in Django, naming no setting.
+    _url = env.str("DATABASE_URL")
+    _scheme = _url.partition("://")[0] if "://" in _url else ""  # never the rest: a password
+    raise ImproperlyConfigured(
+        f"DATABASE_URL{': ' + _scheme + '://' if _scheme else ''} is not a PostgreSQL or SQLite"
+        " URL; give postgres://user:password@host:5432/name, or leave it unset for SQLite"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web server, worker and beat share the file: WAL and IMMEDIATE transactions keep
     # concurrent writers waiting instead of failing with "database is locked".

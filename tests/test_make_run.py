@@ -158,3 +158,41 @@ def test_a_second_make_run_stops_before_migrating_while_one_runs(tmp_path):
     assert "make run is already running here (pid 4242)" in output
     assert "migrate" not in output
     assert not (var / "db.sqlite3").exists()
+
+
+@pytest.mark.parametrize(
+    "database_url, reason",
+    [
+        ("postgres://postgres@127.0.0.1:1/omnichannel", "DATABASE_URL: no connection: "),
+        ("postgress://postgres@127.0.0.1:5432/omnichannel", "DATABASE_URL: postgress:// is not"),
+    ],
+    ids=["server-not-answering", "mistyped-scheme"],
+)
+def test_make_migrate_says_in_one_line_why_a_wrong_database_url_fails(
+    tmp_path, database_url, reason
+):
+    """migrate printed some 90 lines of traceback; the pre-flight check says why in one."""
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-o", ".venv/.installed", "migrate"],
+        cwd=ROOT,
+        env=_env(VAR_DIR=str(tmp_path), DATABASE_URL=database_url, PYTHONWARNINGS="ignore"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "manage.py migrate" not in done.stdout
+    said = [line for line in done.stderr.splitlines() if not line.startswith("make: ***")]
+    assert len(said) == 1 and said[0].startswith(reason), done.stderr
+
+
+def test_the_pre_flight_check_passes_a_database_it_can_use_silently(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "omnichannel.preflight"],
+        cwd=ROOT,
+        env=_env(VAR_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
