@@ -233,6 +233,8 @@ API_CLIENT_CACHE_SECONDS = env.int("API_CLIENT_CACHE_SECONDS", default=5)
 ROUTING_CACHE_SECONDS = env.int("ROUTING_CACHE_SECONDS", default=5)
 # /healthz reports the worker as up when its last heartbeat is at most this old.
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = 60
+# The port make run serves on (Procfile); seed_demo prints its URLs on it.
+WEB_PORT = env.int("WEB_PORT", default=8000)
 
 # --- auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
