@@ -4,8 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 SIZE ?= small
+VAR := $(or $(VAR_DIR),var)
 
-.PHONY: run test bench lint migrate seed install install-dev browser clean
+.PHONY: run run-locked test bench lint migrate seed install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -24,16 +25,31 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 migrate: install
+	@$(BIN)/python -m omnichannel.preflight  # a wrong DATABASE_URL: one line, not a traceback
 	$(BIN)/python manage.py migrate --noinput
 
 seed: migrate
 	$(BIN)/python manage.py seed_demo --size $(SIZE)
 
 ## run: install, migrate, seed demo data, start web server + Celery worker + beat on :8000
-run: seed
+# One at a time per VAR_DIR: a second run re-seeded the demo stock under the first one's
+# sales and started a second worker and beat. The lock (flock, on the file descriptor the
+# steps inherit) lasts as long as the run; the file names the run holding it.
+run: install
+	@mkdir -p "$(VAR)"; exec 9>>"$(VAR)/run.lock"; \
+	if ! $(BIN)/python -c 'import fcntl; fcntl.flock(9, fcntl.LOCK_EX | fcntl.LOCK_NB)' 2>/dev/null; then \
+		echo "make run is already running here (pid $$(cat "$(VAR)/run.lock")): stop it first" \
+			"(Ctrl-C in its terminal, or kill $$(cat "$(VAR)/run.lock"))" >&2; \
+		exit 1; \
+	fi; \
+	echo $$$$ > "$(VAR)/run.lock"; \
+	exec $(MAKE) --no-print-directory run-locked
+
+# What run does once it holds its lock; not to be made on its own.
+run-locked: seed
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	@echo "Back office: http://127.0.0.1:$${WEB_PORT:-8000}/admin/   API docs: http://127.0.0.1:$${WEB_PORT:-8000}/api/docs/"
-	$(BIN)/honcho start -f Procfile
+	$(BIN)/python -m omnichannel.honcho_start -f Procfile
 
 ## browser: Debian's Chromium and chromedriver, for the dashboard test (needs root and apt)
 browser:

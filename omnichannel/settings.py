@@ -10,9 +10,12 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
+# Made whatever the database and broker: beat keeps its schedule here (Procfile).
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
 
@@ -84,6 +87,17 @@ TEMPLATES = [
 
 # --- database -------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"].get("ENGINE") not in {
+    "django.db.backends.postgresql",
+    "django.db.backends.sqlite3",
+}:
+    # A mistyped scheme (postgress://) failed later, deep in Django, naming no setting.
+    _url = env.str("DATABASE_URL")
+    _scheme = _url.partition("://")[0] if "://" in _url else ""  # never the rest: a password
+    raise ImproperlyConfigured(
+        f"DATABASE_URL{': ' + _scheme + '://' if _scheme else ''} is not a PostgreSQL or SQLite"
+        " URL; give postgres://user:password@host:5432/name, or leave it unset for SQLite"
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web server, worker and beat share the file: WAL and IMMEDIATE transactions keep
     # concurrent writers waiting instead of failing with "database is locked".
@@ -92,7 +106,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -220,6 +233,8 @@ API_CLIENT_CACHE_SECONDS = env.int("API_CLIENT_CACHE_SECONDS", default=5)
 ROUTING_CACHE_SECONDS = env.int("ROUTING_CACHE_SECONDS", default=5)
 # /healthz reports the worker as up when its last heartbeat is at most this old.
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = 60
+# The port make run serves on (Procfile); seed_demo prints its URLs on it.
+WEB_PORT = env.int("WEB_PORT", default=8000)
 
 # --- auth, i18n, static -----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -233,6 +233,16 @@ def test_seed_demo_refuses_production_without_force():
     assert not get_user_model().objects.filter(username="admin").exists()
 
 
+def test_the_urls_printed_are_on_the_port_make_run_serves_not_8000(settings):
+    """WEB_PORT=8215 make run served on 8215 and the seed printed Admin and Try URLs on 8000."""
+    settings.WEB_PORT = 8215
+    out = StringIO()
+    network = {"logins": [], "staff_logins": [], "staff_locations": [], "tokens": {"x": "t"}}
+    seed_demo.Command(stdout=out).summary("small", 1.0, network)
+    urls = re.findall(r"http://\S+", out.getvalue())
+    assert urls == ["http://127.0.0.1:8215/admin/", "http://127.0.0.1:8215/api/v1/products/"]
+
+
 def test_seeding_queues_one_availability_sync_not_one_per_demo_order(
     monkeypatch, django_capture_on_commit_callbacks
 ):

@@ -33,8 +33,6 @@ SUMMARY = [
     ("orders", "orders.Order"),
     ("members", "customers.Member"),
 ]
-ADMIN_URL = "http://127.0.0.1:8000/admin/"
-PRODUCTS_URL = "http://127.0.0.1:8000/api/v1/products/"
 
 
 @contextmanager
@@ -179,7 +177,8 @@ class Command(BaseCommand):
             f"{apps.get_model(label).objects.count():,} {name}" for name, label in SUMMARY
         )
         out.write(f"\nDemo data ready ({size}, {seconds:.1f} s): {counts}.\n")
-        out.write(f"Admin: {ADMIN_URL}")
+        base_url = f"http://127.0.0.1:{settings.WEB_PORT}"  # where make run serves
+        out.write(f"Admin: {base_url}/admin/")
         for username, password in network["logins"]:
             out.write(f"  login {username:<13} password {password}")
         for username in network["staff_logins"]:
@@ -197,4 +196,4 @@ class Command(BaseCommand):
         for label, token in network["tokens"].items():
             out.write(f"  {label:<32} {token}")
         storefront = next(iter(network["tokens"].values()))
-        out.write(f'Try: curl -H "Authorization: Token {storefront}" {PRODUCTS_URL}')
+        out.write(f'Try: curl -H "Authorization: Token {storefront}" {base_url}/api/v1/products/')
