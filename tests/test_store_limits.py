@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, Permission
 from rest_framework.test import APIClient
 
 from customers.models import MemberChannel
-from inventory.models import StockLevel, StockMovement, Transfer
+from inventory.models import StockLevel, StockMovement, Transfer, WebhookSubscription
 from inventory.services import StockLine, stock_receive
 from inventory.transfers import TransferItem, transfer_request, transfer_ship
 from omnichannel.models import ApiClient, Channel, ChannelLocation, Location, StaffStoreLimit
@@ -1357,8 +1357,6 @@ def test_limited_staff_cannot_repoint_a_channels_webhook_nor_read_its_secret(cli
     with the subscription's secret: store-A staff who may change subscriptions read the
     secret and sent the whole channel's pushes to a URL of theirs. Like the channel's own
     settings, they see it read-only (without the secret), add and delete none."""
-    from inventory.models import WebhookSubscription
-
     sub = WebhookSubscription.objects.create(channel=web, url="https://market.example/hook")
     codenames = [f"{action}_webhooksubscription" for action in ("view", "add", "change", "delete")]
     user = limited_with(world, *codenames)
@@ -1379,6 +1377,25 @@ def test_limited_staff_cannot_repoint_a_channels_webhook_nor_read_its_secret(cli
     head_office.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
     client.force_login(head_office)
     assert sub.secret in client.get(url).content.decode()
+
+
+def test_limited_staff_cannot_register_nor_delete_a_channels_webhook_over_the_api(world, web):
+    """The API's sibling of the admin's refusal: with the same model permissions, by session,
+    store-A staff registered a URL of theirs (and got its secret) or deleted the channel's
+    subscription. They still list them."""
+    sub = WebhookSubscription.objects.create(channel=web, url="https://market.example/hook")
+    codenames = [f"{action}_webhooksubscription" for action in ("view", "add", "change", "delete")]
+    api = session(limited_with(world, *codenames))
+    made = api.post(
+        "/api/v1/webhooks/", {"channel": web.code, "url": "https://203.0.113.7/hook"}, format="json"
+    )
+    assert (made.status_code, made.json()["code"]) == (403, "location_forbidden")
+    assert not WebhookSubscription.objects.filter(url__contains="203.0.113.7").exists()
+    gone = api.delete(f"/api/v1/webhooks/{sub.pk}/")
+    assert (gone.status_code, gone.json()["code"]) == (403, "location_forbidden")
+    sub.refresh_from_db()
+    assert sub.is_active
+    assert [row["id"] for row in results(api, "/api/v1/webhooks/")] == [sub.pk]
 
 
 HEAD_OFFICE_PAGES = (

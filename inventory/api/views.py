@@ -323,7 +323,8 @@ class WebhookViewSet(
     least once (a repeat has the same `X-Delivery-Id`) and not always in order: keep, per
     SKU, the change with the latest `as_of`. The same URL again is 200 with the
     subscription, without its secret. A channel's own integration
-    (a client that is no till) registers and removes its URLs; staff name the channel. URLs
+    (a client that is no till) registers and removes its URLs; staff without a store limit name
+    the channel (store-limited staff only list them: 403 `location_forbidden`). URLs
     on private or local addresses are refused. DELETE stops the deliveries, pending retries
     included; their log stays."""
 
@@ -347,7 +348,7 @@ class WebhookViewSet(
     def create(self, request):
         data = WebhookInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        client = self._not_a_till()
+        client = self._may_write()
         channel = channel_scope(client=client, code=data.validated_data.get("channel"))
         if channel is None:
             raise serializers.ValidationError({"channel": ["Name the channel."]})
@@ -359,12 +360,18 @@ class WebhookViewSet(
         return Response(WebhookCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):
-        self._not_a_till()
+        self._may_write()
         webhooks.webhook_unsubscribe(subscription_id=instance.pk)
 
-    def _not_a_till(self):
-        """The calling client (None for staff); a till is refused."""
+    def _may_write(self):
+        """The calling client (None for staff). A till is refused, and so is a store-limited
+        staff member: a subscription receives every store's availability (as in the admin)."""
         client = api_client_of(self.request)
         if client is not None and client.is_till:
             raise LocationForbidden("A till does not subscribe: the channel's integration does.")
+        if store_limit(user=self.request.user) is not None:
+            raise LocationForbidden(
+                "A store-limited staff member does not change a channel's webhooks: they "
+                "receive every store's availability."
+            )
         return client
