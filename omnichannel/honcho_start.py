@@ -3,9 +3,10 @@
 honcho stops its processes on SIGINT (Ctrl-C) and SIGTERM, and starts each in a session of
 its own, out of the terminal's reach. A closed terminal or a dropped SSH session sends SIGHUP
 instead, which killed honcho alone and left gunicorn, the worker and beat running, orphaned.
-Here SIGHUP is SIGTERM. The hung-up terminal also answers every write with EIO: honcho's
-"SIGTERM received" raised in its signal handler and it died all the same, so output that
-cannot be written is dropped.
+Here SIGHUP is SIGTERM, unless it is ignored: `nohup make run &` asks exactly that a closed
+terminal or a logout stop nothing, and the ignored SIGHUP is kept. The hung-up terminal also
+answers every write with EIO: honcho's "SIGTERM received" raised in its signal handler and
+it died all the same, so output that cannot be written is dropped.
 
 Usage: python -m omnichannel.honcho_start [honcho start's arguments]
 """
@@ -45,7 +46,8 @@ def _terminate(signum, frame) -> None:
 if __name__ == "__main__":
     # honcho's helper processes (forked, one per process, in this process group) inherit it:
     # there SIGTERM is ignored, so they live on to report their process's exit.
-    signal.signal(signal.SIGHUP, _terminate)
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:  # not under nohup
+        signal.signal(signal.SIGHUP, _terminate)
     sys.stdout = _OutputOrNothing(sys.stdout)
     sys.stderr = _OutputOrNothing(sys.stderr)
     main(["start", *sys.argv[1:]])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import termios
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,13 +73,18 @@ def _alive(pid: int) -> bool:
     return "\nState:\tZ" not in status  # a zombie has stopped; its parent has not reaped it
 
 
-def _on_a_terminal(command: list[str], cwd: Path) -> tuple[subprocess.Popen, int]:
+def _on_a_terminal(
+    command: list[str], cwd: Path, *, ignore_hangup: bool = False
+) -> tuple[subprocess.Popen, int]:
     """Starts command as the session leader of a new terminal (a pty), as a login shell's
-    job is; closing the returned master end hangs that terminal up."""
+    job is (`ignore_hangup`: as `nohup` starts it); closing the returned master end hangs
+    that terminal up."""
     master, slave = os.openpty()
 
     def take_the_terminal():
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        if ignore_hangup:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     process = subprocess.Popen(
         command,
@@ -93,16 +99,20 @@ def _on_a_terminal(command: list[str], cwd: Path) -> tuple[subprocess.Popen, int
     return process, master
 
 
-def test_a_closed_terminal_stops_every_process_honcho_started(tmp_path):
-    """A closed terminal or a dropped SSH session (SIGHUP) killed honcho alone: gunicorn, the
-    worker and beat, each in a session of its own, ran on, orphaned."""
+@contextmanager
+def _honcho_on_a_terminal(tmp_path: Path, *, ignore_hangup: bool = False):
+    """honcho_start running two sleepers on a terminal: yields (runner, the terminal's
+    master end, the sleepers' pids); whatever is left running is killed afterwards."""
     procfile = tmp_path / "Procfile"
     procfile.write_text(
         "".join(f"{name}: echo $$ > {tmp_path}/{name}.pid; exec sleep 300\n" for name in "ab")
     )
     runner, master = _on_a_terminal(
-        [sys.executable, "-m", "omnichannel.honcho_start", "-f", str(procfile)], ROOT
+        [sys.executable, "-m", "omnichannel.honcho_start", "-f", str(procfile)],
+        ROOT,
+        ignore_hangup=ignore_hangup,
     )
+    terminal = {"master": master}
     pids = []
     try:
         deadline = time.monotonic() + 15
@@ -110,22 +120,43 @@ def test_a_closed_terminal_stops_every_process_honcho_started(tmp_path):
             pids = [int(p.read_text()) for p in tmp_path.glob("*.pid") if p.read_text().strip()]
             time.sleep(0.1)
         assert len(pids) == 2, "the processes did not start"
-        os.close(master)  # the terminal hangs up
-        master = None
-        deadline = time.monotonic() + 10  # honcho's SIGTERM, its SIGKILL 5 s later
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert [pid for pid in pids if _alive(pid)] == [], "left running after the hang-up"
-        runner.wait(timeout=10)
+        yield runner, terminal, pids
     finally:
-        if master is not None:
-            os.close(master)
+        if terminal["master"] is not None:
+            os.close(terminal["master"])
         for pid in pids:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
         if runner.poll() is None:
             runner.kill()
             runner.wait()
+
+
+def _hang_up(terminal: dict) -> None:
+    os.close(terminal["master"])
+    terminal["master"] = None
+
+
+def test_a_closed_terminal_stops_every_process_honcho_started(tmp_path):
+    """A closed terminal or a dropped SSH session (SIGHUP) killed honcho alone: gunicorn, the
+    worker and beat, each in a session of its own, ran on, orphaned."""
+    with _honcho_on_a_terminal(tmp_path) as (runner, terminal, pids):
+        _hang_up(terminal)
+        deadline = time.monotonic() + 10  # honcho's SIGTERM, its SIGKILL 5 s later
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [pid for pid in pids if _alive(pid)] == [], "left running after the hang-up"
+        runner.wait(timeout=10)
+
+
+def test_a_nohup_run_survives_the_closed_terminal(tmp_path):
+    """`nohup make run &` ignores SIGHUP so that a logout stops nothing; honcho_start turned
+    the inherited SIG_IGN into its SIGHUP-is-SIGTERM and stopped every process."""
+    with _honcho_on_a_terminal(tmp_path, ignore_hangup=True) as (runner, terminal, pids):
+        _hang_up(terminal)
+        time.sleep(3)
+        assert runner.poll() is None, f"the nohup'd run stopped (rc={runner.returncode})"
+        assert [pid for pid in pids if not _alive(pid)] == [], "stopped by the hang-up"
 
 
 def test_a_second_make_run_stops_before_migrating_while_one_runs(tmp_path):
