@@ -5,6 +5,8 @@ kombu's filesystem transport: a newcomer gets a working system with no server to
 With both set it runs on PostgreSQL and Redis, as in production.
 """
 
+import re
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -86,18 +88,29 @@ TEMPLATES = [
 ]
 
 # --- database -------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
-if DATABASES["default"].get("ENGINE") not in {
-    "django.db.backends.postgresql",
-    "django.db.backends.sqlite3",
-}:
-    # A mistyped scheme (postgress://) failed later, deep in Django, naming no setting.
-    _url = env.str("DATABASE_URL")
-    _scheme = _url.partition("://")[0] if "://" in _url else ""  # never the rest: a password
+_DB_ENGINES = {"django.db.backends.postgresql", "django.db.backends.sqlite3"}
+_DB_URL_HELP = "give postgres://user:password@host:5432/name, or leave it unset for SQLite"
+_db_url = env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+_db_scheme, _sep, _ = _db_url.partition("://")  # never the rest in a message: a password
+if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", _db_scheme):
+    _sep = ""  # no scheme to name
+if not _sep or environ.Env.DB_SCHEMES.get(_db_scheme) not in _DB_ENGINES:
+    # A mistyped scheme (postgress://) failed later, deep in Django, naming no setting; one
+    # without its `://` was read as another database name, which the server's error printed,
+    # password included, as django-environ's warning printed the parsed URL.
     raise ImproperlyConfigured(
-        f"DATABASE_URL{': ' + _scheme + '://' if _scheme else ''} is not a PostgreSQL or SQLite"
-        " URL; give postgres://user:password@host:5432/name, or leave it unset for SQLite"
+        f"DATABASE_URL{': ' + _db_scheme + '://' if _sep else ''} is not a PostgreSQL or"
+        f" SQLite URL; {_DB_URL_HELP}"
     )
+try:
+    with warnings.catch_warnings():  # django-environ's warnings print the parsed URL
+        warnings.simplefilter("ignore")
+        DATABASES = {"default": env.db_url_config(_db_url)}
+except ValueError:  # a port that is not a number, a bad address: the message names the URL
+    raise ImproperlyConfigured(
+        f"DATABASE_URL: {_db_scheme}:// URL cannot be read (a port that is not a number?);"
+        f" {_DB_URL_HELP}"
+    ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web server, worker and beat share the file: WAL and IMMEDIATE transactions keep
     # concurrent writers waiting instead of failing with "database is locked".

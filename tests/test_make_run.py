@@ -217,13 +217,62 @@ def test_make_migrate_says_in_one_line_why_a_wrong_database_url_fails(
     assert len(said) == 1 and said[0].startswith(reason), done.stderr
 
 
-def test_the_pre_flight_check_passes_a_database_it_can_use_silently(tmp_path):
-    done = subprocess.run(
+def _preflight(tmp_path: Path, database_url: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-m", "omnichannel.preflight"],
         cwd=ROOT,
-        env=_env(VAR_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3"),
+        env=_env(VAR_DIR=str(tmp_path), DATABASE_URL=database_url),
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_the_pre_flight_check_passes_a_database_it_can_use_silently(tmp_path):
+    done = _preflight(tmp_path, f"sqlite:///{tmp_path}/db.sqlite3")
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+SECRET = "S3cretPw"
+
+
+@pytest.mark.parametrize(
+    "database_url",
+    [
+        f"//postgres:{SECRET}@127.0.0.1:5432/omnichannel",
+        f"postgres//postgres:{SECRET}@127.0.0.1:5432/omnichannel",
+        f"postgres:{SECRET}@127.0.0.1:5432/omnichannel",
+        f"postgres:/postgres:{SECRET}@127.0.0.1:5432/omnichannel",
+    ],
+    ids=["no-scheme", "no-colon", "no-slashes", "one-slash"],
+)
+def test_the_pre_flight_check_never_prints_the_password_of_a_url_missing_its_scheme(
+    tmp_path, database_url
+):
+    """django-environ's warning printed the parsed URL, password included, and a URL without
+    its `//` was read as a database named after the rest, which the server's error quoted."""
+    done = _preflight(tmp_path, database_url)
+    assert done.returncode == 1
+    assert SECRET[1:] not in done.stdout + done.stderr, done.stderr  # the S may read as a path
+    assert done.stderr.startswith("DATABASE_URL is not a PostgreSQL or SQLite URL"), done.stderr
+
+
+def test_the_pre_flight_check_says_in_one_line_why_a_port_that_is_no_number_fails(tmp_path):
+    """It printed a ValueError's traceback."""
+    done = _preflight(tmp_path, f"postgres://postgres:{SECRET}@127.0.0.1:54x32/omnichannel")
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("DATABASE_URL: postgres:// URL cannot be read"), done.stderr
+    assert SECRET not in done.stderr
+
+
+def test_the_pre_flight_check_masks_the_password_in_whatever_the_error_quotes():
+    from omnichannel.preflight import _without_password
+
+    quoted = f'FATAL:  database "{SECRET}@127.0.0.1:5432/omnichannel" does not exist'
+    url = f"postgres:{SECRET}@127.0.0.1:5432/omnichannel"
+    assert _without_password(quoted, url) == (
+        'FATAL:  database "***@127.0.0.1:5432/omnichannel" does not exist'
+    )
+    url = "postgres://postgres:p%40ss@127.0.0.1/x"
+    assert _without_password('user "postgres", p@ss', url) == 'user "postgres", ***'
