@@ -7,10 +7,14 @@ the test of two seeds at once seeds a catalog and a year scaled down to a few ro
 
 import random
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from io import StringIO
 
+import psycopg2
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
@@ -33,6 +37,7 @@ from orders.models import Order
 from tests.concurrency import require_postgres
 from tests.conftest import as_client
 from tests.inventory_helpers import assert_ledger_matches_levels
+from tests.test_make_run import ROOT, _env
 
 pytestmark = pytest.mark.django_db
 
@@ -269,14 +274,17 @@ def test_seeding_queues_one_availability_sync_not_one_per_demo_order(
     )
 
 
-def seeds_waiting_their_turn() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-            "AND objid = %s AND objsubid = 1",  # pg_advisory_lock(bigint): key in objid
-            [omnichannel.demo.SEED_LOCK],
-        )
-        return cursor.fetchone()[0]
+def tries_counted(monkeypatch) -> list[bool]:
+    """The answers of the seed lock's tries, in order: a False is a seed waiting its turn."""
+    answers = []
+    real = seed_demo._try_seed_lock
+
+    def counted(cursor):
+        answers.append(real(cursor))
+        return answers[-1]
+
+    monkeypatch.setattr(seed_demo, "_try_seed_lock", counted)
+    return answers
 
 
 @pytest.mark.django_db(transaction=True)
@@ -289,6 +297,7 @@ def test_two_seeds_at_once_place_the_demo_year_of_orders_once(monkeypatch):
     monkeypatch.setitem(catalog.demo.SIZES, "small", 20)
     monkeypatch.setitem(orders.demo.SIZES, "small", 10)
     monkeypatch.setitem(orders.demo.PEOPLE, "small", 10)
+    tries = tries_counted(monkeypatch)
     omnichannel.demo.seed()  # a restart: the network and the catalog are there already
     catalog.demo.seed(size="small", rng=random.Random(f"{seed_demo.SEED}-catalog"))
 
@@ -299,7 +308,7 @@ def test_two_seeds_at_once_place_the_demo_year_of_orders_once(monkeypatch):
         arrived.append(threading.current_thread().name)
         deadline = time.monotonic() + 20
         # Until the other seed is in this step too (the race) or waits its turn to start.
-        while len(arrived) < 2 and not seeds_waiting_their_turn():
+        while len(arrived) < 2 and False not in tries:
             assert time.monotonic() < deadline, "the other seed neither came nor waited"
             time.sleep(0.02)
         return real()
@@ -330,3 +339,85 @@ def test_two_seeds_at_once_place_the_demo_year_of_orders_once(monkeypatch):
     assert len(keys) == len(set(keys)) == 10
     waited = [out for out in printed if "Another seed_demo is running" in out]
     assert len(waited) == 1 and "A year of orders: 0 new orders" in waited[0]
+
+
+WAITING_SEED = """
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+import django; django.setup()
+from omnichannel.management.commands.seed_demo import one_seed_at_a_time
+try:
+    with one_seed_at_a_time(lambda: print("waiting", flush=True)):
+        print("seeding", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.exit(130)
+"""
+
+
+def another_session():
+    db = connection.settings_dict
+    session = psycopg2.connect(
+        dbname=db["NAME"],
+        user=db["USER"],
+        password=db["PASSWORD"],
+        host=db["HOST"],
+        port=db["PORT"] or 5432,
+    )
+    session.autocommit = True
+    return session
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ctrl_c_stops_a_seed_waiting_while_another_seeds(tmp_path):
+    """It waited in `pg_advisory_lock`, a query psycopg2 does not interrupt: Ctrl-C did
+    nothing until the other seed ended, minutes for --size large."""
+    require_postgres()
+    holder = another_session()  # a seed running
+    holder.cursor().execute("SELECT pg_advisory_lock(%s)", [omnichannel.demo.SEED_LOCK])
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    child = subprocess.Popen(
+        [sys.executable, "-c", WAITING_SEED],
+        cwd=ROOT,
+        env=_env(DATABASE_URL=url, VAR_DIR=str(tmp_path), PYTHONWARNINGS="ignore"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "waiting"
+        time.sleep(0.5)  # well into its wait
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pytest.fail("Ctrl-C did not stop the waiting seed within 5 s")
+        assert (child.returncode, child.stdout.read().strip()) == (130, "interrupted")
+    finally:
+        holder.close()  # the other seed ends
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupt_right_after_taking_the_seed_lock_releases_it(monkeypatch):
+    """The interrupt landed between taking the lock and the `try:` that released it."""
+    require_postgres()
+    real = seed_demo._try_seed_lock
+
+    def taken_then_interrupted(cursor):
+        real(cursor)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(seed_demo, "_try_seed_lock", taken_then_interrupted)
+    with pytest.raises(KeyboardInterrupt), seed_demo.one_seed_at_a_time(lambda: None):
+        pytest.fail("seeded")
+    other = another_session()
+    try:
+        cursor = other.cursor()
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [omnichannel.demo.SEED_LOCK])
+        assert cursor.fetchone()[0], "the interrupted seed still holds the lock"
+    finally:
+        other.close()

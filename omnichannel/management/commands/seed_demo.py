@@ -20,6 +20,7 @@ from analytics.models import NightlyRun
 from inventory.availability import syncs_held
 
 SEED = 20261125
+SEED_LOCK_POLL = 0.2  # seconds between tries for the seed lock while another seed holds it
 
 # What the closing summary counts, in the order a reader meets them.
 SUMMARY = [
@@ -58,16 +59,27 @@ def one_seed_at_a_time(waiting: Callable[[], None]) -> Iterator[None]:
     if connection.vendor != "postgresql":
         yield
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [omnichannel.demo.SEED_LOCK])
-        if not cursor.fetchone()[0]:
-            waiting()
-            cursor.execute("SELECT pg_advisory_lock(%s)", [omnichannel.demo.SEED_LOCK])
     try:
+        with connection.cursor() as cursor:
+            told = False
+            # Polled, not `pg_advisory_lock`: psycopg2 does not interrupt a query, so Ctrl-C
+            # did nothing while the other seed ran (minutes for --size large).
+            while not _try_seed_lock(cursor):
+                if not told:
+                    waiting()
+                    told = True
+                time.sleep(SEED_LOCK_POLL)
         yield
     finally:
         with connection.cursor() as cursor:
+            # Released on every path, an interrupt while taking it included (unlocking a lock
+            # this session does not hold only warns).
             cursor.execute("SELECT pg_advisory_unlock(%s)", [omnichannel.demo.SEED_LOCK])
+
+
+def _try_seed_lock(cursor) -> bool:
+    cursor.execute("SELECT pg_try_advisory_lock(%s)", [omnichannel.demo.SEED_LOCK])
+    return cursor.fetchone()[0]
 
 
 class Command(BaseCommand):
