@@ -5,6 +5,7 @@ kombu's filesystem transport: a newcomer gets a working system with no server to
 With both set it runs on PostgreSQL and Redis, as in production.
 """
 
+import contextlib
 import re
 import warnings
 from datetime import timedelta
@@ -16,8 +17,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
-# Made whatever the database and broker: beat keeps its schedule here (Procfile).
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Made whatever the database and broker: beat keeps its schedule here (Procfile). Where it
+# cannot be (a read-only deploy on PostgreSQL and Redis), the web server, migrate and checks
+# need none of it: beat, the SQLite file and the file broker then fail on their own, naming it.
+with contextlib.suppress(OSError):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
 
