@@ -22,8 +22,26 @@ def _procfile_command(name: str) -> str:
     raise AssertionError(f"no {name} in the Procfile")
 
 
+# What a make running the suite (make test) hands its children: a make started with them is a
+# sub-make, which says "make[1]: ***" where a user's says "make: ***".
+_MAKE_VARIABLES = (
+    "MAKEFLAGS",
+    "MAKELEVEL",
+    "MFLAGS",
+    "MAKEOVERRIDES",
+    "MAKE_TERMOUT",
+    "MAKE_TERMERR",
+)
+
+
 def _env(**values: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST"))}
+    """The environment of a user's shell: none of the suite's settings, nor the make that may
+    be running the suite."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "PYTEST")) and k not in _MAKE_VARIABLES
+    }
     env.update(DJANGO_SETTINGS_MODULE="omnichannel.settings", **values)
     return env
 
