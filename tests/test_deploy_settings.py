@@ -33,8 +33,9 @@ def run_manage(tmp_path, *args, **env):
     )
 
 
-def test_production_settings_pass_check_deploy_with_no_warning(tmp_path):
-    result = run_manage(
+def check_deploy(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    """`check --deploy`, failing on a warning, with production's secret key and host."""
+    return run_manage(
         tmp_path,
         "check",
         "--deploy",
@@ -42,7 +43,12 @@ def test_production_settings_pass_check_deploy_with_no_warning(tmp_path):
         "WARNING",
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="shop.example.com",
+        **env,
     )
+
+
+def test_production_settings_pass_check_deploy_with_no_warning(tmp_path):
+    result = check_deploy(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues (0 silenced)." in result.stdout
 
@@ -51,14 +57,8 @@ def test_check_deploy_passes_on_postgres_and_redis_with_a_var_dir_that_cannot_be
     """The settings made VAR_DIR at import whatever the database and broker: on a read-only
     deploy every process, the web server and `check --deploy` included, failed at import,
     though with PostgreSQL and Redis only beat keeps a file there."""
-    result = run_manage(
+    result = check_deploy(
         tmp_path,
-        "check",
-        "--deploy",
-        "--fail-level",
-        "WARNING",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="shop.example.com",
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/omnichannel",  # check opens no session
         REDIS_URL="redis://127.0.0.1:6379/0",
         VAR_DIR="/proc/no-such-dir/var",  # cannot be made, even by root

@@ -580,6 +580,23 @@ def test_admin_actions_refuse_steps_at_other_stores(client, world, limited):
     assert Order.objects.get(pk=pickup.pk).status == "cancelled"
 
 
+def staff_page_rows(user, *, locations, **fields) -> dict:
+    """What a staff member's page posts besides the boxes: their groups, permissions and join
+    date as they are, and one store-limit row on `locations` (`fields` over it)."""
+    return {
+        "groups": [g.pk for g in user.groups.all()],
+        "user_permissions": [p.pk for p in user.user_permissions.all()],
+        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        "store_limit-TOTAL_FORMS": "1",
+        "store_limit-MIN_NUM_FORMS": "0",
+        "store_limit-MAX_NUM_FORMS": "1",
+        "store_limit-0-user": user.pk,
+        "store_limit-0-locations": [location.pk for location in locations],
+        **fields,
+    }
+
+
 def test_a_superuser_sets_a_store_limit_on_the_staff_members_page(client, world):
     member = staff("new-hire")
     client.force_login(staff("root", superuser=True))
@@ -593,18 +610,7 @@ def test_a_superuser_sets_a_store_limit_on_the_staff_members_page(client, world)
         and value is not None
     }
     data.update(
-        {
-            "groups": [g.pk for g in member.groups.all()],
-            "user_permissions": [p.pk for p in member.user_permissions.all()],
-            "date_joined_0": member.date_joined.strftime("%Y-%m-%d"),
-            "date_joined_1": member.date_joined.strftime("%H:%M:%S"),
-            "store_limit-TOTAL_FORMS": "1",
-            "store_limit-INITIAL_FORMS": "0",
-            "store_limit-MIN_NUM_FORMS": "0",
-            "store_limit-MAX_NUM_FORMS": "1",
-            "store_limit-0-user": member.pk,
-            "store_limit-0-locations": [world["a"].pk],
-        }
+        staff_page_rows(member, locations=[world["a"]], **{"store_limit-INITIAL_FORMS": "0"})
     )
     saved = client.post(f"/admin/auth/user/{member.pk}/change/", data)
     assert saved.status_code == 302, saved.context["adminform"].form.errors
@@ -1423,18 +1429,15 @@ def own_page_lifting_the_limit(user) -> dict:
         "is_staff": "on",
         "is_superuser": "on",
         "is_active": "on",
-        "groups": [g.pk for g in user.groups.all()],
-        "user_permissions": [p.pk for p in user.user_permissions.all()],
-        "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
-        "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
-        "store_limit-TOTAL_FORMS": "1",
-        "store_limit-INITIAL_FORMS": "1",
-        "store_limit-MIN_NUM_FORMS": "0",
-        "store_limit-MAX_NUM_FORMS": "1",
-        "store_limit-0-id": user.store_limit.pk,
-        "store_limit-0-user": user.pk,
-        "store_limit-0-locations": [loc.pk for loc in user.store_limit.locations.all()],
-        "store_limit-0-DELETE": "on",
+        **staff_page_rows(
+            user,
+            locations=user.store_limit.locations.all(),
+            **{
+                "store_limit-INITIAL_FORMS": "1",
+                "store_limit-0-id": user.store_limit.pk,
+                "store_limit-0-DELETE": "on",
+            },
+        ),
     }
 
 
