@@ -356,14 +356,7 @@ except KeyboardInterrupt:
 
 
 def another_session():
-    db = connection.settings_dict
-    session = psycopg2.connect(
-        dbname=db["NAME"],
-        user=db["USER"],
-        password=db["PASSWORD"],
-        host=db["HOST"],
-        port=db["PORT"] or 5432,
-    )
+    session = psycopg2.connect(**connection.get_connection_params())
     session.autocommit = True
     return session
 
